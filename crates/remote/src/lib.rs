@@ -1,0 +1,2 @@
+//! # hoist-remote: the async registry client (transport, auth, push, pull, copy)
+#![warn(missing_docs)]

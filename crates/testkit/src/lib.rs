@@ -1,0 +1,1 @@
+//! Test helpers: in-process registry, fixtures, wrappers for real peers (skopeo, distribution).
