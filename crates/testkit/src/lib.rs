@@ -1,1 +1,4 @@
-//! Test helpers: in-process registry, fixtures, wrappers for real peers (skopeo, distribution).
+//! Test helpers for hoist: wrappers for real peers (skopeo, the distribution registry),
+//! the in-process registry and fixtures. Not published.
+
+pub mod peers;
