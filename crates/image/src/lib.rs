@@ -29,6 +29,7 @@ mod layer;
 mod manifest;
 mod media_type;
 pub mod pipeline;
+mod reference;
 
 pub use digest::{
     Algorithm, DiffId, Digest, Hasher, HashingReader, HashingWriter, VerifyingReader,
@@ -44,3 +45,7 @@ pub use manifest::{
     MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, Manifest, Parsed, Platform, RootFs,
 };
 pub use media_type::{Compression, MediaType};
+pub use reference::{
+    DEFAULT_TAG, DOCKER_HUB, DOCKER_HUB_API, NAME_MAX_LEN, Reference, TAG_MAX_LEN,
+    validate_repository, validate_tag,
+};
