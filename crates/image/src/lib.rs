@@ -26,10 +26,13 @@ mod digest;
 mod error;
 mod image;
 mod layer;
+pub mod layout;
 mod manifest;
 mod media_type;
 pub mod pipeline;
+pub mod random;
 mod reference;
+pub mod validate;
 
 pub use digest::{
     Algorithm, DiffId, Digest, Hasher, HashingReader, HashingWriter, VerifyingReader,
