@@ -32,6 +32,7 @@ mod media_type;
 pub mod pipeline;
 pub mod random;
 mod reference;
+pub mod tarball;
 pub mod validate;
 
 pub use digest::{
