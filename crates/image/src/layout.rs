@@ -283,8 +283,7 @@ impl Layout {
         }
         let dir = path.parent().expect("blob path has a parent");
         fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;
-        let tmp = tempfile::Builder::new()
-            .prefix(".tmp-")
+        let tmp = temp_builder(".tmp-")
             .tempfile_in(dir)
             .map_err(|e| Error::io(dir.display(), e))?;
         let mut w = HashingWriter::with_algorithm(tmp, descriptor.digest.algorithm());
@@ -303,8 +302,7 @@ impl Layout {
 
     fn write_file_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
         let dir = path.parent().expect("layout file has a parent");
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".tmp-")
+        let mut tmp = temp_builder(".tmp-")
             .tempfile_in(dir)
             .map_err(|e| Error::io(dir.display(), e))?;
         tmp.write_all(bytes)
@@ -346,6 +344,19 @@ impl Layout {
         index.manifests.push(descriptor);
         self.write_index_json(&index)
     }
+}
+
+/// A temporary-file builder for files hoist keeps: mode 0644 (tempfile's default of 0600
+/// would hide blobs from other users and tools, such as a registry running as another user).
+pub(crate) fn temp_builder(prefix: &'static str) -> tempfile::Builder<'static, 'static> {
+    let mut b = tempfile::Builder::new();
+    b.prefix(prefix);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        b.permissions(fs::Permissions::from_mode(0o644));
+    }
+    b
 }
 
 fn sync_dir(dir: &Path) {

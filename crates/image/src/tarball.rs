@@ -595,8 +595,7 @@ pub fn write(
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".hoist-tar-")
+    let mut tmp = crate::layout::temp_builder(".hoist-tar-")
         .tempfile_in(dir)
         .map_err(|e| Error::io(dir.display(), e))?;
     let io_err = |e: io::Error| Error::from_io(path.display(), e);
