@@ -510,7 +510,15 @@ pub fn write_index(
 }
 
 fn write_image_blobs(layout: &Layout, image: &dyn Image) -> Result<Descriptor> {
-    let manifest = image.manifest()?;
+    let manifest = match image.manifest() {
+        Ok(m) => m,
+        Err(e) => {
+            return Err(match image.config() {
+                Ok(c) => crate::validate::name_by_config(e, &c),
+                Err(_) => e,
+            });
+        }
+    };
     let m = manifest.as_image().ok_or_else(|| {
         Error::invalid_manifest(
             format!("manifest {}", manifest.digest()),
@@ -528,13 +536,21 @@ fn write_image_blobs(layout: &Layout, image: &dyn Image) -> Result<Descriptor> {
             ),
         ));
     }
-    for (layer, d) in layers.iter().zip(&m.layers) {
+    let config = image.config()?;
+    let diff_ids = &config.parsed().rootfs.diff_ids;
+    for (i, (layer, d)) in layers.iter().zip(&m.layers).enumerate() {
         if layout.has_blob(&d.digest) {
             continue;
         }
-        layout.write_blob(d, layer.compressed()?)?;
+        let named = |e: Error| match diff_ids.get(i) {
+            Some(diff_id) => {
+                crate::validate::name_diff_id_error(e, &format!("layer {i}"), diff_id.digest())
+            }
+            None => e,
+        };
+        let src = layer.compressed().map_err(named)?;
+        layout.write_blob(d, src).map_err(named)?;
     }
-    let config = image.config()?;
     if config.digest() != &m.config.digest {
         return Err(Error::new(ErrorKind::DigestMismatch {
             expected: m.config.digest.clone(),

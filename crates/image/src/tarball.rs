@@ -627,14 +627,20 @@ pub fn write(
                     layer.uncompressed()?,
                     diff_id.digest().algorithm(),
                 );
-                w.streamed(&name, &mut src)
-                    .map_err(|e| Error::from_io(format!("layer {i} ({diff_id})"), e))?;
-                let (_, actual, n) = src.finish();
+                let what = format!("layer {i}");
+                w.streamed(&name, &mut src).map_err(|e| {
+                    crate::validate::name_diff_id_error(
+                        Error::from_io(&what, e),
+                        &what,
+                        diff_id.digest(),
+                    )
+                })?;
+                let (_, actual, _) = src.finish();
                 if &actual != diff_id.digest() {
-                    return Err(Error::new(ErrorKind::DigestMismatch {
+                    return Err(Error::new(ErrorKind::DiffIdMismatch {
+                        layer: what,
                         expected: diff_id.digest().clone(),
                         actual,
-                        bytes_read: n,
                     }));
                 }
             }
