@@ -8,7 +8,7 @@ use hoist_image::layout::Layout;
 use hoist_image::pipeline::Encoding;
 use hoist_image::tarball::{self, Archive};
 use hoist_image::validate::{self, Report};
-use hoist_image::{Child, SpoolStore, Store};
+use hoist_image::{Child, Image as _, SpoolStore, Store};
 
 use crate::location::{Location, registry_not_built};
 
@@ -44,7 +44,15 @@ pub fn run(location: &str, fast: bool) -> anyhow::Result<()> {
             };
             let mut total = Report::default();
             for i in which {
+                // Opening checks the structure: config parsed, one member per diff_id.
                 let image = archive.image(i, &topts)?;
+                if fast {
+                    // A tarball's digests exist only once its layers are read and hashed:
+                    // with --fast there is nothing more to check without reading them.
+                    total.images += 1;
+                    total.layers += image.layers()?.len();
+                    continue;
+                }
                 let r = validate::image(&image, opts)
                     .with_context(|| format!("{loc}: image {i} is not valid"))?;
                 total.images += r.images;
