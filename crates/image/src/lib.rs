@@ -22,6 +22,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod compress;
 mod digest;
 mod error;
 mod image;

@@ -4,6 +4,7 @@
 
 use std::io::{self, Read, Write};
 
+use crate::compress;
 use crate::digest::{DiffId, HashingReader, HashingWriter};
 use crate::error::{Error, Result};
 use crate::layer::{BoxRead, Sealed};
@@ -18,39 +19,64 @@ pub struct Encoding {
     pub level: Option<u32>,
     /// Worker threads; 0 means all cores.
     pub threads: usize,
+    /// gzip only: the opt-in fast mode, libdeflate with one gzip member per 1 MiB block
+    /// (see [`crate::compress`] for the multi-member caveat). Part of the cache key, as
+    /// it gives other bytes.
+    pub fast_gzip: bool,
 }
 
-/// gzip level used when none is given.
+/// gzip level used when none is given: chosen by measurement against pigz, see
+/// [`crate::compress`].
 pub const DEFAULT_GZIP_LEVEL: u32 = 6;
 /// zstd level used when none is given (the zstd CLI's default).
 pub const DEFAULT_ZSTD_LEVEL: u32 = 3;
 
 impl Encoding {
-    /// gzip at the default level on all cores.
-    pub fn gzip() -> Self {
+    fn with(compression: Compression) -> Self {
         Encoding {
-            compression: Compression::Gzip,
+            compression,
             level: None,
             threads: 0,
+            fast_gzip: false,
         }
+    }
+
+    /// gzip at the default level on all cores.
+    pub fn gzip() -> Self {
+        Self::with(Compression::Gzip)
     }
 
     /// zstd at the default level on all cores.
     pub fn zstd() -> Self {
-        Encoding {
-            compression: Compression::Zstd,
-            level: None,
-            threads: 0,
-        }
+        Self::with(Compression::Zstd)
     }
 
     /// No compression.
     pub fn none() -> Self {
-        Encoding {
-            compression: Compression::None,
-            level: None,
-            threads: 0,
-        }
+        Self::with(Compression::None)
+    }
+
+    /// The default encoding of a compression.
+    pub fn of(compression: Compression) -> Self {
+        Self::with(compression)
+    }
+
+    /// Set the level.
+    pub fn level(mut self, level: u32) -> Self {
+        self.level = Some(level);
+        self
+    }
+
+    /// Set the worker threads (0: all cores).
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = threads;
+        self
+    }
+
+    /// gzip's multi-member libdeflate fast mode.
+    pub fn fast(mut self) -> Self {
+        self.fast_gzip = true;
+        self
     }
 
     /// The level that will be used.
@@ -62,10 +88,49 @@ impl Encoding {
             (Compression::None, None) => 0,
         }
     }
+
+    /// Check the settings: a level in range for the algorithm, fast mode only for gzip.
+    pub fn validate(&self) -> Result<()> {
+        let level = self.effective_level();
+        let range = match (self.compression, self.fast_gzip) {
+            (Compression::Gzip, false) => 0..=compress::gzip::MAX_LEVEL,
+            (Compression::Gzip, true) => 0..=compress::gzip::MAX_FAST_LEVEL,
+            (Compression::Zstd, false) => 1..=compress::zstd::MAX_LEVEL,
+            (Compression::None, false) => 0..=0,
+            (c, true) => {
+                return Err(Error::invalid_input(
+                    format!("{c} fast mode"),
+                    "the fast mode exists for gzip only",
+                ));
+            }
+        };
+        if !range.contains(&level) {
+            return Err(Error::invalid_input(
+                format!("{} level {level}", self.compression),
+                format!("expected {}..={}", range.start(), range.end()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A short stable name of the settings that change the output bytes (not the thread
+    /// count, which never does): `gzip-6`, `gzip-fast-6`, `zstd-3`, `none`. Used as a
+    /// cache key.
+    pub fn key(&self) -> String {
+        match (self.compression, self.fast_gzip) {
+            (Compression::None, _) => "none".to_string(),
+            (Compression::Gzip, true) => format!("gzip-fast-{}", self.effective_level()),
+            (c, _) => format!("{c}-{}", self.effective_level()),
+        }
+    }
 }
 
 /// Read `src` once: hash it (diff_id), compress it per `encoding`, hash and count the
 /// compressed bytes (digest, size) while writing them to `sink`.
+///
+/// The calling thread reads and hashes the input and hashes and writes the output;
+/// compression runs on `encoding.threads` workers (see [`crate::compress`]). The output
+/// bytes do not depend on the thread count.
 pub fn seal<R: Read, W: Write>(
     src: R,
     encoding: &Encoding,
@@ -78,32 +143,24 @@ pub fn seal<R: Read, W: Write>(
             format!("not a layer type for {} compression", encoding.compression),
         ));
     }
+    encoding.validate()?;
     let mut src = HashingReader::new(src);
     let mut out = HashingWriter::new(sink);
     let level = encoding.effective_level();
+    let workers = compress::workers(encoding.threads);
     let io_err = |e: io::Error| Error::from_io("layer", e);
-    match encoding.compression {
-        Compression::None => {
+    match (encoding.compression, encoding.fast_gzip) {
+        (Compression::None, _) => {
             io::copy(&mut src, &mut out).map_err(io_err)?;
         }
-        Compression::Gzip => {
-            let mut enc = flate2::write::GzEncoder::new(&mut out, flate2::Compression::new(level));
-            io::copy(&mut src, &mut enc).map_err(io_err)?;
-            enc.finish().map_err(io_err)?;
+        (Compression::Gzip, false) => {
+            compress::gzip::encode(&mut src, &mut out, level, workers).map_err(io_err)?
         }
-        Compression::Zstd => {
-            let mut enc =
-                zstd::stream::write::Encoder::new(&mut out, level as i32).map_err(io_err)?;
-            let workers = match encoding.threads {
-                0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
-                n => n,
-            }
-            // zstd's single-thread mode gives other bytes than its multithreaded mode:
-            // always at least 2 workers, so output does not depend on the core count.
-            .max(2);
-            enc.multithread(workers as u32).map_err(io_err)?;
-            io::copy(&mut src, &mut enc).map_err(io_err)?;
-            enc.finish().map_err(io_err)?;
+        (Compression::Gzip, true) => {
+            compress::gzip::encode_fast(&mut src, &mut out, level, workers).map_err(io_err)?
+        }
+        (Compression::Zstd, _) => {
+            compress::zstd::encode(&mut src, &mut out, level, workers).map_err(io_err)?
         }
     }
     out.flush().map_err(io_err)?;
