@@ -22,6 +22,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod cache;
 pub mod compress;
 mod digest;
 mod error;
@@ -31,6 +32,7 @@ mod manifest;
 mod media_type;
 pub mod pipeline;
 
+pub use cache::{Cache, CacheEntry, CacheStats, MemoryStore, PruneStats};
 pub use digest::{
     Algorithm, DiffId, Digest, Hasher, HashingReader, HashingWriter, VerifyingReader,
 };
