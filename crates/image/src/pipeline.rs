@@ -4,10 +4,14 @@
 
 use std::io::{self, Read, Write};
 
+use std::sync::{Arc, OnceLock};
+
 use crate::compress;
-use crate::digest::{DiffId, HashingReader, HashingWriter};
+use crate::digest::{DiffId, Digest, HashingReader, HashingWriter};
 use crate::error::{Error, Result};
-use crate::layer::{BoxRead, Sealed};
+use crate::image::Image;
+use crate::layer::{BoxRead, FromUncompressed, Layer, Sealed, Store, UncompressedSource};
+use crate::manifest::{Config, ImageManifest, Manifest};
 use crate::media_type::{Compression, MediaType};
 
 /// How to compress a layer.
@@ -184,6 +188,157 @@ pub fn decoder(compression: Compression, r: BoxRead) -> Result<BoxRead> {
             Box::new(zstd::stream::read::Decoder::new(r).map_err(|e| Error::io("zstd decoder", e))?)
         }
     })
+}
+
+/// `image` with every layer in `encoding`'s compression: layers already in it are kept
+/// as they are (same blob, described with the OCI type), the others are decompressed once
+/// and sealed once into `store` — or found there by their diff_id (from the config), in
+/// which case they are not read at all. The manifest is rebuilt as an OCI manifest; the
+/// config is unchanged (diff_ids do not depend on compression). Returns `image` itself when
+/// nothing needs converting.
+pub fn recompress(
+    image: Arc<dyn Image>,
+    encoding: &Encoding,
+    store: Arc<dyn Store>,
+) -> Result<Arc<dyn Image>> {
+    encoding.validate()?;
+    let config = image.config()?;
+    let layers = image.layers()?;
+    let diff_ids = &config.parsed().rootfs.diff_ids;
+    if diff_ids.len() != layers.len() {
+        return Err(Error::invalid_manifest(
+            format!("config {}", config.digest()),
+            format!(
+                "rootfs.diff_ids has {} entries, the image has {} layers",
+                diff_ids.len(),
+                layers.len()
+            ),
+        ));
+    }
+    let target = |mt: &MediaType| {
+        if mt.is_nondistributable() {
+            mt.with_compression(encoding.compression)
+        } else {
+            MediaType::oci_layer(encoding.compression)
+        }
+    };
+    let mut changed = false;
+    let mut out: Vec<Arc<dyn Layer>> = Vec::with_capacity(layers.len());
+    for (layer, diff_id) in layers.into_iter().zip(diff_ids) {
+        let mt = layer.media_type()?;
+        let want = target(&mt);
+        if mt.layer_compression() == Some(encoding.compression) {
+            if mt == want {
+                out.push(layer);
+            } else {
+                changed = true;
+                out.push(Arc::new(Retyped {
+                    inner: layer,
+                    media_type: want,
+                }));
+            }
+            continue;
+        }
+        changed = true;
+        out.push(Arc::new(FromUncompressed::new(
+            LayerTar {
+                layer,
+                diff_id: diff_id.clone(),
+            },
+            encoding.clone(),
+            want,
+            store.clone(),
+        )));
+    }
+    if !changed {
+        return Ok(image);
+    }
+    Ok(Arc::new(Recompressed {
+        config,
+        layers: out,
+        manifest: OnceLock::new(),
+    }))
+}
+
+/// The uncompressed side of a layer, as a source to seal in another compression.
+#[derive(Debug)]
+struct LayerTar {
+    layer: Arc<dyn Layer>,
+    diff_id: DiffId,
+}
+
+impl UncompressedSource for LayerTar {
+    fn open(&self) -> Result<BoxRead> {
+        self.layer.uncompressed()
+    }
+    fn diff_id_hint(&self) -> Option<DiffId> {
+        Some(self.diff_id.clone())
+    }
+}
+
+/// A layer described with another media type of the same compression (same bytes).
+#[derive(Debug)]
+struct Retyped {
+    inner: Arc<dyn Layer>,
+    media_type: MediaType,
+}
+
+impl Layer for Retyped {
+    fn media_type(&self) -> Result<MediaType> {
+        Ok(self.media_type.clone())
+    }
+    fn digest(&self) -> Result<Digest> {
+        self.inner.digest()
+    }
+    fn diff_id(&self) -> Result<DiffId> {
+        self.inner.diff_id()
+    }
+    fn size(&self) -> Result<u64> {
+        self.inner.size()
+    }
+    fn compressed(&self) -> Result<BoxRead> {
+        self.inner.compressed()
+    }
+    fn uncompressed(&self) -> Result<BoxRead> {
+        self.inner.uncompressed()
+    }
+}
+
+/// What [`recompress`] returns when something changed.
+#[derive(Debug)]
+struct Recompressed {
+    config: Config,
+    layers: Vec<Arc<dyn Layer>>,
+    manifest: OnceLock<Manifest>,
+}
+
+impl Image for Recompressed {
+    fn manifest(&self) -> Result<Manifest> {
+        if let Some(m) = self.manifest.get() {
+            return Ok(m.clone());
+        }
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| l.descriptor())
+            .collect::<Result<Vec<_>>>()?;
+        let m = Manifest::from_image(&ImageManifest {
+            schema_version: 2,
+            media_type: Some(MediaType::OciManifest),
+            artifact_type: None,
+            config: self.config.descriptor(MediaType::OciConfig),
+            layers,
+            subject: None,
+            annotations: Default::default(),
+        })?;
+        Ok(self.manifest.get_or_init(|| m).clone())
+    }
+    fn config(&self) -> Result<Config> {
+        Ok(self.config.clone())
+    }
+    fn layers(&self) -> Result<Vec<Arc<dyn Layer>>> {
+        Ok(self.layers.clone())
+    }
 }
 
 #[cfg(test)]

@@ -263,3 +263,122 @@ fn a_docker_save_tarball_in_the_cache_is_resolved_without_reading_its_layers() {
         .unwrap();
     assert!(buf.windows(64).any(|w| w.iter().all(|&b| b == b'#')));
 }
+
+/// A layer that counts how often its bytes are opened, in each form.
+#[derive(Debug)]
+struct CountingLayer {
+    inner: Arc<dyn Layer>,
+    compressed: AtomicU64,
+    uncompressed: AtomicU64,
+}
+
+impl Layer for CountingLayer {
+    fn media_type(&self) -> hoist_image::Result<MediaType> {
+        self.inner.media_type()
+    }
+    fn digest(&self) -> hoist_image::Result<hoist_image::Digest> {
+        self.inner.digest()
+    }
+    fn diff_id(&self) -> hoist_image::Result<DiffId> {
+        self.inner.diff_id()
+    }
+    fn size(&self) -> hoist_image::Result<u64> {
+        self.inner.size()
+    }
+    fn compressed(&self) -> hoist_image::Result<BoxRead> {
+        self.compressed.fetch_add(1, Ordering::SeqCst);
+        self.inner.compressed()
+    }
+    fn uncompressed(&self) -> hoist_image::Result<BoxRead> {
+        self.uncompressed.fetch_add(1, Ordering::SeqCst);
+        self.inner.uncompressed()
+    }
+}
+
+#[test]
+fn converting_compression_decompresses_once_and_seals_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = layout::Layout::create(dir.path().join("src")).unwrap();
+    let img = random::image(&random::Options {
+        layers: 2,
+        size: 1 << 20,
+        mode: random::Mode::Text,
+        seed: 7,
+        ..Default::default()
+    })
+    .unwrap();
+    layout::write(&src, img.as_ref(), Some("v1")).unwrap();
+
+    let cache_dir = dir.path().join("cache");
+    let convert = |cache: &Arc<Cache>, dest: &str| {
+        let source = src.image("v1").unwrap();
+        let layers: Vec<Arc<CountingLayer>> = source
+            .layers()
+            .unwrap()
+            .into_iter()
+            .map(|inner| {
+                Arc::new(CountingLayer {
+                    inner,
+                    compressed: AtomicU64::new(0),
+                    uncompressed: AtomicU64::new(0),
+                })
+            })
+            .collect();
+        let counted = TestImage {
+            config: source.config().unwrap(),
+            layers: layers.iter().map(|l| l.clone() as Arc<dyn Layer>).collect(),
+            manifest: OnceLock::new(),
+        };
+        let zstd =
+            hoist_image::pipeline::recompress(Arc::new(counted), &Encoding::zstd(), cache.clone())
+                .unwrap();
+        for d in dest.split(',') {
+            let out = layout::Layout::create(dir.path().join(d)).unwrap();
+            for tag in ["a", "b"] {
+                layout::write(&out, zstd.as_ref(), Some(tag)).unwrap();
+            }
+            let back = out.image("b").unwrap();
+            assert!(
+                back.layers()
+                    .unwrap()
+                    .iter()
+                    .all(|l| l.media_type().unwrap() == MediaType::OciLayerZstd)
+            );
+            assert_eq!(
+                validate::image(back.as_ref(), Default::default())
+                    .unwrap()
+                    .layers,
+                2
+            );
+        }
+        let opened: Vec<(u64, u64)> = layers
+            .iter()
+            .map(|l| {
+                (
+                    l.uncompressed.load(Ordering::SeqCst),
+                    l.compressed.load(Ordering::SeqCst),
+                )
+            })
+            .collect();
+        (opened, zstd.manifest().unwrap().digest().clone())
+    };
+
+    let first = Arc::new(Cache::open(&cache_dir).unwrap());
+    let (opened, m1) = convert(&first, "z1,z2");
+    assert_eq!(
+        opened,
+        vec![(1, 0), (1, 0)],
+        "each gzip layer decompressed once"
+    );
+    assert_eq!(first.stats().sealed, 2, "and sealed once");
+
+    let second = Arc::new(Cache::open(&cache_dir).unwrap());
+    let (opened, m2) = convert(&second, "z3");
+    assert_eq!(
+        opened,
+        vec![(0, 0), (0, 0)],
+        "a later run does not even read them"
+    );
+    assert_eq!((second.stats().hits, second.stats().sealed), (2, 0));
+    assert_eq!(m1, m2);
+}
