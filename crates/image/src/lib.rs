@@ -22,6 +22,8 @@
 //! ```
 #![warn(missing_docs)]
 
+mod cache;
+pub mod compress;
 mod digest;
 mod error;
 mod image;
@@ -35,6 +37,7 @@ mod reference;
 pub mod tarball;
 pub mod validate;
 
+pub use cache::{Cache, CacheEntry, CacheStats, MemoryStore, PruneStats};
 pub use digest::{
     Algorithm, DiffId, Digest, Hasher, HashingReader, HashingWriter, VerifyingReader,
 };
