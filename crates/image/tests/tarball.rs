@@ -388,3 +388,43 @@ fn convert(enc: hoist_image::pipeline::Encoding) {
     tarball::write(&third, from_layout.as_ref(), &tags).unwrap();
     assert_eq!(fs::read(&first).unwrap(), fs::read(&third).unwrap());
 }
+
+/// Many truncations and single-byte corruptions of a small archive: errors, never a panic.
+#[test]
+fn damaged_archives_never_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.tar");
+    let img = random::image(&random::Options {
+        layers: 2,
+        size: 3000,
+        seed: 5,
+        ..Default::default()
+    })
+    .unwrap();
+    tarball::write(&good, img.as_ref(), &[Reference::parse("a:b").unwrap()]).unwrap();
+    let bytes = fs::read(&good).unwrap();
+    let bad = dir.path().join("bad.tar");
+    let check = |data: &[u8]| {
+        fs::write(&bad, data).unwrap();
+        let none = tarball::Options {
+            encoding: hoist_image::pipeline::Encoding::none(),
+            ..Default::default()
+        };
+        if let Ok(img) = tarball::Image::open(&bad, &none) {
+            let _ = validate::image(&img, Default::default());
+        }
+    };
+    for cut in (0..bytes.len()).step_by(211) {
+        check(&bytes[..cut]);
+    }
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    for _ in 0..150 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let mut d = bytes.clone();
+        let i = (x as usize) % d.len();
+        d[i] ^= (x >> 32) as u8 | 1;
+        check(&d);
+    }
+}
