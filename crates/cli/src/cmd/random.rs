@@ -3,13 +3,11 @@
 
 use std::io::Write;
 
-use anyhow::{Context, bail};
-use hoist_image::layout::{self, Layout};
+use hoist_image::Compression;
 use hoist_image::pipeline::Encoding;
 use hoist_image::random::{self, Mode};
-use hoist_image::{Compression, Image, tarball};
 
-use crate::location::{Location, registry_not_built};
+use crate::location::{Location, Source};
 
 /// Arguments of `hoist random`.
 #[derive(clap::Args, Debug)]
@@ -84,29 +82,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         store: None,
     };
     let image = random::image(&opts)?;
-    let digest = match &loc {
-        Location::Layout { dir, name } => {
-            let l = Layout::create(dir)?;
-            layout::write(&l, image.as_ref(), name.as_deref())
-                .with_context(|| format!("writing {loc}"))?
-                .digest
-        }
-        Location::Archive { file, reference } => {
-            if file.is_dir() {
-                bail!(
-                    "invalid destination {loc}: {} is a directory",
-                    file.display()
-                );
-            }
-            let tags: Vec<_> = reference.iter().cloned().collect();
-            tarball::write(file, image.as_ref(), &tags)
-                .with_context(|| format!("writing {loc}"))?;
-            // The tarball holds uncompressed layers; report the config digest, the image ID.
-            image.config()?.digest().clone()
-        }
-        Location::Registry(r) => return Err(registry_not_built(r)),
-    };
-    writeln!(std::io::stdout(), "{digest}")?;
+    let written = loc.write_local(&Source::Image(image))?;
+    writeln!(std::io::stdout(), "{}", written.digest)?;
     Ok(())
 }
 
