@@ -26,6 +26,10 @@ pub struct Args {
     /// Seed: the same arguments give the same image, byte for byte.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Write a multi-platform index of this many images (seeds S, S+1, ...; at most 7)
+    /// instead of a single image; OCI layouts only.
+    #[arg(long)]
+    pub index: Option<usize>,
     /// Layer compression in an OCI layout: gzip, zstd or none.
     #[arg(long, default_value = "gzip", value_parser = parse_compression)]
     pub compression: Compression,
@@ -81,8 +85,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         encoding,
         store: None,
     };
-    let image = random::image(&opts)?;
-    let written = loc.write_local(&Source::Image(image))?;
+    let source = match args.index {
+        Some(n) => Source::Index(random::index(&opts, n)?),
+        None => Source::Image(random::image(&opts)?),
+    };
+    let written = loc.write_local(&source)?;
     writeln!(std::io::stdout(), "{}", written.digest)?;
     Ok(())
 }
