@@ -1,3 +1,5 @@
 //! One module per verb.
 
+pub mod cache;
+pub mod copy;
 pub mod version;
