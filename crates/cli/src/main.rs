@@ -38,6 +38,16 @@ enum Command {
     /// The content cache of compressed layers.
     #[command(subcommand)]
     Cache(cmd::cache::CacheCommand),
+    /// Recompute and check every digest, size and diff_id of an image or index.
+    Validate {
+        /// oci:DIR[:NAME], docker-archive:FILE[:REF], docker://REF, or a path.
+        location: String,
+        /// Check manifests, configs and reported facts only; do not read layer bytes.
+        #[arg(long)]
+        fast: bool,
+    },
+    /// Write a seeded, deterministic random image (for tests and benchmarks).
+    Random(cmd::random::Args),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -50,6 +60,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Version => cmd::version::run(),
         Command::Copy(args) => cmd::copy::run(&args, &cache),
         Command::Cache(c) => cmd::cache::run(&c, &cache),
+        Command::Validate { location, fast } => cmd::validate::run(&location, fast),
+        Command::Random(args) => cmd::random::run(&args),
     }
 }
 

@@ -283,8 +283,7 @@ impl Layout {
         }
         let dir = path.parent().expect("blob path has a parent");
         fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;
-        let tmp = tempfile::Builder::new()
-            .prefix(".tmp-")
+        let tmp = temp_builder(".tmp-")
             .tempfile_in(dir)
             .map_err(|e| Error::io(dir.display(), e))?;
         let mut w = HashingWriter::with_algorithm(tmp, descriptor.digest.algorithm());
@@ -303,8 +302,7 @@ impl Layout {
 
     fn write_file_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
         let dir = path.parent().expect("layout file has a parent");
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".tmp-")
+        let mut tmp = temp_builder(".tmp-")
             .tempfile_in(dir)
             .map_err(|e| Error::io(dir.display(), e))?;
         tmp.write_all(bytes)
@@ -346,6 +344,19 @@ impl Layout {
         index.manifests.push(descriptor);
         self.write_index_json(&index)
     }
+}
+
+/// A temporary-file builder for files hoist keeps: mode 0644 (tempfile's default of 0600
+/// would hide blobs from other users and tools, such as a registry running as another user).
+pub(crate) fn temp_builder(prefix: &'static str) -> tempfile::Builder<'static, 'static> {
+    let mut b = tempfile::Builder::new();
+    b.prefix(prefix);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        b.permissions(fs::Permissions::from_mode(0o644));
+    }
+    b
 }
 
 fn sync_dir(dir: &Path) {
@@ -499,7 +510,15 @@ pub fn write_index(
 }
 
 fn write_image_blobs(layout: &Layout, image: &dyn Image) -> Result<Descriptor> {
-    let manifest = image.manifest()?;
+    let manifest = match image.manifest() {
+        Ok(m) => m,
+        Err(e) => {
+            return Err(match image.config() {
+                Ok(c) => crate::validate::name_by_config(e, &c),
+                Err(_) => e,
+            });
+        }
+    };
     let m = manifest.as_image().ok_or_else(|| {
         Error::invalid_manifest(
             format!("manifest {}", manifest.digest()),
@@ -517,13 +536,21 @@ fn write_image_blobs(layout: &Layout, image: &dyn Image) -> Result<Descriptor> {
             ),
         ));
     }
-    for (layer, d) in layers.iter().zip(&m.layers) {
+    let config = image.config()?;
+    let diff_ids = &config.parsed().rootfs.diff_ids;
+    for (i, (layer, d)) in layers.iter().zip(&m.layers).enumerate() {
         if layout.has_blob(&d.digest) {
             continue;
         }
-        layout.write_blob(d, layer.compressed()?)?;
+        let named = |e: Error| match diff_ids.get(i) {
+            Some(diff_id) => {
+                crate::validate::name_diff_id_error(e, &format!("layer {i}"), diff_id.digest())
+            }
+            None => e,
+        };
+        let src = layer.compressed().map_err(named)?;
+        layout.write_blob(d, src).map_err(named)?;
     }
-    let config = image.config()?;
     if config.digest() != &m.config.digest {
         return Err(Error::new(ErrorKind::DigestMismatch {
             expected: m.config.digest.clone(),

@@ -595,8 +595,7 @@ pub fn write(
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".hoist-tar-")
+    let mut tmp = crate::layout::temp_builder(".hoist-tar-")
         .tempfile_in(dir)
         .map_err(|e| Error::io(dir.display(), e))?;
     let io_err = |e: io::Error| Error::from_io(path.display(), e);
@@ -628,14 +627,20 @@ pub fn write(
                     layer.uncompressed()?,
                     diff_id.digest().algorithm(),
                 );
-                w.streamed(&name, &mut src)
-                    .map_err(|e| Error::from_io(format!("layer {i} ({diff_id})"), e))?;
-                let (_, actual, n) = src.finish();
+                let what = format!("layer {i}");
+                w.streamed(&name, &mut src).map_err(|e| {
+                    crate::validate::name_diff_id_error(
+                        Error::from_io(&what, e),
+                        &what,
+                        diff_id.digest(),
+                    )
+                })?;
+                let (_, actual, _) = src.finish();
                 if &actual != diff_id.digest() {
-                    return Err(Error::new(ErrorKind::DigestMismatch {
+                    return Err(Error::new(ErrorKind::DiffIdMismatch {
+                        layer: what,
                         expected: diff_id.digest().clone(),
                         actual,
-                        bytes_read: n,
                     }));
                 }
             }

@@ -50,6 +50,42 @@ impl Report {
     }
 }
 
+/// Turn a digest mismatch against a layer's diff_id (as raised by a verifying reader or a
+/// sealing pass) into a [`ErrorKind::DiffIdMismatch`] naming the layer.
+pub(crate) fn name_diff_id_error(e: Error, layer: &str, diff_id: &Digest) -> Error {
+    match e.kind() {
+        ErrorKind::DigestMismatch {
+            expected, actual, ..
+        } if expected == diff_id => Error::new(ErrorKind::DiffIdMismatch {
+            layer: layer.to_string(),
+            expected: expected.clone(),
+            actual: actual.clone(),
+        }),
+        _ => e,
+    }
+}
+
+/// [`name_diff_id_error`] for an error raised while the whole image was being sealed
+/// (asking for its manifest): the layer is found by its diff_id in the config.
+pub(crate) fn name_by_config(e: Error, config: &crate::manifest::Config) -> Error {
+    let index = match e.kind() {
+        ErrorKind::DigestMismatch { expected, .. } => config
+            .parsed()
+            .rootfs
+            .diff_ids
+            .iter()
+            .position(|d| d.digest() == expected),
+        _ => None,
+    };
+    match index {
+        Some(i) => {
+            let diff_id = config.parsed().rootfs.diff_ids[i].digest().clone();
+            name_diff_id_error(e, &format!("layer {i}"), &diff_id)
+        }
+        None => e,
+    }
+}
+
 fn mismatch(what: String, expected: u64, actual: u64) -> Error {
     Error::new(ErrorKind::SizeMismatch {
         what,
@@ -92,7 +128,15 @@ pub fn image(image: &dyn Image, opts: Options) -> Result<Report> {
 }
 
 fn image_with(image: &dyn Image, expected: Option<&Descriptor>, opts: Options) -> Result<Report> {
-    let manifest = image.manifest()?;
+    let manifest = match image.manifest() {
+        Ok(m) => m,
+        Err(e) => {
+            return Err(match image.config() {
+                Ok(c) => name_by_config(e, &c),
+                Err(_) => e,
+            });
+        }
+    };
     check_manifest_digest(&manifest, expected)?;
     let mdigest = manifest.digest().clone();
     let m = manifest.as_image().ok_or_else(|| {
@@ -137,7 +181,8 @@ fn image_with(image: &dyn Image, expected: Option<&Descriptor>, opts: Options) -
     for (i, ((layer, d), diff_id)) in layers.iter().zip(&m.layers).zip(diff_ids).enumerate() {
         let what = format!("layer {i} ({})", d.digest);
         let name_err = |e: Error| match e.kind() {
-            ErrorKind::DigestMismatch { .. } | ErrorKind::SizeMismatch { .. } => e,
+            ErrorKind::DigestMismatch { .. } => name_diff_id_error(e, &what, diff_id.digest()),
+            ErrorKind::SizeMismatch { .. } | ErrorKind::DiffIdMismatch { .. } => e,
             _ => Error::invalid_input(&what, e),
         };
         let got = layer.digest().map_err(name_err)?;
@@ -230,10 +275,10 @@ fn check_layer_bytes(
         return Err(mismatch(what.to_string(), d.size, bytes));
     }
     if &actual_diff_id != diff_id {
-        return Err(Error::new(ErrorKind::DigestMismatch {
+        return Err(Error::new(ErrorKind::DiffIdMismatch {
+            layer: what.to_string(),
             expected: diff_id.clone(),
             actual: actual_diff_id,
-            bytes_read: ubytes,
         }));
     }
     Ok((bytes, ubytes))

@@ -2,4 +2,6 @@
 
 pub mod cache;
 pub mod copy;
+pub mod random;
+pub mod validate;
 pub mod version;
