@@ -1,5 +1,7 @@
 //! One module per verb.
 
+pub mod cache;
+pub mod copy;
 pub mod random;
 pub mod validate;
 pub mod version;
