@@ -23,11 +23,14 @@ struct Cli {
 enum Command {
     /// Print the version.
     Version,
+    /// Run the embedded OCI registry.
+    Serve(cmd::serve::ServeArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Version => cmd::version::run(),
+        Command::Serve(args) => cmd::serve::run(args),
     }
 }
 
