@@ -1,5 +1,8 @@
 //! Test helpers for hoist: wrappers for real peers (skopeo, the distribution registry),
-//! the in-process registry and fixtures. Not published.
+//! the in-process registry, a fault-injecting proxy, a token service and fixtures.
+//! Not published.
 
 pub mod distribution;
+pub mod faults;
 pub mod peers;
+pub mod token;
