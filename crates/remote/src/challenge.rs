@@ -248,7 +248,14 @@ mod tests {
     #[test]
     fn garbage_does_not_panic() {
         for s in [
-            "=", "==,,", "\"", "Bearer =", "Bearer a=", "Bearer ,,,=\"", "\\", "Bearer a=\"\\",
+            "=",
+            "==,,",
+            "\"",
+            "Bearer =",
+            "Bearer a=",
+            "Bearer ,,,=\"",
+            "\\",
+            "Bearer a=\"\\",
         ] {
             let _ = parse(s);
         }

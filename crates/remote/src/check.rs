@@ -94,7 +94,10 @@ async fn check_image(
         };
         let (tx, rx) = mpsc::channel::<Bytes>(4);
         let hasher = tokio::task::spawn_blocking(move || -> hoist_image::Result<DiffId> {
-            let r = ChannelReader { rx, buf: Bytes::new() };
+            let r = ChannelReader {
+                rx,
+                buf: Bytes::new(),
+            };
             let dec = pipeline::decoder(compression, Box::new(r))?;
             let mut h = HashingReader::new(dec);
             std::io::copy(&mut h, &mut std::io::sink())
@@ -105,9 +108,9 @@ async fn check_image(
             .fetch_blob_with(repo, &l.digest, Some(l.size), |c| {
                 let tx = tx.clone();
                 async move {
-                    tx.send(c)
-                        .await
-                        .map_err(|_| Error::invalid_response("layer check", "decoder stopped early"))
+                    tx.send(c).await.map_err(|_| {
+                        Error::invalid_response("layer check", "decoder stopped early")
+                    })
                 }
             })
             .await;
@@ -117,12 +120,14 @@ async fn check_image(
             .await
             .map_err(|e| Error::io("layer check", std::io::Error::other(e.to_string())))??;
         if &got != want {
-            return Err(hoist_image::Error::new(hoist_image::ErrorKind::DigestMismatch {
-                expected: want.0.clone(),
-                actual: got.0,
-                bytes_read: n,
-            })
-            .into());
+            return Err(
+                hoist_image::Error::new(hoist_image::ErrorKind::DigestMismatch {
+                    expected: want.0.clone(),
+                    actual: got.0,
+                    bytes_read: n,
+                })
+                .into(),
+            );
         }
         report.layers += 1;
         report.bytes += n;

@@ -413,9 +413,8 @@ impl Client {
         } else {
             "https"
         };
-        let base = Url::parse(&format!("{scheme}://{registry}/")).map_err(|e| {
-            Error::invalid_input(format!("registry {registry:?}"), e.to_string())
-        })?;
+        let base = Url::parse(&format!("{scheme}://{registry}/"))
+            .map_err(|e| Error::invalid_input(format!("registry {registry:?}"), e.to_string()))?;
         let s = Arc::new(RegistryState {
             base,
             registry: registry.to_string(),
@@ -438,7 +437,12 @@ impl Client {
             .map_err(|e| Error::invalid_input(format!("repository {repo}"), e.to_string()))
     }
 
-    pub(crate) fn resolve_location(&self, repo: &Repository, what: &str, loc: Option<&str>) -> Result<Url> {
+    pub(crate) fn resolve_location(
+        &self,
+        repo: &Repository,
+        what: &str,
+        loc: Option<&str>,
+    ) -> Result<Url> {
         let loc = loc.ok_or_else(|| Error::invalid_response(what, "no Location header"))?;
         let st = self.state(repo.registry())?;
         st.base
@@ -486,12 +490,7 @@ impl Client {
                             retry_after(resp.headers())
                         }
                         _ => {
-                            return Err(Response {
-                                inner: resp,
-                                what,
-                            }
-                            .into_error()
-                            .await);
+                            return Err(Response { inner: resp, what }.into_error().await);
                         }
                     }
                 }
@@ -571,7 +570,10 @@ impl Client {
         let service = ch.service().unwrap_or(&st.registry).to_string();
         let what = format!("token service {}", redact::url(&realm));
         let secrets = cred.secrets();
-        self.inner.counters.token_fetches.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .counters
+            .token_fetches
+            .fetch_add(1, Ordering::Relaxed);
         let mut attempt = 0;
         loop {
             self.inner.counters.requests.fetch_add(1, Ordering::Relaxed);
@@ -648,7 +650,10 @@ impl Client {
                 expires_in: Option<u64>,
             }
             let t: TokenResponse = serde_json::from_slice(&body).map_err(|_| {
-                Error::auth(&st.registry, format!("{what} answered something that is not a token"))
+                Error::auth(
+                    &st.registry,
+                    format!("{what} answered something that is not a token"),
+                )
             })?;
             let value = t
                 .token
@@ -695,7 +700,11 @@ impl Client {
                 rb = rb.header(header::AUTHORIZATION, v);
             }
             let replayable = body.replayable();
-            if !matches!(body, Body::Empty) || method == Method::PUT || method == Method::PATCH || method == Method::POST {
+            if !matches!(body, Body::Empty)
+                || method == Method::PUT
+                || method == Method::PATCH
+                || method == Method::POST
+            {
                 rb = rb.body(body.take());
             }
             self.inner.counters.requests.fetch_add(1, Ordering::Relaxed);
@@ -716,7 +725,12 @@ impl Client {
                         && attempt < self.inner.retry.retries
                     {
                         let ra = retry_after(resp.headers());
-                        let err = Response { inner: resp, what: what.clone() }.into_error().await;
+                        let err = Response {
+                            inner: resp,
+                            what: what.clone(),
+                        }
+                        .into_error()
+                        .await;
                         (ra, err)
                     } else {
                         return Ok(Response { inner: resp, what });
@@ -759,7 +773,12 @@ impl Client {
     }
 
     /// Try a cross-repository mount of `digest` from `from` into `repo`.
-    pub(crate) async fn mount(&self, repo: &Repository, digest: &Digest, from: &str) -> Result<Mount> {
+    pub(crate) async fn mount(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        from: &str,
+    ) -> Result<Mount> {
         let mut url = self.url(repo, "blobs/uploads/")?;
         url.query_pairs_mut()
             .append_pair("mount", &digest.to_string())
@@ -781,7 +800,11 @@ impl Client {
     }
 
     /// `HEAD` a manifest by tag or digest: its digest, when it exists.
-    pub async fn manifest_digest(&self, repo: &Repository, reference: &str) -> Result<Option<Digest>> {
+    pub async fn manifest_digest(
+        &self,
+        repo: &Repository,
+        reference: &str,
+    ) -> Result<Option<Digest>> {
         let url = self.url(repo, &format!("manifests/{reference}"))?;
         let r = self
             .send(
@@ -795,10 +818,15 @@ impl Client {
             .await?;
         match r.status() {
             200 => {
-                let d = r.header("docker-content-digest").and_then(|d| Digest::parse(d).ok());
+                let d = r
+                    .header("docker-content-digest")
+                    .and_then(|d| Digest::parse(d).ok());
                 match d {
                     Some(d) => Ok(Some(d)),
-                    None => Err(Error::invalid_response(r.what(), "no valid Docker-Content-Digest header")),
+                    None => Err(Error::invalid_response(
+                        r.what(),
+                        "no valid Docker-Content-Digest header",
+                    )),
                 }
             }
             404 => Ok(None),
@@ -842,13 +870,21 @@ impl Client {
         if let Some(h) = header_digest
             && Digest::parse(&h).is_ok_and(|h| &h != m.digest())
         {
-            return Err(Error::invalid_response(&what, "Docker-Content-Digest does not match the body"));
+            return Err(Error::invalid_response(
+                &what,
+                "Docker-Content-Digest does not match the body",
+            ));
         }
         Ok(m)
     }
 
     /// `PUT` a manifest under a tag or its digest; checks the digest the registry reports.
-    pub async fn put_manifest(&self, repo: &Repository, reference: &str, m: &Manifest) -> Result<Digest> {
+    pub async fn put_manifest(
+        &self,
+        repo: &Repository,
+        reference: &str,
+        m: &Manifest,
+    ) -> Result<Digest> {
         let url = self.url(repo, &format!("manifests/{reference}"))?;
         let r = self
             .send(
@@ -932,12 +968,14 @@ impl Client {
         }
         let actual = h.finish();
         if &actual != digest {
-            return Err(hoist_image::Error::new(hoist_image::ErrorKind::DigestMismatch {
-                expected: digest.clone(),
-                actual,
-                bytes_read: n,
-            })
-            .into());
+            return Err(
+                hoist_image::Error::new(hoist_image::ErrorKind::DigestMismatch {
+                    expected: digest.clone(),
+                    actual,
+                    bytes_read: n,
+                })
+                .into(),
+            );
         }
         Ok(n)
     }
@@ -953,7 +991,8 @@ impl Client {
             && a.starts_with("Basic ")
         {
             let url = st.base.join("v2/").expect("static path");
-            let mut v = HeaderValue::from_str(&a).map_err(|_| Error::auth(registry, "bad header"))?;
+            let mut v =
+                HeaderValue::from_str(&a).map_err(|_| Error::auth(registry, "bad header"))?;
             v.set_sensitive(true);
             let r = self
                 .inner
@@ -964,7 +1003,10 @@ impl Client {
                 .await
                 .map_err(|e| transport_error(&format!("GET {}", redact::url(&url)), &e))?;
             if r.status() != StatusCode::OK {
-                return Err(Error::auth(registry, format!("credentials refused (status {})", r.status().as_u16())));
+                return Err(Error::auth(
+                    registry,
+                    format!("credentials refused (status {})", r.status().as_u16()),
+                ));
             }
         }
         Ok(())
@@ -989,12 +1031,9 @@ fn pick_challenge(registry: &str, cs: Vec<Challenge>) -> Result<Challenge> {
             Scheme::Other(_) => other = Some(c),
         }
     }
-    basic.or(other).ok_or_else(|| {
-        Error::auth(
-            registry,
-            "401 without a usable WWW-Authenticate challenge",
-        )
-    })
+    basic
+        .or(other)
+        .ok_or_else(|| Error::auth(registry, "401 without a usable WWW-Authenticate challenge"))
 }
 
 pub(crate) fn retry_after(h: &HeaderMap) -> Option<Duration> {

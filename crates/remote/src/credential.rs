@@ -189,7 +189,8 @@ impl DockerConfig {
     pub fn login(&self, registry: &str, username: &str, password: &str) -> Result<()> {
         let key = config_key(registry);
         if let Some(helper) = self.helper_for(registry)? {
-            let input = serde_json::json!({"ServerURL": key, "Username": username, "Secret": password});
+            let input =
+                serde_json::json!({"ServerURL": key, "Username": username, "Secret": password});
             return run_helper(&helper, "store", &input.to_string());
         }
         let mut m = self.read_json()?;
@@ -202,7 +203,8 @@ impl DockerConfig {
                 "\"auths\" is not an object",
             ));
         };
-        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+        let auth =
+            base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
         auths.insert(key.to_string(), serde_json::json!({ "auth": auth }));
         self.write_json(&m)
     }
@@ -313,7 +315,8 @@ mod tests {
         std::fs::write(&path, r#"{"other": {"keep": true}}"#).unwrap();
         let c = DockerConfig::at(&path);
         assert_eq!(c.resolve("127.0.0.1:5000").unwrap(), Credential::Anonymous);
-        c.login("127.0.0.1:5000", "alice", "s3cret:with:colons").unwrap();
+        c.login("127.0.0.1:5000", "alice", "s3cret:with:colons")
+            .unwrap();
         assert_eq!(
             c.resolve("127.0.0.1:5000").unwrap(),
             Credential::Basic {

@@ -67,7 +67,14 @@ pub trait Progress: Send + Sync {
     /// A blob is in `repo`.
     fn blob_done(&self, _repo: &Repository, _digest: &Digest, _size: u64, _how: BlobOutcome) {}
     /// A manifest is at `reference` (`skipped`: it already was).
-    fn manifest_done(&self, _repo: &Repository, _reference: &str, _digest: &Digest, _skipped: bool) {}
+    fn manifest_done(
+        &self,
+        _repo: &Repository,
+        _reference: &str,
+        _digest: &Digest,
+        _skipped: bool,
+    ) {
+    }
 }
 
 /// Progress that goes nowhere.
@@ -110,7 +117,10 @@ impl Options {
             return Err(Error::invalid_input("push jobs", "must be at least 1"));
         }
         if self.chunk_size == Some(0) {
-            return Err(Error::invalid_input("chunk size", "must be at least 1 byte"));
+            return Err(Error::invalid_input(
+                "chunk size",
+                "must be at least 1 byte",
+            ));
         }
         Ok(())
     }
@@ -178,9 +188,9 @@ fn walk(src: &Source, out: &mut Vec<Node>) -> Result<()> {
         }
         Source::Index(idx) => {
             let manifest = idx.manifest()?;
-            let index = manifest.as_index().ok_or_else(|| {
-                Error::invalid_input("index", "its manifest is not an index")
-            })?;
+            let index = manifest
+                .as_index()
+                .ok_or_else(|| Error::invalid_input("index", "its manifest is not an index"))?;
             for d in &index.manifests {
                 match idx.child(d)? {
                     Child::Image(i) => walk(&Source::Image(i), out)?,
@@ -210,7 +220,8 @@ impl Memory {
         if let Ok(text) = std::fs::read_to_string(&file) {
             for line in text.lines() {
                 let mut it = line.split('\t');
-                if let (Some(reg), Some(repo), Some(d), None) = (it.next(), it.next(), it.next(), it.next())
+                if let (Some(reg), Some(repo), Some(d), None) =
+                    (it.next(), it.next(), it.next(), it.next())
                     && let Ok(d) = Digest::parse(d)
                 {
                     known.insert((reg.to_string(), d), repo.to_string());
@@ -224,7 +235,9 @@ impl Memory {
     }
 
     fn get(&self, registry: &str, digest: &Digest) -> Option<String> {
-        self.known.get(&(registry.to_string(), digest.clone())).cloned()
+        self.known
+            .get(&(registry.to_string(), digest.clone()))
+            .cloned()
     }
 
     fn remember(&mut self, repo: &Repository, digest: &Digest) {
@@ -239,7 +252,12 @@ impl Memory {
             let r = f
                 .parent()
                 .map_or(Ok(()), std::fs::create_dir_all)
-                .and_then(|_| std::fs::OpenOptions::new().create(true).append(true).open(f))
+                .and_then(|_| {
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(f)
+                })
                 .and_then(|mut fh| fh.write_all(line.as_bytes()));
             if let Err(e) = r {
                 tracing::debug!(file = %f.display(), error = %e, "push memory not written");
@@ -309,7 +327,11 @@ pub async fn push(
     let mut tasks: JoinSet<Result<()>> = JoinSet::new();
     let mut claimed: HashSet<Digest> = HashSet::new();
     for n in &nodes {
-        if let Node::Image { config, config_digest, .. } = n
+        if let Node::Image {
+            config,
+            config_digest,
+            ..
+        } = n
             && claimed.insert(config_digest.clone())
         {
             let sh = shared.clone();
@@ -386,7 +408,10 @@ pub async fn push(
         .map_err(join_error)??
     };
     let manifests = Arc::new(manifests);
-    let top = manifests.last().expect("walk yields at least one node").clone();
+    let top = manifests
+        .last()
+        .expect("walk yields at least one node")
+        .clone();
 
     // Children once per repository, then the top per target.
     let mut per_repo: JoinSet<Result<(u64, u64)>> = JoinSet::new();
@@ -424,12 +449,20 @@ pub async fn push(
         let m = top.clone();
         tops.spawn(async move {
             let reference = t.tag.clone().unwrap_or_else(|| m.digest().to_string());
-            if sh.client.manifest_digest(&t.repo, &reference).await?.as_ref() == Some(m.digest()) {
-                sh.progress.manifest_done(&t.repo, &reference, m.digest(), true);
+            if sh
+                .client
+                .manifest_digest(&t.repo, &reference)
+                .await?
+                .as_ref()
+                == Some(m.digest())
+            {
+                sh.progress
+                    .manifest_done(&t.repo, &reference, m.digest(), true);
                 return Ok((i, true));
             }
             sh.client.put_manifest(&t.repo, &reference, &m).await?;
-            sh.progress.manifest_done(&t.repo, &reference, m.digest(), false);
+            sh.progress
+                .manifest_done(&t.repo, &reference, m.digest(), false);
             Ok((i, false))
         });
     }
@@ -463,14 +496,23 @@ pub async fn push(
 /// Get one blob into every destination repository: per registry in parallel; within a
 /// registry the first repository gets it (HEAD / mount from memory / upload) and the
 /// others mount it from there.
-async fn blob_everywhere(sh: &Arc<Shared>, digest: Digest, size: u64, src: BlobSource) -> Result<()> {
+async fn blob_everywhere(
+    sh: &Arc<Shared>,
+    digest: Digest,
+    size: u64,
+    src: BlobSource,
+) -> Result<()> {
     let mut set: JoinSet<Result<()>> = JoinSet::new();
     for (registry, repos) in &sh.registries {
         let sh = sh.clone();
         let (registry, repos) = (registry.clone(), repos.clone());
         let (digest, src) = (digest.clone(), src.clone());
         set.spawn(async move {
-            let mut holder: Option<String> = sh.memory.lock().expect("memory lock").get(&registry, &digest);
+            let mut holder: Option<String> = sh
+                .memory
+                .lock()
+                .expect("memory lock")
+                .get(&registry, &digest);
             for repo in &repos {
                 let _permit = sh.jobs.acquire().await.expect("never closed");
                 let how = one_blob(&sh, repo, &digest, size, &src, holder.as_deref()).await?;
@@ -486,7 +528,10 @@ async fn blob_everywhere(sh: &Arc<Shared>, digest: Digest, size: u64, src: BlobS
                         }
                     }
                 }
-                sh.memory.lock().expect("memory lock").remember(repo, &digest);
+                sh.memory
+                    .lock()
+                    .expect("memory lock")
+                    .remember(repo, &digest);
                 holder = Some(repo.name().to_string());
             }
             Ok(())
@@ -531,7 +576,17 @@ async fn one_blob(
         monolithic_max: sh.opts.monolithic_max,
         chunk_size: sh.opts.chunk_size,
     };
-    upload::upload(&sh.client, repo, digest, size, src.clone(), opts, session, progress).await?;
+    upload::upload(
+        &sh.client,
+        repo,
+        digest,
+        size,
+        src.clone(),
+        opts,
+        session,
+        progress,
+    )
+    .await?;
     Ok(BlobOutcome::Uploaded)
 }
 

@@ -63,6 +63,9 @@ mod tests {
         ] {
             assert_eq!(url(&Url::parse(input).unwrap()), want);
         }
-        assert_eq!(scrub("token abcd1234 here", &["abcd1234"]), "token REDACTED here");
+        assert_eq!(
+            scrub("token abcd1234 here", &["abcd1234"]),
+            "token REDACTED here"
+        );
     }
 }

@@ -147,8 +147,7 @@ impl fmt::Display for Target {
 fn check_registry(r: &str) -> Result<()> {
     let ok = !r.is_empty()
         && r.len() <= 255
-        && r
-            .bytes()
+        && r.bytes()
             .all(|c| c.is_ascii_alphanumeric() || b".-:[]_".contains(&c));
     if ok {
         Ok(())
@@ -213,8 +212,7 @@ fn check_tag(t: &str) -> Result<()> {
     let ok = !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b
-            .iter()
+        && b.iter()
             .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(c));
     if ok {
         Ok(())
@@ -233,11 +231,21 @@ mod tests {
     #[test]
     fn good() {
         for (s, reg, name, tag) in [
-            ("127.0.0.1:5000/foo/bar:v1", "127.0.0.1:5000", "foo/bar", Some("v1")),
+            (
+                "127.0.0.1:5000/foo/bar:v1",
+                "127.0.0.1:5000",
+                "foo/bar",
+                Some("v1"),
+            ),
             ("localhost/x", "localhost", "x", None),
             ("alpine", DOCKER_HUB, "library/alpine", None),
             ("user/app:latest", DOCKER_HUB, "user/app", Some("latest")),
-            ("reg.example:443/a-b/c__d.e:1.0_rc", "reg.example:443", "a-b/c__d.e", Some("1.0_rc")),
+            (
+                "reg.example:443/a-b/c__d.e:1.0_rc",
+                "reg.example:443",
+                "a-b/c__d.e",
+                Some("1.0_rc"),
+            ),
             ("[::1]:5000/x:y", "[::1]:5000", "x", Some("y")),
         ] {
             let t = Target::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"));

@@ -91,9 +91,15 @@ mod tests {
         for attempt in 0..40 {
             let d = p.delay(attempt, None);
             let exp = (Duration::from_millis(100) * 2u32.pow(attempt.min(20))).min(p.max);
-            assert!(d >= exp / 2 && d <= exp, "attempt {attempt}: {d:?} vs {exp:?}");
+            assert!(
+                d >= exp / 2 && d <= exp,
+                "attempt {attempt}: {d:?} vs {exp:?}"
+            );
         }
-        assert_eq!(p.delay(0, Some(Duration::from_secs(1))), Duration::from_secs(1));
+        assert_eq!(
+            p.delay(0, Some(Duration::from_secs(1))),
+            Duration::from_secs(1)
+        );
         assert_eq!(p.delay(0, Some(Duration::from_secs(99))), p.max);
     }
 }

@@ -106,7 +106,8 @@ impl Feed {
                         Ok(k) => n += k,
                         Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                         Err(e) => {
-                            let _ = tx.blocking_send(Err(hoist_image::Error::from_io("layer", e).into()));
+                            let _ = tx
+                                .blocking_send(Err(hoist_image::Error::from_io("layer", e).into()));
                             return;
                         }
                     }
@@ -160,7 +161,10 @@ fn body(
             match next {
                 Some(Ok(b)) => {
                     let sent = sent + b.len() as u64;
-                    client.counters().bytes_sent.fetch_add(b.len() as u64, Ordering::Relaxed);
+                    client
+                        .counters()
+                        .bytes_sent
+                        .fetch_add(b.len() as u64, Ordering::Relaxed);
                     progress(start + sent);
                     Some((Ok::<Bytes, std::io::Error>(b), (feed, sent)))
                 }
@@ -223,7 +227,10 @@ pub(crate) async fn upload(
                 .await;
             match finish(r, digest).await {
                 Ok(()) => {
-                    client.counters().bytes_sent.fetch_add(size, Ordering::Relaxed);
+                    client
+                        .counters()
+                        .bytes_sent
+                        .fetch_add(size, Ordering::Relaxed);
                     progress(size);
                     return Ok(());
                 }
@@ -258,7 +265,14 @@ pub(crate) async fn upload(
             }
             let b = body(f.clone(), offset, len, client.clone(), progress.clone());
             let r = client
-                .send(repo, &scopes, Method::PATCH, location.clone(), &headers, Body::Stream(b))
+                .send(
+                    repo,
+                    &scopes,
+                    Method::PATCH,
+                    location.clone(),
+                    &headers,
+                    Body::Stream(b),
+                )
                 .await;
             let e: Error = match r {
                 Ok(r) if r.status() == 202 => {
@@ -325,7 +339,14 @@ pub(crate) async fn upload(
             }
         }
         let r = client
-            .send(repo, &scopes, Method::PUT, with_digest(&location, digest), &[("content-length", "0".into())], Body::Empty)
+            .send(
+                repo,
+                &scopes,
+                Method::PUT,
+                with_digest(&location, digest),
+                &[("content-length", "0".into())],
+                Body::Empty,
+            )
             .await;
         match finish(r, digest).await {
             Ok(()) => return Ok(()),
@@ -360,10 +381,21 @@ async fn finish(r: Result<crate::client::Response>, digest: &Digest) -> Result<(
 }
 
 /// `POST /v2/<name>/blobs/uploads/`: a session URL and the registry's minimum chunk.
-async fn start(client: &Client, repo: &Repository, scopes: &[String]) -> Result<(Url, Option<u64>)> {
+async fn start(
+    client: &Client,
+    repo: &Repository,
+    scopes: &[String],
+) -> Result<(Url, Option<u64>)> {
     let url = client.url(repo, "blobs/uploads/")?;
     let r = client
-        .send(repo, scopes, Method::POST, url, &[("content-length", "0".into())], Body::Empty)
+        .send(
+            repo,
+            scopes,
+            Method::POST,
+            url,
+            &[("content-length", "0".into())],
+            Body::Empty,
+        )
         .await?
         .expect(&[202])
         .await?;
@@ -383,7 +415,14 @@ async fn status(
     location: &Url,
 ) -> Result<(Option<u64>, Url)> {
     let r = client
-        .send(repo, scopes, Method::GET, location.clone(), &[], Body::Empty)
+        .send(
+            repo,
+            scopes,
+            Method::GET,
+            location.clone(),
+            &[],
+            Body::Empty,
+        )
         .await?
         .expect(&[204, 200])
         .await?;
@@ -414,7 +453,8 @@ fn range_end(h: Option<&str>) -> Option<u64> {
 
 fn with_digest(location: &Url, digest: &Digest) -> Url {
     let mut u = location.clone();
-    u.query_pairs_mut().append_pair("digest", &digest.to_string());
+    u.query_pairs_mut()
+        .append_pair("digest", &digest.to_string());
     u
 }
 

@@ -169,7 +169,11 @@ impl Proxy {
     }
 
     /// Start one that also demands bearer tokens from `gate`.
-    pub fn start_with(upstream: SocketAddr, rules: Vec<Rule>, gate: Option<Arc<TokenService>>) -> Proxy {
+    pub fn start_with(
+        upstream: SocketAddr,
+        rules: Vec<Rule>,
+        gate: Option<Arc<TokenService>>,
+    ) -> Proxy {
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
         std_listener.set_nonblocking(true).expect("nonblocking");
         let addr = std_listener.local_addr().expect("proxy addr");
@@ -351,6 +355,10 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Proxy
             ));
         }
         Some(Fault::RefuseBodyOver(_)) => {
+            // Read (and drop) the body first, so the client sees the answer rather than
+            // a broken pipe.
+            let mut body = req.into_body().into_data_stream();
+            while let Some(Ok(_)) = body.next().await {}
             return Ok(full(
                 413,
                 &[],
@@ -374,8 +382,10 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Proxy
     let mut rb = st.client.request(parts.method.clone(), &url);
     for (k, v) in &parts.headers {
         let k = k.as_str();
-        if matches!(k, "host" | "connection" | "transfer-encoding" | "keep-alive")
-            || (k == "content-length" && limit.is_some())
+        if matches!(
+            k,
+            "host" | "connection" | "transfer-encoding" | "keep-alive"
+        ) || (k == "content-length" && limit.is_some())
         {
             continue;
         }
@@ -385,9 +395,8 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Proxy
     let stream = body.into_data_stream();
     let forwarded = Arc::new(AtomicU64::new(0));
     let fw = forwarded.clone();
-    let limited = futures_util::stream::unfold(
-        (stream, 0u64, false),
-        move |(mut s, sent, done)| {
+    let limited =
+        futures_util::stream::unfold((stream, 0u64, false), move |(mut s, sent, done)| {
             let counters = counters.clone();
             let fw = fw.clone();
             async move {
@@ -403,17 +412,20 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Proxy
                         if sent + b.len() as u64 > max {
                             b.truncate((max - sent) as usize);
                         }
-                        counters.body_bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
+                        counters
+                            .body_bytes
+                            .fetch_add(b.len() as u64, Ordering::Relaxed);
                         fw.fetch_add(b.len() as u64, Ordering::Relaxed);
                         let sent = sent + b.len() as u64;
                         Some((Ok::<Bytes, std::io::Error>(b), (s, sent, false)))
                     }
-                    Some(Err(e)) => Some((Err(std::io::Error::other(e.to_string())), (s, sent, true))),
+                    Some(Err(e)) => {
+                        Some((Err(std::io::Error::other(e.to_string())), (s, sent, true)))
+                    }
                     None => None,
                 }
             }
-        },
-    );
+        });
     let has_body = matches!(parts.method.as_str(), "PUT" | "PATCH" | "POST");
     if has_body {
         rb = rb.body(reqwest::Body::wrap_stream(limited));
@@ -447,9 +459,9 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Proxy
     if let Some(Fault::ChunkMin(n)) = &fault {
         out = out.header("oci-chunk-min-length", n.to_string());
     }
-    let body = StreamBody::new(
-        resp.bytes_stream()
-            .map(|r| r.map(Frame::data).map_err(|e| std::io::Error::other(e.to_string()))),
-    );
+    let body = StreamBody::new(resp.bytes_stream().map(|r| {
+        r.map(Frame::data)
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    }));
     Ok(out.body(BodyExt::boxed(body)).expect("response"))
 }

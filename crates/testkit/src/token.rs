@@ -156,11 +156,20 @@ impl TokenService {
 
     /// Gate a registry request: `Ok` when `authorization` carries a live token whose
     /// scopes cover it, else the `WWW-Authenticate` challenge to answer with a 401.
-    pub fn authorize(&self, method: &str, path: &str, authorization: Option<&str>) -> Result<(), String> {
+    pub fn authorize(
+        &self,
+        method: &str,
+        path: &str,
+        authorization: Option<&str>,
+    ) -> Result<(), String> {
         let need = needed_scope(method, path);
         let mut challenge = format!("Bearer realm=\"{}\",service=\"{SERVICE}\"", self.realm());
         if let Some((repo, action)) = &need {
-            let actions = if action == "pull" { "pull" } else { "pull,push" };
+            let actions = if action == "pull" {
+                "pull"
+            } else {
+                "pull,push"
+            };
             challenge.push_str(&format!(",scope=\"repository:{repo}:{actions}\""));
         }
         let Some(token) = authorization.and_then(|a| a.strip_prefix("Bearer ")) else {
@@ -170,7 +179,8 @@ impl TokenService {
         let Some(g) = tokens.get_mut(token) else {
             return Err(challenge + ",error=\"invalid_token\"");
         };
-        let dead = Instant::now() >= g.expires || self.inner.opts.max_uses.is_some_and(|m| g.uses >= m);
+        let dead =
+            Instant::now() >= g.expires || self.inner.opts.max_uses.is_some_and(|m| g.uses >= m);
         if dead {
             self.inner.counters.expired.fetch_add(1, Ordering::Relaxed);
             return Err(challenge + ",error=\"invalid_token\"");
@@ -207,11 +217,18 @@ fn needed_scope(method: &str, path: &str) -> Option<(String, String)> {
         .iter()
         .filter_map(|m| rest.find(m))
         .min()?;
-    let action = if method == "GET" || method == "HEAD" { "pull" } else { "push" };
+    let action = if method == "GET" || method == "HEAD" {
+        "pull"
+    } else {
+        "push"
+    };
     Some((rest[..cut].to_string(), action.to_string()))
 }
 
-fn reply(status: u16, body: String) -> Response<http_body_util::combinators::BoxBody<Bytes, Infallible>> {
+fn reply(
+    status: u16,
+    body: String,
+) -> Response<http_body_util::combinators::BoxBody<Bytes, Infallible>> {
     Response::builder()
         .status(status)
         .header("content-type", "application/json")
@@ -232,26 +249,43 @@ async fn serve(
         .and_then(|v| v.strip_prefix("Basic "))
         .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
         .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|s| s.split_once(':').map(|(u, p)| (u.to_string(), p.to_string())));
-    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        .and_then(|s| {
+            s.split_once(':')
+                .map(|(u, p)| (u.to_string(), p.to_string()))
+        });
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let params: Vec<(String, String)> = if method == "POST" {
         url::form_urlencoded::parse(&body).into_owned().collect()
     } else {
-        url::form_urlencoded::parse(query.as_bytes()).into_owned().collect()
+        url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect()
     };
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let refused = |inner: &Inner| {
         inner.counters.refused.fetch_add(1, Ordering::Relaxed);
-        reply(401, r#"{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}"#.into())
+        reply(
+            401,
+            r#"{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}"#.into(),
+        )
     };
     let user_ok = |u: &str, p: &str| inner.opts.users.iter().any(|(uu, pp)| uu == u && pp == p);
     let authed = match method.as_str() {
         "GET" => basic.as_ref().is_some_and(|(u, p)| user_ok(u, p)),
         "POST" => match get("grant_type").as_deref() {
             Some("refresh_token") => {
-                let ok = get("refresh_token").is_some_and(|t| inner.opts.refresh_tokens.contains(&t));
+                let ok =
+                    get("refresh_token").is_some_and(|t| inner.opts.refresh_tokens.contains(&t));
                 if ok {
-                    inner.counters.refresh_grants.fetch_add(1, Ordering::Relaxed);
+                    inner
+                        .counters
+                        .refresh_grants
+                        .fetch_add(1, Ordering::Relaxed);
                 }
                 ok
             }
@@ -274,8 +308,13 @@ async fn serve(
         }
         for s in v.split(' ') {
             let mut it = s.splitn(3, ':');
-            if let (Some("repository"), Some(name), Some(actions)) = (it.next(), it.next(), it.next()) {
-                scopes.push((name.to_string(), actions.split(',').map(str::to_string).collect()));
+            if let (Some("repository"), Some(name), Some(actions)) =
+                (it.next(), it.next(), it.next())
+            {
+                scopes.push((
+                    name.to_string(),
+                    actions.split(',').map(str::to_string).collect(),
+                ));
             }
         }
     }

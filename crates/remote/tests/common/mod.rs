@@ -28,7 +28,12 @@ const WORDS: &[&str] = &[
 
 impl Text {
     pub fn new(seed: u64, len: u64) -> Text {
-        Text { state: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1, left: len, line: Vec::new(), pos: 0 }
+        Text {
+            state: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+            left: len,
+            line: Vec::new(),
+            pos: 0,
+        }
     }
     fn next(&mut self) -> u64 {
         let mut x = self.state;
@@ -56,7 +61,9 @@ impl Read for Text {
                 let r = self.next();
                 self.line.extend_from_slice(format!("{r:x}\n").as_bytes());
             }
-            let k = (self.line.len() - self.pos).min(buf.len() - n).min(self.left as usize);
+            let k = (self.line.len() - self.pos)
+                .min(buf.len() - n)
+                .min(self.left as usize);
             buf[n..n + k].copy_from_slice(&self.line[self.pos..self.pos + k]);
             self.pos += k;
             n += k;
@@ -91,7 +98,12 @@ impl Store for CountingStore {
     fn lookup(&self, d: &DiffId, e: &Encoding) -> Option<(Sealed, PathBuf)> {
         self.inner.lookup(d, e)
     }
-    fn seal(&self, src: BoxRead, e: &Encoding, mt: MediaType) -> hoist_image::Result<(Sealed, PathBuf)> {
+    fn seal(
+        &self,
+        src: BoxRead,
+        e: &Encoding,
+        mt: MediaType,
+    ) -> hoist_image::Result<(Sealed, PathBuf)> {
         self.seals.fetch_add(1, Ordering::SeqCst);
         self.inner.seal(src, e, mt)
     }
@@ -109,7 +121,10 @@ impl TestImage {
     /// `n` layers of `size` bytes of text, from `seed`.
     pub fn new(seed: u64, n: usize, size: u64) -> Arc<TestImage> {
         let opens = Arc::new(AtomicU64::new(0));
-        let store = Arc::new(CountingStore { inner: SpoolStore::new().unwrap(), seals: AtomicU64::new(0) });
+        let store = Arc::new(CountingStore {
+            inner: SpoolStore::new().unwrap(),
+            seals: AtomicU64::new(0),
+        });
         let mut layers = Vec::new();
         let mut diff_ids = Vec::new();
         for i in 0..n {
@@ -117,7 +132,11 @@ impl TestImage {
             let mut h = hoist_image::HashingReader::new(Text::new(seed, size));
             std::io::copy(&mut h, &mut std::io::sink()).unwrap();
             diff_ids.push(DiffId(h.finish().1));
-            let src = CountingSource { seed, len: size, opens: opens.clone() };
+            let src = CountingSource {
+                seed,
+                len: size,
+                opens: opens.clone(),
+            };
             layers.push(Arc::new(FromUncompressed::new(
                 src,
                 Encoding::gzip(),
@@ -129,11 +148,19 @@ impl TestImage {
             architecture: "amd64".into(),
             os: "linux".into(),
             variant: None,
-            rootfs: RootFs { kind: "layers".into(), diff_ids },
+            rootfs: RootFs {
+                kind: "layers".into(),
+                diff_ids,
+            },
             history: Vec::new(),
             rest: serde_json::Map::new(),
         };
-        Arc::new(TestImage { layers, config: Config::from_file(&cf), opens, store })
+        Arc::new(TestImage {
+            layers,
+            config: Config::from_file(&cf),
+            opens,
+            store,
+        })
     }
 
     pub fn opens(&self) -> u64 {
@@ -165,7 +192,11 @@ impl Image for TestImage {
         Ok(self.config.clone())
     }
     fn layers(&self) -> hoist_image::Result<Vec<Arc<dyn Layer>>> {
-        Ok(self.layers.iter().map(|l| l.clone() as Arc<dyn Layer>).collect())
+        Ok(self
+            .layers
+            .iter()
+            .map(|l| l.clone() as Arc<dyn Layer>)
+            .collect())
     }
 }
 
