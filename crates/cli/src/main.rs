@@ -34,6 +34,15 @@ enum Command {
     },
     /// Write a seeded, deterministic random image (for tests and benchmarks).
     Random(cmd::random::Args),
+    /// Push an image from a layout or tarball to one or more registry destinations.
+    Push(cmd::push::Args),
+    /// Give an image in a registry more tags (one manifest PUT each).
+    Tag(cmd::tag::Args),
+    /// Manage registry credentials (docker's config.json).
+    Auth {
+        #[command(subcommand)]
+        verb: cmd::auth::Verb,
+    },
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -41,6 +50,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Version => cmd::version::run(),
         Command::Validate { location, fast } => cmd::validate::run(&location, fast),
         Command::Random(args) => cmd::random::run(&args),
+        Command::Push(args) => cmd::push::run(&args),
+        Command::Tag(args) => cmd::tag::run(&args),
+        Command::Auth { verb } => cmd::auth::run(&verb),
     }
 }
 

@@ -169,7 +169,7 @@ enum Node {
         config_digest: Digest,
     },
     Index {
-        manifest: Manifest,
+        manifest: Box<Manifest>,
     },
 }
 
@@ -197,7 +197,9 @@ fn walk(src: &Source, out: &mut Vec<Node>) -> Result<()> {
                     Child::Index(i) => walk(&Source::Index(i), out)?,
                 }
             }
-            out.push(Node::Index { manifest });
+            out.push(Node::Index {
+                manifest: Box::new(manifest),
+            });
         }
     }
     Ok(())
@@ -400,7 +402,7 @@ pub async fn push(
                 .iter()
                 .map(|n| match n {
                     Node::Image { img, .. } => img.manifest(),
-                    Node::Index { manifest } => Ok(manifest.clone()),
+                    Node::Index { manifest } => Ok((**manifest).clone()),
                 })
                 .collect::<hoist_image::Result<Vec<_>>>()
         })

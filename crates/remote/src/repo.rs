@@ -127,6 +127,22 @@ impl Target {
     }
 }
 
+impl Target {
+    /// From a parsed reference: its API host, repository and tag (`latest` when it has
+    /// neither tag nor digest). A reference with a digest is refused: a push destination
+    /// is a repository and a tag.
+    pub fn from_reference(r: &hoist_image::Reference) -> Result<Target> {
+        if r.digest().is_some() {
+            return Err(Error::invalid_input(
+                format!("destination {r}"),
+                "a push destination takes a tag, not a digest",
+            ));
+        }
+        let repo = Repository::new(r.api_host(), r.repository())?;
+        Target::tagged(repo, r.tag().unwrap_or("latest"))
+    }
+}
+
 fn inner_reason(e: &Error) -> String {
     match e.kind() {
         crate::error::ErrorKind::InvalidInput { what, reason } => format!("{what}: {reason}"),

@@ -182,6 +182,7 @@ fn body(
     reqwest::Body::wrap_stream(s)
 }
 
+#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
 /// Upload a blob of known digest and size into `repo`. `session` is an upload URL the
 /// registry already opened (a mount that was refused), else one is started.
 pub(crate) async fn upload(

@@ -91,7 +91,7 @@ async fn push_repush_and_tag_against_distribution() {
     // A second tag: one manifest PUT.
     let before = client.stats().requests;
     let t2 = target(reg.addr(), "hoist/demo", "v2");
-    let r = push_one(&client, img.clone(), &[t2.clone()], &opts).await;
+    let r = push_one(&client, img.clone(), std::slice::from_ref(&t2), &opts).await;
     assert_eq!((r.blobs_uploaded, r.manifests_put), (0, 1));
     assert!(
         client.stats().requests - before <= 4 + 2,

@@ -1,5 +1,8 @@
 //! One module per verb.
 
+pub mod auth;
+pub mod push;
 pub mod random;
+pub mod tag;
 pub mod validate;
 pub mod version;
