@@ -132,7 +132,11 @@ SH
   echo "skopeo-blobs $(blob_bytes bench/skopeo v1) 0" >>"$W/results"
   stop_registries
   start_registry
-  timed skopeo-layout skopeo_ns skopeo copy -q --dest-tls-verify=false "$OCI" "docker://$REG/bench/layout:v1"
+  skopeo_ns /usr/bin/time -v -o "$W/t3.txt" skopeo copy -q --dest-tls-verify=false "$OCI" "docker://$REG/bench/layout:v1" \
+    >"$W/out.txt" 2>"$W/err.txt" || { cat "$W/err.txt" >&2; exit 1; }
+  wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {split($2,a,":"); print a[1]*60+a[2]}' "$W/t3.txt")
+  rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$W/t3.txt")
+  echo "skopeo-layout $wall $rss" >>"$W/results"
   stop_registries
 
   if command -v crane >/dev/null; then

@@ -261,7 +261,8 @@ pub(crate) async fn upload(
                 ("content-type", "application/octet-stream".to_string()),
                 ("content-length", len.to_string()),
             ];
-            if chunk.is_some() {
+            // A resumed upload says where its bytes go, as chunks do.
+            if chunk.is_some() || offset > 0 {
                 headers.push(("content-range", format!("{}-{}", offset, offset + len - 1)));
             }
             let b = body(f.clone(), offset, len, client.clone(), progress.clone());
