@@ -84,6 +84,11 @@ fn push_tarball_to_two_destinations_then_repush_and_tag() {
     assert_eq!(stdout.lines().count(), 2);
     assert!(stdout.contains(&format!("cli/app:v3@{digest}")), "{stdout}");
 
+    // copy to a registry goes through the same engine.
+    let c = format!("{}/cli/copied:v1", reg.addr());
+    let out = hoist(&["copy", tar.to_str().unwrap(), &c], &env);
+    assert!(ok(&out).contains(&digest), "same image, same digest");
+
     let rt = tokio::runtime::Runtime::new().unwrap();
     let client = Client::new().unwrap();
     let repo = Repository::new(reg.addr().to_string(), "cli/app").unwrap();

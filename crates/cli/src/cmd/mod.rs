@@ -1,6 +1,8 @@
 //! One module per verb.
 
 pub mod auth;
+pub mod cache;
+pub mod copy;
 pub mod push;
 pub mod random;
 pub mod tag;

@@ -5,19 +5,17 @@
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use hoist_image::Cache;
-use hoist_image::layout::Layout;
 use hoist_image::pipeline::Encoding;
-use hoist_image::{Child, Digest, Reference, SpoolStore, Store, tarball};
+use hoist_image::{Digest, Reference, Store};
 use hoist_remote::push::{self, BlobOutcome, Progress, Source};
 use hoist_remote::{Client, DockerConfig, Repository, Target};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
+use crate::cmd::cache::CacheOpts;
 use crate::location::Location;
 
 /// Options shared by the verbs that talk to registries.
@@ -30,6 +28,15 @@ pub struct RemoteArgs {
     /// Talk plain http to this registry (host[:port]); loopback registries always are.
     #[arg(long, value_name = "REGISTRY")]
     pub insecure: Vec<String>,
+}
+
+impl Default for RemoteArgs {
+    fn default() -> Self {
+        RemoteArgs {
+            retries: hoist_remote::retry::DEFAULT_RETRIES,
+            insecure: Vec::new(),
+        }
+    }
 }
 
 impl RemoteArgs {
@@ -60,12 +67,6 @@ pub struct Args {
     /// Upload in chunks of this many bytes (PATCH with Content-Range); suffixes k, M, G.
     #[arg(long, value_parser = crate::cmd::random::parse_size)]
     pub chunk_size: Option<u64>,
-    /// The content cache (compressed layers by digest, and where blobs were pushed).
-    #[arg(long, env = "HOIST_CACHE_DIR")]
-    pub cache_dir: Option<PathBuf>,
-    /// Do not use the content cache: compress into a temporary spool.
-    #[arg(long, conflicts_with = "cache_dir")]
-    pub no_cache: bool,
     /// No progress on stderr.
     #[arg(long, short)]
     pub quiet: bool,
@@ -73,58 +74,17 @@ pub struct Args {
     pub remote: RemoteArgs,
 }
 
-/// Open a local location as a push source. Sealed layers go to `store`.
+/// Open a local location as a push source; tarball layers are sealed (gzip) into `store`.
 pub fn open_source(loc: &Location, store: Arc<dyn Store>) -> anyhow::Result<Source> {
-    Ok(match loc {
-        Location::Layout { dir, name } => {
-            let layout = Layout::open(dir)?;
-            let child = match name {
-                Some(n) => layout.get(n)?,
-                None => {
-                    let ix = layout.index_manifest()?;
-                    match ix.manifests.as_slice() {
-                        [one] => layout.child(one)?,
-                        [] => bail!("{loc}: the layout's index is empty"),
-                        _ => bail!(
-                            "{loc}: the layout holds {} images; name one: oci:DIR:NAME",
-                            ix.manifests.len()
-                        ),
-                    }
-                }
-            };
-            match child {
-                Child::Image(i) => Source::Image(i),
-                Child::Index(i) => Source::Index(i),
-            }
-        }
-        Location::Archive { file, reference } => {
-            let opts = tarball::Options {
-                tag: reference.as_ref().map(|r| r.to_string()),
-                encoding: Encoding::gzip(),
-                store: Some(store),
-            };
-            Source::Image(Arc::new(tarball::Image::open(file, &opts)?))
-        }
-        Location::Registry(r) => bail!(
+    if let Location::Registry(r) = loc {
+        bail!(
             "docker://{r}: pushing from a registry is not supported yet; save it to a layout or tarball first"
-        ),
-    })
-}
-
-/// The store layers are sealed into, and the push memory directory.
-pub fn store(
-    cache_dir: Option<&PathBuf>,
-    no_cache: bool,
-) -> anyhow::Result<(Arc<dyn Store>, Option<PathBuf>)> {
-    if no_cache {
-        return Ok((Arc::new(SpoolStore::new()?), None));
+        );
     }
-    let cache = match cache_dir {
-        Some(d) => Cache::open(d).with_context(|| format!("cache directory {}", d.display()))?,
-        None => Cache::open_default()?,
-    };
-    let dir = cache.path().join("remote");
-    Ok((Arc::new(cache), Some(dir)))
+    Ok(match loc.open_local(&Encoding::gzip(), Some(store))? {
+        crate::location::Source::Image(i) => Source::Image(i),
+        crate::location::Source::Index(i) => Source::Index(i),
+    })
 }
 
 /// Parse a destination argument.
@@ -134,23 +94,43 @@ pub fn target(s: &str) -> anyhow::Result<Target> {
     Ok(Target::from_reference(&r)?)
 }
 
-pub fn run(args: &Args) -> anyhow::Result<()> {
+pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
     let src = Location::parse(&args.src)?;
     let targets = args
         .dst
         .iter()
         .map(|d| target(d))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let (store, memory_dir) = store(args.cache_dir.as_ref(), args.no_cache)?;
-    let source = open_source(&src, store)?;
+    let stores = cache.store()?;
+    // The push memory (which repository holds which blob) lives beside the cache.
+    let memory_dir = stores.cache.as_ref().map(|c| c.path().join("remote"));
+    let source = open_source(&src, stores.store)?;
     let opts = push::Options {
         jobs: args.jobs,
         chunk_size: args.chunk_size,
         memory_dir,
         ..push::Options::default()
     };
-    let client = args.remote.client()?;
-    let progress: Arc<dyn Progress> = if args.quiet {
+    let pushed = push_source(source, &targets, &opts, &args.remote, args.quiet)
+        .with_context(|| format!("pushing {src}"))?;
+    let mut out = std::io::stdout().lock();
+    for p in &pushed {
+        writeln!(out, "{p}")?;
+    }
+    Ok(())
+}
+
+/// Push an opened source to registry targets, with progress on stderr unless `quiet`.
+/// Returns the `REF@DIGEST` lines. (`hoist copy` to a registry calls this too.)
+pub fn push_source(
+    source: Source,
+    targets: &[Target],
+    opts: &push::Options,
+    remote: &RemoteArgs,
+    quiet: bool,
+) -> anyhow::Result<Vec<String>> {
+    let client = remote.client()?;
+    let progress: Arc<dyn Progress> = if quiet {
         Arc::new(push::NoProgress)
     } else if std::io::stderr().is_terminal() {
         Arc::new(Bars::new())
@@ -158,21 +138,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         Arc::new(Lines::default())
     };
     let rt = runtime()?;
-    let report = rt
-        .block_on(push::push(
-            &client,
-            source,
-            &targets,
-            &opts,
-            progress.clone(),
-        ))
-        .with_context(|| format!("pushing {src}"))?;
+    let report = rt.block_on(push::push(&client, source, targets, opts, progress.clone()));
     drop(progress);
-    let mut out = std::io::stdout().lock();
-    for p in &report.pushed {
-        writeln!(out, "{p}")?;
-    }
-    Ok(())
+    Ok(report?.pushed.iter().map(|p| p.to_string()).collect())
 }
 
 /// The CLI's runtime: the library's blocking work (sealing, reading) runs on its
