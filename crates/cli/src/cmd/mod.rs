@@ -1,8 +1,11 @@
 //! One module per verb.
 
+pub mod auth;
 pub mod cache;
 pub mod copy;
+pub mod push;
 pub mod random;
+pub mod tag;
 pub mod validate;
 pub mod serve;
 pub mod version;
