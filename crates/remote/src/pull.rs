@@ -202,7 +202,7 @@ async fn pull_inner(
     let mut tasks: JoinSet<Result<()>> = JoinSet::new();
     // Largest first: the long downloads start at once, the small ones fill the gaps.
     let mut blobs = blobs;
-    blobs.sort_by(|a, b| b.size.cmp(&a.size));
+    blobs.sort_by_key(|b| std::cmp::Reverse(b.size));
     for d in blobs {
         let (client, repo, layout) = (client.clone(), repo.clone(), layout.clone());
         let (gate, fetched, bytes, present) = (

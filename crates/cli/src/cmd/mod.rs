@@ -3,6 +3,8 @@
 pub mod auth;
 pub mod cache;
 pub mod copy;
+pub mod inspect;
+pub mod pull;
 pub mod push;
 pub mod random;
 pub mod serve;
