@@ -232,9 +232,12 @@ async fn pull_inner(
         });
     }
     while let Some(r) = tasks.join_next().await {
-        let r = r.map_err(|e| Error::io("pull task", std::io::Error::other(e.to_string())))?;
+        let r = r.map_err(|e| Error::io("pull task", std::io::Error::other(e.to_string())));
+        let r = r.and_then(|r| r);
         if let Err(e) = r {
+            // Wait for the others to stop, so their temporary files are gone on return.
             tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
             return Err(e);
         }
     }
