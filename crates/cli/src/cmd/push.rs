@@ -67,11 +67,25 @@ pub struct Args {
     /// Upload in chunks of this many bytes (PATCH with Content-Range); suffixes k, M, G.
     #[arg(long, value_parser = crate::cmd::random::parse_size)]
     pub chunk_size: Option<u64>,
+    /// head-first: compress each layer once into the cache, then HEAD / mount / upload
+    /// (a re-push compresses nothing). stream: compress straight into the uploads (gzip),
+    /// no spool; every layer is compressed on every push.
+    #[arg(long, value_enum, default_value_t = StrategyArg::HeadFirst)]
+    pub strategy: StrategyArg,
     /// No progress on stderr.
     #[arg(long, short)]
     pub quiet: bool,
     #[command(flatten)]
     pub remote: RemoteArgs,
+}
+
+/// `--strategy` values.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrategyArg {
+    /// Seal through the cache, then HEAD, mount or upload.
+    HeadFirst,
+    /// Upload while compressing.
+    Stream,
 }
 
 /// Open a local location as a push source; tarball layers are sealed (gzip) into `store`.
@@ -106,6 +120,10 @@ pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
     let memory_dir = stores.cache.as_ref().map(|c| c.path().join("remote"));
     let source = open_source(&src, stores.store)?;
     let opts = push::Options {
+        strategy: match args.strategy {
+            StrategyArg::HeadFirst => push::Strategy::HeadFirst,
+            StrategyArg::Stream => push::Strategy::Stream(Encoding::gzip()),
+        },
         jobs: args.jobs,
         chunk_size: args.chunk_size,
         memory_dir,
