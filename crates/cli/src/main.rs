@@ -48,6 +48,9 @@ enum Command {
     },
     /// Write a seeded, deterministic random image (for tests and benchmarks).
     Random(cmd::random::Args),
+    /// The main job in one command: embedded registry, seeded image, cold push, re-push,
+    /// second tag, validate, a table of times; then clean up.
+    Demo(cmd::demo::Args),
     /// Push an image from a layout or tarball to one or more registry destinations.
     Push(cmd::push::Args),
     /// Give an image in a registry more tags (one manifest PUT each).
@@ -57,6 +60,8 @@ enum Command {
         #[command(subcommand)]
         verb: cmd::auth::Verb,
     },
+    /// Run the embedded OCI registry.
+    Serve(cmd::serve::ServeArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -71,9 +76,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cache(c) => cmd::cache::run(&c, &cache),
         Command::Validate { location, fast } => cmd::validate::run(&location, fast),
         Command::Random(args) => cmd::random::run(&args),
+        Command::Demo(args) => cmd::demo::run(&args),
         Command::Push(args) => cmd::push::run(&args, &cache),
         Command::Tag(args) => cmd::tag::run(&args),
         Command::Auth { verb } => cmd::auth::run(&verb),
+        Command::Serve(args) => cmd::serve::run(args),
     }
 }
 
