@@ -48,6 +48,8 @@ enum Command {
     },
     /// Write a seeded, deterministic random image (for tests and benchmarks).
     Random(cmd::random::Args),
+    /// Run the embedded OCI registry.
+    Serve(cmd::serve::ServeArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -62,6 +64,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cache(c) => cmd::cache::run(&c, &cache),
         Command::Validate { location, fast } => cmd::validate::run(&location, fast),
         Command::Random(args) => cmd::random::run(&args),
+        Command::Serve(args) => cmd::serve::run(args),
     }
 }
 

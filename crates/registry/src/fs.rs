@@ -1,0 +1,610 @@
+//! The filesystem backend.
+//!
+//! ```text
+//! ROOT/blobs/<alg>/<hex[..2]>/<hex>                      content, once for all repositories
+//! ROOT/repos/<name>/_blobs/<alg>/<hex>                   empty link: the repository sees the blob
+//! ROOT/repos/<name>/_manifests/revisions/<alg>/<hex>     link holding the manifest's media type
+//! ROOT/repos/<name>/_manifests/tags/<tag>                the digest the tag points at
+//! ROOT/repos/<name>/_referrers/<alg>/<subject hex>/<alg>-<hex>   a referrer's descriptor (JSON)
+//! ROOT/uploads/<id>/{repo,data}                          upload sessions
+//! ROOT/tmp/                                              temp files, renamed into place
+//! ```
+//! Paths are built only from validated names and digests, so no input reaches outside ROOT.
+//! Every file that becomes visible is written to `tmp/`, fsynced and renamed (an upload's
+//! `data` is renamed straight into `blobs/`), then its directory is fsynced.
+//!
+//! Locking: upload sessions have one lock each, taken by the request writing that session
+//! (a second writer is refused rather than queued); nothing else takes a lock while reading
+//! a request body. The only shared map is the session table, locked for a lookup.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, TryLockError};
+
+use axum::http::{StatusCode, header};
+use bytes::Bytes;
+use hoist_image::{Algorithm, Descriptor, Digest, Hasher};
+
+use crate::error::{Code, Error, Result};
+use crate::names::RepoName;
+use crate::storage::{BlobReader, ManifestPut, Storage, StoredManifest};
+
+/// Read/write buffer for blob bodies.
+const IO_BUF: usize = 1 << 20;
+
+/// A registry stored in a directory.
+#[derive(Debug)]
+pub struct FsStorage {
+    root: PathBuf,
+    sessions: Mutex<HashMap<String, Arc<Mutex<Session>>>>,
+    counter: AtomicU64,
+}
+
+/// In-memory state of an upload session: the running sha256 of the data written so far.
+/// Lost on restart; then the data file is rehashed once on the next write or commit.
+#[derive(Debug, Default)]
+struct Session {
+    hash: Option<(u64, Hasher)>,
+}
+
+fn io_err(what: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
+    move |e| Error::io(what.display(), e)
+}
+
+impl FsStorage {
+    /// Open (creating if needed) a registry rooted at `root`. Leftover temp files of an
+    /// earlier run are removed; upload sessions are kept so they can resume.
+    pub fn open(root: impl Into<PathBuf>) -> Result<FsStorage> {
+        let root = root.into();
+        for d in ["blobs", "repos", "uploads", "tmp"] {
+            let p = root.join(d);
+            fs::create_dir_all(&p).map_err(io_err(&p))?;
+        }
+        let tmp = root.join("tmp");
+        for e in fs::read_dir(&tmp).map_err(io_err(&tmp))?.flatten() {
+            let _ = fs::remove_file(e.path());
+        }
+        Ok(FsStorage {
+            root,
+            sessions: Mutex::new(HashMap::new()),
+            counter: AtomicU64::new(0),
+        })
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn random_id(&self) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let mut h = Hasher::sha256();
+        h.update(format!("{t}:{n}:{}:{:p}", std::process::id(), &n).as_bytes());
+        h.finish().hex()[..32].to_string()
+    }
+
+    fn blob_path(&self, d: &Digest) -> PathBuf {
+        self.root
+            .join("blobs")
+            .join(d.algorithm().as_str())
+            .join(&d.hex()[..2])
+            .join(d.hex())
+    }
+
+    fn repo_dir(&self, repo: &RepoName) -> PathBuf {
+        let mut p = self.root.join("repos");
+        p.extend(repo.components());
+        p
+    }
+
+    fn link_path(&self, repo: &RepoName, d: &Digest) -> PathBuf {
+        self.repo_dir(repo)
+            .join("_blobs")
+            .join(d.algorithm().as_str())
+            .join(d.hex())
+    }
+
+    fn revision_path(&self, repo: &RepoName, d: &Digest) -> PathBuf {
+        self.repo_dir(repo)
+            .join("_manifests/revisions")
+            .join(d.algorithm().as_str())
+            .join(d.hex())
+    }
+
+    fn tags_dir(&self, repo: &RepoName) -> PathBuf {
+        self.repo_dir(repo).join("_manifests/tags")
+    }
+
+    fn referrers_dir(&self, repo: &RepoName, subject: &Digest) -> PathBuf {
+        self.repo_dir(repo)
+            .join("_referrers")
+            .join(subject.algorithm().as_str())
+            .join(subject.hex())
+    }
+
+    fn referrer_file(d: &Digest) -> String {
+        format!("{}-{}", d.algorithm().as_str(), d.hex())
+    }
+
+    fn upload_dir(&self, repo: &RepoName, id: &str) -> Result<PathBuf> {
+        let unknown = || {
+            Error::new(
+                Code::BlobUploadUnknown,
+                format!("upload {id:?} is not known"),
+            )
+        };
+        if id.len() != 32 || !id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(unknown());
+        }
+        let dir = self.root.join("uploads").join(id);
+        match fs::read_to_string(dir.join("repo")) {
+            Ok(r) if r == repo.as_str() => Ok(dir),
+            Ok(_) => Err(unknown()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(unknown()),
+            Err(e) => Err(Error::io(dir.display(), e)),
+        }
+    }
+
+    fn session(&self, id: &str) -> Arc<Mutex<Session>> {
+        let mut map = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(id.to_string()).or_default().clone()
+    }
+
+    fn forget_session(&self, id: &str) {
+        let mut map = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(id);
+    }
+
+    /// Write `bytes` to `path` atomically: temp file, fsync, rename, fsync the directory.
+    fn atomic_write(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        let tmp = self.root.join("tmp").join(self.random_id());
+        let res = (|| {
+            let mut f = File::create(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+            drop(f);
+            install(&tmp, path)
+        })();
+        if res.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        res.map_err(io_err(path))
+    }
+
+    /// Make the blob visible in `repo` (an empty link file).
+    fn link(&self, repo: &RepoName, d: &Digest) -> Result<()> {
+        let p = self.link_path(repo, d);
+        if p.exists() {
+            return Ok(());
+        }
+        self.atomic_write(&p, b"")
+    }
+}
+
+/// Rename `tmp` to `path` (creating parents) and fsync the directory.
+fn install(tmp: &Path, path: &Path) -> io::Result<()> {
+    let parent = path.parent().expect("storage paths have parents");
+    fs::create_dir_all(parent)?;
+    fs::rename(tmp, path)?;
+    File::open(parent)?.sync_all()
+}
+
+/// Hash the first `len` bytes of `path`.
+fn hash_file(path: &Path, len: u64, alg: Algorithm) -> io::Result<Hasher> {
+    let mut f = File::open(path)?.take(len);
+    let mut h = alg.hasher();
+    let mut buf = vec![0u8; IO_BUF];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h)
+}
+
+fn not_found_is_none<T>(r: io::Result<T>) -> io::Result<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The `Range` header value for `size` bytes received (`0-0` when none, as distribution does).
+pub(crate) fn range_header(size: u64) -> String {
+    format!("0-{}", size.saturating_sub(1))
+}
+
+impl Storage for FsStorage {
+    fn blob_size(&self, repo: &RepoName, digest: &Digest) -> Result<Option<u64>> {
+        let link = self.link_path(repo, digest);
+        if !link.exists() {
+            return Ok(None);
+        }
+        let p = self.blob_path(digest);
+        Ok(not_found_is_none(fs::metadata(&p))
+            .map_err(io_err(&p))?
+            .map(|m| m.len()))
+    }
+
+    fn blob_read(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        range: Option<(u64, u64)>,
+    ) -> Result<Option<BlobReader>> {
+        if !self.link_path(repo, digest).exists() {
+            return Ok(None);
+        }
+        let p = self.blob_path(digest);
+        let Some(mut f) = not_found_is_none(File::open(&p)).map_err(io_err(&p))? else {
+            return Ok(None);
+        };
+        let size = f.metadata().map_err(io_err(&p))?.len();
+        let reader: Box<dyn Read + Send> = match range {
+            Some((start, len)) => {
+                f.seek(SeekFrom::Start(start)).map_err(io_err(&p))?;
+                Box::new(f.take(len))
+            }
+            None => Box::new(f),
+        };
+        Ok(Some(BlobReader { reader, size }))
+    }
+
+    fn blob_mount(&self, from: Option<&RepoName>, to: &RepoName, digest: &Digest) -> Result<bool> {
+        let visible = match from {
+            Some(from) => self.link_path(from, digest).exists(),
+            None => true,
+        };
+        if !visible || !self.blob_path(digest).exists() {
+            return Ok(false);
+        }
+        self.link(to, digest)?;
+        Ok(true)
+    }
+
+    fn blob_delete(&self, repo: &RepoName, digest: &Digest) -> Result<()> {
+        let p = self.link_path(repo, digest);
+        match fs::remove_file(&p) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::new(
+                Code::BlobUnknown,
+                format!("blob {digest} is not known to {repo}"),
+            )),
+            Err(e) => Err(Error::io(p.display(), e)),
+        }
+    }
+
+    fn upload_start(&self, repo: &RepoName) -> Result<String> {
+        let id = self.random_id();
+        let dir = self.root.join("uploads").join(&id);
+        (|| {
+            fs::create_dir_all(&dir)?;
+            File::create(dir.join("data"))?;
+            // The repo file last: a session exists once it names its repository.
+            let tmp = dir.join("repo.tmp");
+            fs::write(&tmp, repo.as_str())?;
+            fs::rename(&tmp, dir.join("repo"))
+        })()
+        .map_err(io_err(&dir))?;
+        Ok(id)
+    }
+
+    fn upload_size(&self, repo: &RepoName, id: &str) -> Result<u64> {
+        let dir = self.upload_dir(repo, id)?;
+        let p = dir.join("data");
+        Ok(fs::metadata(&p).map_err(io_err(&p))?.len())
+    }
+
+    fn upload_append(
+        &self,
+        repo: &RepoName,
+        id: &str,
+        start: Option<u64>,
+        body: &mut dyn Read,
+    ) -> Result<u64> {
+        let dir = self.upload_dir(repo, id)?;
+        let session = self.session(id);
+        let mut st = match session.try_lock() {
+            Ok(g) => g,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                return Err(Error::new(
+                    Code::BlobUploadInvalid,
+                    format!("upload {id}: another request is writing to it"),
+                )
+                .with_status(StatusCode::CONFLICT));
+            }
+        };
+        let p = dir.join("data");
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .map_err(io_err(&p))?;
+        let len = f.metadata().map_err(io_err(&p))?.len();
+        if start.is_some_and(|s| s != len) {
+            let start = start.unwrap_or_default();
+            return Err(Error::new(
+                Code::BlobUploadInvalid,
+                format!("upload {id}: chunk starts at {start}, but {len} bytes were received"),
+            )
+            .with_status(StatusCode::RANGE_NOT_SATISFIABLE)
+            .with_header(header::RANGE, &range_header(len)));
+        }
+        let mut hasher = match st.hash.take() {
+            Some((off, h)) if off == len => h,
+            _ => hash_file(&p, len, Algorithm::Sha256).map_err(io_err(&p))?,
+        };
+        let mut total = len;
+        let mut buf = vec![0u8; IO_BUF];
+        loop {
+            let n = match body.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    st.hash = Some((total, hasher));
+                    return Err(Error::new(
+                        Code::BlobUploadInvalid,
+                        format!("upload {id}: request body failed after {total} bytes: {e}"),
+                    ));
+                }
+            };
+            if let Err(e) = f.write_all(&buf[..n]) {
+                // The file may hold part of this chunk: rehash next time.
+                return Err(Error::io(p.display(), e));
+            }
+            hasher.update(&buf[..n]);
+            total += n as u64;
+        }
+        st.hash = Some((total, hasher));
+        Ok(total)
+    }
+
+    fn upload_commit(&self, repo: &RepoName, id: &str, digest: &Digest) -> Result<u64> {
+        let dir = self.upload_dir(repo, id)?;
+        let session = self.session(id);
+        let mut st = match session.try_lock() {
+            Ok(g) => g,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                return Err(Error::new(
+                    Code::BlobUploadInvalid,
+                    format!("upload {id}: another request is writing to it"),
+                )
+                .with_status(StatusCode::CONFLICT));
+            }
+        };
+        let p = dir.join("data");
+        let f = File::open(&p).map_err(io_err(&p))?;
+        let len = f.metadata().map_err(io_err(&p))?.len();
+        let hasher = match st.hash.take() {
+            Some((off, h)) if off == len && digest.algorithm() == Algorithm::Sha256 => h,
+            _ => hash_file(&p, len, digest.algorithm()).map_err(io_err(&p))?,
+        };
+        let actual = hasher.finish();
+        if &actual != digest {
+            let _ = fs::remove_dir_all(&dir);
+            drop(st);
+            self.forget_session(id);
+            return Err(Error::new(
+                Code::DigestInvalid,
+                format!(
+                    "upload {id}: the {len} bytes received have digest {actual}, not {digest}; discarded"
+                ),
+            ));
+        }
+        let blob = self.blob_path(digest);
+        if !blob.exists() {
+            f.sync_all().map_err(io_err(&p))?;
+            install(&p, &blob).map_err(io_err(&blob))?;
+        }
+        self.link(repo, digest)?;
+        let _ = fs::remove_dir_all(&dir);
+        drop(st);
+        self.forget_session(id);
+        Ok(len)
+    }
+
+    fn upload_cancel(&self, repo: &RepoName, id: &str) -> Result<()> {
+        let dir = self.upload_dir(repo, id)?;
+        // Remove the repo file first: from then on the session is unknown.
+        let _ = fs::remove_file(dir.join("repo"));
+        fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
+        self.forget_session(id);
+        Ok(())
+    }
+
+    fn manifest_put(&self, repo: &RepoName, put: ManifestPut<'_>) -> Result<()> {
+        let blob = self.blob_path(put.digest);
+        if !blob.exists() {
+            self.atomic_write(&blob, put.raw)?;
+        }
+        if let Some((subject, desc)) = put.referrer {
+            let p = self
+                .referrers_dir(repo, subject)
+                .join(Self::referrer_file(put.digest));
+            let json = serde_json::to_vec(desc).expect("descriptor serializes");
+            self.atomic_write(&p, &json)?;
+        }
+        self.atomic_write(
+            &self.revision_path(repo, put.digest),
+            put.media_type.as_bytes(),
+        )?;
+        for tag in put.tags {
+            self.atomic_write(
+                &self.tags_dir(repo).join(tag),
+                put.digest.to_string().as_bytes(),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn tag_resolve(&self, repo: &RepoName, tag: &str) -> Result<Option<Digest>> {
+        let p = self.tags_dir(repo).join(tag);
+        let Some(s) = not_found_is_none(fs::read_to_string(&p)).map_err(io_err(&p))? else {
+            return Ok(None);
+        };
+        Digest::parse(s.trim())
+            .map(Some)
+            .map_err(|e| Error::new(Code::Unknown, format!("{}: {e}", p.display())))
+    }
+
+    fn manifest_get(&self, repo: &RepoName, digest: &Digest) -> Result<Option<StoredManifest>> {
+        let rev = self.revision_path(repo, digest);
+        let Some(media_type) = not_found_is_none(fs::read_to_string(&rev)).map_err(io_err(&rev))?
+        else {
+            return Ok(None);
+        };
+        let p = self.blob_path(digest);
+        let Some(raw) = not_found_is_none(fs::read(&p)).map_err(io_err(&p))? else {
+            return Ok(None);
+        };
+        Ok(Some(StoredManifest {
+            digest: digest.clone(),
+            media_type,
+            raw: Bytes::from(raw),
+        }))
+    }
+
+    fn manifest_exists(&self, repo: &RepoName, digest: &Digest) -> Result<bool> {
+        Ok(self.revision_path(repo, digest).exists())
+    }
+
+    fn manifest_delete(&self, repo: &RepoName, digest: &Digest) -> Result<()> {
+        let unknown = || {
+            Error::new(
+                Code::ManifestUnknown,
+                format!("manifest {digest} is not known to {repo}"),
+            )
+        };
+        let Some(m) = self.manifest_get(repo, digest)? else {
+            return Err(unknown());
+        };
+        let rev = self.revision_path(repo, digest);
+        match fs::remove_file(&rev) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(unknown()),
+            Err(e) => return Err(Error::io(rev.display(), e)),
+        }
+        // Tags pointing at it.
+        let tags = self.tags_dir(repo);
+        if let Some(rd) = not_found_is_none(fs::read_dir(&tags)).map_err(io_err(&tags))? {
+            for e in rd.flatten() {
+                if fs::read_to_string(e.path()).is_ok_and(|s| s.trim() == digest.to_string()) {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+        // Its referrer entry.
+        #[derive(serde::Deserialize)]
+        struct Subject {
+            subject: Option<Descriptor>,
+        }
+        if let Ok(Subject {
+            subject: Some(subject),
+        }) = serde_json::from_slice::<Subject>(&m.raw)
+        {
+            let p = self
+                .referrers_dir(repo, &subject.digest)
+                .join(Self::referrer_file(digest));
+            let _ = fs::remove_file(p);
+        }
+        Ok(())
+    }
+
+    fn tag_delete(&self, repo: &RepoName, tag: &str) -> Result<()> {
+        let p = self.tags_dir(repo).join(tag);
+        match fs::remove_file(&p) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::new(
+                Code::ManifestUnknown,
+                format!("tag {tag:?} is not known to {repo}"),
+            )),
+            Err(e) => Err(Error::io(p.display(), e)),
+        }
+    }
+
+    fn tags(&self, repo: &RepoName) -> Result<Option<Vec<String>>> {
+        let dir = self.repo_dir(repo);
+        if !dir.join("_blobs").exists() && !dir.join("_manifests").exists() {
+            return Ok(None);
+        }
+        let tags = self.tags_dir(repo);
+        let mut out = Vec::new();
+        if let Some(rd) = not_found_is_none(fs::read_dir(&tags)).map_err(io_err(&tags))? {
+            for e in rd {
+                let e = e.map_err(io_err(&tags))?;
+                if let Some(name) = e.file_name().to_str() {
+                    out.push(name.to_string());
+                }
+            }
+        }
+        out.sort();
+        Ok(Some(out))
+    }
+
+    fn repositories(&self) -> Result<Vec<String>> {
+        fn walk(dir: &Path, prefix: &str, out: &mut Vec<String>) -> io::Result<()> {
+            for e in fs::read_dir(dir)? {
+                let e = e?;
+                if !e.file_type()?.is_dir() {
+                    continue;
+                }
+                let Some(name) = e.file_name().to_str().map(str::to_string) else {
+                    continue;
+                };
+                if name.starts_with('_') {
+                    continue;
+                }
+                let full = if prefix.is_empty() {
+                    name
+                } else {
+                    format!("{prefix}/{name}")
+                };
+                let p = e.path();
+                if p.join("_blobs").exists() || p.join("_manifests").exists() {
+                    out.push(full.clone());
+                }
+                walk(&p, &full, out)?;
+            }
+            Ok(())
+        }
+        let mut out = Vec::new();
+        let repos = self.root.join("repos");
+        walk(&repos, "", &mut out).map_err(io_err(&repos))?;
+        out.sort();
+        Ok(out)
+    }
+
+    fn referrers(&self, repo: &RepoName, subject: &Digest) -> Result<Vec<Descriptor>> {
+        let dir = self.referrers_dir(repo, subject);
+        let mut out = Vec::new();
+        let Some(rd) = not_found_is_none(fs::read_dir(&dir)).map_err(io_err(&dir))? else {
+            return Ok(out);
+        };
+        for e in rd.flatten() {
+            let Ok(bytes) = fs::read(e.path()) else {
+                continue;
+            };
+            let Ok(desc) = serde_json::from_slice::<Descriptor>(&bytes) else {
+                continue;
+            };
+            // Listed only once the manifest itself is committed.
+            if self.revision_path(repo, &desc.digest).exists() {
+                out.push(desc);
+            }
+        }
+        out.sort_by(|a, b| a.digest.cmp(&b.digest));
+        Ok(out)
+    }
+}

@@ -1,0 +1,1020 @@
+//! The HTTP side: routing `/v2/...` by hand (repository names contain `/`), one handler per
+//! endpoint, request bodies streamed to the storage on a blocking thread through a bounded
+//! channel, blob bodies streamed back the same way.
+
+use std::io::{self, Read};
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::{Buf, Bytes};
+use futures_util::StreamExt;
+use hoist_image::{Descriptor, Digest, MAX_MANIFEST_SIZE, Manifest, MediaType, Parsed};
+use tokio::sync::mpsc;
+
+use crate::auth::Htpasswd;
+use crate::error::{Code, Error, Result};
+use crate::fs::{FsStorage, range_header};
+use crate::names::{Reference, RepoName, parse_digest, validate_tag};
+use crate::storage::{ManifestPut, Storage};
+
+/// Chunks in flight between the connection and the storage thread, per request.
+/// With hyper's frames of up to a few hundred KiB this bounds a request's memory to a few MiB.
+const BODY_CHANNEL: usize = 16;
+/// Chunk size when streaming a blob out.
+const READ_CHUNK: usize = 256 << 10;
+/// How much of an oversized manifest body is read (and dropped) before answering 413.
+const DRAIN_CAP: u64 = 64 << 20;
+
+const API_VERSION: &str = "registry/2.0";
+const REALM: &str = "Basic realm=\"hoist-registry\"";
+
+/// The registry service: storage plus optional authentication. Cheap to clone.
+#[derive(Clone)]
+pub struct Registry {
+    storage: Arc<dyn Storage>,
+    auth: Option<Arc<Htpasswd>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("auth", &self.auth.is_some())
+            .finish()
+    }
+}
+
+impl Registry {
+    /// A registry on the filesystem at `root` (created if needed), anonymous read-write.
+    pub fn open(root: impl AsRef<Path>) -> Result<Registry> {
+        Ok(Self::with_storage(FsStorage::open(root.as_ref())?))
+    }
+
+    /// A registry on any storage backend.
+    pub fn with_storage(storage: impl Storage) -> Registry {
+        Registry {
+            storage: Arc::new(storage),
+            auth: None,
+        }
+    }
+
+    /// Require basic auth against an htpasswd file of bcrypt hashes.
+    pub fn htpasswd(mut self, path: &Path) -> Result<Registry> {
+        let h = Htpasswd::load(path).map_err(|e| Error::new(Code::Unknown, e))?;
+        self.auth = Some(Arc::new(h));
+        Ok(self)
+    }
+
+    /// The axum router serving `/v2/`.
+    pub fn router(&self) -> axum::Router {
+        axum::Router::new()
+            .fallback(dispatch)
+            .with_state(self.clone())
+    }
+}
+
+async fn dispatch(State(reg): State<Registry>, req: Request) -> Response {
+    let mut resp = match handle(&reg, req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    resp.headers_mut().insert(
+        "docker-distribution-api-version",
+        HeaderValue::from_static(API_VERSION),
+    );
+    resp
+}
+
+/// Which endpoint a path names.
+#[derive(Debug, PartialEq)]
+enum Route {
+    Base,
+    Catalog,
+    Tags(String),
+    Manifest(String, String),
+    Blob(String, String),
+    UploadStart(String),
+    Upload(String, String),
+    Referrers(String, String),
+}
+
+fn route(path: &str) -> Option<Route> {
+    if path == "/v2" || path == "/v2/" {
+        return Some(Route::Base);
+    }
+    let rest = path.strip_prefix("/v2/")?;
+    if rest == "_catalog" {
+        return Some(Route::Catalog);
+    }
+    let segs: Vec<&str> = rest.split('/').collect();
+    let n = segs.len();
+    let name = |k: usize| segs[..n - k].join("/");
+    if n >= 3 && segs[n - 2] == "tags" && segs[n - 1] == "list" {
+        return Some(Route::Tags(name(2)));
+    }
+    if n >= 4 && segs[n - 3] == "blobs" && segs[n - 2] == "uploads" {
+        let id = segs[n - 1];
+        return Some(if id.is_empty() {
+            Route::UploadStart(name(3))
+        } else {
+            Route::Upload(name(3), id.to_string())
+        });
+    }
+    if n >= 3 && segs[n - 2] == "blobs" && segs[n - 1] == "uploads" {
+        return Some(Route::UploadStart(name(2)));
+    }
+    if n >= 3 {
+        let last = segs[n - 1].to_string();
+        match segs[n - 2] {
+            "manifests" => return Some(Route::Manifest(name(2), last)),
+            "blobs" => return Some(Route::Blob(name(2), last)),
+            "referrers" => return Some(Route::Referrers(name(2), last)),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Query parameters, percent-decoded, in order.
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(q: Option<&str>) -> Query {
+        Query(
+            form_urlencoded::parse(q.unwrap_or("").as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+    fn all(&self, key: &str) -> impl Iterator<Item = &str> {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+async fn handle(reg: &Registry, req: Request) -> Result<Response> {
+    if let Some(auth) = &reg.auth {
+        let value = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let auth = auth.clone();
+        let ok = tokio::task::spawn_blocking(move || auth.check(value.as_deref()))
+            .await
+            .unwrap_or(false);
+        if !ok {
+            return Err(Error::new(Code::Unauthorized, "authentication required")
+                .with_header(header::WWW_AUTHENTICATE, REALM));
+        }
+    }
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    let query = Query::parse(parts.uri.query());
+    let method = parts.method;
+    let headers = parts.headers;
+    let Some(r) = route(&path) else {
+        return Err(Error::new(
+            Code::Unsupported,
+            format!("{path}: not an endpoint of the distribution API"),
+        )
+        .with_status(StatusCode::NOT_FOUND));
+    };
+    let not_allowed = || {
+        Err(Error::new(
+            Code::Unsupported,
+            format!("{method} is not supported on {path}"),
+        ))
+    };
+    match r {
+        Route::Base => match method {
+            Method::GET | Method::HEAD => Ok(json_response(StatusCode::OK, "{}".into())),
+            _ => not_allowed(),
+        },
+        Route::Catalog => match method {
+            Method::GET => catalog(reg, &query).await,
+            _ => not_allowed(),
+        },
+        Route::Tags(name) => {
+            let repo = RepoName::parse(&name)?;
+            match method {
+                Method::GET => tags_list(reg, repo, &query).await,
+                _ => not_allowed(),
+            }
+        }
+        Route::Manifest(name, reference) => {
+            let repo = RepoName::parse(&name)?;
+            let reference = Reference::parse(&reference)?;
+            match method {
+                Method::GET => manifest_get(reg, repo, reference, false).await,
+                Method::HEAD => manifest_get(reg, repo, reference, true).await,
+                Method::PUT => manifest_put(reg, repo, reference, &query, &headers, body).await,
+                Method::DELETE => manifest_delete(reg, repo, reference).await,
+                _ => not_allowed(),
+            }
+        }
+        Route::Blob(name, digest) => {
+            let repo = RepoName::parse(&name)?;
+            let digest = parse_digest(&digest)?;
+            match method {
+                Method::GET => blob_get(reg, repo, digest, &headers, false).await,
+                Method::HEAD => blob_get(reg, repo, digest, &headers, true).await,
+                Method::DELETE => {
+                    let s = reg.storage.clone();
+                    blocking(move || s.blob_delete(&repo, &digest)).await?;
+                    Ok(empty(StatusCode::ACCEPTED))
+                }
+                _ => not_allowed(),
+            }
+        }
+        Route::UploadStart(name) => {
+            let repo = RepoName::parse(&name)?;
+            match method {
+                Method::POST => upload_post(reg, repo, &query, &headers, body).await,
+                _ => not_allowed(),
+            }
+        }
+        Route::Upload(name, id) => {
+            let repo = RepoName::parse(&name)?;
+            match method {
+                Method::GET => {
+                    let s = reg.storage.clone();
+                    let (r, i) = (repo.clone(), id.clone());
+                    let size = blocking(move || s.upload_size(&r, &i)).await?;
+                    Ok(upload_progress(StatusCode::NO_CONTENT, &repo, &id, size))
+                }
+                Method::PATCH => {
+                    let start = content_range(&headers)?;
+                    let size = append_body(reg, &repo, &id, start, body).await?;
+                    Ok(upload_progress(StatusCode::ACCEPTED, &repo, &id, size))
+                }
+                Method::PUT => upload_put(reg, repo, id, &query, &headers, body).await,
+                Method::DELETE => {
+                    let s = reg.storage.clone();
+                    blocking(move || s.upload_cancel(&repo, &id)).await?;
+                    Ok(empty(StatusCode::NO_CONTENT))
+                }
+                _ => not_allowed(),
+            }
+        }
+        Route::Referrers(name, digest) => {
+            let repo = RepoName::parse(&name)?;
+            let digest = parse_digest(&digest)?;
+            match method {
+                Method::GET => referrers(reg, repo, digest, &query).await,
+                _ => not_allowed(),
+            }
+        }
+    }
+}
+
+/// Run storage work on a blocking thread.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::new(Code::Unknown, format!("storage task failed: {e}")))?
+}
+
+fn empty(status: StatusCode) -> Response {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    r
+}
+
+fn json_response(status: StatusCode, body: String) -> Response {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn set(r: &mut Response, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        r.headers_mut().insert(name, v);
+    }
+}
+
+fn upload_progress(status: StatusCode, repo: &RepoName, id: &str, size: u64) -> Response {
+    let mut r = empty(status);
+    set(
+        &mut r,
+        "location",
+        &format!("/v2/{repo}/blobs/uploads/{id}"),
+    );
+    set(&mut r, "range", &range_header(size));
+    set(&mut r, "docker-upload-uuid", id);
+    r
+}
+
+fn blob_created(repo: &RepoName, digest: &Digest) -> Response {
+    let mut r = empty(StatusCode::CREATED);
+    set(&mut r, "location", &format!("/v2/{repo}/blobs/{digest}"));
+    set(&mut r, "docker-content-digest", &digest.to_string());
+    r
+}
+
+/// The `Content-Range: <start>-<end>` of a chunk: its start.
+fn content_range(headers: &HeaderMap) -> Result<Option<u64>> {
+    let Some(v) = headers.get(header::CONTENT_RANGE) else {
+        return Ok(None);
+    };
+    let bad = || {
+        Error::new(
+            Code::BlobUploadInvalid,
+            format!("Content-Range {v:?}: expected <start>-<end>, like 0-1023"),
+        )
+    };
+    let s = v.to_str().map_err(|_| bad())?;
+    let s = s.strip_prefix("bytes ").unwrap_or(s);
+    let (a, b) = s.split_once('-').ok_or_else(bad)?;
+    let start: u64 = a.parse().map_err(|_| bad())?;
+    let end: u64 = b.parse().map_err(|_| bad())?;
+    if end < start {
+        return Err(bad());
+    }
+    let content_length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(len) = content_length.filter(|&len| len != end - start + 1) {
+        return Err(Error::new(
+            Code::BlobUploadInvalid,
+            format!(
+                "Content-Range {s} is {} bytes but Content-Length is {len}",
+                end - start + 1
+            ),
+        ));
+    }
+    Ok(Some(start))
+}
+
+/// A `Read` over request-body chunks arriving on a channel.
+struct ChannelReader {
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+    cur: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.cur = b,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur[..n]);
+        self.cur.advance(n);
+        Ok(n)
+    }
+}
+
+/// Stream `body` into the upload session on a blocking thread; returns the new size.
+async fn append_body(
+    reg: &Registry,
+    repo: &RepoName,
+    id: &str,
+    start: Option<u64>,
+    body: Body,
+) -> Result<u64> {
+    append_then(reg, repo, id, start, body, None).await
+}
+
+/// Append `body`, then (with `commit`) commit the session as `commit`. Returns the size.
+async fn append_then(
+    reg: &Registry,
+    repo: &RepoName,
+    id: &str,
+    start: Option<u64>,
+    body: Body,
+    commit: Option<Digest>,
+) -> Result<u64> {
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(BODY_CHANNEL);
+    let storage = reg.storage.clone();
+    let (repo, id) = (repo.clone(), id.to_string());
+    let task = tokio::task::spawn_blocking(move || {
+        let mut r = ChannelReader {
+            rx,
+            cur: Bytes::new(),
+        };
+        let size = storage.upload_append(&repo, &id, start, &mut r)?;
+        drop(r);
+        match commit {
+            Some(d) => storage.upload_commit(&repo, &id, &d),
+            None => Ok(size),
+        }
+    });
+    let mut stream = body.into_data_stream();
+    while let Some(frame) = stream.next().await {
+        let item = frame.map_err(io::Error::other);
+        let failed = item.is_err();
+        if tx.send(item).await.is_err() || failed {
+            break;
+        }
+    }
+    drop(tx);
+    task.await
+        .map_err(|e| Error::new(Code::Unknown, format!("storage task failed: {e}")))?
+}
+
+async fn upload_post(
+    reg: &Registry,
+    repo: RepoName,
+    query: &Query,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    if let Some(mount) = query.get("mount") {
+        let digest = parse_digest(mount)?;
+        let from = query.get("from").map(RepoName::parse).transpose()?;
+        let s = reg.storage.clone();
+        let (r, d) = (repo.clone(), digest.clone());
+        if blocking(move || s.blob_mount(from.as_ref(), &r, &d)).await? {
+            return Ok(blob_created(&repo, &digest));
+        }
+        // Unknown: answer with a plain upload session (202), as the spec asks.
+    }
+    let s = reg.storage.clone();
+    let r = repo.clone();
+    let id = blocking(move || s.upload_start(&r)).await?;
+    if let Some(d) = query.get("digest").filter(|_| query.get("mount").is_none()) {
+        // Single-POST monolithic upload.
+        let digest = match parse_digest(d) {
+            Ok(d) => d,
+            Err(e) => {
+                cancel_quietly(reg, &repo, &id).await;
+                return Err(e);
+            }
+        };
+        let _ = headers;
+        return match append_then(reg, &repo, &id, None, body, Some(digest.clone())).await {
+            Ok(_) => Ok(blob_created(&repo, &digest)),
+            Err(e) => {
+                cancel_quietly(reg, &repo, &id).await;
+                Err(e)
+            }
+        };
+    }
+    Ok(upload_progress(StatusCode::ACCEPTED, &repo, &id, 0))
+}
+
+async fn cancel_quietly(reg: &Registry, repo: &RepoName, id: &str) {
+    let s = reg.storage.clone();
+    let (r, i) = (repo.clone(), id.to_string());
+    let _ = blocking(move || s.upload_cancel(&r, &i)).await;
+}
+
+async fn upload_put(
+    reg: &Registry,
+    repo: RepoName,
+    id: String,
+    query: &Query,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    let Some(d) = query.get("digest") else {
+        return Err(Error::new(
+            Code::DigestInvalid,
+            "PUT of an upload needs ?digest=<algorithm:hex>",
+        ));
+    };
+    let digest = parse_digest(d)?;
+    let start = content_range(headers)?;
+    append_then(reg, &repo, &id, start, body, Some(digest.clone())).await?;
+    Ok(blob_created(&repo, &digest))
+}
+
+/// Parse `Range: bytes=a-b | a- | -n` against `size`: (start, len).
+fn byte_range(v: &HeaderValue, size: u64) -> Result<(u64, u64)> {
+    let unsatisfiable = |what: String| {
+        Error::new(Code::Unsupported, what)
+            .with_status(StatusCode::RANGE_NOT_SATISFIABLE)
+            .with_header(header::CONTENT_RANGE, &format!("bytes */{size}"))
+    };
+    let bad = || {
+        unsatisfiable(format!(
+            "Range {v:?}: expected one range, bytes=START-END, bytes=START- or bytes=-N"
+        ))
+    };
+    let s = v.to_str().map_err(|_| bad())?;
+    let spec = s.strip_prefix("bytes=").ok_or_else(bad)?.trim();
+    let (a, b) = spec.split_once('-').ok_or_else(bad)?;
+    let num = |x: &str| x.trim().parse::<u64>().map_err(|_| bad());
+    let (start, end) = if a.trim().is_empty() {
+        let n = num(b)?;
+        if n == 0 {
+            return Err(unsatisfiable(format!("Range {s}: empty suffix")));
+        }
+        (size.saturating_sub(n), size.saturating_sub(1))
+    } else if b.trim().is_empty() {
+        (num(a)?, size.saturating_sub(1))
+    } else {
+        let (a, b) = (num(a)?, num(b)?);
+        if b < a {
+            return Err(bad());
+        }
+        (a, b.min(size.saturating_sub(1)))
+    };
+    if start >= size {
+        return Err(unsatisfiable(format!(
+            "Range {s}: starts at or past the blob's end ({size} bytes)"
+        )));
+    }
+    Ok((start, end - start + 1))
+}
+
+async fn blob_get(
+    reg: &Registry,
+    repo: RepoName,
+    digest: Digest,
+    headers: &HeaderMap,
+    head: bool,
+) -> Result<Response> {
+    let unknown = |repo: &RepoName, digest: &Digest| {
+        Error::new(
+            Code::BlobUnknown,
+            format!("blob {digest} is not known to {repo}"),
+        )
+    };
+    let s = reg.storage.clone();
+    let (r, d) = (repo.clone(), digest.clone());
+    let Some(size) = blocking(move || s.blob_size(&r, &d)).await? else {
+        return Err(unknown(&repo, &digest));
+    };
+    let range = headers
+        .get(header::RANGE)
+        .map(|v| byte_range(v, size))
+        .transpose()?;
+    let (status, len) = match range {
+        Some((_, len)) => (StatusCode::PARTIAL_CONTENT, len),
+        None => (StatusCode::OK, size),
+    };
+    let body = if head {
+        Body::empty()
+    } else {
+        let s = reg.storage.clone();
+        let (r, d) = (repo.clone(), digest.clone());
+        let Some(blob) = blocking(move || s.blob_read(&r, &d, range)).await? else {
+            return Err(unknown(&repo, &digest));
+        };
+        stream_reader(blob.reader)
+    };
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    set(&mut resp, "content-length", &len.to_string());
+    set(&mut resp, "content-type", "application/octet-stream");
+    set(&mut resp, "docker-content-digest", &digest.to_string());
+    set(&mut resp, "accept-ranges", "bytes");
+    if let Some((start, len)) = range {
+        set(
+            &mut resp,
+            "content-range",
+            &format!("bytes {start}-{}/{size}", start + len - 1),
+        );
+    }
+    Ok(resp)
+}
+
+/// A response body read from `reader` on a blocking thread.
+fn stream_reader(mut reader: Box<dyn Read + Send>) -> Body {
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(4);
+    tokio::task::spawn_blocking(move || {
+        loop {
+            let mut buf = vec![0u8; READ_CHUNK];
+            match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    buf.truncate(n);
+                    if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    break;
+                }
+            }
+        }
+    });
+    Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
+}
+
+async fn resolve(reg: &Registry, repo: &RepoName, reference: &Reference) -> Result<Digest> {
+    match reference {
+        Reference::Digest(d) => Ok(d.clone()),
+        Reference::Tag(t) => {
+            let s = reg.storage.clone();
+            let (r, t2) = (repo.clone(), t.clone());
+            blocking(move || s.tag_resolve(&r, &t2))
+                .await?
+                .ok_or_else(|| {
+                    Error::new(
+                        Code::ManifestUnknown,
+                        format!("tag {t:?} is not known to {repo}"),
+                    )
+                })
+        }
+    }
+}
+
+async fn manifest_get(
+    reg: &Registry,
+    repo: RepoName,
+    reference: Reference,
+    head: bool,
+) -> Result<Response> {
+    let digest = resolve(reg, &repo, &reference).await?;
+    let s = reg.storage.clone();
+    let (r, d) = (repo.clone(), digest.clone());
+    let Some(m) = blocking(move || s.manifest_get(&r, &d)).await? else {
+        return Err(Error::new(
+            Code::ManifestUnknown,
+            format!("manifest {reference} is not known to {repo}"),
+        ));
+    };
+    let len = m.raw.len();
+    let mut resp = Response::new(if head {
+        Body::empty()
+    } else {
+        Body::from(m.raw)
+    });
+    set(&mut resp, "content-type", &m.media_type);
+    set(&mut resp, "content-length", &len.to_string());
+    set(&mut resp, "docker-content-digest", &m.digest.to_string());
+    Ok(resp)
+}
+
+async fn manifest_put(
+    reg: &Registry,
+    repo: RepoName,
+    reference: Reference,
+    query: &Query,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response> {
+    let too_large = |n: String| {
+        Error::new(
+            Code::SizeInvalid,
+            format!("manifest of {n} bytes is over the {MAX_MANIFEST_SIZE} byte limit"),
+        )
+        .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+    };
+    let content_length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let raw = match read_capped(body, MAX_MANIFEST_SIZE, content_length).await? {
+        Some(raw) => raw,
+        None => {
+            return Err(too_large(
+                content_length.map_or("more than that".into(), |n| n.to_string()),
+            ));
+        }
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.split(';').next().unwrap_or(s).trim().to_string());
+    let ct = content_type.as_deref().map(MediaType::from);
+    let manifest = Manifest::from_raw(raw.clone(), ct.as_ref())
+        .map_err(|e| Error::new(Code::ManifestInvalid, e.to_string()))?;
+    let media_type = match &ct {
+        Some(ct) if ct.is_manifest() || ct.is_index() => ct.as_str().to_string(),
+        _ => manifest.media_type().as_str().to_string(),
+    };
+    let digest = match &reference {
+        Reference::Digest(d) => {
+            let actual = Digest::of(d.algorithm(), &raw);
+            if &actual != d {
+                return Err(Error::new(
+                    Code::DigestInvalid,
+                    format!("manifest pushed as {d} has digest {actual}"),
+                ));
+            }
+            actual
+        }
+        Reference::Tag(_) => manifest.digest().clone(),
+    };
+    let mut tags: Vec<String> = Vec::new();
+    if let Reference::Tag(t) = &reference {
+        tags.push(t.clone());
+    }
+    for t in query.all("tag") {
+        validate_tag(t)?;
+        if !tags.iter().any(|x| x == t) {
+            tags.push(t.to_string());
+        }
+    }
+    // Everything it references must be there.
+    let s = reg.storage.clone();
+    let r = repo.clone();
+    let parsed = manifest.parsed().clone();
+    let subject = blocking(move || check_references(&*s, &r, &parsed)).await?;
+    let referrer = subject.map(|subject| {
+        let mut d = Descriptor::new(
+            MediaType::from(media_type.as_str()),
+            digest.clone(),
+            raw.len() as u64,
+        );
+        let (artifact_type, annotations) = match manifest.parsed() {
+            Parsed::Image(m) => (
+                m.artifact_type
+                    .clone()
+                    .or_else(|| Some(m.config.media_type.as_str().to_string())),
+                m.annotations.clone(),
+            ),
+            Parsed::Index(m) => (m.artifact_type.clone(), m.annotations.clone()),
+        };
+        d.artifact_type = artifact_type;
+        d.annotations = annotations;
+        (subject, d)
+    });
+    let s = reg.storage.clone();
+    let (r, d, ref2) = (repo.clone(), digest.clone(), referrer.clone());
+    let mt = media_type.clone();
+    blocking(move || {
+        s.manifest_put(
+            &r,
+            ManifestPut {
+                digest: &d,
+                media_type: &mt,
+                raw: &raw,
+                referrer: ref2.as_ref().map(|(s, d)| (s, d)),
+                tags: &tags,
+            },
+        )
+    })
+    .await?;
+    let mut resp = empty(StatusCode::CREATED);
+    set(
+        &mut resp,
+        "location",
+        &format!("/v2/{repo}/manifests/{digest}"),
+    );
+    set(&mut resp, "docker-content-digest", &digest.to_string());
+    if let Some((subject, _)) = &referrer {
+        set(&mut resp, "oci-subject", &subject.to_string());
+    }
+    Ok(resp)
+}
+
+/// Read a body of at most `max` bytes: `None` when it is larger. The excess is read and
+/// dropped up to [`DRAIN_CAP`] so the client, still sending, gets to read the error
+/// (a connection closed mid-upload shows as a reset, not as a 413).
+async fn read_capped(body: Body, max: usize, content_length: Option<u64>) -> Result<Option<Bytes>> {
+    let mut stream = body.into_data_stream();
+    let mut buf =
+        bytes::BytesMut::with_capacity(content_length.map_or(8192, |n| n.min(max as u64) as usize));
+    let mut seen: u64 = 0;
+    while let Some(frame) = stream.next().await {
+        let frame = frame.map_err(|e| {
+            Error::new(
+                Code::ManifestInvalid,
+                format!("reading the manifest body: {e}"),
+            )
+        })?;
+        seen += frame.len() as u64;
+        if seen > DRAIN_CAP {
+            break;
+        }
+        if seen <= max as u64 {
+            buf.extend_from_slice(&frame);
+        }
+    }
+    Ok((seen <= max as u64).then(|| buf.freeze()))
+}
+
+/// Check a manifest's references; returns its subject's digest, if any.
+fn check_references(s: &dyn Storage, repo: &RepoName, parsed: &Parsed) -> Result<Option<Digest>> {
+    match parsed {
+        Parsed::Image(m) => {
+            for desc in std::iter::once(&m.config).chain(&m.layers) {
+                if !desc.urls.is_empty() {
+                    continue; // foreign / non-distributable layer, fetched from its URLs
+                }
+                match s.blob_size(repo, &desc.digest)? {
+                    None => {
+                        return Err(Error::new(
+                            Code::ManifestBlobUnknown,
+                            format!(
+                                "manifest references blob {} which {repo} does not have",
+                                desc.digest
+                            ),
+                        ));
+                    }
+                    Some(size) if size != desc.size => {
+                        return Err(Error::new(
+                            Code::ManifestInvalid,
+                            format!(
+                                "manifest says blob {} has {} bytes, it has {size}",
+                                desc.digest, desc.size
+                            ),
+                        ));
+                    }
+                    Some(_) => {}
+                }
+            }
+            Ok(m.subject.as_ref().map(|d| d.digest.clone()))
+        }
+        Parsed::Index(m) => {
+            for child in &m.manifests {
+                if !s.manifest_exists(repo, &child.digest)? {
+                    return Err(Error::new(
+                        Code::ManifestBlobUnknown,
+                        format!(
+                            "index references manifest {} which {repo} does not have",
+                            child.digest
+                        ),
+                    ));
+                }
+            }
+            Ok(m.subject.as_ref().map(|d| d.digest.clone()))
+        }
+    }
+}
+
+async fn manifest_delete(reg: &Registry, repo: RepoName, reference: Reference) -> Result<Response> {
+    let s = reg.storage.clone();
+    blocking(move || match reference {
+        Reference::Tag(t) => s.tag_delete(&repo, &t),
+        Reference::Digest(d) => s.manifest_delete(&repo, &d),
+    })
+    .await?;
+    Ok(empty(StatusCode::ACCEPTED))
+}
+
+/// `n` and `last` pagination over a sorted list: the page and, when more follow, the Link.
+fn paginate(
+    items: Vec<String>,
+    query: &Query,
+    path: &str,
+) -> Result<(Vec<String>, Option<String>)> {
+    let n = match query.get("n") {
+        None => None,
+        Some(v) => Some(v.parse::<usize>().map_err(|_| {
+            Error::new(
+                Code::Unsupported,
+                format!("n={v:?}: expected a non-negative number"),
+            )
+            .with_status(StatusCode::BAD_REQUEST)
+        })?),
+    };
+    let last = query.get("last");
+    let mut rest: Vec<String> = match last {
+        Some(l) => items.into_iter().filter(|t| t.as_str() > l).collect(),
+        None => items,
+    };
+    let Some(n) = n else {
+        return Ok((rest, None));
+    };
+    let more = rest.len() > n;
+    rest.truncate(n);
+    let link = match rest.last() {
+        Some(l) if more => {
+            let last: String = form_urlencoded::byte_serialize(l.as_bytes()).collect();
+            Some(format!("<{path}?n={n}&last={last}>; rel=\"next\""))
+        }
+        _ => None,
+    };
+    Ok((rest, link))
+}
+
+async fn catalog(reg: &Registry, query: &Query) -> Result<Response> {
+    let s = reg.storage.clone();
+    let repos = blocking(move || s.repositories()).await?;
+    let (page, link) = paginate(repos, query, "/v2/_catalog")?;
+    let body = serde_json::json!({ "repositories": page }).to_string();
+    let mut resp = json_response(StatusCode::OK, body);
+    if let Some(l) = link {
+        set(&mut resp, "link", &l);
+    }
+    Ok(resp)
+}
+
+async fn tags_list(reg: &Registry, repo: RepoName, query: &Query) -> Result<Response> {
+    let s = reg.storage.clone();
+    let r = repo.clone();
+    let Some(tags) = blocking(move || s.tags(&r)).await? else {
+        return Err(Error::new(
+            Code::NameUnknown,
+            format!("repository {repo} is not known"),
+        ));
+    };
+    let (page, link) = paginate(tags, query, &format!("/v2/{repo}/tags/list"))?;
+    let body = serde_json::json!({ "name": repo.as_str(), "tags": page }).to_string();
+    let mut resp = json_response(StatusCode::OK, body);
+    if let Some(l) = link {
+        set(&mut resp, "link", &l);
+    }
+    Ok(resp)
+}
+
+async fn referrers(
+    reg: &Registry,
+    repo: RepoName,
+    subject: Digest,
+    query: &Query,
+) -> Result<Response> {
+    let s = reg.storage.clone();
+    let mut list = blocking(move || s.referrers(&repo, &subject)).await?;
+    let filter = query.get("artifactType");
+    if let Some(f) = filter {
+        list.retain(|d| d.artifact_type.as_deref() == Some(f));
+    }
+    let body = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": MediaType::OciIndex.as_str(),
+        "manifests": list,
+    })
+    .to_string();
+    let mut resp = Response::new(Body::from(body));
+    set(&mut resp, "content-type", MediaType::OciIndex.as_str());
+    if filter.is_some() {
+        set(&mut resp, "oci-filters-applied", "artifactType");
+    }
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        let table: &[(&str, Option<Route>)] = &[
+            ("/v2/", Some(Route::Base)),
+            ("/v2", Some(Route::Base)),
+            ("/v2/_catalog", Some(Route::Catalog)),
+            ("/v2/a/b/tags/list", Some(Route::Tags("a/b".into()))),
+            (
+                "/v2/a/manifests/latest",
+                Some(Route::Manifest("a".into(), "latest".into())),
+            ),
+            (
+                "/v2/a/blobs/manifests/x",
+                Some(Route::Manifest("a/blobs".into(), "x".into())),
+            ),
+            ("/v2/a/blobs/uploads/", Some(Route::UploadStart("a".into()))),
+            ("/v2/a/blobs/uploads", Some(Route::UploadStart("a".into()))),
+            (
+                "/v2/a/b/blobs/uploads/xyz",
+                Some(Route::Upload("a/b".into(), "xyz".into())),
+            ),
+            (
+                "/v2/a/blobs/sha256:00",
+                Some(Route::Blob("a".into(), "sha256:00".into())),
+            ),
+            (
+                "/v2/a/referrers/sha256:00",
+                Some(Route::Referrers("a".into(), "sha256:00".into())),
+            ),
+            ("/v2/a/other/x", None),
+            ("/v1/a/manifests/x", None),
+            ("/", None),
+        ];
+        for (path, want) in table {
+            assert_eq!(&route(path), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn ranges() {
+        let v = |s: &str| HeaderValue::from_str(s).unwrap();
+        assert_eq!(byte_range(&v("bytes=0-9"), 100).unwrap(), (0, 10));
+        assert_eq!(byte_range(&v("bytes=90-"), 100).unwrap(), (90, 10));
+        assert_eq!(byte_range(&v("bytes=-5"), 100).unwrap(), (95, 5));
+        assert_eq!(byte_range(&v("bytes=50-500"), 100).unwrap(), (50, 50));
+        for bad in [
+            "bytes=100-",
+            "bytes=5-1",
+            "bytes=a-b",
+            "items=0-1",
+            "bytes=0-1,3-4",
+            "bytes=-0",
+            "bytes=",
+        ] {
+            let e = byte_range(&v(bad), 100).unwrap_err();
+            assert_eq!(e.status(), StatusCode::RANGE_NOT_SATISFIABLE, "{bad}");
+        }
+    }
+}
