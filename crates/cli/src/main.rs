@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod location;
 
 /// Move container images without waste.
 #[derive(Parser, Debug)]
@@ -25,12 +26,24 @@ enum Command {
     Version,
     /// Run the embedded OCI registry.
     Serve(cmd::serve::ServeArgs),
+    /// Recompute and check every digest, size and diff_id of an image or index.
+    Validate {
+        /// oci:DIR[:NAME], docker-archive:FILE[:REF], docker://REF, or a path.
+        location: String,
+        /// Check manifests, configs and reported facts only; do not read layer bytes.
+        #[arg(long)]
+        fast: bool,
+    },
+    /// Write a seeded, deterministic random image (for tests and benchmarks).
+    Random(cmd::random::Args),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Version => cmd::version::run(),
         Command::Serve(args) => cmd::serve::run(args),
+        Command::Validate { location, fast } => cmd::validate::run(&location, fast),
+        Command::Random(args) => cmd::random::run(&args),
     }
 }
 

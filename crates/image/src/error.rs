@@ -32,6 +32,15 @@ pub enum ErrorKind {
         /// How many bytes were read.
         bytes_read: u64,
     },
+    /// A layer whose uncompressed bytes do not hash to the diff_id its config lists.
+    DiffIdMismatch {
+        /// Which layer (index and digest or member name).
+        layer: String,
+        /// The diff_id the config lists.
+        expected: Digest,
+        /// What the uncompressed bytes hash to.
+        actual: Digest,
+    },
     /// More or fewer bytes than announced.
     SizeMismatch {
         /// What the blob claims to be (its digest, or a name).
@@ -147,7 +156,9 @@ impl Error {
     pub fn is_integrity(&self) -> bool {
         matches!(
             *self.kind,
-            ErrorKind::DigestMismatch { .. } | ErrorKind::SizeMismatch { .. }
+            ErrorKind::DigestMismatch { .. }
+                | ErrorKind::SizeMismatch { .. }
+                | ErrorKind::DiffIdMismatch { .. }
         )
     }
 
@@ -188,6 +199,14 @@ impl fmt::Display for Error {
             } => write!(
                 f,
                 "digest mismatch: expected {expected}, got {actual} after {bytes_read} bytes"
+            ),
+            ErrorKind::DiffIdMismatch {
+                layer,
+                expected,
+                actual,
+            } => write!(
+                f,
+                "{layer}: uncompressed content hashes to {actual}, but the config's rootfs.diff_ids lists {expected}"
             ),
             ErrorKind::SizeMismatch {
                 what,

@@ -6,7 +6,7 @@
 use std::fmt;
 use std::fs::File;
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use crate::digest::{DiffId, Digest, HashingReader, VerifyingReader};
@@ -167,6 +167,14 @@ pub trait Store: Send + Sync + fmt::Debug {
         encoding: &Encoding,
         media_type: MediaType,
     ) -> Result<(Sealed, PathBuf)>;
+
+    /// Open a blob this store returned (with its path) from `lookup` or `seal`. The default
+    /// opens the path; stores that keep blobs elsewhere (in memory) override it.
+    fn open(&self, sealed: &Sealed, path: &Path) -> Result<BoxRead> {
+        let _ = sealed;
+        let f = File::open(path).map_err(|e| Error::io(path.display(), e))?;
+        Ok(Box::new(f))
+    }
 }
 
 /// A [`Store`] that spools to temporary files, deleted when the store is dropped.
@@ -241,8 +249,11 @@ impl<S: UncompressedSource> FromUncompressed<S> {
             return Ok(s);
         }
         if let Some(hint) = self.src.diff_id_hint()
-            && let Some(hit) = self.store.lookup(&hint, &self.encoding)
+            && let Some(mut hit) = self.store.lookup(&hint, &self.encoding)
         {
+            // Same bytes whatever the family (OCI or Docker) of the layer type that
+            // sealed them first: describe the blob with this layer's type.
+            hit.0.media_type = self.media_type.clone();
             return Ok(self.sealed.get_or_init(|| hit));
         }
         // The pass hashes the uncompressed bytes itself; the hint is checked against its
@@ -287,7 +298,7 @@ impl<S: UncompressedSource> Layer for FromUncompressed<S> {
     }
     fn compressed(&self) -> Result<BoxRead> {
         let (sealed, path) = self.seal()?;
-        let f = File::open(path).map_err(|e| Error::io(path.display(), e))?;
+        let f = self.store.open(sealed, path)?;
         Ok(Box::new(VerifyingReader::new(
             f,
             sealed.digest.clone(),

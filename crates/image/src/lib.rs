@@ -22,14 +22,22 @@
 //! ```
 #![warn(missing_docs)]
 
+mod cache;
+pub mod compress;
 mod digest;
 mod error;
 mod image;
 mod layer;
+pub mod layout;
 mod manifest;
 mod media_type;
 pub mod pipeline;
+pub mod random;
+mod reference;
+pub mod tarball;
+pub mod validate;
 
+pub use cache::{Cache, CacheEntry, CacheStats, MemoryStore, PruneStats};
 pub use digest::{
     Algorithm, DiffId, Digest, Hasher, HashingReader, HashingWriter, VerifyingReader,
 };
@@ -44,3 +52,7 @@ pub use manifest::{
     MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, Manifest, Parsed, Platform, RootFs,
 };
 pub use media_type::{Compression, MediaType};
+pub use reference::{
+    DEFAULT_TAG, DOCKER_HUB, DOCKER_HUB_API, NAME_MAX_LEN, Reference, TAG_MAX_LEN,
+    validate_repository, validate_tag,
+};

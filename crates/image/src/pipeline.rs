@@ -4,9 +4,14 @@
 
 use std::io::{self, Read, Write};
 
-use crate::digest::{DiffId, HashingReader, HashingWriter};
+use std::sync::{Arc, OnceLock};
+
+use crate::compress;
+use crate::digest::{DiffId, Digest, HashingReader, HashingWriter};
 use crate::error::{Error, Result};
-use crate::layer::{BoxRead, Sealed};
+use crate::image::Image;
+use crate::layer::{BoxRead, FromUncompressed, Layer, Sealed, Store, UncompressedSource};
+use crate::manifest::{Config, ImageManifest, Manifest};
 use crate::media_type::{Compression, MediaType};
 
 /// How to compress a layer.
@@ -18,39 +23,64 @@ pub struct Encoding {
     pub level: Option<u32>,
     /// Worker threads; 0 means all cores.
     pub threads: usize,
+    /// gzip only: the opt-in fast mode, libdeflate with one gzip member per 1 MiB block
+    /// (see [`crate::compress`] for the multi-member caveat). Part of the cache key, as
+    /// it gives other bytes.
+    pub fast_gzip: bool,
 }
 
-/// gzip level used when none is given.
+/// gzip level used when none is given: chosen by measurement against pigz, see
+/// [`crate::compress`].
 pub const DEFAULT_GZIP_LEVEL: u32 = 6;
 /// zstd level used when none is given (the zstd CLI's default).
 pub const DEFAULT_ZSTD_LEVEL: u32 = 3;
 
 impl Encoding {
-    /// gzip at the default level on all cores.
-    pub fn gzip() -> Self {
+    fn with(compression: Compression) -> Self {
         Encoding {
-            compression: Compression::Gzip,
+            compression,
             level: None,
             threads: 0,
+            fast_gzip: false,
         }
+    }
+
+    /// gzip at the default level on all cores.
+    pub fn gzip() -> Self {
+        Self::with(Compression::Gzip)
     }
 
     /// zstd at the default level on all cores.
     pub fn zstd() -> Self {
-        Encoding {
-            compression: Compression::Zstd,
-            level: None,
-            threads: 0,
-        }
+        Self::with(Compression::Zstd)
     }
 
     /// No compression.
     pub fn none() -> Self {
-        Encoding {
-            compression: Compression::None,
-            level: None,
-            threads: 0,
-        }
+        Self::with(Compression::None)
+    }
+
+    /// The default encoding of a compression.
+    pub fn of(compression: Compression) -> Self {
+        Self::with(compression)
+    }
+
+    /// Set the level.
+    pub fn level(mut self, level: u32) -> Self {
+        self.level = Some(level);
+        self
+    }
+
+    /// Set the worker threads (0: all cores).
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = threads;
+        self
+    }
+
+    /// gzip's multi-member libdeflate fast mode.
+    pub fn fast(mut self) -> Self {
+        self.fast_gzip = true;
+        self
     }
 
     /// The level that will be used.
@@ -62,10 +92,49 @@ impl Encoding {
             (Compression::None, None) => 0,
         }
     }
+
+    /// Check the settings: a level in range for the algorithm, fast mode only for gzip.
+    pub fn validate(&self) -> Result<()> {
+        let level = self.effective_level();
+        let range = match (self.compression, self.fast_gzip) {
+            (Compression::Gzip, false) => 0..=compress::gzip::MAX_LEVEL,
+            (Compression::Gzip, true) => 0..=compress::gzip::MAX_FAST_LEVEL,
+            (Compression::Zstd, false) => 1..=compress::zstd::MAX_LEVEL,
+            (Compression::None, false) => 0..=0,
+            (c, true) => {
+                return Err(Error::invalid_input(
+                    format!("{c} fast mode"),
+                    "the fast mode exists for gzip only",
+                ));
+            }
+        };
+        if !range.contains(&level) {
+            return Err(Error::invalid_input(
+                format!("{} level {level}", self.compression),
+                format!("expected {}..={}", range.start(), range.end()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A short stable name of the settings that change the output bytes (not the thread
+    /// count, which never does): `gzip-6`, `gzip-fast-6`, `zstd-3`, `none`. Used as a
+    /// cache key.
+    pub fn key(&self) -> String {
+        match (self.compression, self.fast_gzip) {
+            (Compression::None, _) => "none".to_string(),
+            (Compression::Gzip, true) => format!("gzip-fast-{}", self.effective_level()),
+            (c, _) => format!("{c}-{}", self.effective_level()),
+        }
+    }
 }
 
 /// Read `src` once: hash it (diff_id), compress it per `encoding`, hash and count the
 /// compressed bytes (digest, size) while writing them to `sink`.
+///
+/// The calling thread reads and hashes the input and hashes and writes the output;
+/// compression runs on `encoding.threads` workers (see [`crate::compress`]). The output
+/// bytes do not depend on the thread count.
 pub fn seal<R: Read, W: Write>(
     src: R,
     encoding: &Encoding,
@@ -78,32 +147,24 @@ pub fn seal<R: Read, W: Write>(
             format!("not a layer type for {} compression", encoding.compression),
         ));
     }
+    encoding.validate()?;
     let mut src = HashingReader::new(src);
     let mut out = HashingWriter::new(sink);
     let level = encoding.effective_level();
+    let workers = compress::workers(encoding.threads);
     let io_err = |e: io::Error| Error::from_io("layer", e);
-    match encoding.compression {
-        Compression::None => {
+    match (encoding.compression, encoding.fast_gzip) {
+        (Compression::None, _) => {
             io::copy(&mut src, &mut out).map_err(io_err)?;
         }
-        Compression::Gzip => {
-            let mut enc = flate2::write::GzEncoder::new(&mut out, flate2::Compression::new(level));
-            io::copy(&mut src, &mut enc).map_err(io_err)?;
-            enc.finish().map_err(io_err)?;
+        (Compression::Gzip, false) => {
+            compress::gzip::encode(&mut src, &mut out, level, workers).map_err(io_err)?
         }
-        Compression::Zstd => {
-            let mut enc =
-                zstd::stream::write::Encoder::new(&mut out, level as i32).map_err(io_err)?;
-            let workers = match encoding.threads {
-                0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
-                n => n,
-            }
-            // zstd's single-thread mode gives other bytes than its multithreaded mode:
-            // always at least 2 workers, so output does not depend on the core count.
-            .max(2);
-            enc.multithread(workers as u32).map_err(io_err)?;
-            io::copy(&mut src, &mut enc).map_err(io_err)?;
-            enc.finish().map_err(io_err)?;
+        (Compression::Gzip, true) => {
+            compress::gzip::encode_fast(&mut src, &mut out, level, workers).map_err(io_err)?
+        }
+        (Compression::Zstd, _) => {
+            compress::zstd::encode(&mut src, &mut out, level, workers).map_err(io_err)?
         }
     }
     out.flush().map_err(io_err)?;
@@ -127,6 +188,157 @@ pub fn decoder(compression: Compression, r: BoxRead) -> Result<BoxRead> {
             Box::new(zstd::stream::read::Decoder::new(r).map_err(|e| Error::io("zstd decoder", e))?)
         }
     })
+}
+
+/// `image` with every layer in `encoding`'s compression: layers already in it are kept
+/// as they are (same blob, described with the OCI type), the others are decompressed once
+/// and sealed once into `store` — or found there by their diff_id (from the config), in
+/// which case they are not read at all. The manifest is rebuilt as an OCI manifest; the
+/// config is unchanged (diff_ids do not depend on compression). Returns `image` itself when
+/// nothing needs converting.
+pub fn recompress(
+    image: Arc<dyn Image>,
+    encoding: &Encoding,
+    store: Arc<dyn Store>,
+) -> Result<Arc<dyn Image>> {
+    encoding.validate()?;
+    let config = image.config()?;
+    let layers = image.layers()?;
+    let diff_ids = &config.parsed().rootfs.diff_ids;
+    if diff_ids.len() != layers.len() {
+        return Err(Error::invalid_manifest(
+            format!("config {}", config.digest()),
+            format!(
+                "rootfs.diff_ids has {} entries, the image has {} layers",
+                diff_ids.len(),
+                layers.len()
+            ),
+        ));
+    }
+    let target = |mt: &MediaType| {
+        if mt.is_nondistributable() {
+            mt.with_compression(encoding.compression)
+        } else {
+            MediaType::oci_layer(encoding.compression)
+        }
+    };
+    let mut changed = false;
+    let mut out: Vec<Arc<dyn Layer>> = Vec::with_capacity(layers.len());
+    for (layer, diff_id) in layers.into_iter().zip(diff_ids) {
+        let mt = layer.media_type()?;
+        let want = target(&mt);
+        if mt.layer_compression() == Some(encoding.compression) {
+            if mt == want {
+                out.push(layer);
+            } else {
+                changed = true;
+                out.push(Arc::new(Retyped {
+                    inner: layer,
+                    media_type: want,
+                }));
+            }
+            continue;
+        }
+        changed = true;
+        out.push(Arc::new(FromUncompressed::new(
+            LayerTar {
+                layer,
+                diff_id: diff_id.clone(),
+            },
+            encoding.clone(),
+            want,
+            store.clone(),
+        )));
+    }
+    if !changed {
+        return Ok(image);
+    }
+    Ok(Arc::new(Recompressed {
+        config,
+        layers: out,
+        manifest: OnceLock::new(),
+    }))
+}
+
+/// The uncompressed side of a layer, as a source to seal in another compression.
+#[derive(Debug)]
+struct LayerTar {
+    layer: Arc<dyn Layer>,
+    diff_id: DiffId,
+}
+
+impl UncompressedSource for LayerTar {
+    fn open(&self) -> Result<BoxRead> {
+        self.layer.uncompressed()
+    }
+    fn diff_id_hint(&self) -> Option<DiffId> {
+        Some(self.diff_id.clone())
+    }
+}
+
+/// A layer described with another media type of the same compression (same bytes).
+#[derive(Debug)]
+struct Retyped {
+    inner: Arc<dyn Layer>,
+    media_type: MediaType,
+}
+
+impl Layer for Retyped {
+    fn media_type(&self) -> Result<MediaType> {
+        Ok(self.media_type.clone())
+    }
+    fn digest(&self) -> Result<Digest> {
+        self.inner.digest()
+    }
+    fn diff_id(&self) -> Result<DiffId> {
+        self.inner.diff_id()
+    }
+    fn size(&self) -> Result<u64> {
+        self.inner.size()
+    }
+    fn compressed(&self) -> Result<BoxRead> {
+        self.inner.compressed()
+    }
+    fn uncompressed(&self) -> Result<BoxRead> {
+        self.inner.uncompressed()
+    }
+}
+
+/// What [`recompress`] returns when something changed.
+#[derive(Debug)]
+struct Recompressed {
+    config: Config,
+    layers: Vec<Arc<dyn Layer>>,
+    manifest: OnceLock<Manifest>,
+}
+
+impl Image for Recompressed {
+    fn manifest(&self) -> Result<Manifest> {
+        if let Some(m) = self.manifest.get() {
+            return Ok(m.clone());
+        }
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| l.descriptor())
+            .collect::<Result<Vec<_>>>()?;
+        let m = Manifest::from_image(&ImageManifest {
+            schema_version: 2,
+            media_type: Some(MediaType::OciManifest),
+            artifact_type: None,
+            config: self.config.descriptor(MediaType::OciConfig),
+            layers,
+            subject: None,
+            annotations: Default::default(),
+        })?;
+        Ok(self.manifest.get_or_init(|| m).clone())
+    }
+    fn config(&self) -> Result<Config> {
+        Ok(self.config.clone())
+    }
+    fn layers(&self) -> Result<Vec<Arc<dyn Layer>>> {
+        Ok(self.layers.clone())
+    }
 }
 
 #[cfg(test)]

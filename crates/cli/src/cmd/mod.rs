@@ -1,4 +1,6 @@
 //! One module per verb.
 
+pub mod random;
 pub mod serve;
+pub mod validate;
 pub mod version;

@@ -1,0 +1,133 @@
+//! `hoist random DST --layers N --size BYTES [--mode random|text] [--seed S]`: write a
+//! seeded, deterministic image to an OCI layout or a docker-save tarball.
+
+use std::io::Write;
+
+use anyhow::{Context, bail};
+use hoist_image::layout::{self, Layout};
+use hoist_image::pipeline::Encoding;
+use hoist_image::random::{self, Mode};
+use hoist_image::{Compression, Image, tarball};
+
+use crate::location::{Location, registry_not_built};
+
+/// Arguments of `hoist random`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Destination: oci:DIR[:NAME] or docker-archive:FILE[:REF].
+    pub dst: String,
+    /// Number of layers.
+    #[arg(long, default_value_t = 1)]
+    pub layers: usize,
+    /// Bytes of file content per layer; suffixes k, M, G (powers of 1024) are accepted.
+    #[arg(long, value_parser = parse_size)]
+    pub size: u64,
+    /// random (incompressible) or text (about 3-4x compressible).
+    #[arg(long, default_value = "random", value_parser = parse_mode)]
+    pub mode: Mode,
+    /// Seed: the same arguments give the same image, byte for byte.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Layer compression in an OCI layout: gzip, zstd or none.
+    #[arg(long, default_value = "gzip", value_parser = parse_compression)]
+    pub compression: Compression,
+}
+
+fn parse_mode(s: &str) -> Result<Mode, String> {
+    s.parse().map_err(|e: hoist_image::Error| e.to_string())
+}
+
+fn parse_compression(s: &str) -> Result<Compression, String> {
+    match s {
+        "gzip" => Ok(Compression::Gzip),
+        "zstd" => Ok(Compression::Zstd),
+        "none" => Ok(Compression::None),
+        _ => Err(format!("compression {s:?}: expected gzip, zstd or none")),
+    }
+}
+
+/// `123`, `4k`, `10M`, `1G` (also `KiB`, `MiB`, `GiB`), in bytes.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let mult: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "size {s:?}: unknown unit {unit:?} (expected k, M or G)"
+            ));
+        }
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| format!("size {s:?}: expected a number of bytes like 1048576 or 1M"))
+}
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let loc = Location::parse(&args.dst)?;
+    let encoding = match args.compression {
+        Compression::Gzip => Encoding::gzip(),
+        Compression::Zstd => Encoding::zstd(),
+        Compression::None => Encoding::none(),
+    };
+    let opts = random::Options {
+        layers: args.layers,
+        size: args.size,
+        mode: args.mode,
+        seed: args.seed,
+        encoding,
+        store: None,
+    };
+    let image = random::image(&opts)?;
+    let digest = match &loc {
+        Location::Layout { dir, name } => {
+            let l = Layout::create(dir)?;
+            layout::write(&l, image.as_ref(), name.as_deref())
+                .with_context(|| format!("writing {loc}"))?
+                .digest
+        }
+        Location::Archive { file, reference } => {
+            if file.is_dir() {
+                bail!(
+                    "invalid destination {loc}: {} is a directory",
+                    file.display()
+                );
+            }
+            let tags: Vec<_> = reference.iter().cloned().collect();
+            tarball::write(file, image.as_ref(), &tags)
+                .with_context(|| format!("writing {loc}"))?;
+            // The tarball holds uncompressed layers; report the config digest, the image ID.
+            image.config()?.digest().clone()
+        }
+        Location::Registry(r) => return Err(registry_not_built(r)),
+    };
+    writeln!(std::io::stdout(), "{digest}")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        for (s, n) in [
+            ("0", 0),
+            ("123", 123),
+            ("4k", 4096),
+            ("10M", 10 << 20),
+            ("1GiB", 1 << 30),
+            ("2mb", 2 << 20),
+        ] {
+            assert_eq!(parse_size(s).unwrap(), n, "{s}");
+        }
+        for s in ["", "x", "1T", "-1", "1.5M", "99999999999999999999G"] {
+            assert!(parse_size(s).is_err(), "{s}");
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! `hoist validate LOCATION [--fast]`: recompute and check every digest, size and diff_id.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use anyhow::Context;
+use hoist_image::layout::Layout;
+use hoist_image::pipeline::Encoding;
+use hoist_image::tarball::{self, Archive};
+use hoist_image::validate::{self, Report};
+use hoist_image::{Child, SpoolStore, Store};
+
+use crate::location::{Location, registry_not_built};
+
+/// Validate what is at `location`; prints a one-line summary.
+pub fn run(location: &str, fast: bool) -> anyhow::Result<()> {
+    let loc = Location::parse(location)?;
+    let opts = validate::Options { fast };
+    let report = match &loc {
+        Location::Layout { dir, name } => {
+            let layout = Layout::open(dir)?;
+            match name {
+                Some(n) => match layout.get(n)? {
+                    Child::Image(i) => validate::image(i.as_ref(), opts),
+                    Child::Index(i) => validate::index(i.as_ref(), opts),
+                },
+                None => validate::index(layout.index()?.as_ref(), opts),
+            }
+            .with_context(|| format!("{loc} is not valid"))?
+        }
+        Location::Archive { file, reference } => {
+            let archive = Archive::open(file)?;
+            // Layers are only checked, never kept: seal them uncompressed into a spool
+            // (no compression work), shared by all images of the archive.
+            let store: Arc<dyn Store> = Arc::new(SpoolStore::new()?);
+            let topts = tarball::Options {
+                tag: None,
+                encoding: Encoding::none(),
+                store: Some(store),
+            };
+            let which: Vec<usize> = match reference {
+                Some(r) => vec![archive.find(Some(&r.to_string()))?],
+                None => (0..archive.manifest().len()).collect(),
+            };
+            let mut total = Report::default();
+            for i in which {
+                let image = archive.image(i, &topts)?;
+                let r = validate::image(&image, opts)
+                    .with_context(|| format!("{loc}: image {i} is not valid"))?;
+                total.images += r.images;
+                total.layers += r.layers;
+                total.bytes += r.bytes;
+                total.uncompressed_bytes += r.uncompressed_bytes;
+            }
+            total
+        }
+        Location::Registry(r) => return Err(registry_not_built(r)),
+    };
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let mut parts = Vec::new();
+    if report.indexes > 0 {
+        parts.push(plural(report.indexes, "index", "indexes"));
+    }
+    parts.push(plural(report.images, "image", "images"));
+    parts.push(plural(report.layers, "layer", "layers"));
+    parts.push(if fast {
+        "layer bytes not read (--fast)".to_string()
+    } else {
+        format!(
+            "{} bytes hashed, {} uncompressed",
+            report.bytes, report.uncompressed_bytes
+        )
+    });
+    writeln!(std::io::stdout(), "{loc}: valid ({})", parts.join(", "))?;
+    Ok(())
+}

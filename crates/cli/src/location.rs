@@ -1,0 +1,315 @@
+//! Image locations, as every verb takes them:
+//!
+//! | form                         | meaning                                               |
+//! |------------------------------|-------------------------------------------------------|
+//! | `oci:DIR[:NAME]`             | an OCI image layout; NAME is a ref name or a digest    |
+//! | `docker-archive:FILE[:REF]`  | a `docker save` tarball; REF picks (or names) an image |
+//! | `docker://REF`               | a registry reference                                   |
+//! | `PATH` (exists)              | a directory with `oci-layout` is a layout, a file a tarball |
+//! | anything else                | a registry reference                                   |
+//!
+//! As in skopeo, `oci:` and `docker-archive:` split at the first `:` after the path, so
+//! `docker-archive:x.tar:localhost:5000/app:v1` names `localhost:5000/app:v1`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use hoist_image::{Digest, Reference};
+
+/// Where an image is (or goes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// An OCI image layout directory.
+    Layout {
+        /// The directory.
+        dir: PathBuf,
+        /// A ref name (`org.opencontainers.image.ref.name`) or a digest.
+        name: Option<String>,
+    },
+    /// A `docker save` tarball.
+    Archive {
+        /// The file.
+        file: PathBuf,
+        /// The image's tag in `manifest.json`.
+        reference: Option<Reference>,
+    },
+    /// An image in a registry.
+    Registry(Reference),
+}
+
+/// What a bare argument is on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathKind {
+    /// A directory containing `oci-layout`.
+    Layout,
+    /// A directory without `oci-layout`.
+    Dir,
+    /// A regular file (or anything else that exists).
+    File,
+    /// Nothing there.
+    Missing,
+}
+
+fn probe(p: &Path) -> PathKind {
+    if p.is_dir() {
+        if p.join("oci-layout").is_file() {
+            PathKind::Layout
+        } else {
+            PathKind::Dir
+        }
+    } else if p.exists() {
+        PathKind::File
+    } else {
+        PathKind::Missing
+    }
+}
+
+impl Location {
+    /// Parse a location, looking at the filesystem for bare arguments.
+    pub fn parse(s: &str) -> anyhow::Result<Location> {
+        Self::parse_with(s, probe)
+    }
+
+    /// Parse with a custom filesystem probe (for tests).
+    pub fn parse_with(s: &str, probe: impl Fn(&Path) -> PathKind) -> anyhow::Result<Location> {
+        let what = || format!("location {s:?}");
+        if let Some(rest) = s.strip_prefix("oci:") {
+            let (dir, name) = split_path(rest);
+            if dir.is_empty() {
+                bail!(
+                    "invalid {}: expected oci:DIR[:NAME], the directory is empty",
+                    what()
+                );
+            }
+            if let Some(n) = name {
+                if n.is_empty() {
+                    bail!("invalid {}: empty name after the directory's ':'", what());
+                }
+                // OCI ref names may contain ':', but one that starts like a digest must be one.
+                if n.starts_with("sha256:") || n.starts_with("sha512:") {
+                    Digest::parse(n).with_context(|| format!("invalid {}", what()))?;
+                }
+            }
+            return Ok(Location::Layout {
+                dir: dir.into(),
+                name: name.map(str::to_string),
+            });
+        }
+        if let Some(rest) = s.strip_prefix("docker-archive:") {
+            let (file, reference) = split_path(rest);
+            if file.is_empty() {
+                bail!(
+                    "invalid {}: expected docker-archive:FILE[:REF], the file name is empty",
+                    what()
+                );
+            }
+            let reference = reference
+                .map(|r| {
+                    let r = Reference::parse(r).with_context(|| format!("invalid {}", what()))?;
+                    if r.digest().is_some() {
+                        bail!(
+                            "invalid {}: a docker-archive names images by tag, not by digest",
+                            what()
+                        );
+                    }
+                    Ok(r)
+                })
+                .transpose()?;
+            return Ok(Location::Archive {
+                file: file.into(),
+                reference,
+            });
+        }
+        if let Some(rest) = s.strip_prefix("docker://") {
+            let r = Reference::parse(rest).with_context(|| format!("invalid {}", what()))?;
+            return Ok(Location::Registry(r));
+        }
+        if s.is_empty() {
+            bail!(
+                "invalid location \"\": expected oci:DIR, docker-archive:FILE, docker://REF or a path"
+            );
+        }
+        match probe(Path::new(s)) {
+            PathKind::Layout => Ok(Location::Layout {
+                dir: s.into(),
+                name: None,
+            }),
+            PathKind::File => Ok(Location::Archive {
+                file: s.into(),
+                reference: None,
+            }),
+            PathKind::Dir => bail!(
+                "invalid {}: directory has no oci-layout file; expected an OCI image layout",
+                what()
+            ),
+            PathKind::Missing => {
+                let r = Reference::parse(s).with_context(|| {
+                    format!(
+                        "invalid {}: no such file or directory, and not a registry reference",
+                        what()
+                    )
+                })?;
+                Ok(Location::Registry(r))
+            }
+        }
+    }
+}
+
+/// `PATH[:NAME]` split at the first ':' (skopeo's rule).
+fn split_path(s: &str) -> (&str, Option<&str>) {
+    match s.split_once(':') {
+        Some((p, n)) => (p, Some(n)),
+        None => (s, None),
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Layout { dir, name } => {
+                write!(f, "oci:{}", dir.display())?;
+                if let Some(n) = name {
+                    write!(f, ":{n}")?;
+                }
+                Ok(())
+            }
+            Location::Archive { file, reference } => {
+                write!(f, "docker-archive:{}", file.display())?;
+                if let Some(r) = reference {
+                    write!(f, ":{r}")?;
+                }
+                Ok(())
+            }
+            Location::Registry(r) => write!(f, "docker://{r}"),
+        }
+    }
+}
+
+/// The error for registry locations until the registry client lands.
+pub fn registry_not_built(r: &Reference) -> anyhow::Error {
+    anyhow::anyhow!("docker://{r}: registry support not built yet")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fs(p: &Path) -> PathKind {
+        match p.to_str().unwrap() {
+            "layout" | "./layout" => PathKind::Layout,
+            "plain-dir" => PathKind::Dir,
+            "img.tar" | "/abs/img.tar" => PathKind::File,
+            _ => PathKind::Missing,
+        }
+    }
+
+    fn layout(dir: &str, name: Option<&str>) -> Location {
+        Location::Layout {
+            dir: dir.into(),
+            name: name.map(Into::into),
+        }
+    }
+
+    fn archive(file: &str, r: Option<&str>) -> Location {
+        Location::Archive {
+            file: file.into(),
+            reference: r.map(|r| Reference::parse(r).unwrap()),
+        }
+    }
+
+    fn registry(r: &str) -> Location {
+        Location::Registry(Reference::parse(r).unwrap())
+    }
+
+    #[test]
+    fn good() {
+        let d = format!("sha256:{}", "a".repeat(64));
+        let table: Vec<(String, Location)> = vec![
+            ("oci:dir".into(), layout("dir", None)),
+            ("oci:dir:v1".into(), layout("dir", Some("v1"))),
+            (
+                "oci:/abs/dir:v1.0-rc".into(),
+                layout("/abs/dir", Some("v1.0-rc")),
+            ),
+            (format!("oci:dir:{d}"), layout("dir", Some(&d))),
+            ("oci:missing-dir".into(), layout("missing-dir", None)),
+            ("docker-archive:x.tar".into(), archive("x.tar", None)),
+            (
+                "docker-archive:x.tar:app:v1".into(),
+                archive("x.tar", Some("app:v1")),
+            ),
+            (
+                "docker-archive:/tmp/x.tar:localhost:5000/a/b:v2".into(),
+                archive("/tmp/x.tar", Some("localhost:5000/a/b:v2")),
+            ),
+            ("docker://ubuntu".into(), registry("ubuntu")),
+            (
+                "docker://localhost:5000/app:v1".into(),
+                registry("localhost:5000/app:v1"),
+            ),
+            (
+                format!("docker://ghcr.io/a/b@{d}"),
+                registry(&format!("ghcr.io/a/b@{d}")),
+            ),
+            ("layout".into(), layout("layout", None)),
+            ("./layout".into(), layout("./layout", None)),
+            ("img.tar".into(), archive("img.tar", None)),
+            ("/abs/img.tar".into(), archive("/abs/img.tar", None)),
+            ("ubuntu:24.04".into(), registry("ubuntu:24.04")),
+            ("localhost:5000/app".into(), registry("localhost:5000/app")),
+            (
+                "gcr.io/distroless/static".into(),
+                registry("gcr.io/distroless/static"),
+            ),
+        ];
+        for (input, want) in table {
+            let got = Location::parse_with(&input, fs).unwrap_or_else(|e| panic!("{input}: {e:#}"));
+            assert_eq!(got, want, "{input}");
+        }
+    }
+
+    #[test]
+    fn bad() {
+        let table = [
+            ("", "expected oci:DIR"),
+            ("oci:", "the directory is empty"),
+            ("oci::v1", "the directory is empty"),
+            ("oci:dir:", "empty name"),
+            ("oci:dir:sha256:abc", "invalid digest"),
+            ("docker-archive:", "the file name is empty"),
+            ("docker-archive:x.tar:Bad_Ref", "must be lowercase"),
+            (
+                &*format!("docker-archive:x.tar:app@sha256:{}", "a".repeat(64)),
+                "by tag, not by digest",
+            ),
+            ("docker://", "empty reference"),
+            ("docker://UPPER/x:", "empty tag"),
+            ("plain-dir", "no oci-layout"),
+            ("./missing", "not a registry reference"),
+            ("/tmp/Missing.tar", "not a registry reference"),
+        ];
+        for (input, want) in table {
+            let e = Location::parse_with(input, fs).expect_err(input);
+            let msg = format!("{e:#}");
+            assert!(msg.contains(want), "{input:?}: {msg:?} lacks {want:?}");
+            assert!(
+                msg.contains(&format!("{input:?}")),
+                "{input:?}: {msg:?} does not name the input"
+            );
+        }
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for s in [
+            "oci:dir:v1",
+            "docker-archive:x.tar:docker.io/library/app:v1",
+            "docker://ghcr.io/a/b:c",
+        ] {
+            let l = Location::parse_with(s, fs).unwrap();
+            assert_eq!(l.to_string(), s);
+            assert_eq!(Location::parse_with(&l.to_string(), fs).unwrap(), l);
+        }
+    }
+}
