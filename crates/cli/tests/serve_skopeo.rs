@@ -52,7 +52,10 @@ fn random_archive(dir: &Path, reference: &str) -> String {
 /// Every blob of an OCI layout, checked: its name is the sha256 of its content.
 fn layout_blobs(dir: &Path) -> Vec<(Digest, u64)> {
     let mut out = Vec::new();
-    for e in std::fs::read_dir(dir.join("blobs/sha256")).unwrap().flatten() {
+    for e in std::fs::read_dir(dir.join("blobs/sha256"))
+        .unwrap()
+        .flatten()
+    {
         let bytes = std::fs::read(e.path()).unwrap();
         let name = e.file_name().into_string().unwrap();
         let d = Digest::sha256(&bytes);
@@ -99,7 +102,10 @@ async fn skopeo_copies_in_and_out_with_identical_digests() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let served = r.headers()["docker-content-digest"].to_str().unwrap().to_string();
+    let served = r.headers()["docker-content-digest"]
+        .to_str()
+        .unwrap()
+        .to_string();
     let index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
     assert_eq!(index["manifests"][0]["digest"], served.as_str());
@@ -116,7 +122,10 @@ async fn skopeo_copies_in_and_out_with_identical_digests() {
             .await
             .unwrap();
         assert_eq!(r.status(), 200, "{d} not in hoist");
-        assert_eq!(r.headers()["content-length"].to_str().unwrap(), size.to_string());
+        assert_eq!(
+            r.headers()["content-length"].to_str().unwrap(),
+            size.to_string()
+        );
     }
     // And the layout is a valid image by hoist's own oracle.
     hoist(&["validate", &format!("oci:{}:v1", layout.display())]);
@@ -134,12 +143,27 @@ fn skopeo_pushes_over_tls_with_basic_auth() {
     let t = tempfile::tempdir().unwrap();
     let (cert, key) = (t.path().join("cert.pem"), t.path().join("key.pem"));
     run(Command::new(openssl)
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ])
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
         .arg(&cert)
-        .args(["-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]));
+        .args([
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ]));
     let certs = t.path().join("certs.d");
     std::fs::create_dir(&certs).unwrap();
     std::fs::copy(&cert, certs.join("ca.crt")).unwrap();
@@ -163,12 +187,23 @@ fn skopeo_pushes_over_tls_with_basic_auth() {
     let certs_arg = format!("--dest-cert-dir={}", certs.display());
     // Wrong password: refused.
     let out = skopeo(&skopeo_bin, t.path())
-        .args(["copy", "--quiet", &certs_arg, "--dest-creds", "alice:wrong", &src, &dest])
+        .args([
+            "copy",
+            "--quiet",
+            &certs_arg,
+            "--dest-creds",
+            "alice:wrong",
+            &src,
+            &dest,
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success(), "a wrong password was accepted");
     let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
-    assert!(err.contains("unauthorized") || err.contains("authentication"), "{err}");
+    assert!(
+        err.contains("unauthorized") || err.contains("authentication"),
+        "{err}"
+    );
     // Right password, certificate checked: copied.
     run(skopeo(&skopeo_bin, t.path()).args([
         "copy",

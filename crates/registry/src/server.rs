@@ -23,7 +23,7 @@ use crate::storage::{ManifestPut, Storage};
 
 /// Chunks in flight between the connection and the storage thread, per request.
 /// With hyper's frames of up to a few hundred KiB this bounds a request's memory to a few MiB.
-const BODY_CHANNEL: usize = 16;
+const BODY_CHANNEL: usize = 32;
 /// Chunk size when streaming a blob out.
 const READ_CHUNK: usize = 256 << 10;
 /// How much of an oversized manifest body is read (and dropped) before answering 413.
@@ -368,10 +368,15 @@ fn content_range(headers: &HeaderMap) -> Result<Option<u64>> {
 struct ChannelReader {
     rx: mpsc::Receiver<io::Result<Bytes>>,
     cur: Bytes,
+    /// An error that arrived behind data already returned; reported by the next read.
+    pending_err: Option<io::Error>,
 }
 
 impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(e) = self.pending_err.take() {
+            return Err(e);
+        }
         while self.cur.is_empty() {
             match self.rx.blocking_recv() {
                 Some(Ok(b)) => self.cur = b,
@@ -379,9 +384,26 @@ impl Read for ChannelReader {
                 None => return Ok(0),
             }
         }
-        let n = buf.len().min(self.cur.len());
-        buf[..n].copy_from_slice(&self.cur[..n]);
-        self.cur.advance(n);
+        // Copy what is here, then whatever else has already arrived (without waiting),
+        // so the storage writes large blocks even though request frames are small.
+        let mut n = 0;
+        loop {
+            let k = (buf.len() - n).min(self.cur.len());
+            buf[n..n + k].copy_from_slice(&self.cur[..k]);
+            self.cur.advance(k);
+            n += k;
+            if n == buf.len() {
+                break;
+            }
+            match self.rx.try_recv() {
+                Ok(Ok(b)) => self.cur = b,
+                Ok(Err(e)) => {
+                    self.pending_err = Some(e);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
         Ok(n)
     }
 }
@@ -413,6 +435,7 @@ async fn append_then(
         let mut r = ChannelReader {
             rx,
             cur: Bytes::new(),
+            pending_err: None,
         };
         let size = storage.upload_append(&repo, &id, start, &mut r)?;
         drop(r);
