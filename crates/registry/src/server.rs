@@ -21,9 +21,13 @@ use crate::fs::{FsStorage, range_header};
 use crate::names::{Reference, RepoName, parse_digest, validate_tag};
 use crate::storage::{ManifestPut, Storage};
 
-/// Chunks in flight between the connection and the storage thread, per request.
-/// With hyper's frames of up to a few hundred KiB this bounds a request's memory to a few MiB.
-const BODY_CHANNEL: usize = 32;
+/// Blocks (of at most [`COALESCE`] bytes) in flight between the connection and the storage
+/// thread, per request: this bounds a request's memory to a few MiB.
+const BODY_CHANNEL: usize = 8;
+/// Size of the blocks handed to the storage thread.
+const COALESCE: usize = 1 << 20;
+/// A partial block is handed over when the client pauses this long.
+const FLUSH_IDLE: std::time::Duration = std::time::Duration::from_millis(10);
 /// Chunk size when streaming a blob out.
 const READ_CHUNK: usize = 256 << 10;
 /// How much of an oversized manifest body is read (and dropped) before answering 413.
@@ -445,11 +449,49 @@ async fn append_then(
         }
     });
     let mut stream = body.into_data_stream();
-    while let Some(frame) = stream.next().await {
-        let item = frame.map_err(io::Error::other);
-        let failed = item.is_err();
-        if tx.send(item).await.is_err() || failed {
-            break;
+    // Frames are gathered into blocks of COALESCE bytes before they cross to the storage
+    // thread: one hand-over (and thread wake-up) per block, not per frame (clients send
+    // frames of 8-32 KiB). A partial block is handed over once the client pauses for
+    // FLUSH_IDLE, so a slow client's bytes still reach the disk as they come.
+    let mut block = bytes::BytesMut::with_capacity(COALESCE);
+    loop {
+        let next = if block.is_empty() {
+            stream.next().await
+        } else {
+            match tokio::time::timeout(FLUSH_IDLE, stream.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    if tx.send(Ok(block.split().freeze())).await.is_err() {
+                        break;
+                    }
+                    block.reserve(COALESCE);
+                    continue;
+                }
+            }
+        };
+        match next {
+            Some(Ok(b)) => {
+                block.extend_from_slice(&b);
+                if block.len() >= COALESCE {
+                    if tx.send(Ok(block.split().freeze())).await.is_err() {
+                        break;
+                    }
+                    block.reserve(COALESCE);
+                }
+            }
+            Some(Err(e)) => {
+                if !block.is_empty() {
+                    let _ = tx.send(Ok(block.split().freeze())).await;
+                }
+                let _ = tx.send(Err(io::Error::other(e))).await;
+                break;
+            }
+            None => {
+                if !block.is_empty() {
+                    let _ = tx.send(Ok(block.split().freeze())).await;
+                }
+                break;
+            }
         }
     }
     drop(tx);
