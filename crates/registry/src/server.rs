@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use hoist_image::{Descriptor, Digest, MAX_MANIFEST_SIZE, Manifest, MediaType, Parsed};
 use tokio::sync::mpsc;
@@ -21,12 +21,12 @@ use crate::fs::{FsStorage, range_header};
 use crate::names::{Reference, RepoName, parse_digest, validate_tag};
 use crate::storage::{ManifestPut, Storage};
 
-/// Blocks (of at most [`COALESCE`] bytes) in flight between the connection and the storage
+/// Batches (of about [`COALESCE`] bytes) in flight between the connection and the storage
 /// thread, per request: this bounds a request's memory to a few MiB.
 const BODY_CHANNEL: usize = 8;
-/// Size of the blocks handed to the storage thread.
+/// Bytes per batch of frames handed to the storage thread.
 const COALESCE: usize = 1 << 20;
-/// A partial block is handed over when the client pauses this long.
+/// A partial batch is handed over when the client pauses this long.
 const FLUSH_IDLE: std::time::Duration = std::time::Duration::from_millis(10);
 /// Chunk size when streaming a blob out.
 const READ_CHUNK: usize = 256 << 10;
@@ -368,47 +368,24 @@ fn content_range(headers: &HeaderMap) -> Result<Option<u64>> {
     Ok(Some(start))
 }
 
-/// A `Read` over request-body chunks arriving on a channel.
-struct ChannelReader {
-    rx: mpsc::Receiver<io::Result<Bytes>>,
-    cur: Bytes,
-    /// An error that arrived behind data already returned; reported by the next read.
-    pending_err: Option<io::Error>,
+/// Request-body blocks arriving on a channel in batches, as an iterator for the storage.
+struct ChannelBlocks {
+    rx: mpsc::Receiver<io::Result<Vec<Bytes>>>,
+    batch: std::vec::IntoIter<Bytes>,
 }
 
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if let Some(e) = self.pending_err.take() {
-            return Err(e);
-        }
-        while self.cur.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(Ok(b)) => self.cur = b,
-                Some(Err(e)) => return Err(e),
-                None => return Ok(0),
-            }
-        }
-        // Copy what is here, then whatever else has already arrived (without waiting),
-        // so the storage writes large blocks even though request frames are small.
-        let mut n = 0;
+impl Iterator for ChannelBlocks {
+    type Item = io::Result<Bytes>;
+    fn next(&mut self) -> Option<io::Result<Bytes>> {
         loop {
-            let k = (buf.len() - n).min(self.cur.len());
-            buf[n..n + k].copy_from_slice(&self.cur[..k]);
-            self.cur.advance(k);
-            n += k;
-            if n == buf.len() {
-                break;
+            if let Some(b) = self.batch.next() {
+                return Some(Ok(b));
             }
-            match self.rx.try_recv() {
-                Ok(Ok(b)) => self.cur = b,
-                Ok(Err(e)) => {
-                    self.pending_err = Some(e);
-                    break;
-                }
-                Err(_) => break,
+            match self.rx.blocking_recv()? {
+                Ok(batch) => self.batch = batch.into_iter(),
+                Err(e) => return Some(Err(e)),
             }
         }
-        Ok(n)
     }
 }
 
@@ -432,14 +409,13 @@ async fn append_then(
     body: Body,
     commit: Option<Digest>,
 ) -> Result<u64> {
-    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(BODY_CHANNEL);
+    let (tx, rx) = mpsc::channel::<io::Result<Vec<Bytes>>>(BODY_CHANNEL);
     let storage = reg.storage.clone();
     let (repo, id) = (repo.clone(), id.to_string());
     let task = tokio::task::spawn_blocking(move || {
-        let mut r = ChannelReader {
+        let mut r = ChannelBlocks {
             rx,
-            cur: Bytes::new(),
-            pending_err: None,
+            batch: Vec::new().into_iter(),
         };
         let size = storage.upload_append(&repo, &id, start, &mut r)?;
         drop(r);
@@ -449,46 +425,49 @@ async fn append_then(
         }
     });
     let mut stream = body.into_data_stream();
-    // Frames are gathered into blocks of COALESCE bytes before they cross to the storage
-    // thread: one hand-over (and thread wake-up) per block, not per frame (clients send
-    // frames of 8-32 KiB). A partial block is handed over once the client pauses for
-    // FLUSH_IDLE, so a slow client's bytes still reach the disk as they come.
-    let mut block = bytes::BytesMut::with_capacity(COALESCE);
+    // Frames are gathered into batches of about COALESCE bytes before they cross to the
+    // storage thread: one hand-over (and thread wake-up) per batch, not per frame (clients
+    // send frames of 8-32 KiB). The frames themselves are not copied. A partial batch is
+    // handed over once the client pauses for FLUSH_IDLE, so a slow client's bytes still
+    // reach the disk as they come.
+    let mut batch: Vec<Bytes> = Vec::new();
+    let mut batched = 0usize;
     loop {
-        let next = if block.is_empty() {
+        let next = if batch.is_empty() {
             stream.next().await
         } else {
             match tokio::time::timeout(FLUSH_IDLE, stream.next()).await {
                 Ok(next) => next,
                 Err(_) => {
-                    if tx.send(Ok(block.split().freeze())).await.is_err() {
+                    batched = 0;
+                    if tx.send(Ok(std::mem::take(&mut batch))).await.is_err() {
                         break;
                     }
-                    block.reserve(COALESCE);
                     continue;
                 }
             }
         };
         match next {
             Some(Ok(b)) => {
-                block.extend_from_slice(&b);
-                if block.len() >= COALESCE {
-                    if tx.send(Ok(block.split().freeze())).await.is_err() {
+                batched += b.len();
+                batch.push(b);
+                if batched >= COALESCE {
+                    batched = 0;
+                    if tx.send(Ok(std::mem::take(&mut batch))).await.is_err() {
                         break;
                     }
-                    block.reserve(COALESCE);
                 }
             }
             Some(Err(e)) => {
-                if !block.is_empty() {
-                    let _ = tx.send(Ok(block.split().freeze())).await;
+                if !batch.is_empty() {
+                    let _ = tx.send(Ok(std::mem::take(&mut batch))).await;
                 }
                 let _ = tx.send(Err(io::Error::other(e))).await;
                 break;
             }
             None => {
-                if !block.is_empty() {
-                    let _ = tx.send(Ok(block.split().freeze())).await;
+                if !batch.is_empty() {
+                    let _ = tx.send(Ok(std::mem::take(&mut batch))).await;
                 }
                 break;
             }
