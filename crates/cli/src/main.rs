@@ -50,6 +50,9 @@ enum Command {
     Random(cmd::random::Args),
     /// Run the embedded OCI registry.
     Serve(cmd::serve::ServeArgs),
+    /// The main job in one command: embedded registry, seeded image, cold push, re-push,
+    /// second tag, validate, a table of times; then clean up.
+    Demo(cmd::demo::Args),
     /// Pull an image or index from a registry into an OCI layout or a docker-save tarball.
     Pull(cmd::pull::Args),
     /// Print the digest of an image's manifest (registry, layout or tarball).
@@ -104,6 +107,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Push(args) => cmd::push::run(&args, &cache),
         Command::Tag(args) => cmd::tag::run(&args),
         Command::Auth { verb } => cmd::auth::run(&verb),
+        Command::Demo(args) => cmd::demo::run(&args),
     }
 }
 

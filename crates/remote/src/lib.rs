@@ -47,6 +47,7 @@ pub mod push;
 pub mod redact;
 mod repo;
 pub mod retry;
+mod stream;
 pub mod source;
 mod upload;
 

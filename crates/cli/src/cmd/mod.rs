@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod cache;
 pub mod copy;
+pub mod demo;
 pub mod inspect;
 pub mod pull;
 pub mod push;
