@@ -130,6 +130,33 @@ fn pull_index_to_layout_platform_and_tarball() {
     ));
     assert!(v.contains("1 image"), "{v}");
 
+    // A tarball without --platform: the host's platform (linux/amd64 or linux/arm64,
+    // both in the index).
+    let host = home.join("host.tar");
+    let out = ok(&hoist(
+        &["pull", &src, &format!("docker-archive:{}", host.display())],
+        home,
+    ));
+    let host_arch = if cfg!(target_arch = "aarch64") {
+        "linux/arm64"
+    } else {
+        "linux/amd64"
+    };
+    let want = ok(&hoist(&["digest", "--platform", host_arch, &src], home));
+    assert!(out.trim().ends_with(want.trim()), "{out} vs {want}");
+
+    // --fast on the registry: structure only.
+    let v = ok(&hoist(
+        &["validate", "--fast", &format!("docker://{src}")],
+        home,
+    ));
+    assert!(v.contains("not read (--fast)"), "{v}");
+
+    // Referrers: none yet, as an OCI index.
+    let r = ok(&hoist(&["referrers", &src], home));
+    let parsed: serde_json::Value = serde_json::from_str(&r).unwrap();
+    assert_eq!(parsed["manifests"].as_array().map(Vec::len), Some(0), "{r}");
+
     // Validate on the registry itself, and the inspect verbs.
     let v = ok(&hoist(&["validate", &format!("docker://{src}")], home));
     assert!(v.contains("2 images"), "{v}");
