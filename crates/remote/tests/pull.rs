@@ -308,3 +308,49 @@ async fn pull_from_distribution() {
         .unwrap();
     assert_eq!((r.blobs_fetched, r.blobs_present), (0, 3));
 }
+
+/// A registry that answers every request with one canned manifest (a tiny HTTP/1.1
+/// server on a thread): for what the real registries refuse to store.
+fn canned(content_type: &'static str, body: &'static str) -> std::net::SocketAddr {
+    use std::io::{BufRead, BufReader, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut line = String::new();
+            loop {
+                line.clear();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+            }
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_manifest_media_type_is_a_clear_error() {
+    let addr = canned(
+        "application/vnd.example.thing+json",
+        r#"{"schemaVersion":2,"mediaType":"application/vnd.example.thing+json"}"#,
+    );
+    let client = fast_client();
+    let repo = Repository::new(addr.to_string(), "odd/thing").unwrap();
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("l");
+    let e = pull::pull_to_layout(&client, &repo, "v1", &dir, None, &pull::Options::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("application/vnd.example.thing+json"), "{e}");
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(!dir.exists());
+}
