@@ -354,3 +354,52 @@ async fn unknown_manifest_media_type_is_a_clear_error() {
     assert_eq!(e.lines().count(), 1, "{e}");
     assert!(!dir.exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_between_registries_resumes_cut_source_downloads() {
+    let reg = TestRegistry::start();
+    let other = TestRegistry::start();
+    let client = fast_client();
+    let digest = seed(&client, reg.addr(), "cut/src", 2, 1 << 20).await;
+    let proxy = Proxy::start(
+        reg.addr(),
+        vec![Rule::new(
+            Match::method("GET").path("/blobs/"),
+            Fault::CutResponseAfter(64 << 10),
+            3,
+        )],
+    );
+    let src = Repository::new(proxy.addr().to_string(), "cut/src").unwrap();
+    let dst = Target::tagged(
+        Repository::new(other.addr().to_string(), "cut/dst").unwrap(),
+        "v1",
+    )
+    .unwrap();
+    // Large blobs streamed (not one monolithic request), so the cut lands mid-stream.
+    let opts = copy::Options {
+        push: push::Options {
+            monolithic_max: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let r = copy::copy(&client, &src, "v1", &[dst], &opts, Arc::new(NoProgress))
+        .await
+        .unwrap_or_else(|e| panic!("copy failed: {e}; proxy {}", proxy.counters().summary()));
+    assert_eq!(r.pushed[0].digest, digest);
+    assert!(
+        client.stats().downloads_resumed >= 1,
+        "{:?}",
+        client.stats()
+    );
+    let check = Repository::new(other.addr().to_string(), "cut/dst").unwrap();
+    let remote = Remote::new(client.clone(), check, tokio::runtime::Handle::current());
+    tokio::task::spawn_blocking(move || {
+        let Child::Image(img) = remote.open("v1").unwrap() else {
+            panic!()
+        };
+        validate::image(img.as_ref(), validate::Options::default()).unwrap();
+    })
+    .await
+    .unwrap();
+}
