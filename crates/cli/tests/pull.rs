@@ -237,6 +237,53 @@ fn copy_registry_to_registry_and_layout() {
     assert!(m.contains("tar+zstd"), "{m}");
     ok(&hoist(&["validate", &z], home));
 
+    // The whole index converted: both images rewritten, the index lists the new digests.
+    let zi = format!("docker://{}/copy/zstd-index:v1", other.host());
+    ok(&hoist(&["copy", "--compression", "zstd", &src, &zi], home));
+    let v = ok(&hoist(&["validate", &zi], home));
+    assert!(v.contains("2 images"), "{v}");
+    for p in ["linux/amd64", "linux/arm64"] {
+        let m = ok(&hoist(&["manifest", "--platform", p, &zi], home));
+        assert!(m.contains("tar+zstd") && !m.contains("tar+gzip"), "{m}");
+    }
+    let zl = home.join("zl");
+    ok(&hoist(
+        &[
+            "copy",
+            "--compression",
+            "zstd",
+            &src,
+            &format!("oci:{}", zl.display()),
+        ],
+        home,
+    ));
+    let v = ok(&hoist(
+        &["validate", &format!("oci:{}", zl.display())],
+        home,
+    ));
+    assert!(v.contains("2 images"), "{v}");
+    // A converted index copied locally again: already zstd, so unchanged.
+    let zz = home.join("zz");
+    let zl_loc = format!("oci:{}", zl.display());
+    ok(&hoist(
+        &[
+            "copy",
+            "--compression",
+            "zstd",
+            &zl_loc,
+            &format!("oci:{}", zz.display()),
+        ],
+        home,
+    ));
+    assert_eq!(
+        ok(&hoist(&["digest", &format!("oci:{}", zz.display())], home)),
+        ok(&hoist(&["digest", &zl_loc], home))
+    );
+    assert_eq!(
+        ok(&hoist(&["digest", &zl_loc], home)),
+        ok(&hoist(&["digest", &zi], home))
+    );
+
     // copy docker:// to a layout, and a blob to stdout.
     let dir = home.join("l");
     ok(&hoist(

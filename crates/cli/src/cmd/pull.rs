@@ -160,16 +160,21 @@ pub fn from_registry(
         Location::Layout { dir, name } => {
             let encoding = opts.encoding.clone().expect("matched above");
             let (_rt, child) = open_registry(src, &opts.remote, opts.platform.as_ref())?;
-            let Child::Image(img) = child else {
-                bail!(
-                    "docker://{src} is an index: converting the compression of an index is not supported; pick one with --platform"
-                );
-            };
             let stores = cache.store()?;
-            let img = pipeline::recompress(img, &encoding, stores.store)?;
             let existed = dir.exists();
-            let r = Layout::create(dir)
-                .and_then(|l| layout::write(&l, img.as_ref(), name.as_deref()))
+            let r =
+                match child {
+                    Child::Image(img) => pipeline::recompress(img, &encoding, stores.store)
+                        .and_then(|img| {
+                            Layout::create(dir)
+                                .and_then(|l| layout::write(&l, img.as_ref(), name.as_deref()))
+                        }),
+                    Child::Index(ix) => copy::recompress_index(ix, &encoding, stores.store)
+                        .and_then(|ix| {
+                            Layout::create(dir)
+                                .and_then(|l| layout::write_index(&l, ix.as_ref(), name.as_deref()))
+                        }),
+                }
                 .with_context(what);
             if r.is_err() && !existed {
                 let _ = std::fs::remove_dir_all(dir);
