@@ -9,7 +9,8 @@
 # Each pull goes to a fresh directory; runs alternate between the tools. hoist runs with
 # a fresh content cache (pulled layers are hard-linked into it) and verifies every byte
 # (size and sha256 of every blob, as it streams). Wall time and peak RSS come from
-# /usr/bin/time -v. The image is pushed once, by skopeo, from mkimage.py's OCI layout
+# /usr/bin/time -v. Also measured: a registry-to-registry copy of the same image to a
+# second distribution registry (hoist copy vs skopeo copy). The image is pushed once, by skopeo, from mkimage.py's OCI layout
 # (or hoist random when mkimage.py is not there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,6 +66,15 @@ YML
 PIDS+=($!)
 REG=127.0.0.1:$port
 for _ in $(seq 100); do curl -fsS "http://$REG/v2/" >/dev/null 2>&1 && break; sleep 0.05; done
+# a second registry, for registry-to-registry copies (streamed: no mount possible)
+root2=$W/reg2
+mkdir -p "$root2"
+port2=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+sed -e "s#$root/data#$root2/data#" -e "s#127.0.0.1:$port#127.0.0.1:$port2#" "$root/config.yml" >"$root2/config.yml"
+"$REGISTRY_BIN" serve "$root2/config.yml" >/dev/null 2>&1 &
+PIDS+=($!)
+REG2=127.0.0.1:$port2
+for _ in $(seq 100); do curl -fsS "http://$REG2/v2/" >/dev/null 2>&1 && break; sleep 0.05; done
 skopeo --insecure-policy copy -q --dest-tls-verify=false "$OCI" "docker://$REG/bench/pull:v1" >&2
 BLOB_BYTES=$(curl -fsS -H 'Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json' \
   "http://$REG/v2/bench/pull/manifests/v1" | python3 -c 'import json,sys; m=json.load(sys.stdin); print(sum(l["size"] for l in m["layers"]))')
@@ -89,6 +99,10 @@ for run in $(seq "$RUNS"); do
   timed hoist env HOIST_CACHE_DIR="$W/cache" "$HOIST" pull --jobs "$JOBS" "$REG/bench/pull:v1" "oci:$W/h"
   timed hoist-nocache "$HOIST" --no-cache pull --jobs "$JOBS" "$REG/bench/pull:v1" "oci:$W/hc"
   timed skopeo skopeo --insecure-policy copy -q --src-tls-verify=false "docker://$REG/bench/pull:v1" "oci:$W/s:v1"
+  # registry to registry, a new repository each run (every blob streamed through)
+  timed hoist-copy "$HOIST" --no-cache copy "docker://$REG/bench/pull:v1" "docker://$REG2/bench/copy$run:v1"
+  timed skopeo-copy skopeo --insecure-policy copy -q --src-tls-verify=false --dest-tls-verify=false \
+    "docker://$REG/bench/pull:v1" "docker://$REG2/bench/skopeo$run:v1"
   if command -v crane >/dev/null; then
     timed crane crane pull --insecure --format oci "$REG/bench/pull:v1" "$W/c"
   fi
@@ -108,10 +122,12 @@ blob = int(sys.argv[2])
 med = lambda k, i: statistics.median(v[i] for v in rows[k])
 print(f"image: {blob/1e6:.0f} MB of layers in the registry; medians of {len(rows['hoist'])} run(s)")
 print(f"{'tool':<16}{'wall s':>9}{'MB/s':>9}{'peak RSS MiB':>14}")
-for k in ["hoist", "hoist-nocache", "skopeo", "crane"]:
+for k in ["hoist", "hoist-nocache", "skopeo", "crane", "hoist-copy", "skopeo-copy"]:
     if k in rows:
         print(f"{k:<16}{med(k,0):>9.2f}{blob/1e6/med(k,0):>9.0f}{med(k,1)/1024:>14.1f}")
 for other in ["skopeo", "crane"]:
     if other in rows:
         print(f"{other} / hoist: {med(other,0)/med('hoist',0):.2f}x")
+if "skopeo-copy" in rows:
+    print(f"registry to registry, skopeo / hoist: {med('skopeo-copy',0)/med('hoist-copy',0):.2f}x")
 PY

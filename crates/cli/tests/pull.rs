@@ -145,6 +145,20 @@ fn pull_index_to_layout_platform_and_tarball() {
     let want = ok(&hoist(&["digest", "--platform", host_arch, &src], home));
     assert!(out.trim().ends_with(want.trim()), "{out} vs {want}");
 
+    // Bare new paths: a directory becomes a layout, a .tar name a tarball.
+    let bare = home.join("bare");
+    ok(&hoist(&["pull", &src, bare.to_str().unwrap()], home));
+    assert!(bare.join("oci-layout").is_file());
+    let bare_tar = home.join("bare.tar");
+    ok(&hoist(&["pull", &src, bare_tar.to_str().unwrap()], home));
+    ok(&hoist(
+        &[
+            "validate",
+            &format!("docker-archive:{}", bare_tar.display()),
+        ],
+        home,
+    ));
+
     // --fast on the registry: structure only.
     let v = ok(&hoist(
         &["validate", "--fast", &format!("docker://{src}")],

@@ -85,15 +85,23 @@ pub fn open_registry(
 /// Run `hoist pull`.
 pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
     let src = source_ref(&args.src)?;
-    let dst = match Location::parse(&args.dst)? {
-        // A bare path that does not exist: a directory name means a layout.
-        Location::Registry(_) if !args.dst.contains(':') || args.dst.ends_with('/') => {
+    let d = args.dst.as_str();
+    let prefixed = d.contains("://") || d.starts_with("oci:") || d.starts_with("docker-archive:");
+    let dst = if !prefixed && !d.is_empty() && !std::path::Path::new(d).exists() {
+        // A new bare path: a tarball when it is named like one, else a layout directory.
+        if d.ends_with(".tar") {
+            Location::Archive {
+                file: d.into(),
+                reference: None,
+            }
+        } else {
             Location::Layout {
-                dir: args.dst.trim_end_matches('/').into(),
+                dir: d.trim_end_matches('/').into(),
                 name: None,
             }
         }
-        l => l,
+    } else {
+        Location::parse(d)?
     };
     if let Location::Registry(_) = dst {
         bail!(
