@@ -5,7 +5,7 @@ pub mod cache;
 pub mod copy;
 pub mod push;
 pub mod random;
+pub mod serve;
 pub mod tag;
 pub mod validate;
-pub mod serve;
 pub mod version;
