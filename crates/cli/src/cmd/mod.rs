@@ -1,10 +1,15 @@
 //! One module per verb.
 
+pub mod append;
 pub mod auth;
 pub mod cache;
 pub mod copy;
+pub mod export;
+pub mod flatten;
+pub mod mutate;
 pub mod push;
 pub mod random;
+pub mod rebase;
 pub mod serve;
 pub mod tag;
 pub mod validate;
