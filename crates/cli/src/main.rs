@@ -64,6 +64,12 @@ enum Command {
     Rebase(cmd::rebase::Args),
     /// Write an image's merged filesystem as a tar (to a file or `-`).
     Export(cmd::export::Args),
+    /// Multi-platform indexes: create, append, filter, list.
+    #[command(subcommand)]
+    Index(cmd::index::IndexCommand),
+    /// OCI layout maintenance.
+    #[command(subcommand)]
+    Layout(cmd::layout::LayoutCommand),
     /// Manage registry credentials (docker's config.json).
     Auth {
         #[command(subcommand)]
@@ -92,6 +98,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Flatten(args) => cmd::flatten::run(&args, &cache),
         Command::Rebase(args) => cmd::rebase::run(&args, &cache),
         Command::Export(args) => cmd::export::run(&args, &cache),
+        Command::Index(c) => cmd::index::run(&c, &cache),
+        Command::Layout(c) => cmd::layout::run(&c),
     }
 }
 

@@ -56,18 +56,21 @@ impl Env {
         assert_eq!(err.lines().count(), 1, "{args:?}: one line expected: {err}");
         assert!(err.contains(want), "{args:?}: {err:?} lacks {want:?}");
     }
-    /// `hoist validate` passes, and skopeo reads it (when installed).
+    /// `hoist validate` passes, and skopeo reads it all (when installed): `skopeo copy
+    /// --all` into a fresh layout, which reads and checks every blob.
     fn proven(&self, loc: &str) {
         let v = self.run(&["validate", loc]);
         assert!(v.contains("valid"), "{v}");
         if let Some(sk) = peers::require("skopeo") {
+            let to = tempfile::tempdir().unwrap();
             let out = Command::new(sk)
-                .args(["--insecure-policy", "inspect", loc])
+                .args(["--insecure-policy", "copy", "--all", loc])
+                .arg(format!("oci:{}:x", to.path().display()))
                 .output()
                 .unwrap();
             assert!(
                 out.status.success(),
-                "skopeo inspect {loc}: {}",
+                "skopeo copy --all {loc}: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
         }
@@ -445,4 +448,170 @@ fn mutating_a_config_in_a_registry_uploads_config_and_manifest_only() {
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["Labels"]["version"], "3", "{v}");
     }
+}
+
+#[test]
+fn index_create_append_filter_list_and_layout_gc() {
+    let e = Env::new();
+    let l = e.path("l");
+    let at = |n: &str| format!("oci:{l}:{n}");
+    e.run(&[
+        "random",
+        &at("amd"),
+        "--layers",
+        "2",
+        "--size",
+        "4k",
+        "--seed",
+        "1",
+    ]);
+    // Same layers, other platforms: config-only changes.
+    e.run(&[
+        "mutate",
+        &at("amd"),
+        "-t",
+        &at("arm"),
+        "--platform",
+        "linux/arm64",
+    ]);
+    e.run(&[
+        "mutate",
+        &at("amd"),
+        "-t",
+        &at("v7"),
+        "--platform",
+        "linux/arm/v7",
+    ]);
+
+    e.run(&[
+        "index",
+        "create",
+        &at("amd"),
+        &at("arm"),
+        "-t",
+        &at("multi"),
+    ]);
+    e.proven(&at("multi"));
+    let list = e.run(&["index", "list", &at("multi")]);
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines.len(), 2, "{list}");
+    assert!(
+        lines[0].contains("linux/amd64") && lines[1].contains("linux/arm64"),
+        "{list}"
+    );
+    if let Some(sk) = peers::require("skopeo") {
+        let out = Command::new(sk)
+            .args(["--insecure-policy", "copy", "--all", &at("multi")])
+            .arg(format!("oci:{}:copied", e.path("sk")))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    e.run(&[
+        "index",
+        "append",
+        &at("multi"),
+        &at("v7"),
+        "-t",
+        &at("three"),
+    ]);
+    e.proven(&at("three"));
+    assert_eq!(e.run(&["index", "list", &at("three")]).lines().count(), 3);
+    // Replacing a platform: the arm64 image edited, appended again: still three entries.
+    e.run(&["mutate", &at("arm"), "-t", &at("arm2"), "--label", "rev=2"]);
+    e.run(&[
+        "index",
+        "append",
+        &at("three"),
+        &at("arm2"),
+        "-t",
+        &at("three"),
+    ]);
+    let three = e.run(&["index", "list", &at("three")]);
+    assert_eq!(three.lines().count(), 3, "{three}");
+
+    e.run(&[
+        "index",
+        "filter",
+        &at("three"),
+        "--platform",
+        "linux/arm",
+        "-t",
+        &at("arm-only"),
+    ]);
+    e.proven(&at("arm-only"));
+    let only = e.run(&["index", "list", &at("arm-only")]);
+    assert_eq!(only.lines().count(), 1, "{only}");
+    assert!(only.contains("linux/arm/v7"), "{only}");
+    e.fails(
+        &[
+            "index",
+            "filter",
+            &at("three"),
+            "--platform",
+            "windows/amd64",
+            "-t",
+            &at("x"),
+        ],
+        "it has: linux/amd64",
+    );
+    e.fails(&["index", "list", &at("amd")], "not an index");
+
+    // An index in a registry (through the push engine).
+    let reg = TestRegistry::start();
+    let dst = format!("{}/idx/app:multi", reg.addr());
+    e.run(&["index", "create", &at("amd"), &at("arm"), "-t", &dst]);
+    let client = hoist_remote::Client::builder().build().unwrap();
+    let repo = hoist_remote::Repository::new(reg.addr().to_string(), "idx/app").unwrap();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(hoist_remote::check(&client, &repo, "multi"))
+        .unwrap();
+
+    // layout gc: re-tagging "arm2" orphans its old manifest and config.
+    let blobs = || {
+        std::fs::read_dir(format!("{l}/blobs/sha256"))
+            .unwrap()
+            .count()
+    };
+    // Re-writing "three" above orphaned its first version.
+    let gc = e.run(&["layout", "gc", &l]);
+    assert!(gc.contains("removed 1 blobs"), "the replaced index: {gc}");
+    let gc = e.run(&["layout", "gc", &l]);
+    assert!(gc.contains("removed 0 blobs"), "nothing orphaned now: {gc}");
+    let before = blobs();
+    e.run(&["mutate", &at("arm"), "-t", &at("arm2"), "--label", "rev=3"]);
+    assert_eq!(blobs(), before + 2, "a new config and manifest");
+    // "three" still references the rev=2 image, so make it unreachable first.
+    e.run(&[
+        "index",
+        "append",
+        &at("three"),
+        &at("arm2"),
+        "-t",
+        &at("three"),
+    ]);
+    e.run(&[
+        "index",
+        "filter",
+        &at("three"),
+        "--platform",
+        "linux/arm64",
+        "-t",
+        &at("arm-only"),
+    ]);
+    let gc = e.run(&["layout", "gc", &l]);
+    assert!(
+        gc.contains("removed 4 blobs"),
+        "old 'three' and 'arm-only' indexes, rev=2 manifest and config: {gc}"
+    );
+    for n in ["amd", "arm", "v7", "multi", "three", "arm-only", "arm2"] {
+        e.proven(&at(n));
+    }
+    e.fails(&["layout", "gc", &e.path("nope")], "nope");
 }

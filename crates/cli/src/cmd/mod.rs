@@ -6,6 +6,8 @@ pub mod cache;
 pub mod copy;
 pub mod export;
 pub mod flatten;
+pub mod index;
+pub mod layout;
 pub mod mutate;
 pub mod push;
 pub mod random;

@@ -23,6 +23,8 @@
 //! ```
 
 mod export;
+mod gc;
+pub mod index;
 mod layers;
 mod pipe;
 mod rebase;
@@ -40,6 +42,7 @@ use crate::manifest::{Config, ConfigFile, ImageManifest, Manifest, Platform, Roo
 use crate::media_type::MediaType;
 
 pub use export::{Merge, export, flatten};
+pub use gc::{GcStats, gc};
 pub use layers::{DirOptions, DirSource, TarSource, check_tar, layer_from_path};
 pub use rebase::rebase;
 pub use time::{format_rfc3339, parse_time};
