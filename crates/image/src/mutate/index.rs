@@ -107,9 +107,10 @@ pub fn create(children: Vec<Child>) -> Result<Arc<Assembled>> {
     assemble(c, BTreeMap::new())
 }
 
-fn base_entries(
-    base: &Arc<dyn ImageIndex>,
-) -> Result<(Vec<(Descriptor, Origin)>, BTreeMap<String, String>)> {
+/// An index's entries, each with where to resolve it.
+type Entries = Vec<(Descriptor, Origin)>;
+
+fn base_entries(base: &Arc<dyn ImageIndex>) -> Result<(Entries, BTreeMap<String, String>)> {
     let m = base.manifest()?;
     let idx = m.as_index().ok_or_else(|| {
         Error::invalid_manifest(format!("manifest {}", m.digest()), "expected an index")
