@@ -621,3 +621,78 @@ fn docker_archive_round_trip_and_scratch_append() {
         img.config().unwrap().digest()
     );
 }
+
+#[test]
+fn layout_gc_keeps_reachable_and_refuses_when_unsure() {
+    let t = tempfile::tempdir().unwrap();
+    let (l, base) = random_layout(t.path(), 2, 3);
+    let edited = mutate::edit(
+        base.clone(),
+        &Edits {
+            labels: vec![("x".into(), "1".into())],
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    layout::write(&l, edited.as_ref(), Some("base")).unwrap(); // replaces the tag
+    let s = mutate::gc(&l).unwrap();
+    assert_eq!(
+        (s.removed, s.kept),
+        (2, 4),
+        "old manifest and config: {s:?}"
+    );
+    assert!(!l.has_blob(base.manifest().unwrap().digest()));
+    validate::image(l.image("base").unwrap().as_ref(), Default::default()).unwrap();
+    // A writer's temporary file is not a blob: left alone.
+    std::fs::write(t.path().join("blobs/sha256/.tmp-abc"), b"partial").unwrap();
+    assert_eq!(mutate::gc(&l).unwrap().removed, 0);
+    assert!(t.path().join("blobs/sha256/.tmp-abc").exists());
+    // A reachable manifest that cannot be read: nothing removed.
+    let orphan = Digest::sha256(b"orphan");
+    std::fs::write(l.blob_path(&orphan), b"orphan").unwrap();
+    let m = edited.manifest().unwrap();
+    std::fs::remove_file(l.blob_path(m.digest())).unwrap();
+    let e = mutate::gc(&l).unwrap_err().to_string();
+    assert!(e.contains("nothing removed"), "{e}");
+    assert!(l.has_blob(&orphan));
+}
+
+#[test]
+fn hard_links_escaping_the_root_and_special_files_are_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let p = t.path().join("link.tar");
+    {
+        let mut b = tar::Builder::new(std::fs::File::create(&p).unwrap());
+        let mut h = tar::Header::new_old();
+        h.as_old_mut().name[..4].copy_from_slice(b"evil");
+        h.as_old_mut().linkname[..9].copy_from_slice(b"../shadow");
+        h.set_size(0);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Link);
+        h.set_cksum();
+        b.append(&h, std::io::empty()).unwrap();
+        b.finish().unwrap();
+    }
+    let e = mutate::TarSource::open(&p).unwrap_err().to_string();
+    assert!(e.contains("../shadow") && e.contains("'..'"), "{e}");
+
+    #[cfg(unix)]
+    {
+        let d = t.path().join("tree");
+        std::fs::create_dir(&d).unwrap();
+        let _sock = std::os::unix::net::UnixListener::bind(d.join("sock")).unwrap();
+        let layer = mutate::layer_from_path(
+            &d,
+            DirOptions::default(),
+            &Encoding::gzip(),
+            MediaType::OciLayerGzip,
+            store(),
+        )
+        .unwrap();
+        let e = layer.digest().unwrap_err().to_string();
+        assert!(
+            e.contains("sock") && e.contains("unsupported file type"),
+            "{e}"
+        );
+    }
+}
