@@ -22,6 +22,8 @@ LAYERS=${LAYERS:-10}
 SIZE=${SIZE:-50MiB}
 SEED=${SEED:-1}
 REGISTRY_BIN=${REGISTRY_BIN:-/usr/bin/docker-registry}
+# Extra flags for hoist push (e.g. HOIST_FLAGS="--level 2" or "--fast-gzip --level 4").
+HOIST_FLAGS=${HOIST_FLAGS:-}
 W=$(mktemp -d /tmp/hoist-bench.XXXXXX)
 PIDS=()
 cleanup() {
@@ -107,9 +109,9 @@ for run in $(seq "$RUNS"); do
   # hoist: cold (empty cache), re-push (warm cache), from the layout
   start_registry
   rm -rf "$W/cache"
-  timed hoist-cold env HOIST_CACHE_DIR="$W/cache" "$HOIST" push --quiet "docker-archive:$W/img.tar" "$REG/bench/hoist:v1"
+  timed hoist-cold env HOIST_CACHE_DIR="$W/cache" "$HOIST" push --quiet $HOIST_FLAGS "docker-archive:$W/img.tar" "$REG/bench/hoist:v1"
   echo "hoist-blobs $(blob_bytes bench/hoist v1) 0" >>"$W/results"
-  timed hoist-repush env HOIST_CACHE_DIR="$W/cache" "$HOIST" push --quiet "docker-archive:$W/img.tar" "$REG/bench/hoist:v1"
+  timed hoist-repush env HOIST_CACHE_DIR="$W/cache" "$HOIST" push --quiet $HOIST_FLAGS "docker-archive:$W/img.tar" "$REG/bench/hoist:v1"
   stop_registries
   start_registry
   timed hoist-layout env HOIST_CACHE_DIR="$W/cache" "$HOIST" push --quiet "$OCI" "$REG/bench/layout:v1"

@@ -50,6 +50,9 @@ enum Command {
     Random(cmd::random::Args),
     /// Run the embedded OCI registry.
     Serve(cmd::serve::ServeArgs),
+    /// The main job in one command: embedded registry, seeded image, cold push, re-push,
+    /// second tag, validate, a table of times; then clean up.
+    Demo(cmd::demo::Args),
     /// Push an image from a layout or tarball to one or more registry destinations.
     Push(cmd::push::Args),
     /// Give an image in a registry more tags (one manifest PUT each).
@@ -100,6 +103,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(args) => cmd::export::run(&args, &cache),
         Command::Index(c) => cmd::index::run(&c, &cache),
         Command::Layout(c) => cmd::layout::run(&c),
+        Command::Demo(args) => cmd::demo::run(&args),
     }
 }
 

@@ -84,6 +84,17 @@ fn push_tarball_to_two_destinations_then_repush_and_tag() {
     assert_eq!(stdout.lines().count(), 2);
     assert!(stdout.contains(&format!("cli/app:v3@{digest}")), "{stdout}");
 
+    // --strategy stream: the same image, the same digest (deterministic compression).
+    let st = format!("{}/cli/streamed:v1", reg.addr());
+    let out = hoist(
+        &["push", "--strategy", "stream", tar.to_str().unwrap(), &st],
+        &env,
+    );
+    assert_eq!(
+        ok(&out).trim(),
+        format!("{}/cli/streamed@{digest}", reg.addr())
+    );
+
     // copy to a registry goes through the same engine.
     let c = format!("{}/cli/copied:v1", reg.addr());
     let out = hoist(&["copy", tar.to_str().unwrap(), &c], &env);

@@ -44,6 +44,7 @@ pub mod push;
 pub mod redact;
 mod repo;
 pub mod retry;
+mod stream;
 mod upload;
 
 pub use check::{CheckReport, check};

@@ -82,9 +82,25 @@ pub trait Progress: Send + Sync {
 pub struct NoProgress;
 impl Progress for NoProgress {}
 
+/// When layers are compressed relative to their upload.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Strategy {
+    /// Seal first (through the cache or a spool), then HEAD, mount or upload from the
+    /// sealed bytes: a re-push compresses nothing, and an upload resumes after a failure.
+    #[default]
+    HeadFirst,
+    /// Compress each layer from its uncompressed form with this encoding straight into
+    /// its uploads (no spool), committing with the digest the pass returned. Layers are
+    /// always compressed (there is no digest to HEAD before), and a failed upload
+    /// compresses its layer again. Single images only.
+    Stream(hoist_image::pipeline::Encoding),
+}
+
 /// How to push.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// Seal first, or stream.
+    pub strategy: Strategy,
     /// Blob tasks in flight.
     pub jobs: usize,
     /// Layers sealed at once.
@@ -102,6 +118,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
+            strategy: Strategy::HeadFirst,
             jobs: DEFAULT_JOBS,
             seal_jobs: DEFAULT_SEAL_JOBS,
             monolithic_max: upload::DEFAULT_MONOLITHIC_MAX,
@@ -284,6 +301,7 @@ struct Shared {
     registries: BTreeMap<String, Vec<Repository>>,
     memory: Mutex<Memory>,
     tally: Mutex<Tally>,
+    top: Mutex<Option<Digest>>,
     jobs: Semaphore,
 }
 
@@ -314,6 +332,7 @@ pub async fn push(
         registries,
         memory: Mutex::new(memory),
         tally: Mutex::new(Tally::default()),
+        top: Mutex::new(None),
         jobs: Semaphore::new(opts.jobs),
     });
 
@@ -324,6 +343,10 @@ pub async fn push(
     })
     .await
     .map_err(join_error)??;
+
+    if let Strategy::Stream(encoding) = &opts.strategy {
+        return push_streamed(&shared, nodes, targets, encoding).await;
+    }
 
     // Blobs: configs at once, layers as they are sealed.
     let mut tasks: JoinSet<Result<()>> = JoinSet::new();
@@ -409,11 +432,52 @@ pub async fn push(
         .await
         .map_err(join_error)??
     };
+    let (put, skipped) = put_manifests(&shared, manifests, targets).await?;
+    Ok(report(
+        &shared,
+        targets,
+        &top_digest_of(&shared)?,
+        put,
+        skipped,
+    ))
+}
+
+fn top_digest_of(sh: &Shared) -> Result<Digest> {
+    sh.top
+        .lock()
+        .expect("top lock")
+        .clone()
+        .ok_or_else(|| Error::invalid_input("push", "no manifest"))
+}
+
+fn report(sh: &Shared, targets: &[Target], top: &Digest, put: u64, skipped: u64) -> Report {
+    let tally = sh.tally.lock().expect("tally lock");
+    Report {
+        pushed: targets
+            .iter()
+            .map(|t| Pushed {
+                target: t.clone(),
+                digest: top.clone(),
+            })
+            .collect(),
+        blobs_present: tally.present,
+        blobs_mounted: tally.mounted,
+        blobs_uploaded: tally.uploaded,
+        bytes_uploaded: tally.bytes,
+        manifests_put: put,
+        manifests_skipped: skipped,
+    }
+}
+
+/// Children once per repository, then the top (the last manifest) per target.
+async fn put_manifests(
+    shared: &Arc<Shared>,
+    manifests: Vec<Manifest>,
+    targets: &[Target],
+) -> Result<(u64, u64)> {
     let manifests = Arc::new(manifests);
-    let top = manifests
-        .last()
-        .expect("walk yields at least one node")
-        .clone();
+    let top = manifests.last().expect("at least one manifest").clone();
+    *shared.top.lock().expect("top lock") = Some(top.digest().clone());
 
     // Children once per repository, then the top per target.
     let mut per_repo: JoinSet<Result<(u64, u64)>> = JoinSet::new();
@@ -477,22 +541,106 @@ pub async fn push(
         }
     }
 
-    let tally = shared.tally.lock().expect("tally lock");
-    Ok(Report {
-        pushed: targets
-            .iter()
-            .map(|t| Pushed {
-                target: t.clone(),
-                digest: top.digest().clone(),
-            })
-            .collect(),
-        blobs_present: tally.present,
-        blobs_mounted: tally.mounted,
-        blobs_uploaded: tally.uploaded,
-        bytes_uploaded: tally.bytes,
-        manifests_put: put,
-        manifests_skipped: skipped,
-    })
+    Ok((put, skipped))
+}
+
+/// The stream strategy: config as usual, each layer compressed into its uploads, then
+/// the manifest built from what the passes returned.
+async fn push_streamed(
+    shared: &Arc<Shared>,
+    nodes: Vec<Node>,
+    targets: &[Target],
+    encoding: &hoist_image::pipeline::Encoding,
+) -> Result<Report> {
+    let [
+        Node::Image {
+            img,
+            layers,
+            config,
+            config_digest,
+        },
+    ] = nodes.as_slice()
+    else {
+        return Err(Error::invalid_input(
+            "stream strategy",
+            "pushes a single image; push an index with head-first",
+        ));
+    };
+    blob_everywhere(
+        shared,
+        config_digest.clone(),
+        config.len() as u64,
+        BlobSource::Bytes(config.clone()),
+    )
+    .await?;
+    let firsts: Vec<Repository> = shared.registries.values().map(|r| r[0].clone()).collect();
+    let mut descriptors = Vec::new();
+    for l in layers {
+        let _permit = shared.jobs.acquire().await.expect("never closed");
+        let sealed = crate::stream::layer(&shared.client, &firsts, l.clone(), encoding).await?;
+        shared.progress.sealed(&sealed.digest, sealed.size);
+        for repos in shared.registries.values() {
+            let first = &repos[0];
+            shared
+                .progress
+                .blob_done(first, &sealed.digest, sealed.size, BlobOutcome::Uploaded);
+            {
+                let mut t = shared.tally.lock().expect("tally lock");
+                t.uploaded += 1;
+                t.bytes += sealed.size;
+            }
+            shared
+                .memory
+                .lock()
+                .expect("memory lock")
+                .remember(first, &sealed.digest);
+            for repo in &repos[1..] {
+                let src = BlobSource::Bytes(Bytes::new()); // never read: the mount or HEAD answers
+                let how = one_blob(
+                    shared,
+                    repo,
+                    &sealed.digest,
+                    sealed.size,
+                    &src,
+                    Some(first.name()),
+                )
+                .await?;
+                shared
+                    .progress
+                    .blob_done(repo, &sealed.digest, sealed.size, how);
+                let mut t = shared.tally.lock().expect("tally lock");
+                match how {
+                    BlobOutcome::Present => t.present += 1,
+                    BlobOutcome::Mounted => t.mounted += 1,
+                    BlobOutcome::Uploaded => {
+                        return Err(Error::invalid_response(
+                            format!("mount into {repo}"),
+                            "the registry refused to mount a blob it holds",
+                        ));
+                    }
+                }
+            }
+        }
+        descriptors.push(sealed.descriptor());
+    }
+    let cfg = img.config()?;
+    let m = Manifest::from_image(&hoist_image::ImageManifest {
+        schema_version: 2,
+        media_type: Some(hoist_image::MediaType::OciManifest),
+        artifact_type: None,
+        config: cfg.descriptor(hoist_image::MediaType::OciConfig),
+        layers: descriptors,
+        subject: None,
+        annotations: Default::default(),
+    })?;
+    let (put, skipped) = put_manifests(shared, vec![m], targets).await?;
+    Ok(report(
+        shared,
+        targets,
+        &top_digest_of(shared)?,
+        put,
+        skipped,
+    ))
 }
 
 /// Get one blob into every destination repository: per registry in parallel; within a

@@ -85,9 +85,15 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let result: anyhow::Result<()> = rt.block_on(async {
         let src = Source::Image(image.clone());
         let t = Instant::now();
-        let r = push::push(&client, src.clone(), std::slice::from_ref(&v1), &opts, Arc::new(NoProgress))
-            .await
-            .context("cold push")?;
+        let r = push::push(
+            &client,
+            src.clone(),
+            std::slice::from_ref(&v1),
+            &opts,
+            Arc::new(NoProgress),
+        )
+        .await
+        .context("cold push")?;
         let input = args.size * args.layers as u64;
         rows.push(Row {
             step: "cold push",
@@ -103,9 +109,15 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         let digest = r.pushed[0].digest.clone();
 
         let t = Instant::now();
-        let r = push::push(&client, src.clone(), std::slice::from_ref(&v1), &opts, Arc::new(NoProgress))
-            .await
-            .context("re-push")?;
+        let r = push::push(
+            &client,
+            src.clone(),
+            std::slice::from_ref(&v1),
+            &opts,
+            Arc::new(NoProgress),
+        )
+        .await
+        .context("re-push")?;
         rows.push(Row {
             step: "re-push",
             took: t.elapsed(),
@@ -117,18 +129,29 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         });
 
         let t = Instant::now();
-        let r = push::push(&client, src, std::slice::from_ref(&v2), &opts, Arc::new(NoProgress))
-            .await
-            .context("second tag")?;
+        let r = push::push(
+            &client,
+            src,
+            std::slice::from_ref(&v2),
+            &opts,
+            Arc::new(NoProgress),
+        )
+        .await
+        .context("second tag")?;
         rows.push(Row {
             step: "second tag",
             took: t.elapsed(),
-            what: format!("{} manifest PUT, {} uploaded", r.manifests_put, r.blobs_uploaded),
+            what: format!(
+                "{} manifest PUT, {} uploaded",
+                r.manifests_put, r.blobs_uploaded
+            ),
             bytes: None,
         });
 
         let t = Instant::now();
-        let c = check(&client, &repo, "v2").await.context("validating what the registry serves")?;
+        let c = check(&client, &repo, "v2")
+            .await
+            .context("validating what the registry serves")?;
         anyhow::ensure!(
             c.digest.as_ref() == Some(&digest),
             "the registry serves {:?} for v2, pushed {digest}",
@@ -151,7 +174,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let _ = rt.block_on(server);
     result?;
 
-    writeln!(out, "{:<12} {:>9} {:>12}  what", "step", "time", "throughput")?;
+    writeln!(
+        out,
+        "{:<12} {:>9} {:>12}  what",
+        "step", "time", "throughput"
+    )?;
     for r in &rows {
         let tp = match r.bytes {
             Some(b) if r.took.as_secs_f64() > 0.0 => {

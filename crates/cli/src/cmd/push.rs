@@ -67,6 +67,19 @@ pub struct Args {
     /// Upload in chunks of this many bytes (PATCH with Content-Range); suffixes k, M, G.
     #[arg(long, value_parser = crate::cmd::random::parse_size)]
     pub chunk_size: Option<u64>,
+    /// head-first: compress each layer once into the cache, then HEAD / mount / upload
+    /// (a re-push compresses nothing). stream: compress straight into the uploads (gzip),
+    /// no spool; every layer is compressed on every push.
+    #[arg(long, value_enum, default_value_t = StrategyArg::HeadFirst)]
+    pub strategy: StrategyArg,
+    /// gzip level for layers that need compressing (tarballs): 0-9, default 6; with
+    /// --fast-gzip 0-12.
+    #[arg(long)]
+    pub level: Option<u32>,
+    /// gzip layers with libdeflate, one gzip member per 1 MiB block (faster;
+    /// multi-member gzip, which registries and runtimes accept).
+    #[arg(long)]
+    pub fast_gzip: bool,
     /// No progress on stderr.
     #[arg(long, short)]
     pub quiet: bool,
@@ -74,14 +87,27 @@ pub struct Args {
     pub remote: RemoteArgs,
 }
 
+/// `--strategy` values.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrategyArg {
+    /// Seal through the cache, then HEAD, mount or upload.
+    HeadFirst,
+    /// Upload while compressing.
+    Stream,
+}
+
 /// Open a local location as a push source; tarball layers are sealed (gzip) into `store`.
-pub fn open_source(loc: &Location, store: Arc<dyn Store>) -> anyhow::Result<Source> {
+pub fn open_source(
+    loc: &Location,
+    store: Arc<dyn Store>,
+    encoding: &Encoding,
+) -> anyhow::Result<Source> {
     if let Location::Registry(r) = loc {
         bail!(
             "docker://{r}: pushing from a registry is not supported yet; save it to a layout or tarball first"
         );
     }
-    Ok(match loc.open_local(&Encoding::gzip(), Some(store))? {
+    Ok(match loc.open_local(encoding, Some(store))? {
         crate::location::Source::Image(i) => Source::Image(i),
         crate::location::Source::Index(i) => Source::Index(i),
     })
@@ -104,8 +130,18 @@ pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
     let stores = cache.store()?;
     // The push memory (which repository holds which blob) lives beside the cache.
     let memory_dir = stores.cache.as_ref().map(|c| c.path().join("remote"));
-    let source = open_source(&src, stores.store)?;
+    let mut encoding = Encoding::gzip();
+    encoding.level = args.level;
+    encoding.fast_gzip = args.fast_gzip;
+    encoding
+        .validate()
+        .context("invalid --level / --fast-gzip")?;
+    let source = open_source(&src, stores.store, &encoding)?;
     let opts = push::Options {
+        strategy: match args.strategy {
+            StrategyArg::HeadFirst => push::Strategy::HeadFirst,
+            StrategyArg::Stream => push::Strategy::Stream(encoding.clone()),
+        },
         jobs: args.jobs,
         chunk_size: args.chunk_size,
         memory_dir,
