@@ -75,6 +75,22 @@ enum Command {
     Push(cmd::push::Args),
     /// Give an image in a registry more tags (one manifest PUT each).
     Tag(cmd::tag::Args),
+    /// Add layers (tar files or directories) on top of an image or `scratch`.
+    Append(cmd::append::Args),
+    /// Change an image's config and annotations without touching its layers.
+    Mutate(cmd::mutate::Args),
+    /// Make an image's merged filesystem its only layer.
+    Flatten(cmd::flatten::Args),
+    /// Swap the base layers of an image for another base's.
+    Rebase(cmd::rebase::Args),
+    /// Write an image's merged filesystem as a tar (to a file or `-`).
+    Export(cmd::export::Args),
+    /// Multi-platform indexes: create, append, filter, list.
+    #[command(subcommand)]
+    Index(cmd::index::IndexCommand),
+    /// OCI layout maintenance.
+    #[command(subcommand)]
+    Layout(cmd::layout::LayoutCommand),
     /// Manage registry credentials (docker's config.json).
     Auth {
         #[command(subcommand)]
@@ -107,6 +123,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Push(args) => cmd::push::run(&args, &cache),
         Command::Tag(args) => cmd::tag::run(&args),
         Command::Auth { verb } => cmd::auth::run(&verb),
+        Command::Append(args) => cmd::append::run(&args, &cache),
+        Command::Mutate(args) => cmd::mutate::run(&args, &cache),
+        Command::Flatten(args) => cmd::flatten::run(&args, &cache),
+        Command::Rebase(args) => cmd::rebase::run(&args, &cache),
+        Command::Export(args) => cmd::export::run(&args, &cache),
+        Command::Index(c) => cmd::index::run(&c, &cache),
+        Command::Layout(c) => cmd::layout::run(&c),
         Command::Demo(args) => cmd::demo::run(&args),
     }
 }

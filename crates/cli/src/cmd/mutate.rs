@@ -1,0 +1,214 @@
+//! `hoist mutate SRC -t DST [--label K=V] [--annotation K=V] [--env K=V] [--entrypoint ..]
+//! [--cmd ..] [--user U] [--workdir D] [--expose P] [--platform OS/ARCH] [--time T]`:
+//! change an image's config (and manifest annotations) without touching its layers: the
+//! destination gets one new config and one new manifest, and every layer is copied,
+//! mounted or found present as it is — never read, recompressed or re-uploaded.
+//!
+//! Also the helpers the other image-changing verbs (append, flatten, rebase, export) share:
+//! opening a source image and writing the result to any location.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::ValueEnum;
+use hoist_image::mutate::{self, Edits};
+use hoist_image::pipeline::Encoding;
+use hoist_image::{Compression, Image, Platform};
+
+use super::cache::{CacheOpts, Stores};
+use crate::location::{Location, Source};
+
+/// Compression of new layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NewLayerCompression {
+    /// gzip (deterministic, parallel).
+    Gzip,
+    /// zstd (OCI `tar+zstd`).
+    Zstd,
+    /// Plain tar.
+    None,
+}
+
+impl NewLayerCompression {
+    /// The encoding.
+    pub fn encoding(self) -> Encoding {
+        Encoding::of(match self {
+            NewLayerCompression::Gzip => Compression::Gzip,
+            NewLayerCompression::Zstd => Compression::Zstd,
+            NewLayerCompression::None => Compression::None,
+        })
+    }
+}
+
+/// Parse `--time`: seconds since the epoch or `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn parse_time(s: Option<&str>) -> anyhow::Result<Option<u64>> {
+    s.map(|s| mutate::parse_time(s).context("invalid --time"))
+        .transpose()
+}
+
+/// Open `s` as one image (registry sources are the pull engine's). Tarball layers seal
+/// into `store` with `encoding` when a sink needs their compressed form.
+pub fn open_image(
+    s: &str,
+    encoding: &Encoding,
+    stores: &Stores,
+) -> anyhow::Result<(Location, Arc<dyn Image>)> {
+    let loc = Location::parse(s)?;
+    if let Location::Registry(r) = &loc {
+        bail!(
+            "docker://{r}: reading images from a registry is not supported by this verb yet; \
+             copy it to a layout first"
+        );
+    }
+    match loc
+        .open_local(encoding, Some(stores.store.clone()))
+        .with_context(|| format!("opening {loc}"))?
+    {
+        Source::Image(i) => Ok((loc, i)),
+        Source::Index(_) => bail!(
+            "{loc} is an index (several images): name one image, e.g. oci:DIR:NAME or oci:DIR:sha256:..."
+        ),
+    }
+}
+
+/// Write `img` to `dst` (layout, tarball, or a registry through the push engine); print
+/// `DST: DIGEST` (the manifest digest) on stdout.
+pub fn write_image(dst: &str, img: Arc<dyn Image>, stores: &Stores) -> anyhow::Result<()> {
+    let loc = Location::parse(dst)?;
+    let digest = match &loc {
+        Location::Registry(r) => {
+            let target = hoist_remote::Target::from_reference(r)?;
+            let opts = hoist_remote::push::Options {
+                memory_dir: stores.cache.as_ref().map(|c| c.path().join("remote")),
+                ..Default::default()
+            };
+            let remote = super::push::RemoteArgs::default();
+            let pushed = super::push::push_source(
+                hoist_remote::push::Source::Image(img),
+                &[target],
+                &opts,
+                &remote,
+                true,
+            )
+            .with_context(|| format!("writing {loc}"))?;
+            pushed
+                .first()
+                .and_then(|p| p.rsplit_once('@'))
+                .map(|(_, d)| d.to_string())
+                .context("the push reported no digest")?
+        }
+        Location::Layout { name: Some(n), .. }
+            if n.starts_with("sha256:") || n.starts_with("sha512:") =>
+        {
+            bail!("destination {loc}: name the image with a tag, not a digest")
+        }
+        _ => {
+            loc.write_local(&Source::Image(img.clone()))?;
+            img.manifest()?.digest().to_string()
+        }
+    };
+    writeln!(std::io::stdout(), "{loc}: {digest}")?;
+    Ok(())
+}
+
+/// Split `--entrypoint` / `--cmd`: a JSON array (`["/bin/sh","-c"]`) or comma-separated
+/// words (`/bin/sh,-c`); an empty string clears.
+pub fn parse_command(flag: &str, s: &str) -> anyhow::Result<Vec<String>> {
+    if s.trim_start().starts_with('[') {
+        return serde_json::from_str(s)
+            .with_context(|| format!("invalid {flag} {s:?}: expected a JSON array of strings"));
+    }
+    if s.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(s.split(',').map(str::to_string).collect())
+}
+
+/// Arguments of `hoist mutate`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The image: oci:DIR[:NAME], docker-archive:FILE[:REF], or a path.
+    pub src: String,
+    /// Destination: oci:DIR[:NAME], docker-archive:FILE[:REF], or a registry reference.
+    #[arg(short = 't', long = "tag", value_name = "DST")]
+    pub dst: String,
+    /// Set a label (config Labels): KEY=VALUE.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub label: Vec<String>,
+    /// Set a manifest annotation: KEY=VALUE.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub annotation: Vec<String>,
+    /// Set an environment variable: KEY=VALUE.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// The entrypoint: a JSON array or comma-separated words; "" clears it.
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// The command: a JSON array or comma-separated words; "" clears it.
+    #[arg(long)]
+    pub cmd: Option<String>,
+    /// The user (name, uid or uid:gid).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// The working directory.
+    #[arg(long)]
+    pub workdir: Option<String>,
+    /// Expose a port: PORT[/tcp|udp|sctp].
+    #[arg(long, value_name = "PORT")]
+    pub expose: Vec<String>,
+    /// The platform the config claims: os/arch[/variant].
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Set `created` and every history entry's time: seconds since 1970 or YYYY-MM-DDTHH:MM:SSZ.
+    #[arg(long)]
+    pub time: Option<String>,
+}
+
+impl Args {
+    fn time(&self) -> anyhow::Result<Option<u64>> {
+        parse_time(self.time.as_deref())
+    }
+
+    /// The edits asked for; bad values are errors naming the flag.
+    pub fn edits(&self) -> anyhow::Result<Edits> {
+        let pairs = |v: &[String], what: &str| -> anyhow::Result<Vec<(String, String)>> {
+            v.iter()
+                .map(|s| mutate::parse_pair(s, what).map_err(anyhow::Error::from))
+                .collect()
+        };
+        let edits = Edits {
+            labels: pairs(&self.label, "--label")?,
+            annotations: pairs(&self.annotation, "--annotation")?,
+            env: pairs(&self.env, "--env")?,
+            entrypoint: self
+                .entrypoint
+                .as_deref()
+                .map(|s| parse_command("--entrypoint", s))
+                .transpose()?,
+            cmd: self
+                .cmd
+                .as_deref()
+                .map(|s| parse_command("--cmd", s))
+                .transpose()?,
+            user: self.user.clone(),
+            workdir: self.workdir.clone(),
+            expose: self.expose.clone(),
+            platform: self.platform.as_deref().map(Platform::parse).transpose()?,
+            time: self.time()?,
+        };
+        for p in &edits.expose {
+            mutate::parse_port(p).map_err(|e| anyhow::anyhow!("invalid --expose: {e}"))?;
+        }
+        Ok(edits)
+    }
+}
+
+/// Run `hoist mutate`.
+pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
+    let edits = args.edits()?;
+    let stores = cache.store()?;
+    let (src, img) = open_image(&args.src, &Encoding::gzip(), &stores)?;
+    let out = mutate::edit(img, &edits).with_context(|| format!("mutating {src}"))?;
+    write_image(&args.dst, out, &stores)
+}
