@@ -33,6 +33,7 @@ trap cleanup EXIT
 need() { command -v "$1" >/dev/null || { echo "bench/pull.sh: $1 not found ($2)" >&2; exit 1; }; }
 need skopeo "apt-get install skopeo"
 need curl "apt-get install curl"
+need unshare "util-linux"
 [ -x /usr/bin/time ] || { echo "bench/pull.sh: /usr/bin/time not found (apt-get install time)" >&2; exit 1; }
 [ -x "$REGISTRY_BIN" ] || { echo "bench/pull.sh: $REGISTRY_BIN not found (apt-get install docker-registry)" >&2; exit 1; }
 
@@ -101,7 +102,10 @@ for run in $(seq "$RUNS"); do
   timed skopeo skopeo --insecure-policy copy -q --src-tls-verify=false "docker://$REG/bench/pull:v1" "oci:$W/s:v1"
   # registry to registry, a new repository each run (every blob streamed through)
   timed hoist-copy "$HOIST" --no-cache copy "docker://$REG/bench/pull:v1" "docker://$REG2/bench/copy$run:v1"
-  timed skopeo-copy skopeo --insecure-policy copy -q --src-tls-verify=false --dest-tls-verify=false \
+  # skopeo's blob-info cache (host-wide as root) would remember the previous run's
+  # destination and mount from it: each skopeo copy gets an empty one (private tmpfs).
+  timed skopeo-copy unshare -m sh -c 'mkdir -p /var/lib/containers/cache && mount -t tmpfs tmpfs /var/lib/containers/cache && exec "$@"' sh \
+    skopeo --insecure-policy copy -q --src-tls-verify=false --dest-tls-verify=false \
     "docker://$REG/bench/pull:v1" "docker://$REG2/bench/skopeo$run:v1"
   if command -v crane >/dev/null; then
     timed crane crane pull --insecure --format oci "$REG/bench/pull:v1" "$W/c"
