@@ -3,6 +3,6 @@
 pub mod cache;
 pub mod copy;
 pub mod random;
-pub mod validate;
 pub mod serve;
+pub mod validate;
 pub mod version;
