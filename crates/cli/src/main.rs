@@ -50,6 +50,18 @@ enum Command {
     Random(cmd::random::Args),
     /// Run the embedded OCI registry.
     Serve(cmd::serve::ServeArgs),
+    /// The main job in one command: embedded registry, seeded image, cold push, re-push,
+    /// second tag, validate, a table of times; then clean up.
+    Demo(cmd::demo::Args),
+    /// Push an image from a layout or tarball to one or more registry destinations.
+    Push(cmd::push::Args),
+    /// Give an image in a registry more tags (one manifest PUT each).
+    Tag(cmd::tag::Args),
+    /// Manage registry credentials (docker's config.json).
+    Auth {
+        #[command(subcommand)]
+        verb: cmd::auth::Verb,
+    },
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -65,6 +77,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Validate { location, fast } => cmd::validate::run(&location, fast),
         Command::Random(args) => cmd::random::run(&args),
         Command::Serve(args) => cmd::serve::run(args),
+        Command::Push(args) => cmd::push::run(&args, &cache),
+        Command::Tag(args) => cmd::tag::run(&args),
+        Command::Auth { verb } => cmd::auth::run(&verb),
+        Command::Demo(args) => cmd::demo::run(&args),
     }
 }
 

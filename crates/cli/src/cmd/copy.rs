@@ -175,7 +175,26 @@ pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
                 "destination {dst}: a docker-save tarball holds images, not an index; name one image of {src}"
             )
         }
-        (Location::Registry(r), _) => return Err(registry_not_built(r)),
+        (Location::Registry(r), source) => {
+            // To a registry: the push engine (cmd/push.rs, hoist-remote).
+            let target = hoist_remote::Target::from_reference(r)?;
+            let source = match source {
+                Source::Image(img, _) => hoist_remote::push::Source::Image(img),
+                Source::Index(i) => hoist_remote::push::Source::Index(i),
+            };
+            let opts = hoist_remote::push::Options {
+                memory_dir: cache.as_ref().map(|c| c.path().join("remote")),
+                ..Default::default()
+            };
+            let remote = super::push::RemoteArgs::default();
+            let pushed = super::push::push_source(source, &[target], &opts, &remote, true)
+                .with_context(|| format!("copying {src} to {dst}"))?;
+            pushed
+                .first()
+                .and_then(|p| p.rsplit_once('@'))
+                .and_then(|(_, d)| hoist_image::Digest::parse(d).ok())
+                .context("the push reported no digest")?
+        }
     };
     writeln!(std::io::stdout(), "{dst}: {digest}")?;
     report(args, cache.as_deref());
