@@ -141,15 +141,10 @@ pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
                     Some(e) => Source::Image(pipeline::recompress(img, &e, store.clone())?, vec![]),
                     None => Source::Image(img, vec![]),
                 },
-                Child::Index(i) => {
-                    if encoding.is_some() {
-                        bail!(
-                            "source {src} is an index: converting the compression of an index is not supported; \
-                             copy one of its images (oci:DIR:NAME) or use --compression keep"
-                        );
-                    }
-                    Source::Index(i)
-                }
+                Child::Index(i) => match encoding {
+                    Some(e) => Source::Index(pipeline::recompress_index(i, &e, store.clone())?),
+                    None => Source::Index(i),
+                },
             }
         }
         Location::Archive { file, reference } => {
