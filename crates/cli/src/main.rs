@@ -48,6 +48,8 @@ enum Command {
     },
     /// Write a seeded, deterministic random image (for tests and benchmarks).
     Random(cmd::random::Args),
+    /// Run the embedded OCI registry.
+    Serve(cmd::serve::ServeArgs),
     /// The main job in one command: embedded registry, seeded image, cold push, re-push,
     /// second tag, validate, a table of times; then clean up.
     Demo(cmd::demo::Args),
@@ -60,8 +62,6 @@ enum Command {
         #[command(subcommand)]
         verb: cmd::auth::Verb,
     },
-    /// Run the embedded OCI registry.
-    Serve(cmd::serve::ServeArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -76,11 +76,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cache(c) => cmd::cache::run(&c, &cache),
         Command::Validate { location, fast } => cmd::validate::run(&location, fast),
         Command::Random(args) => cmd::random::run(&args),
-        Command::Demo(args) => cmd::demo::run(&args),
+        Command::Serve(args) => cmd::serve::run(args),
         Command::Push(args) => cmd::push::run(&args, &cache),
         Command::Tag(args) => cmd::tag::run(&args),
         Command::Auth { verb } => cmd::auth::run(&verb),
-        Command::Serve(args) => cmd::serve::run(args),
+        Command::Demo(args) => cmd::demo::run(&args),
     }
 }
 

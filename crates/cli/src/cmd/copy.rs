@@ -165,7 +165,15 @@ pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
             };
             tarball::write(file, img.as_ref(), &tags)
                 .with_context(|| format!("copying {src} to {dst}"))?;
-            img.manifest()?.digest().clone()
+            // A tarball has no manifest digest, and asking for one would compress the
+            // layers for nothing: print the image ID (the config's digest).
+            writeln!(
+                std::io::stdout(),
+                "{dst}: image ID {}",
+                img.config()?.digest()
+            )?;
+            report(args, cache.as_deref());
+            return Ok(());
         }
         (Location::Archive { .. }, Source::Index(_)) => {
             bail!(
@@ -194,21 +202,27 @@ pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
         }
     };
     writeln!(std::io::stdout(), "{dst}: {digest}")?;
-    if args.verbose {
-        match &cache {
-            Some(c) => {
-                let s = c.stats();
-                eprintln!(
-                    "cache {}: {} hits, {} layers compressed, {} corrupt entries evicted, {} evicted for size",
-                    c.path().display(),
-                    s.hits,
-                    s.sealed,
-                    s.evicted_corrupt,
-                    s.evicted_lru
-                );
-            }
-            None => eprintln!("cache disabled (--no-cache)"),
-        }
-    }
+    report(args, cache.as_deref());
     Ok(())
+}
+
+/// With `-v`, what the cache did, on stderr.
+fn report(args: &Args, cache: Option<&hoist_image::Cache>) {
+    if !args.verbose {
+        return;
+    }
+    match cache {
+        Some(c) => {
+            let s = c.stats();
+            eprintln!(
+                "cache {}: {} hits, {} layers compressed, {} corrupt entries evicted, {} evicted for size",
+                c.path().display(),
+                s.hits,
+                s.sealed,
+                s.evicted_corrupt,
+                s.evicted_lru
+            );
+        }
+        None => eprintln!("cache disabled (--no-cache)"),
+    }
 }
