@@ -4,6 +4,8 @@ pub mod auth;
 pub mod cache;
 pub mod copy;
 pub mod demo;
+pub mod inspect;
+pub mod pull;
 pub mod push;
 pub mod random;
 pub mod serve;
