@@ -128,7 +128,7 @@ impl ClientBuilder {
                 "must be greater than zero",
             ));
         }
-        // aws-lc-rs as the process-wide rustls provider (reqwest uses the default when one is
+        // ring as the process-wide rustls provider (reqwest uses the default when one is
         // installed). An error means one is installed already: fine.
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let mut b = reqwest::Client::builder()
