@@ -30,7 +30,7 @@ use hoist_image::{Algorithm, Descriptor, Digest, Hasher};
 
 use crate::error::{Code, Error, Result};
 use crate::names::RepoName;
-use crate::storage::{BlobReader, ManifestPut, Storage, StoredManifest};
+use crate::storage::{BlobReader, BodyBlocks, ManifestPut, Storage, StoredManifest};
 
 /// Read/write buffer for blob bodies.
 const IO_BUF: usize = 1 << 20;
@@ -310,7 +310,7 @@ impl Storage for FsStorage {
         repo: &RepoName,
         id: &str,
         start: Option<u64>,
-        body: &mut dyn Read,
+        body: BodyBlocks<'_>,
     ) -> Result<u64> {
         let dir = self.upload_dir(repo, id)?;
         let session = self.session(id);
@@ -345,12 +345,9 @@ impl Storage for FsStorage {
             _ => hash_file(&p, len, Algorithm::Sha256).map_err(io_err(&p))?,
         };
         let mut total = len;
-        let mut buf = vec![0u8; IO_BUF];
-        loop {
-            let n = match body.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+        for block in body {
+            let block = match block {
+                Ok(b) => b,
                 Err(e) => {
                     st.hash = Some((total, hasher));
                     return Err(Error::new(
@@ -359,12 +356,12 @@ impl Storage for FsStorage {
                     ));
                 }
             };
-            if let Err(e) = f.write_all(&buf[..n]) {
-                // The file may hold part of this chunk: rehash next time.
+            if let Err(e) = f.write_all(&block) {
+                // The file may hold part of this block: rehash next time.
                 return Err(Error::io(p.display(), e));
             }
-            hasher.update(&buf[..n]);
-            total += n as u64;
+            hasher.update(&block);
+            total += block.len() as u64;
         }
         st.hash = Some((total, hasher));
         Ok(total)

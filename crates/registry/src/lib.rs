@@ -45,7 +45,7 @@ pub use error::{Code, Error, Result};
 pub use fs::FsStorage;
 pub use names::{Reference, RepoName, validate_tag};
 pub use server::Registry;
-pub use storage::{BlobReader, ManifestPut, Storage, StoredManifest};
+pub use storage::{BlobReader, BodyBlocks, ManifestPut, Storage, StoredManifest};
 
 /// How long in-flight requests may finish after a shutdown was asked for.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);

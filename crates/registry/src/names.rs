@@ -8,22 +8,16 @@ use hoist_image::Digest;
 
 use crate::error::{Code, Error, Result};
 
-/// Longest repository name accepted (distribution's limit).
-pub const MAX_NAME_LEN: usize = 255;
-
 /// A validated repository name, like `library/alpine`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RepoName(String);
 
 impl RepoName {
-    /// Validate a repository name.
+    /// Validate a repository name (the distribution grammar, via
+    /// [`hoist_image::validate_repository`]).
     pub fn parse(s: &str) -> Result<RepoName> {
-        validate_repository(s).map_err(|reason| {
-            Error::new(
-                Code::NameInvalid,
-                format!("repository name {s:?}: {reason}"),
-            )
-        })?;
+        hoist_image::validate_repository(s)
+            .map_err(|e| Error::new(Code::NameInvalid, e.to_string()))?;
         Ok(RepoName(s.to_string()))
     }
 
@@ -44,61 +38,9 @@ impl fmt::Display for RepoName {
     }
 }
 
-fn validate_repository(s: &str) -> std::result::Result<(), String> {
-    if s.is_empty() {
-        return Err("empty".into());
-    }
-    if s.len() > MAX_NAME_LEN {
-        return Err(format!("{} characters, at most {MAX_NAME_LEN}", s.len()));
-    }
-    for comp in s.split('/') {
-        validate_component(comp).map_err(|r| format!("component {comp:?} {r}"))?;
-    }
-    Ok(())
-}
-
-/// `[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*`
-fn validate_component(c: &str) -> std::result::Result<(), &'static str> {
-    let b = c.as_bytes();
-    let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
-    if b.is_empty() {
-        return Err("is empty");
-    }
-    if !alnum(b[0]) || !alnum(b[b.len() - 1]) {
-        return Err("must start and end with [a-z0-9]");
-    }
-    let mut i = 0;
-    while i < b.len() {
-        if alnum(b[i]) {
-            i += 1;
-            continue;
-        }
-        // A separator run: ".", "_", "__" or "-+", followed by [a-z0-9].
-        let start = i;
-        while i < b.len() && !alnum(b[i]) {
-            i += 1;
-        }
-        let sep = &c[start..i];
-        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-');
-        if !ok {
-            return Err("may only contain [a-z0-9] separated by '.', '_', '__' or '-'");
-        }
-    }
-    Ok(())
-}
-
-/// Validate a tag: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`.
+/// Validate a tag: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}` (via [`hoist_image::validate_tag`]).
 pub fn validate_tag(s: &str) -> Result<()> {
-    let b = s.as_bytes();
-    let first = |x: u8| x.is_ascii_alphanumeric() || x == b'_';
-    let rest = |x: u8| first(x) || x == b'.' || x == b'-';
-    if b.is_empty() || b.len() > 128 || !first(b[0]) || !b[1..].iter().all(|&x| rest(x)) {
-        return Err(Error::new(
-            Code::ManifestInvalid,
-            format!("tag {s:?}: expected [a-zA-Z0-9_][a-zA-Z0-9._-]{{0,127}}"),
-        ));
-    }
-    Ok(())
+    hoist_image::validate_tag(s).map_err(|e| Error::new(Code::ManifestInvalid, e.to_string()))
 }
 
 /// A manifest reference: a tag or a digest.

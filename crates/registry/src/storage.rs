@@ -9,13 +9,17 @@
 //! - a digest mismatch keeps nothing;
 //! - only one request writes an upload session at a time, and that lock covers that session only.
 
-use std::io::Read;
+use std::io::{self, Read};
 
 use bytes::Bytes;
 use hoist_image::{Descriptor, Digest};
 
 use crate::error::Result;
 use crate::names::RepoName;
+
+/// A request body as a backend sees it: blocks of bytes in order, then the end, or an
+/// error when the client went away. Blocks are handed over as received (no copies).
+pub type BodyBlocks<'a> = &'a mut dyn Iterator<Item = io::Result<Bytes>>;
 
 /// A readable blob (or a byte range of one).
 pub struct BlobReader {
@@ -95,7 +99,7 @@ pub trait Storage: Send + Sync + 'static {
         repo: &RepoName,
         id: &str,
         start: Option<u64>,
-        body: &mut dyn Read,
+        body: BodyBlocks<'_>,
     ) -> Result<u64>;
 
     /// Check the session's content against `digest` and commit it as a blob of `repo`.

@@ -38,13 +38,17 @@
 pub mod challenge;
 mod check;
 mod client;
+pub mod copy;
 mod credential;
 mod error;
+pub mod ops;
+pub mod pull;
 pub mod push;
 pub mod redact;
 mod repo;
 pub mod retry;
 mod stream;
+pub mod source;
 mod upload;
 
 pub use check::{CheckReport, check};

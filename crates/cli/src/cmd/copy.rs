@@ -50,6 +50,20 @@ pub struct Args {
     /// Print what the cache did (hits, layers compressed) on stderr.
     #[arg(short, long)]
     pub verbose: bool,
+    /// From a registry: only this platform of an index (os/arch[/variant]).
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// From a registry: blob transfers in flight.
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// To a registry: refuse to overwrite a tag that exists.
+    #[arg(long)]
+    pub no_clobber: bool,
+    /// Registry to registry: copy every tag of the source repository.
+    #[arg(long)]
+    pub all_tags: bool,
+    #[command(flatten)]
+    pub remote: super::push::RemoteArgs,
 }
 
 impl Args {
@@ -84,6 +98,22 @@ enum Source {
 pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
     let src = Location::parse(&args.src)?;
     let dst = Location::parse(&args.dst)?;
+    if let Location::Registry(r) = &src {
+        let opts = super::pull::FromRegistry {
+            platform: super::pull::parse_platform(args.platform.as_deref())?,
+            jobs: args.jobs,
+            encoding: args.encoding(CompressionArg::Keep)?,
+            no_clobber: args.no_clobber,
+            all_tags: args.all_tags,
+            remote: args.remote.clone(),
+        };
+        let digest = super::pull::from_registry(r, &dst, &opts, cache)?;
+        writeln!(std::io::stdout(), "{dst}: {digest}")?;
+        return Ok(());
+    }
+    if args.all_tags || args.platform.is_some() {
+        bail!("--all-tags and --platform apply to registry sources; {src} is local");
+    }
     let super::cache::Stores { store, cache } = cache.store()?;
     let source = match &src {
         Location::Layout { dir, name } => {
@@ -191,7 +221,16 @@ pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
                 memory_dir: cache.as_ref().map(|c| c.path().join("remote")),
                 ..Default::default()
             };
-            let remote = super::push::RemoteArgs::default();
+            if args.no_clobber
+                && let Some(tag) = &target.tag
+            {
+                let client = args.remote.client()?;
+                let rt = super::push::runtime()?;
+                if let Some(d) = rt.block_on(client.manifest_digest(&target.repo, tag))? {
+                    bail!("destination {dst}: the tag exists (at {d}) and --no-clobber is set");
+                }
+            }
+            let remote = args.remote.clone();
             let pushed = super::push::push_source(source, &[target], &opts, &remote, true)
                 .with_context(|| format!("copying {src} to {dst}"))?;
             pushed

@@ -1,0 +1,116 @@
+//! Shared by the `hoist serve` tests: the server as a child process, data, pushes.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use hoist_image::Digest;
+use reqwest::StatusCode;
+
+/// `hoist serve` on 127.0.0.1:0, killed on drop.
+pub struct Server {
+    child: Option<Child>,
+    url: String,
+}
+
+impl Server {
+    /// Start it on `root` with extra arguments; waits for the "listening on" line.
+    pub fn start(root: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hoist"))
+            .args(["serve", "--addr", "127.0.0.1:0", "--root"])
+            .arg(root)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start hoist serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .filter(|u| u.starts_with("http"))
+            .unwrap_or_else(|| {
+                let _ = child.kill();
+                panic!("hoist serve did not start: {line:?}")
+            })
+            .to_string();
+        Server {
+            child: Some(child),
+            url,
+        }
+    }
+
+    /// `http(s)://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> String {
+        self.url.split("://").nth(1).unwrap().to_string()
+    }
+
+    /// SIGKILL, no chance to clean up.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Deterministic incompressible bytes.
+pub fn data(seed: u8, len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ seed as u64;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect()
+}
+
+/// Push a blob in one POST.
+pub async fn push_blob(c: &reqwest::Client, base: &str, repo: &str, bytes: &[u8]) -> Digest {
+    let d = Digest::sha256(bytes);
+    let r = c
+        .post(format!("{base}/v2/{repo}/blobs/uploads/?digest={d}"))
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    d
+}
+
+/// An OCI image manifest; `salt` goes into an annotation so manifests differ.
+pub fn image_manifest(
+    config: &Digest,
+    config_len: usize,
+    layers: &[(Digest, usize)],
+    salt: &str,
+) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.to_string(), "size": config_len},
+        "layers": layers.iter().map(|(d, n)| serde_json::json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d.to_string(), "size": n})).collect::<Vec<_>>(),
+        "annotations": {"salt": salt},
+    }))
+    .unwrap()
+}
