@@ -47,8 +47,8 @@ pub mod push;
 pub mod redact;
 mod repo;
 pub mod retry;
-mod stream;
 pub mod source;
+mod stream;
 mod upload;
 
 pub use check::{CheckReport, check};

@@ -22,7 +22,8 @@ pub struct Args {
 /// Run `hoist export`.
 pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
     let stores = cache.store()?;
-    let (src, img) = open_image(&args.src, &Encoding::none(), &stores)?;
+    let opened = open_image(&args.src, &Encoding::none(), &stores, None)?;
+    let (src, img) = (&opened.loc, opened.image.clone());
     if args.out == "-" {
         let stdout = std::io::stdout();
         let mut w = std::io::BufWriter::new(stdout.lock());

@@ -14,7 +14,7 @@ use anyhow::{Context, bail};
 use clap::ValueEnum;
 use hoist_image::mutate::{self, Edits};
 use hoist_image::pipeline::Encoding;
-use hoist_image::{Compression, Image, Platform};
+use hoist_image::{Child, Compression, Image, Platform};
 
 use super::cache::{CacheOpts, Stores};
 use crate::location::{Location, Source};
@@ -47,43 +47,103 @@ pub fn parse_time(s: Option<&str>) -> anyhow::Result<Option<u64>> {
         .transpose()
 }
 
-/// Open `s` as one image (registry sources are the pull engine's). Tarball layers seal
-/// into `store` with `encoding` when a sink needs their compressed form.
+/// An opened source image, with what keeps a registry source alive.
+pub struct Opened {
+    /// Where it is.
+    pub loc: Location,
+    /// The image.
+    pub image: Arc<dyn Image>,
+    /// For a registry source: its repository and its layers' digests (mounted into a
+    /// destination repository of the same registry instead of being read).
+    pub origin: Option<(hoist_remote::Repository, Vec<hoist_image::Digest>)>,
+    // A registry image's blobs are read on this runtime: it lives as long as the image.
+    _rt: Option<tokio::runtime::Runtime>,
+}
+
+/// Open `s` as one image: a layout, a tarball, or a registry image (for an index, the
+/// image of `platform`, default the host's). Tarball layers seal into the store with
+/// `encoding` when a sink needs their compressed form.
 pub fn open_image(
     s: &str,
     encoding: &Encoding,
     stores: &Stores,
-) -> anyhow::Result<(Location, Arc<dyn Image>)> {
+    platform: Option<&Platform>,
+) -> anyhow::Result<Opened> {
     let loc = Location::parse(s)?;
     if let Location::Registry(r) = &loc {
-        bail!(
-            "docker://{r}: reading images from a registry is not supported by this verb yet; \
-             copy it to a layout first"
-        );
+        let host = hoist_remote::pull::host_platform();
+        let platform = platform.unwrap_or(&host);
+        let remote = super::push::RemoteArgs::default();
+        let (rt, child) = super::pull::open_registry(r, &remote, Some(platform))?;
+        let Child::Image(image) = child else {
+            bail!("{loc}: no image for platform {platform}");
+        };
+        let digests = image
+            .manifest()?
+            .as_image()
+            .map(|m| m.layers.iter().map(|d| d.digest.clone()).collect())
+            .unwrap_or_default();
+        return Ok(Opened {
+            origin: Some((super::pull::repository(r)?, digests)),
+            loc,
+            image,
+            _rt: Some(rt),
+        });
     }
-    match loc
+    let image = match loc
         .open_local(encoding, Some(stores.store.clone()))
         .with_context(|| format!("opening {loc}"))?
     {
-        Source::Image(i) => Ok((loc, i)),
+        Source::Image(i) => i,
         Source::Index(_) => bail!(
             "{loc} is an index (several images): name one image, e.g. oci:DIR:NAME or oci:DIR:sha256:..."
         ),
-    }
+    };
+    Ok(Opened {
+        loc,
+        image,
+        origin: None,
+        _rt: None,
+    })
 }
 
 /// Write `img` to `dst` (layout, tarball, or a registry through the push engine); print
-/// `DST: DIGEST` (the manifest digest) on stdout.
-pub fn write_image(dst: &str, img: Arc<dyn Image>, stores: &Stores) -> anyhow::Result<()> {
+/// `DST: DIGEST` (the manifest digest) on stdout. Layers of registry sources on the
+/// destination's registry are mounted first, so the push finds them present.
+pub fn write_image(
+    dst: &str,
+    img: Arc<dyn Image>,
+    stores: &Stores,
+    sources: &[&Opened],
+) -> anyhow::Result<()> {
     let loc = Location::parse(dst)?;
     let digest = match &loc {
         Location::Registry(r) => {
             let target = hoist_remote::Target::from_reference(r)?;
+            let remote = super::push::RemoteArgs::default();
+            let same: Vec<_> = sources
+                .iter()
+                .filter_map(|o| o.origin.as_ref())
+                .filter(|(repo, _)| {
+                    repo.registry() == target.repo.registry() && repo.name() != target.repo.name()
+                })
+                .collect();
+            if !same.is_empty() {
+                let client = remote.client()?;
+                let rt = super::push::runtime()?;
+                for (repo, digests) in same {
+                    rt.block_on(hoist_remote::copy::mount_all(
+                        &client,
+                        &target.repo,
+                        digests,
+                        repo.name(),
+                    ));
+                }
+            }
             let opts = hoist_remote::push::Options {
                 memory_dir: stores.cache.as_ref().map(|c| c.path().join("remote")),
                 ..Default::default()
             };
-            let remote = super::push::RemoteArgs::default();
             let pushed = super::push::push_source(
                 hoist_remote::push::Source::Image(img),
                 &[target],
@@ -208,7 +268,8 @@ impl Args {
 pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
     let edits = args.edits()?;
     let stores = cache.store()?;
-    let (src, img) = open_image(&args.src, &Encoding::gzip(), &stores)?;
-    let out = mutate::edit(img, &edits).with_context(|| format!("mutating {src}"))?;
-    write_image(&args.dst, out, &stores)
+    let src = open_image(&args.src, &Encoding::gzip(), &stores, None)?;
+    let out =
+        mutate::edit(src.image.clone(), &edits).with_context(|| format!("mutating {}", src.loc))?;
+    write_image(&args.dst, out, &stores, &[&src])
 }
