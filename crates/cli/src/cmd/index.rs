@@ -96,11 +96,22 @@ fn images(list: &[String], stores: &Stores) -> anyhow::Result<(Vec<Child>, Vec<O
     ))
 }
 
-fn write_index(dst: &str, idx: Arc<dyn ImageIndex>, stores: &Stores) -> anyhow::Result<()> {
+/// Write an index to `dst` (a layout or a registry); print `DST: DIGEST`. With `origin`
+/// (a registry source's repository and layer digests), those layers are mounted first
+/// into a destination repository of the same registry.
+pub fn write_index(
+    dst: &str,
+    idx: Arc<dyn ImageIndex>,
+    stores: &Stores,
+    origin: Option<&(hoist_remote::Repository, Vec<hoist_image::Digest>)>,
+) -> anyhow::Result<()> {
     let loc = Location::parse(dst)?;
     let digest = match &loc {
         Location::Registry(r) => {
             let target = hoist_remote::Target::from_reference(r)?;
+            if let Some(o) = origin {
+                super::mutate::mount_from_origin(&target, o, &super::push::RemoteArgs::default())?;
+            }
             let opts = hoist_remote::push::Options {
                 memory_dir: stores.cache.as_ref().map(|c| c.path().join("remote")),
                 ..Default::default()
@@ -132,7 +143,7 @@ pub fn run(c: &IndexCommand, cache: &CacheOpts) -> anyhow::Result<()> {
         IndexCommand::Create { images: list, dst } => {
             let (children, _keep) = images(list, &stores)?;
             let idx = index::create(children)?;
-            write_index(dst, idx, &stores)
+            write_index(dst, idx, &stores, None)
         }
         IndexCommand::Append {
             index: src,
@@ -142,7 +153,7 @@ pub fn run(c: &IndexCommand, cache: &CacheOpts) -> anyhow::Result<()> {
             let (_, base, _rt) = open_index(src, &stores)?;
             let (children, _keep) = images(list, &stores)?;
             let idx = index::append_to(base, children)?;
-            write_index(dst, idx, &stores)
+            write_index(dst, idx, &stores, None)
         }
         IndexCommand::Filter {
             index: src,
@@ -156,7 +167,7 @@ pub fn run(c: &IndexCommand, cache: &CacheOpts) -> anyhow::Result<()> {
                 .collect::<Result<Vec<_>, _>>()?;
             let idx =
                 index::filter(base, &platforms).with_context(|| format!("filtering {loc}"))?;
-            write_index(dst, idx, &stores)
+            write_index(dst, idx, &stores, None)
         }
         IndexCommand::List { index: src } => {
             let (_, idx, _rt) = open_index(src, &stores)?;

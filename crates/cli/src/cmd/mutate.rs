@@ -121,24 +121,8 @@ pub fn write_image(
         Location::Registry(r) => {
             let target = hoist_remote::Target::from_reference(r)?;
             let remote = super::push::RemoteArgs::default();
-            let same: Vec<_> = sources
-                .iter()
-                .filter_map(|o| o.origin.as_ref())
-                .filter(|(repo, _)| {
-                    repo.registry() == target.repo.registry() && repo.name() != target.repo.name()
-                })
-                .collect();
-            if !same.is_empty() {
-                let client = remote.client()?;
-                let rt = super::push::runtime()?;
-                for (repo, digests) in same {
-                    rt.block_on(hoist_remote::copy::mount_all(
-                        &client,
-                        &target.repo,
-                        digests,
-                        repo.name(),
-                    ));
-                }
+            for origin in sources.iter().filter_map(|o| o.origin.as_ref()) {
+                mount_from_origin(&target, origin, &remote)?;
             }
             let opts = hoist_remote::push::Options {
                 memory_dir: stores.cache.as_ref().map(|c| c.path().join("remote")),
@@ -264,12 +248,127 @@ impl Args {
     }
 }
 
-/// Run `hoist mutate`.
+/// Run `hoist mutate`. An index (a layout's, or a registry's multi-platform image) has
+/// each of its images edited, and a new index made of them.
 pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
     let edits = args.edits()?;
     let stores = cache.store()?;
-    let src = open_image(&args.src, &Encoding::gzip(), &stores, None)?;
+    let src = match open_any(&args.src, &stores)? {
+        Err(image) => image,
+        Ok(index) => {
+            if edits.platform.is_some() {
+                bail!(
+                    "--platform: {} is an index of several platforms; edit one of its images",
+                    index.loc
+                );
+            }
+            let m = index.index.manifest()?;
+            let mut children = Vec::new();
+            let mut digests = Vec::new();
+            for d in &m.as_index().context("not an index")?.manifests {
+                let Child::Image(img) = index.index.child(d)? else {
+                    bail!(
+                        "{}: nested indexes are not supported by mutate ({})",
+                        index.loc,
+                        d.digest
+                    );
+                };
+                if let Some(im) = img.manifest()?.as_image() {
+                    digests.extend(im.layers.iter().map(|l| l.digest.clone()));
+                }
+                let out = mutate::edit(img, &edits)
+                    .with_context(|| format!("mutating {} ({})", index.loc, d.digest))?;
+                children.push(Child::Image(out));
+            }
+            let out = mutate::index::create(children)?;
+            let origin = index.origin.clone().map(|r| (r, digests));
+            return super::index::write_index(&args.dst, out, &stores, origin.as_ref());
+        }
+    };
     let out =
         mutate::edit(src.image.clone(), &edits).with_context(|| format!("mutating {}", src.loc))?;
     write_image(&args.dst, out, &stores, &[&src])
+}
+
+/// An opened index source.
+pub struct OpenedIndex {
+    /// Where it is.
+    pub loc: Location,
+    /// The index.
+    pub index: Arc<dyn hoist_image::ImageIndex>,
+    /// For a registry source: its repository.
+    pub origin: Option<hoist_remote::Repository>,
+    _rt: Option<tokio::runtime::Runtime>,
+}
+
+/// Open `s` as an index (`Ok`: a layout's, or a registry's multi-platform image) or a
+/// single image (`Err`), resolving a registry reference once.
+pub fn open_any(s: &str, stores: &Stores) -> anyhow::Result<Result<OpenedIndex, Opened>> {
+    let loc = Location::parse(s)?;
+    if let Location::Registry(r) = &loc {
+        let remote = super::push::RemoteArgs::default();
+        let (rt, child) = super::pull::open_registry(r, &remote, None)?;
+        let repo = super::pull::repository(r)?;
+        return Ok(match child {
+            Child::Index(index) => Ok(OpenedIndex {
+                origin: Some(repo),
+                loc,
+                index,
+                _rt: Some(rt),
+            }),
+            Child::Image(image) => {
+                let digests = image
+                    .manifest()?
+                    .as_image()
+                    .map(|m| m.layers.iter().map(|d| d.digest.clone()).collect())
+                    .unwrap_or_default();
+                Err(Opened {
+                    origin: Some((repo, digests)),
+                    loc,
+                    image,
+                    _rt: Some(rt),
+                })
+            }
+        });
+    }
+    Ok(
+        match loc
+            .open_local(&Encoding::gzip(), Some(stores.store.clone()))
+            .with_context(|| format!("opening {loc}"))?
+        {
+            Source::Index(index) => Ok(OpenedIndex {
+                loc,
+                index,
+                origin: None,
+                _rt: None,
+            }),
+            Source::Image(image) => Err(Opened {
+                loc,
+                image,
+                origin: None,
+                _rt: None,
+            }),
+        },
+    )
+}
+
+/// Mount `digests` from `origin` into `target` when both are repositories of one registry.
+pub fn mount_from_origin(
+    target: &hoist_remote::Target,
+    origin: &(hoist_remote::Repository, Vec<hoist_image::Digest>),
+    remote: &super::push::RemoteArgs,
+) -> anyhow::Result<()> {
+    let (repo, digests) = origin;
+    if repo.registry() != target.repo.registry() || repo.name() == target.repo.name() {
+        return Ok(());
+    }
+    let client = remote.client()?;
+    let rt = super::push::runtime()?;
+    rt.block_on(hoist_remote::copy::mount_all(
+        &client,
+        &target.repo,
+        digests,
+        repo.name(),
+    ));
+    Ok(())
 }
