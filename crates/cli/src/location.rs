@@ -453,6 +453,6 @@ mod tests {
         let e = at("docker://localhost:5000/a".into())
             .open_local(&none, None)
             .unwrap_err();
-        assert!(e.to_string().contains("not built yet"), "{e}");
+        assert!(e.to_string().contains("expected a local location here"), "{e}");
     }
 }
