@@ -16,6 +16,15 @@ struct Cli {
     /// Log level for diagnostics on stderr (error, warn, info, debug, trace).
     #[arg(long, global = true, env = "HOIST_LOG", default_value = "warn")]
     log: String,
+    /// The content cache directory [default: $XDG_CACHE_HOME/hoist, else ~/.cache/hoist].
+    #[arg(long, global = true, env = "HOIST_CACHE_DIR", value_name = "DIR")]
+    cache_dir: Option<std::path::PathBuf>,
+    /// Do not use the content cache: compress into temporary files.
+    #[arg(long, global = true)]
+    no_cache: bool,
+    /// Keep the content cache under this size, evicting least recently used layers (e.g. 20GiB).
+    #[arg(long, global = true, env = "HOIST_CACHE_MAX", value_name = "SIZE", value_parser = cmd::cache::parse_size)]
+    cache_max: Option<u64>,
     #[command(subcommand)]
     command: Command,
 }
@@ -24,8 +33,11 @@ struct Cli {
 enum Command {
     /// Print the version.
     Version,
-    /// Run the embedded OCI registry.
-    Serve(cmd::serve::ServeArgs),
+    /// Copy an image between local locations, compressing each layer at most once.
+    Copy(cmd::copy::Args),
+    /// The content cache of compressed layers.
+    #[command(subcommand)]
+    Cache(cmd::cache::CacheCommand),
     /// Recompute and check every digest, size and diff_id of an image or index.
     Validate {
         /// oci:DIR[:NAME], docker-archive:FILE[:REF], docker://REF, or a path.
@@ -36,14 +48,39 @@ enum Command {
     },
     /// Write a seeded, deterministic random image (for tests and benchmarks).
     Random(cmd::random::Args),
+    /// Run the embedded OCI registry.
+    Serve(cmd::serve::ServeArgs),
+    /// The main job in one command: embedded registry, seeded image, cold push, re-push,
+    /// second tag, validate, a table of times; then clean up.
+    Demo(cmd::demo::Args),
+    /// Push an image from a layout or tarball to one or more registry destinations.
+    Push(cmd::push::Args),
+    /// Give an image in a registry more tags (one manifest PUT each).
+    Tag(cmd::tag::Args),
+    /// Manage registry credentials (docker's config.json).
+    Auth {
+        #[command(subcommand)]
+        verb: cmd::auth::Verb,
+    },
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    let cache = cmd::cache::CacheOpts {
+        dir: cli.cache_dir,
+        disabled: cli.no_cache,
+        max: cli.cache_max,
+    };
     match cli.command {
         Command::Version => cmd::version::run(),
-        Command::Serve(args) => cmd::serve::run(args),
+        Command::Copy(args) => cmd::copy::run(&args, &cache),
+        Command::Cache(c) => cmd::cache::run(&c, &cache),
         Command::Validate { location, fast } => cmd::validate::run(&location, fast),
         Command::Random(args) => cmd::random::run(&args),
+        Command::Serve(args) => cmd::serve::run(args),
+        Command::Push(args) => cmd::push::run(&args, &cache),
+        Command::Tag(args) => cmd::tag::run(&args),
+        Command::Auth { verb } => cmd::auth::run(&verb),
+        Command::Demo(args) => cmd::demo::run(&args),
     }
 }
 

@@ -86,3 +86,29 @@ fn random_then_validate_and_corruption_is_caught() {
     fails_with(&["validate", &loc], name);
     assert!(hoist(&["validate", "--fast", &loc]).status.success());
 }
+
+#[test]
+fn random_index_into_a_layout() {
+    let t = tempfile::tempdir().unwrap();
+    let loc = format!("oci:{}:multi", t.path().join("l").display());
+    let out = hoist(&[
+        "random", &loc, "--index", "3", "--layers", "1", "--size", "4k",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = hoist(&["validate", &loc]);
+    let summary = String::from_utf8(out.stdout).unwrap();
+    assert!(summary.contains("1 index, 3 images, 3 layers"), "{summary}");
+    let tar = format!("docker-archive:{}", t.path().join("x.tar").display());
+    fails_with(
+        &["random", &tar, "--index", "2", "--size", "1k"],
+        "not an index",
+    );
+    fails_with(
+        &["random", &loc, "--index", "9", "--size", "1k"],
+        "expected 1 to 7",
+    );
+}

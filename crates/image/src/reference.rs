@@ -830,4 +830,23 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(a.name(), "docker.io/library/ubuntu");
     }
+
+    #[test]
+    fn arbitrary_strings_never_panic() {
+        let alphabet: Vec<char> = "aZ09:/@.-_[]é \t".chars().collect();
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 24) as usize;
+            let s: String = (0..len)
+                .map(|i| alphabet[((x >> (i * 2 % 60)) as usize + i) % alphabet.len()])
+                .collect();
+            if let Ok(r) = Reference::parse(&s) {
+                // Whatever parses, displays to something that parses back the same.
+                assert_eq!(Reference::parse(&r.to_string()).unwrap(), r, "{s:?}");
+            }
+        }
+    }
 }

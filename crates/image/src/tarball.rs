@@ -148,7 +148,9 @@ impl Archive {
             let name = normalize(&path, name)?;
             let offset = entry.raw_file_position();
             let size = entry.size();
-            end = end.max(offset + size.div_ceil(512) * 512);
+            // Saturating: a corrupt header may claim any size up to 2^64.
+            let data_end = offset.saturating_add(size);
+            end = end.max(offset.saturating_add(size.div_ceil(512).saturating_mul(512)));
             let link = || -> Result<String> {
                 let l = entry.link_name_bytes().unwrap_or_default();
                 Ok(std::str::from_utf8(&l)
@@ -162,12 +164,11 @@ impl Archive {
             };
             let kind = match entry.header().entry_type() {
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
-                    if offset + size > file_len {
+                    if data_end > file_len {
                         return Err(Error::invalid_format(
                             &path,
                             format!(
-                                "truncated archive: member {name:?} needs bytes up to {}, the file has {file_len}",
-                                offset + size
+                                "truncated archive: member {name:?} needs bytes up to {data_end}, the file has {file_len}"
                             ),
                         ));
                     }
@@ -193,12 +194,12 @@ impl Archive {
         }
         // A complete tar ends with zero blocks after the last member; a file cut at a
         // member boundary has none.
-        if file_len < end + 512 {
+        if file_len < end.saturating_add(512) {
             return Err(Error::invalid_format(
                 &path,
                 format!(
                     "truncated archive: it ends at byte {file_len} without the end-of-archive blocks (expected at least {})",
-                    end + 512
+                    end.saturating_add(512)
                 ),
             ));
         }

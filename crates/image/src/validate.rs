@@ -5,7 +5,8 @@
 //! digest and size match the manifest's config descriptor; there are as many layers as
 //! `rootfs.diff_ids`; each layer's digest, size and media type match its descriptor; and
 //! (unless `fast`) each layer's compressed bytes are read once, hashed and counted, and
-//! decompressed on the fly to check the diff_id.
+//! decompressed on the fly to check the diff_id. Blobs in `layers` whose media type is not
+//! a layer type (attestations, artifacts) are taken as stored uncompressed.
 
 use std::io::{self, Read};
 use std::sync::{Arc, Mutex};
@@ -224,12 +225,12 @@ fn check_layer_bytes(
     diff_id: &Digest,
     what: &str,
 ) -> Result<(u64, u64)> {
-    let compression = d.media_type.layer_compression().ok_or_else(|| {
-        Error::invalid_manifest(
-            what,
-            format!("media type {} is not a layer type", d.media_type),
-        )
-    })?;
+    // Blobs of other types in `layers` (in-toto attestations, artifacts) are stored as is:
+    // their diff_id is the digest of the bytes themselves.
+    let compression = d
+        .media_type
+        .layer_compression()
+        .unwrap_or(crate::media_type::Compression::None);
     let outer = Arc::new(Mutex::new((d.digest.algorithm().hasher(), 0u64)));
     let tee = Tee {
         inner: layer.compressed()?,

@@ -1,2 +1,55 @@
-//! # hoist-remote: the async registry client (transport, auth, push, pull, copy)
+//! # hoist-remote: the async registry client
+//!
+//! The transport ([`Client`]) speaks the OCI distribution protocol over HTTP/1.1 and
+//! HTTP/2 (rustls, pooled connections): https by default, plain http for loopback
+//! registries and those named insecure. It authenticates the way registries ask
+//! (`WWW-Authenticate`: Basic, or Bearer tokens from a token service, cached per scope
+//! and refreshed on a 401 in the middle of a long push), with credentials from docker's
+//! `config.json` ([`DockerConfig`]). Temporary failures (connection errors, timeouts,
+//! 408/429/5xx) are retried with exponential backoff and jitter, honouring
+//! `Retry-After`. No credential or token ever appears in an error or a log line.
+//!
+//! The push engine ([`push::push`]) takes any [`hoist_image::Image`] or
+//! [`hoist_image::ImageIndex`] to one or more destinations: HEADs first, mounts when a
+//! repository of the same registry holds the blob, parallel uploads of what is missing
+//! (one request when small, a streamed PATCH when large, chunks when asked), resumed from
+//! the registry's offset after a failure; then manifests, children before indexes, one
+//! PUT per extra tag.
+//!
+//! ## Glossary
+//! - **digest**: `sha256:<hex>` of bytes as stored or sent (a compressed layer, a
+//!   config, a manifest's raw bytes). Blobs are addressed by digest.
+//! - **diff_id**: the digest of a layer's uncompressed tar (in the config's rootfs).
+//!   The registry never sees it; the pipeline computes both in one pass.
+//!
+//! ## Example
+//! ```no_run
+//! # async fn f(image: std::sync::Arc<dyn hoist_image::Image>) -> hoist_remote::Result<()> {
+//! use hoist_remote::{push, Client, Target};
+//! let client = Client::builder().retries(3).build()?;
+//! let targets = [Target::parse("127.0.0.1:5000/demo:v1")?, Target::parse("127.0.0.1:5000/demo:latest")?];
+//! let report = push::push(&client, push::Source::Image(image), &targets, &push::Options::default(),
+//!     std::sync::Arc::new(push::NoProgress)).await?;
+//! for p in &report.pushed { println!("{p}"); }
+//! # Ok(()) }
+//! ```
 #![warn(missing_docs)]
+
+pub mod challenge;
+mod check;
+mod client;
+mod credential;
+mod error;
+pub mod push;
+pub mod redact;
+mod repo;
+pub mod retry;
+mod stream;
+mod upload;
+
+pub use check::{CheckReport, check};
+pub use client::{Client, ClientBuilder, Stats};
+pub use credential::{Anonymous, Credential, DockerConfig, Keychain, StaticKeychain};
+pub use error::{Error, ErrorKind, MAX_ERROR_BODY, ProtocolError, Result};
+pub use repo::{DOCKER_HUB, Repository, Target, is_loopback};
+pub use upload::{DEFAULT_MONOLITHIC_MAX, FALLBACK_CHUNK};

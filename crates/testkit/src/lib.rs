@@ -1,7 +1,10 @@
 //! Test helpers for hoist: wrappers for real peers (skopeo, the distribution registry),
-//! the in-process registry, a distribution-spec conformance harness and fixtures. Not published.
+//! the in-process registry, a distribution-spec conformance harness, a fault-injecting
+//! proxy, a token service and fixtures. Not published.
 
 pub mod conformance;
 pub mod distribution;
+pub mod faults;
 pub mod peers;
 pub mod registry;
+pub mod token;

@@ -3,13 +3,11 @@
 
 use std::io::Write;
 
-use anyhow::{Context, bail};
-use hoist_image::layout::{self, Layout};
+use hoist_image::Compression;
 use hoist_image::pipeline::Encoding;
 use hoist_image::random::{self, Mode};
-use hoist_image::{Compression, Image, tarball};
 
-use crate::location::{Location, registry_not_built};
+use crate::location::{Location, Source};
 
 /// Arguments of `hoist random`.
 #[derive(clap::Args, Debug)]
@@ -28,6 +26,10 @@ pub struct Args {
     /// Seed: the same arguments give the same image, byte for byte.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Write a multi-platform index of this many images (seeds S, S+1, ...; at most 7)
+    /// instead of a single image; OCI layouts only.
+    #[arg(long)]
+    pub index: Option<usize>,
     /// Layer compression in an OCI layout: gzip, zstd or none.
     #[arg(long, default_value = "gzip", value_parser = parse_compression)]
     pub compression: Compression,
@@ -83,30 +85,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         encoding,
         store: None,
     };
-    let image = random::image(&opts)?;
-    let digest = match &loc {
-        Location::Layout { dir, name } => {
-            let l = Layout::create(dir)?;
-            layout::write(&l, image.as_ref(), name.as_deref())
-                .with_context(|| format!("writing {loc}"))?
-                .digest
-        }
-        Location::Archive { file, reference } => {
-            if file.is_dir() {
-                bail!(
-                    "invalid destination {loc}: {} is a directory",
-                    file.display()
-                );
-            }
-            let tags: Vec<_> = reference.iter().cloned().collect();
-            tarball::write(file, image.as_ref(), &tags)
-                .with_context(|| format!("writing {loc}"))?;
-            // The tarball holds uncompressed layers; report the config digest, the image ID.
-            image.config()?.digest().clone()
-        }
-        Location::Registry(r) => return Err(registry_not_built(r)),
+    let source = match args.index {
+        Some(n) => Source::Index(random::index(&opts, n)?),
+        None => Source::Image(random::image(&opts)?),
     };
-    writeln!(std::io::stdout(), "{digest}")?;
+    let written = loc.write_local(&source)?;
+    writeln!(std::io::stdout(), "{}", written.digest)?;
     Ok(())
 }
 

@@ -1,0 +1,189 @@
+//! The content cache options every verb shares (`--cache-dir`, `HOIST_CACHE_DIR`,
+//! `--no-cache`, `--cache-max`), and `hoist cache ls | prune | path`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use hoist_image::{Cache, SpoolStore, Store};
+
+/// Where sealed layers go, as the global options say.
+#[derive(Debug, Clone, Default)]
+pub struct CacheOpts {
+    /// `--cache-dir` / `HOIST_CACHE_DIR`; None or empty: the default directory.
+    pub dir: Option<PathBuf>,
+    /// `--no-cache`.
+    pub disabled: bool,
+    /// `--cache-max`: keep the cache under this many bytes (LRU eviction).
+    pub max: Option<u64>,
+}
+
+impl CacheOpts {
+    /// The cache directory in effect.
+    pub fn dir(&self) -> anyhow::Result<PathBuf> {
+        match &self.dir {
+            Some(d) if !d.as_os_str().is_empty() => Ok(d.clone()),
+            _ => Cache::default_dir().context(
+                "no cache directory: set XDG_CACHE_HOME or HOME, or give --cache-dir / HOIST_CACHE_DIR",
+            ),
+        }
+    }
+
+    /// Open the cache, unless disabled.
+    pub fn open(&self) -> anyhow::Result<Option<Arc<Cache>>> {
+        if self.disabled {
+            return Ok(None);
+        }
+        let dir = self.dir()?;
+        let mut cache = Cache::open(&dir)
+            .with_context(|| format!("cannot open the cache in {}", dir.display()))?;
+        if let Some(max) = self.max {
+            cache = cache.with_limit(max);
+        }
+        Ok(Some(Arc::new(cache)))
+    }
+
+    /// The store for sealed layers: the cache, or temporary files with `--no-cache`.
+    pub fn store(&self) -> anyhow::Result<Stores> {
+        Ok(match self.open()? {
+            Some(c) => Stores {
+                store: c.clone(),
+                cache: Some(c),
+            },
+            None => Stores {
+                store: Arc::new(SpoolStore::new()?),
+                cache: None,
+            },
+        })
+    }
+}
+
+/// Where a command seals layers, and the cache behind it if any (for its counters).
+pub struct Stores {
+    /// The store to seal into.
+    pub store: Arc<dyn Store>,
+    /// The cache, unless `--no-cache`.
+    pub cache: Option<Arc<Cache>>,
+}
+
+/// Parse a size: `1048576`, `512k`, `100MiB`, `10G`, `1.5GiB` (k/M/G/T are binary).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        _ => {
+            return Err(format!(
+                "invalid size {s:?}: expected a number with an optional unit (k, M, G, T)"
+            ));
+        }
+    };
+    let n: f64 = num.parse().map_err(|_| {
+        format!("invalid size {s:?}: expected a number with an optional unit (k, M, G, T)")
+    })?;
+    Ok((n * mult as f64) as u64)
+}
+
+/// `hoist cache ...`
+#[derive(Subcommand, Debug)]
+pub enum CacheCommand {
+    /// List cached layers, most recently used first.
+    Ls,
+    /// Evict least recently used layers down to a size (default: everything).
+    Prune {
+        /// Keep at most this much (e.g. 10GiB).
+        #[arg(long, value_parser = parse_size, default_value = "0")]
+        keep: u64,
+    },
+    /// Print the cache directory.
+    Path,
+}
+
+/// Run a cache subcommand.
+pub fn run(cmd: &CacheCommand, opts: &CacheOpts) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    let dir = opts.dir()?;
+    let open = || {
+        if opts.disabled {
+            bail!("--no-cache: there is no cache to look at");
+        }
+        Cache::open(&dir).with_context(|| format!("cannot open the cache in {}", dir.display()))
+    };
+    match cmd {
+        CacheCommand::Path => writeln!(out, "{}", dir.display())?,
+        CacheCommand::Ls => {
+            let cache = open()?;
+            let now = SystemTime::now();
+            for e in cache.entries()? {
+                let age = e
+                    .accessed
+                    .and_then(|t| now.duration_since(t).ok())
+                    .map(|d| human_age(d.as_secs()))
+                    .unwrap_or_else(|| "?".into());
+                writeln!(
+                    out,
+                    "{:<12} {}  {}  {:>12}  {:>6} ago  {}",
+                    e.encoding,
+                    e.diff_id.digest().short(),
+                    e.sealed.digest,
+                    e.sealed.size,
+                    age,
+                    e.sealed.media_type
+                )?;
+            }
+        }
+        CacheCommand::Prune { keep } => {
+            let s = open()?.prune(*keep)?;
+            writeln!(
+                out,
+                "removed {} blobs ({} bytes) and {} index entries from {}",
+                s.blobs,
+                s.bytes,
+                s.index_entries,
+                dir.display()
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn human_age(secs: u64) -> String {
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        for (s, want) in [
+            ("0", 0),
+            ("1048576", 1 << 20),
+            ("512k", 512 << 10),
+            ("100MiB", 100 << 20),
+            ("10G", 10 << 30),
+            ("1.5GiB", 3 << 29),
+        ] {
+            assert_eq!(parse_size(s), Ok(want), "{s}");
+        }
+        for bad in ["", "abc", "10 parsecs", "1.2.3M"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+}

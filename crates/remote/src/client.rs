@@ -1,0 +1,1043 @@
+//! The transport: one pooled HTTP client (HTTP/1.1 and HTTP/2, rustls), per-registry auth
+//! state (ping, challenge, tokens cached per scope, re-auth on 401), retries with backoff,
+//! and the registry operations built on it (blobs, manifests).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use hoist_image::{Digest, Manifest, MediaType};
+use reqwest::header::{self, HeaderMap, HeaderValue};
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use url::Url;
+
+use crate::challenge::{self, Challenge, Scheme};
+use crate::credential::{Anonymous, Credential, Keychain};
+use crate::error::{Error, ErrorKind, MAX_ERROR_BODY, Result, decode_errors, is_retryable_status};
+use crate::redact;
+use crate::repo::Repository;
+use crate::retry::{RetryPolicy, parse_retry_after};
+
+/// Connection timeout. Registries on the same continent answer in well under this.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// The longest a response may go silent (no byte read) before the request is retried.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// Tokens are refreshed this long before they expire.
+const TOKEN_MARGIN: Duration = Duration::from_secs(5);
+/// A token without `expires_in` lives this long (the docker token spec's default).
+const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
+/// The manifest types hoist accepts, in preference order.
+const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+
+/// Counters of what the transport did; see [`Client::stats`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    /// HTTP requests sent (each retry counts).
+    pub requests: u64,
+    /// Retries after a temporary failure.
+    pub retries: u64,
+    /// Re-authentications after a 401.
+    pub reauths: u64,
+    /// Tokens fetched from a token service.
+    pub token_fetches: u64,
+    /// Uploads resumed from the registry's offset after a failure.
+    pub resumes: u64,
+    /// Uploads started over in a new session (the registry lost or cancelled the old one).
+    pub restarts: u64,
+    /// Bytes of blob data sent (each retry counts).
+    pub bytes_sent: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    requests: AtomicU64,
+    retries: AtomicU64,
+    reauths: AtomicU64,
+    token_fetches: AtomicU64,
+    pub(crate) resumes: AtomicU64,
+    pub(crate) restarts: AtomicU64,
+    pub(crate) bytes_sent: AtomicU64,
+}
+
+/// Builds a [`Client`].
+#[derive(Debug)]
+pub struct ClientBuilder {
+    keychain: Arc<dyn Keychain>,
+    insecure: HashSet<String>,
+    retry: RetryPolicy,
+    connect_timeout: Duration,
+    read_timeout: Duration,
+    user_agent: String,
+    http1_only: bool,
+}
+
+impl ClientBuilder {
+    /// Where credentials come from (default: none).
+    pub fn keychain(mut self, k: Arc<dyn Keychain>) -> Self {
+        self.keychain = k;
+        self
+    }
+
+    /// Talk plain http to `registry` (`host[:port]`). Loopback registries always are.
+    pub fn insecure(mut self, registry: impl Into<String>) -> Self {
+        self.insecure.insert(registry.into());
+        self
+    }
+
+    /// The retry policy.
+    pub fn retry(mut self, p: RetryPolicy) -> Self {
+        self.retry = p;
+        self
+    }
+
+    /// Attempts after the first one, for temporary failures.
+    pub fn retries(mut self, n: u32) -> Self {
+        self.retry.retries = n;
+        self
+    }
+
+    /// How long a response may stay silent before it counts as a (retryable) timeout.
+    pub fn read_timeout(mut self, d: Duration) -> Self {
+        self.read_timeout = d;
+        self
+    }
+
+    /// Connection timeout.
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.connect_timeout = d;
+        self
+    }
+
+    /// Only HTTP/1.1 (default: HTTP/2 when the server offers it over TLS).
+    pub fn http1_only(mut self, yes: bool) -> Self {
+        self.http1_only = yes;
+        self
+    }
+
+    /// Build it.
+    pub fn build(self) -> Result<Client> {
+        if self.read_timeout.is_zero() || self.connect_timeout.is_zero() {
+            return Err(Error::invalid_input(
+                "client timeouts",
+                "must be greater than zero",
+            ));
+        }
+        // aws-lc-rs as the process-wide rustls provider (reqwest uses the default when one is
+        // installed). An error means one is installed already: fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut b = reqwest::Client::builder()
+            .user_agent(self.user_agent)
+            .connect_timeout(self.connect_timeout)
+            .read_timeout(self.read_timeout)
+            .pool_max_idle_per_host(32)
+            .tcp_nodelay(true)
+            // Redirects for blob GETs are followed by hand is not needed: reqwest follows
+            // them, and drops Authorization when the host changes.
+            .redirect(reqwest::redirect::Policy::limited(5));
+        if self.http1_only {
+            b = b.http1_only();
+        }
+        let http = b.build().map_err(|e| {
+            Error::invalid_input("HTTP client settings", e.without_url().to_string())
+        })?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                keychain: self.keychain,
+                insecure: self.insecure,
+                retry: self.retry,
+                registries: Mutex::new(HashMap::new()),
+                counters: Counters::default(),
+            }),
+        })
+    }
+}
+
+/// An async registry client. Cheap to clone; clones share connections, tokens and stats.
+#[derive(Debug, Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    keychain: Arc<dyn Keychain>,
+    insecure: HashSet<String>,
+    retry: RetryPolicy,
+    registries: Mutex<HashMap<String, Arc<RegistryState>>>,
+    counters: Counters,
+}
+
+#[derive(Debug)]
+struct RegistryState {
+    base: Url,
+    registry: String,
+    credential: tokio::sync::OnceCell<Credential>,
+    auth: tokio::sync::Mutex<AuthState>,
+}
+
+#[derive(Debug, Default)]
+struct AuthState {
+    /// `None` until pinged.
+    challenge: Option<Option<Challenge>>,
+    /// Bearer tokens by scope set.
+    tokens: HashMap<String, Token>,
+}
+
+#[derive(Clone)]
+struct Token {
+    value: String,
+    expires: Instant,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Token(REDACTED)")
+    }
+}
+
+/// A request body.
+#[derive(Debug)]
+pub(crate) enum Body {
+    Empty,
+    Bytes(Bytes),
+    /// Bytes sent once: the caller handles failures (an upload restarts its session).
+    BytesOnce(Bytes),
+    /// Not replayable: sent once, never retried by the transport.
+    Stream(reqwest::Body),
+}
+
+impl Body {
+    fn replayable(&self) -> bool {
+        !matches!(self, Body::Stream(_) | Body::BytesOnce(_))
+    }
+    fn take(&mut self) -> reqwest::Body {
+        match self {
+            Body::Empty => reqwest::Body::from(Bytes::new()),
+            Body::Bytes(b) | Body::BytesOnce(b) => reqwest::Body::from(b.clone()),
+            Body::Stream(_) => match std::mem::replace(self, Body::Empty) {
+                Body::Stream(s) => s,
+                _ => unreachable!("matched above"),
+            },
+        }
+    }
+}
+
+/// A response whose status the caller will check.
+pub(crate) struct Response {
+    pub(crate) inner: reqwest::Response,
+    what: String,
+}
+
+impl Response {
+    pub(crate) fn status(&self) -> u16 {
+        self.inner.status().as_u16()
+    }
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.inner.headers().get(name).and_then(|v| v.to_str().ok())
+    }
+    /// Turn an unexpected status into a protocol error (body read capped).
+    pub(crate) async fn expect(self, ok: &[u16]) -> Result<Response> {
+        if ok.contains(&self.status()) {
+            return Ok(self);
+        }
+        Err(self.into_error().await)
+    }
+    pub(crate) async fn into_error(self) -> Error {
+        let status = self.status();
+        let (method, url) = self
+            .what
+            .split_once(' ')
+            .map(|(m, u)| (m.to_string(), u.to_string()))
+            .unwrap_or_default();
+        let body = read_capped(self.inner, MAX_ERROR_BODY).await;
+        Error::new(ErrorKind::Protocol {
+            method,
+            url,
+            status,
+            errors: decode_errors(&body),
+        })
+    }
+    pub(crate) fn what(&self) -> &str {
+        &self.what
+    }
+    /// The whole body, refusing more than `max` bytes.
+    pub(crate) async fn bytes(mut self, max: usize) -> Result<Bytes> {
+        if let Some(len) = self.inner.content_length()
+            && len > max as u64
+        {
+            return Err(Error::invalid_response(
+                &self.what,
+                format!("body of {len} bytes is over the {max} byte limit"),
+            ));
+        }
+        let mut buf = Vec::new();
+        while let Some(chunk) = self.chunk().await? {
+            if buf.len() + chunk.len() > max {
+                return Err(Error::invalid_response(
+                    &self.what,
+                    format!("body is over the {max} byte limit"),
+                ));
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(buf.into())
+    }
+    /// The next piece of the body.
+    pub(crate) async fn chunk(&mut self) -> Result<Option<Bytes>> {
+        self.inner
+            .chunk()
+            .await
+            .map_err(|e| transport_error(&self.what, &e))
+    }
+}
+
+async fn read_capped(mut r: reqwest::Response, max: usize) -> Vec<u8> {
+    let mut buf = Vec::new();
+    while let Ok(Some(c)) = r.chunk().await {
+        let room = max - buf.len();
+        buf.extend_from_slice(&c[..c.len().min(room)]);
+        if buf.len() >= max {
+            break;
+        }
+    }
+    buf
+}
+
+fn transport_error(what: &str, e: &reqwest::Error) -> Error {
+    // Walk the source chain for the root cause, without the URL (which we redact ourselves).
+    let mut message = e.without_url_ref();
+    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(s) = src {
+        message = format!("{message}: {s}");
+        src = s.source();
+    }
+    Error::new(ErrorKind::Transport {
+        what: what.to_string(),
+        message,
+        timeout: e.is_timeout(),
+    })
+}
+
+trait WithoutUrlRef {
+    fn without_url_ref(&self) -> String;
+}
+
+impl WithoutUrlRef for reqwest::Error {
+    fn without_url_ref(&self) -> String {
+        let kind = if self.is_timeout() {
+            "timed out"
+        } else if self.is_connect() {
+            "connection failed"
+        } else if self.is_body() {
+            "body error"
+        } else if self.is_decode() {
+            "decode error"
+        } else if self.is_request() {
+            "request failed"
+        } else {
+            "error"
+        };
+        kind.to_string()
+    }
+}
+
+/// A blob's presence, as told by a HEAD.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Presence {
+    Present,
+    Missing,
+}
+
+/// The result of a cross-repository mount request.
+#[derive(Debug)]
+pub(crate) enum Mount {
+    Mounted,
+    /// The registry did not mount; it opened an upload session at this URL instead.
+    Started(Url),
+}
+
+impl Client {
+    /// A builder with defaults: anonymous, https except loopback, 5 retries.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder {
+            keychain: Arc::new(Anonymous),
+            insecure: HashSet::new(),
+            retry: RetryPolicy::default(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            read_timeout: DEFAULT_READ_TIMEOUT,
+            user_agent: format!("hoist/{}", env!("CARGO_PKG_VERSION")),
+            http1_only: false,
+        }
+    }
+
+    /// A client with defaults.
+    pub fn new() -> Result<Client> {
+        Self::builder().build()
+    }
+
+    /// What the transport did so far.
+    pub fn stats(&self) -> Stats {
+        let c = &self.inner.counters;
+        Stats {
+            requests: c.requests.load(Ordering::Relaxed),
+            retries: c.retries.load(Ordering::Relaxed),
+            reauths: c.reauths.load(Ordering::Relaxed),
+            token_fetches: c.token_fetches.load(Ordering::Relaxed),
+            resumes: c.resumes.load(Ordering::Relaxed),
+            restarts: c.restarts.load(Ordering::Relaxed),
+            bytes_sent: c.bytes_sent.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.inner.counters
+    }
+
+    pub(crate) fn retry_policy(&self) -> RetryPolicy {
+        self.inner.retry
+    }
+
+    fn state(&self, registry: &str) -> Result<Arc<RegistryState>> {
+        let mut map = self.inner.registries.lock().expect("registry map lock");
+        if let Some(s) = map.get(registry) {
+            return Ok(s.clone());
+        }
+        let scheme = if crate::repo::is_loopback(registry) || self.inner.insecure.contains(registry)
+        {
+            "http"
+        } else {
+            "https"
+        };
+        let base = Url::parse(&format!("{scheme}://{registry}/"))
+            .map_err(|e| Error::invalid_input(format!("registry {registry:?}"), e.to_string()))?;
+        let s = Arc::new(RegistryState {
+            base,
+            registry: registry.to_string(),
+            credential: tokio::sync::OnceCell::new(),
+            auth: tokio::sync::Mutex::new(AuthState::default()),
+        });
+        map.insert(registry.to_string(), s.clone());
+        Ok(s)
+    }
+
+    /// The base URL of a registry (`https://host/` or `http://host/`).
+    pub fn base_url(&self, registry: &str) -> Result<String> {
+        Ok(self.state(registry)?.base.to_string())
+    }
+
+    pub(crate) fn url(&self, repo: &Repository, path: &str) -> Result<Url> {
+        let st = self.state(repo.registry())?;
+        st.base
+            .join(&format!("v2/{}/{}", repo.name(), path))
+            .map_err(|e| Error::invalid_input(format!("repository {repo}"), e.to_string()))
+    }
+
+    pub(crate) fn resolve_location(
+        &self,
+        repo: &Repository,
+        what: &str,
+        loc: Option<&str>,
+    ) -> Result<Url> {
+        let loc = loc.ok_or_else(|| Error::invalid_response(what, "no Location header"))?;
+        let st = self.state(repo.registry())?;
+        st.base
+            .join(loc)
+            .map_err(|_| Error::invalid_response(what, "unparseable Location header"))
+    }
+
+    async fn credential(&self, st: &RegistryState) -> Result<Credential> {
+        let keychain = self.inner.keychain.clone();
+        let registry = st.registry.clone();
+        st.credential
+            .get_or_try_init(|| async move {
+                tokio::task::spawn_blocking(move || keychain.resolve(&registry))
+                    .await
+                    .map_err(|e| Error::auth(&st.registry, format!("credential lookup: {e}")))?
+            })
+            .await
+            .cloned()
+    }
+
+    /// `GET /v2/`: learn whether and how the registry wants authentication.
+    async fn ping(&self, st: &RegistryState) -> Result<Option<Challenge>> {
+        let url = st.base.join("v2/").expect("static path");
+        let what = format!("GET {}", redact::url(&url));
+        let mut attempt = 0;
+        loop {
+            self.inner.counters.requests.fetch_add(1, Ordering::Relaxed);
+            let r = self.inner.http.get(url.clone()).send().await;
+            let delay = match r {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    match status {
+                        200..=299 => return Ok(None),
+                        401 => {
+                            let challenges: Vec<Challenge> = resp
+                                .headers()
+                                .get_all(header::WWW_AUTHENTICATE)
+                                .iter()
+                                .filter_map(|v| v.to_str().ok())
+                                .flat_map(challenge::parse)
+                                .collect();
+                            return pick_challenge(&st.registry, challenges).map(Some);
+                        }
+                        s if is_retryable_status(s) && attempt < self.inner.retry.retries => {
+                            retry_after(resp.headers())
+                        }
+                        _ => {
+                            return Err(Response { inner: resp, what }.into_error().await);
+                        }
+                    }
+                }
+                Err(e) if attempt < self.inner.retry.retries => {
+                    tracing::debug!(what = %what, error = %transport_error(&what, &e), "retrying");
+                    None
+                }
+                Err(e) => return Err(transport_error(&what, &e)),
+            };
+            let d = self.inner.retry.delay(attempt, delay);
+            self.inner.counters.retries.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(d).await;
+            attempt += 1;
+        }
+    }
+
+    /// The `Authorization` value for a request to `st` needing `scopes`.
+    async fn authorization(&self, st: &RegistryState, scopes: &[String]) -> Result<Option<String>> {
+        let mut auth = st.auth.lock().await;
+        if auth.challenge.is_none() {
+            auth.challenge = Some(self.ping(st).await?);
+        }
+        let challenge = auth.challenge.clone().flatten();
+        let Some(challenge) = challenge else {
+            return Ok(None);
+        };
+        let cred = self.credential(st).await?;
+        match challenge.scheme {
+            Scheme::Basic => Ok(cred.basic_header()),
+            Scheme::Bearer => {
+                let key = scopes.join(" ");
+                if let Some(t) = auth.tokens.get(&key)
+                    && t.expires > Instant::now() + TOKEN_MARGIN
+                {
+                    return Ok(Some(format!("Bearer {}", t.value)));
+                }
+                let t = self.fetch_token(st, &challenge, &cred, scopes).await?;
+                let v = format!("Bearer {}", t.value);
+                auth.tokens.insert(key, t);
+                Ok(Some(v))
+            }
+            Scheme::Other(s) => Err(Error::auth(
+                &st.registry,
+                format!("unsupported authentication scheme {s:?}"),
+            )),
+        }
+    }
+
+    /// A 401 arrived: forget the tokens for these scopes and take the new challenge.
+    async fn unauthorized(&self, st: &RegistryState, scopes: &[String], headers: &HeaderMap) {
+        self.inner.counters.reauths.fetch_add(1, Ordering::Relaxed);
+        let mut auth = st.auth.lock().await;
+        auth.tokens.remove(&scopes.join(" "));
+        let challenges: Vec<Challenge> = headers
+            .get_all(header::WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(challenge::parse)
+            .collect();
+        if let Ok(c) = pick_challenge(&st.registry, challenges) {
+            auth.challenge = Some(Some(c));
+        }
+    }
+
+    async fn fetch_token(
+        &self,
+        st: &RegistryState,
+        ch: &Challenge,
+        cred: &Credential,
+        scopes: &[String],
+    ) -> Result<Token> {
+        let realm = ch
+            .realm()
+            .ok_or_else(|| Error::auth(&st.registry, "Bearer challenge without a realm"))?;
+        let realm = Url::parse(realm)
+            .map_err(|_| Error::auth(&st.registry, "Bearer challenge with an unparseable realm"))?;
+        let service = ch.service().unwrap_or(&st.registry).to_string();
+        let what = format!("token service {}", redact::url(&realm));
+        let secrets = cred.secrets();
+        self.inner
+            .counters
+            .token_fetches
+            .fetch_add(1, Ordering::Relaxed);
+        let mut attempt = 0;
+        loop {
+            self.inner.counters.requests.fetch_add(1, Ordering::Relaxed);
+            let req = match cred {
+                Credential::IdentityToken(refresh) => {
+                    let mut form = url::form_urlencoded::Serializer::new(String::new());
+                    form.append_pair("grant_type", "refresh_token")
+                        .append_pair("service", &service)
+                        .append_pair("client_id", "hoist")
+                        .append_pair("refresh_token", refresh);
+                    if !scopes.is_empty() {
+                        form.append_pair("scope", &scopes.join(" "));
+                    }
+                    self.inner
+                        .http
+                        .post(realm.clone())
+                        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                        .body(form.finish())
+                }
+                _ => {
+                    let mut u = realm.clone();
+                    {
+                        let mut q = u.query_pairs_mut();
+                        q.append_pair("service", &service);
+                        for s in scopes {
+                            q.append_pair("scope", s);
+                        }
+                        if let Credential::Basic { username, .. } = cred {
+                            q.append_pair("account", username);
+                        }
+                    }
+                    let mut r = self.inner.http.get(u);
+                    if let Some(b) = cred.basic_header() {
+                        r = r.header(header::AUTHORIZATION, b);
+                    }
+                    r
+                }
+            };
+            let resp = match req.send().await {
+                Ok(r) => r,
+                Err(e) if attempt < self.inner.retry.retries => {
+                    tracing::debug!(what = %what, error = %transport_error(&what, &e), "retrying");
+                    self.inner.counters.retries.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(self.inner.retry.delay(attempt, None)).await;
+                    attempt += 1;
+                    continue;
+                }
+                Err(e) => return Err(transport_error(&what, &e)),
+            };
+            let status = resp.status().as_u16();
+            if is_retryable_status(status) && attempt < self.inner.retry.retries {
+                let ra = retry_after(resp.headers());
+                self.inner.counters.retries.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(self.inner.retry.delay(attempt, ra)).await;
+                attempt += 1;
+                continue;
+            }
+            let body = read_capped(resp, MAX_ERROR_BODY).await;
+            if status != 200 {
+                let msg = decode_errors(&body)
+                    .into_iter()
+                    .next()
+                    .map(|e| format!(": {}", redact::scrub(&e.message, &secrets)))
+                    .unwrap_or_default();
+                return Err(Error::auth(
+                    &st.registry,
+                    format!("{what} answered status {status}{msg}"),
+                ));
+            }
+            #[derive(Deserialize)]
+            struct TokenResponse {
+                token: Option<String>,
+                access_token: Option<String>,
+                expires_in: Option<u64>,
+            }
+            let t: TokenResponse = serde_json::from_slice(&body).map_err(|_| {
+                Error::auth(
+                    &st.registry,
+                    format!("{what} answered something that is not a token"),
+                )
+            })?;
+            let value = t
+                .token
+                .filter(|s| !s.is_empty())
+                .or(t.access_token)
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| Error::auth(&st.registry, format!("{what} answered no token")))?;
+            let life = t
+                .expires_in
+                .map(Duration::from_secs)
+                .unwrap_or(DEFAULT_TOKEN_LIFETIME);
+            return Ok(Token {
+                value,
+                expires: Instant::now() + life,
+            });
+        }
+    }
+
+    /// Send a request with auth and retries. A `Body::Stream` is sent once; its 401 still
+    /// refreshes the auth state so the caller's next attempt is authorized.
+    pub(crate) async fn send(
+        &self,
+        repo: &Repository,
+        scopes: &[String],
+        method: Method,
+        url: Url,
+        headers: &[(&'static str, String)],
+        mut body: Body,
+    ) -> Result<Response> {
+        let st = self.state(repo.registry())?;
+        let what = format!("{method} {}", redact::url(&url));
+        let mut attempt = 0u32;
+        let mut reauthed = false;
+        loop {
+            let authz = self.authorization(&st, scopes).await?;
+            let mut rb = self.inner.http.request(method.clone(), url.clone());
+            for (k, v) in headers {
+                rb = rb.header(*k, v);
+            }
+            if let Some(a) = authz {
+                let mut v = HeaderValue::from_str(&a)
+                    .map_err(|_| Error::auth(&st.registry, "token is not a valid header value"))?;
+                v.set_sensitive(true);
+                rb = rb.header(header::AUTHORIZATION, v);
+            }
+            let replayable = body.replayable();
+            if !matches!(body, Body::Empty)
+                || method == Method::PUT
+                || method == Method::PATCH
+                || method == Method::POST
+            {
+                rb = rb.body(body.take());
+            }
+            self.inner.counters.requests.fetch_add(1, Ordering::Relaxed);
+            tracing::trace!(what = %what, attempt, "request");
+            let (delay, err) = match rb.send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    if status == StatusCode::UNAUTHORIZED && !reauthed {
+                        reauthed = true;
+                        self.unauthorized(&st, scopes, resp.headers()).await;
+                        if replayable {
+                            tracing::debug!(what = %what, "401: re-authenticating");
+                            continue;
+                        }
+                    }
+                    if is_retryable_status(status.as_u16())
+                        && replayable
+                        && attempt < self.inner.retry.retries
+                    {
+                        let ra = retry_after(resp.headers());
+                        let err = Response {
+                            inner: resp,
+                            what: what.clone(),
+                        }
+                        .into_error()
+                        .await;
+                        (ra, err)
+                    } else {
+                        return Ok(Response { inner: resp, what });
+                    }
+                }
+                Err(e) => {
+                    let err = transport_error(&what, &e);
+                    if !replayable || attempt >= self.inner.retry.retries {
+                        return Err(err);
+                    }
+                    (None, err)
+                }
+            };
+            let d = self.inner.retry.delay(attempt, delay);
+            tracing::debug!(what = %what, error = %err, delay_ms = d.as_millis() as u64, "retrying");
+            self.inner.counters.retries.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(d).await;
+            attempt += 1;
+        }
+    }
+
+    // ---- registry operations ----
+
+    /// Is the blob in the repository? (`HEAD /v2/<name>/blobs/<digest>`)
+    pub(crate) async fn head_blob(&self, repo: &Repository, digest: &Digest) -> Result<Presence> {
+        let url = self.url(repo, &format!("blobs/{digest}"))?;
+        let r = self
+            .send(repo, &push_scope(repo), Method::HEAD, url, &[], Body::Empty)
+            .await?;
+        match r.status() {
+            200 => Ok(Presence::Present),
+            404 => Ok(Presence::Missing),
+            _ => Err(r.into_error().await),
+        }
+    }
+
+    /// True when the blob exists in the repository.
+    pub async fn blob_exists(&self, repo: &Repository, digest: &Digest) -> Result<bool> {
+        Ok(self.head_blob(repo, digest).await? == Presence::Present)
+    }
+
+    /// Try a cross-repository mount of `digest` from `from` into `repo`.
+    pub(crate) async fn mount(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        from: &str,
+    ) -> Result<Mount> {
+        let mut url = self.url(repo, "blobs/uploads/")?;
+        url.query_pairs_mut()
+            .append_pair("mount", &digest.to_string())
+            .append_pair("from", from);
+        let scopes = vec![
+            format!("repository:{}:pull,push", repo.name()),
+            format!("repository:{from}:pull"),
+        ];
+        let r = self
+            .send(repo, &scopes, Method::POST, url, &[], Body::Empty)
+            .await?
+            .expect(&[201, 202])
+            .await?;
+        if r.status() == 201 {
+            return Ok(Mount::Mounted);
+        }
+        let loc = self.resolve_location(repo, r.what(), r.header("location"))?;
+        Ok(Mount::Started(loc))
+    }
+
+    /// `HEAD` a manifest by tag or digest: its digest, when it exists.
+    pub async fn manifest_digest(
+        &self,
+        repo: &Repository,
+        reference: &str,
+    ) -> Result<Option<Digest>> {
+        let url = self.url(repo, &format!("manifests/{reference}"))?;
+        let r = self
+            .send(
+                repo,
+                &pull_scope(repo),
+                Method::HEAD,
+                url,
+                &[("accept", MANIFEST_ACCEPT.to_string())],
+                Body::Empty,
+            )
+            .await?;
+        match r.status() {
+            200 => {
+                let d = r
+                    .header("docker-content-digest")
+                    .and_then(|d| Digest::parse(d).ok());
+                match d {
+                    Some(d) => Ok(Some(d)),
+                    None => Err(Error::invalid_response(
+                        r.what(),
+                        "no valid Docker-Content-Digest header",
+                    )),
+                }
+            }
+            404 => Ok(None),
+            _ => Err(r.into_error().await),
+        }
+    }
+
+    /// `GET` a manifest by tag or digest (verified when asked by digest).
+    pub async fn get_manifest(&self, repo: &Repository, reference: &str) -> Result<Manifest> {
+        let url = self.url(repo, &format!("manifests/{reference}"))?;
+        let r = self
+            .send(
+                repo,
+                &pull_scope(repo),
+                Method::GET,
+                url,
+                &[("accept", MANIFEST_ACCEPT.to_string())],
+                Body::Empty,
+            )
+            .await?
+            .expect(&[200])
+            .await?;
+        let what = r.what().to_string();
+        let ct = r
+            .header("content-type")
+            .map(|c| MediaType::from(c.split(';').next().unwrap_or(c).trim()));
+        let header_digest = r.header("docker-content-digest").map(str::to_string);
+        let raw = r.bytes(hoist_image::MAX_MANIFEST_SIZE).await?;
+        let m = Manifest::from_raw(raw, ct.as_ref())?;
+        if let Ok(want) = Digest::parse(reference)
+            && &want != m.digest()
+        {
+            return Err(Error::new(ErrorKind::Image(hoist_image::Error::new(
+                hoist_image::ErrorKind::DigestMismatch {
+                    expected: want,
+                    actual: m.digest().clone(),
+                    bytes_read: m.raw().len() as u64,
+                },
+            ))));
+        }
+        if let Some(h) = header_digest
+            && Digest::parse(&h).is_ok_and(|h| &h != m.digest())
+        {
+            return Err(Error::invalid_response(
+                &what,
+                "Docker-Content-Digest does not match the body",
+            ));
+        }
+        Ok(m)
+    }
+
+    /// `PUT` a manifest under a tag or its digest; checks the digest the registry reports.
+    pub async fn put_manifest(
+        &self,
+        repo: &Repository,
+        reference: &str,
+        m: &Manifest,
+    ) -> Result<Digest> {
+        let url = self.url(repo, &format!("manifests/{reference}"))?;
+        let r = self
+            .send(
+                repo,
+                &push_scope(repo),
+                Method::PUT,
+                url,
+                &[("content-type", m.media_type().as_str().to_string())],
+                Body::Bytes(m.raw().clone()),
+            )
+            .await?
+            .expect(&[200, 201, 202])
+            .await?;
+        if let Some(d) = r.header("docker-content-digest")
+            && let Ok(d) = Digest::parse(d)
+            && &d != m.digest()
+        {
+            return Err(Error::invalid_response(
+                r.what(),
+                format!("registry stored digest {d}, expected {}", m.digest()),
+            ));
+        }
+        Ok(m.digest().clone())
+    }
+
+    /// Stream a blob, verified: `sink` gets every piece; the digest and size are checked
+    /// at the end (a mismatch is an error, and the bytes must then be discarded).
+    pub async fn fetch_blob(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        size: Option<u64>,
+        mut sink: impl FnMut(&[u8]) -> Result<()>,
+    ) -> Result<u64> {
+        self.fetch_blob_with(repo, digest, size, |c| std::future::ready(sink(&c)))
+            .await
+    }
+
+    /// As [`Client::fetch_blob`], with an async sink (pieces handed over as `Bytes`).
+    pub(crate) async fn fetch_blob_with<F, Fut>(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        size: Option<u64>,
+        mut sink: F,
+    ) -> Result<u64>
+    where
+        F: FnMut(Bytes) -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
+    {
+        let url = self.url(repo, &format!("blobs/{digest}"))?;
+        let mut r = self
+            .send(repo, &pull_scope(repo), Method::GET, url, &[], Body::Empty)
+            .await?
+            .expect(&[200])
+            .await?;
+        let size_error = |expected, actual| -> Error {
+            hoist_image::Error::new(hoist_image::ErrorKind::SizeMismatch {
+                what: digest.to_string(),
+                expected,
+                actual,
+            })
+            .into()
+        };
+        let mut h = digest.algorithm().hasher();
+        let mut n = 0u64;
+        while let Some(c) = r.chunk().await? {
+            n += c.len() as u64;
+            if let Some(s) = size
+                && n > s
+            {
+                return Err(size_error(s, n));
+            }
+            h.update(&c);
+            sink(c).await?;
+        }
+        if let Some(s) = size
+            && n != s
+        {
+            return Err(size_error(s, n));
+        }
+        let actual = h.finish();
+        if &actual != digest {
+            return Err(
+                hoist_image::Error::new(hoist_image::ErrorKind::DigestMismatch {
+                    expected: digest.clone(),
+                    actual,
+                    bytes_read: n,
+                })
+                .into(),
+            );
+        }
+        Ok(n)
+    }
+
+    /// Check credentials against a registry: ping it and, for token auth, fetch a token
+    /// for pulling `repo` (when given).
+    pub async fn check_auth(&self, registry: &str, repo: Option<&Repository>) -> Result<()> {
+        let st = self.state(registry)?;
+        let scopes = repo.map(pull_scope).unwrap_or_default();
+        let a = self.authorization(&st, &scopes).await?;
+        // Basic auth is only checked by a request.
+        if let Some(a) = a
+            && a.starts_with("Basic ")
+        {
+            let url = st.base.join("v2/").expect("static path");
+            let mut v =
+                HeaderValue::from_str(&a).map_err(|_| Error::auth(registry, "bad header"))?;
+            v.set_sensitive(true);
+            let r = self
+                .inner
+                .http
+                .get(url.clone())
+                .header(header::AUTHORIZATION, v)
+                .send()
+                .await
+                .map_err(|e| transport_error(&format!("GET {}", redact::url(&url)), &e))?;
+            if r.status() != StatusCode::OK {
+                return Err(Error::auth(
+                    registry,
+                    format!("credentials refused (status {})", r.status().as_u16()),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn push_scope(repo: &Repository) -> Vec<String> {
+    vec![format!("repository:{}:pull,push", repo.name())]
+}
+
+pub(crate) fn pull_scope(repo: &Repository) -> Vec<String> {
+    vec![format!("repository:{}:pull", repo.name())]
+}
+
+fn pick_challenge(registry: &str, cs: Vec<Challenge>) -> Result<Challenge> {
+    let mut basic = None;
+    let mut other = None;
+    for c in cs {
+        match c.scheme {
+            Scheme::Bearer => return Ok(c),
+            Scheme::Basic => basic = Some(c),
+            Scheme::Other(_) => other = Some(c),
+        }
+    }
+    basic
+        .or(other)
+        .ok_or_else(|| Error::auth(registry, "401 without a usable WWW-Authenticate challenge"))
+}
+
+pub(crate) fn retry_after(h: &HeaderMap) -> Option<Duration> {
+    h.get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, SystemTime::now()))
+}

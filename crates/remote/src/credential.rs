@@ -1,0 +1,361 @@
+//! Credentials: what to authenticate with, per registry. [`DockerConfig`] reads docker's
+//! `config.json` (`auths`, `credsStore`, `credHelpers`, through the `docker_credential`
+//! crate) and writes it for `hoist auth login|logout`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use base64::Engine;
+
+use crate::error::{Error, Result};
+use crate::repo::DOCKER_HUB;
+
+/// What to authenticate to a registry with. `Debug` never shows a secret.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub enum Credential {
+    /// No credentials (anonymous token, or none at all).
+    #[default]
+    Anonymous,
+    /// A username and password (or a personal access token as the password).
+    Basic {
+        /// The user name.
+        username: String,
+        /// The password.
+        password: String,
+    },
+    /// An OAuth2 refresh token (docker's `identitytoken`), exchanged with a POST.
+    IdentityToken(String),
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credential::Anonymous => write!(f, "Anonymous"),
+            Credential::Basic { username, .. } => {
+                write!(f, "Basic {{ username: {username:?}, password: REDACTED }}")
+            }
+            Credential::IdentityToken(_) => write!(f, "IdentityToken(REDACTED)"),
+        }
+    }
+}
+
+impl Credential {
+    /// The `Authorization: Basic ...` value, for Basic credentials.
+    pub(crate) fn basic_header(&self) -> Option<String> {
+        match self {
+            Credential::Basic { username, password } => Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
+            )),
+            _ => None,
+        }
+    }
+
+    /// The secrets in this credential, for scrubbing messages.
+    pub(crate) fn secrets(&self) -> Vec<&str> {
+        match self {
+            Credential::Anonymous => vec![],
+            Credential::Basic { password, .. } => vec![password.as_str()],
+            Credential::IdentityToken(t) => vec![t.as_str()],
+        }
+    }
+}
+
+/// Where credentials come from.
+pub trait Keychain: Send + Sync + fmt::Debug {
+    /// The credential for `registry` (`host[:port]`); `Anonymous` when none is configured.
+    fn resolve(&self, registry: &str) -> Result<Credential>;
+}
+
+/// No credentials for anyone.
+#[derive(Debug, Default, Clone)]
+pub struct Anonymous;
+
+impl Keychain for Anonymous {
+    fn resolve(&self, _: &str) -> Result<Credential> {
+        Ok(Credential::Anonymous)
+    }
+}
+
+/// Fixed credentials per registry (tests, `--username/--password`).
+#[derive(Debug, Default, Clone)]
+pub struct StaticKeychain {
+    map: HashMap<String, Credential>,
+}
+
+impl StaticKeychain {
+    /// An empty keychain.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add a credential for `registry`.
+    pub fn with(mut self, registry: impl Into<String>, cred: Credential) -> Self {
+        self.map.insert(registry.into(), cred);
+        self
+    }
+}
+
+impl Keychain for StaticKeychain {
+    fn resolve(&self, registry: &str) -> Result<Credential> {
+        Ok(self.map.get(registry).cloned().unwrap_or_default())
+    }
+}
+
+/// Docker's `config.json`: `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`,
+/// or an explicit path.
+#[derive(Debug, Clone)]
+pub struct DockerConfig {
+    path: PathBuf,
+}
+
+/// The key docker uses for Docker Hub in `auths`.
+const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
+
+fn config_key(registry: &str) -> &str {
+    if registry == DOCKER_HUB || registry == "docker.io" || registry == "registry-1.docker.io" {
+        DOCKER_HUB_KEY
+    } else {
+        registry
+    }
+}
+
+impl DockerConfig {
+    /// The default location.
+    pub fn default_path() -> Option<PathBuf> {
+        std::env::var_os("DOCKER_CONFIG")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".docker")))
+            .map(|d| d.join("config.json"))
+    }
+
+    /// The config at the default location (which may not exist: then every registry is
+    /// anonymous).
+    pub fn new() -> Result<DockerConfig> {
+        let path = Self::default_path().ok_or_else(|| {
+            Error::invalid_input(
+                "docker config location",
+                "neither DOCKER_CONFIG nor HOME is set",
+            )
+        })?;
+        Ok(DockerConfig { path })
+    }
+
+    /// The config at `path`.
+    pub fn at(path: impl Into<PathBuf>) -> DockerConfig {
+        DockerConfig { path: path.into() }
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn read_json(&self) -> Result<serde_json::Map<String, serde_json::Value>> {
+        match std::fs::read(&self.path) {
+            Ok(b) if b.iter().all(u8::is_ascii_whitespace) => Ok(Default::default()),
+            Ok(b) => match serde_json::from_slice::<serde_json::Value>(&b) {
+                Ok(serde_json::Value::Object(m)) => Ok(m),
+                _ => Err(Error::invalid_input(
+                    format!("docker config {}", self.path.display()),
+                    "expected a JSON object",
+                )),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
+            Err(e) => Err(Error::io(self.path.display(), e)),
+        }
+    }
+
+    fn helper_for(&self, registry: &str) -> Result<Option<String>> {
+        let m = self.read_json()?;
+        let key = config_key(registry);
+        if let Some(h) = m
+            .get("credHelpers")
+            .and_then(|h| h.get(key).or_else(|| h.get(registry)))
+            .and_then(|v| v.as_str())
+        {
+            return Ok(Some(h.to_string()));
+        }
+        Ok(m.get("credsStore")
+            .and_then(|v| v.as_str())
+            .map(str::to_string))
+    }
+
+    /// Store a username and password for `registry`: in its credential helper when
+    /// one is configured (`credHelpers`, `credsStore`), else base64 in `auths`.
+    pub fn login(&self, registry: &str, username: &str, password: &str) -> Result<()> {
+        let key = config_key(registry);
+        if let Some(helper) = self.helper_for(registry)? {
+            let input =
+                serde_json::json!({"ServerURL": key, "Username": username, "Secret": password});
+            return run_helper(&helper, "store", &input.to_string());
+        }
+        let mut m = self.read_json()?;
+        let auths = m
+            .entry("auths")
+            .or_insert_with(|| serde_json::Value::Object(Default::default()));
+        let Some(auths) = auths.as_object_mut() else {
+            return Err(Error::invalid_input(
+                format!("docker config {}", self.path.display()),
+                "\"auths\" is not an object",
+            ));
+        };
+        let auth =
+            base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+        auths.insert(key.to_string(), serde_json::json!({ "auth": auth }));
+        self.write_json(&m)
+    }
+
+    /// Forget the credentials for `registry`. Returns false when there were none.
+    pub fn logout(&self, registry: &str) -> Result<bool> {
+        let key = config_key(registry);
+        if let Some(helper) = self.helper_for(registry)? {
+            run_helper(&helper, "erase", key)?;
+            return Ok(true);
+        }
+        let mut m = self.read_json()?;
+        let removed = m
+            .get_mut("auths")
+            .and_then(|a| a.as_object_mut())
+            .is_some_and(|a| a.remove(key).is_some());
+        if removed {
+            self.write_json(&m)?;
+        }
+        Ok(removed)
+    }
+
+    fn write_json(&self, m: &serde_json::Map<String, serde_json::Value>) -> Result<()> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;
+        let mut tmp =
+            tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir.display(), e))?;
+        let text = serde_json::to_string_pretty(m).expect("JSON map serializes");
+        tmp.write_all(text.as_bytes())
+            .map_err(|e| Error::io(self.path.display(), e))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o600));
+        }
+        tmp.persist(&self.path)
+            .map_err(|e| Error::io(self.path.display(), e.error))?;
+        Ok(())
+    }
+}
+
+fn run_helper(helper: &str, verb: &str, input: &str) -> Result<()> {
+    let prog = format!("docker-credential-{helper}");
+    let mut child = Command::new(&prog)
+        .arg(verb)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| Error::io(&prog, e))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(input.as_bytes())
+            .map_err(|e| Error::io(&prog, e))?;
+    }
+    let status = child.wait().map_err(|e| Error::io(&prog, e))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(Error::auth(
+            &prog,
+            format!("credential helper `{verb}` exited with {status}"),
+        ))
+    }
+}
+
+impl Keychain for DockerConfig {
+    fn resolve(&self, registry: &str) -> Result<Credential> {
+        use docker_credential::{CredentialRetrievalError as E, DockerCredential};
+        let f = match std::fs::File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Credential::Anonymous);
+            }
+            Err(e) => return Err(Error::io(self.path.display(), e)),
+        };
+        match docker_credential::get_credential_from_reader(
+            std::io::BufReader::new(f),
+            config_key(registry),
+        ) {
+            Ok(DockerCredential::UsernamePassword(username, password)) => {
+                Ok(Credential::Basic { username, password })
+            }
+            Ok(DockerCredential::IdentityToken(t)) => Ok(Credential::IdentityToken(t)),
+            Err(E::NoCredentialConfigured) | Err(E::ConfigNotFound) => Ok(Credential::Anonymous),
+            // The helper's own output may hold secrets: only name the failure.
+            Err(E::HelperFailure { helper, .. }) => Err(Error::auth(
+                registry,
+                format!("credential helper {helper} failed"),
+            )),
+            Err(e) => Err(Error::auth(
+                registry,
+                format!("reading {}: {e}", self.path.display()),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_resolve_logout_roundtrip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/config.json");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, r#"{"other": {"keep": true}}"#).unwrap();
+        let c = DockerConfig::at(&path);
+        assert_eq!(c.resolve("127.0.0.1:5000").unwrap(), Credential::Anonymous);
+        c.login("127.0.0.1:5000", "alice", "s3cret:with:colons")
+            .unwrap();
+        assert_eq!(
+            c.resolve("127.0.0.1:5000").unwrap(),
+            Credential::Basic {
+                username: "alice".into(),
+                password: "s3cret:with:colons".into()
+            }
+        );
+        assert_eq!(c.resolve("other.example").unwrap(), Credential::Anonymous);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"keep\""), "other keys kept: {text}");
+        assert!(c.logout("127.0.0.1:5000").unwrap());
+        assert!(!c.logout("127.0.0.1:5000").unwrap());
+        assert_eq!(c.resolve("127.0.0.1:5000").unwrap(), Credential::Anonymous);
+    }
+
+    #[test]
+    fn identity_token_and_bad_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        std::fs::write(
+            &path,
+            r#"{"auths": {"reg.example": {"identitytoken": "refresh-me"}}}"#,
+        )
+        .unwrap();
+        let c = DockerConfig::at(&path);
+        let cred = c.resolve("reg.example").unwrap();
+        assert_eq!(cred, Credential::IdentityToken("refresh-me".into()));
+        assert!(!format!("{cred:?}").contains("refresh-me"));
+        std::fs::write(&path, "[1,2]").unwrap();
+        let e = c.login("reg.example", "a", "b").unwrap_err().to_string();
+        assert!(e.contains("expected a JSON object"), "{e}");
+    }
+
+    #[test]
+    fn debug_hides_password() {
+        let c = Credential::Basic {
+            username: "u".into(),
+            password: "hunter22".into(),
+        };
+        assert!(!format!("{c:?}").contains("hunter22"));
+    }
+}

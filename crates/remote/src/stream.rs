@@ -1,0 +1,195 @@
+//! The `stream` strategy: compress a layer straight into its uploads, no spool on disk,
+//! and commit with the digest the pass returned. One pass feeds one upload per registry
+//! (a tee with backpressure); other repositories of a registry mount from there. A
+//! failure restarts the layer (its compressed bytes were never kept), within the retry
+//! budget.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::stream;
+use hoist_image::pipeline::{self, Encoding};
+use hoist_image::{Layer, MediaType, Sealed};
+use reqwest::Method;
+use tokio::sync::mpsc;
+use url::Url;
+
+use crate::client::{Body, Client, push_scope};
+use crate::error::{Error, Result};
+use crate::repo::Repository;
+
+const PIECE: usize = 256 << 10;
+
+/// A `Write` that hands 256 KiB pieces to every channel (blocking when one is full).
+struct Tee {
+    txs: Vec<mpsc::Sender<Bytes>>,
+    buf: BytesMut,
+}
+
+impl Tee {
+    fn push(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let piece = self.buf.split().freeze();
+        for tx in &self.txs {
+            tx.blocking_send(piece.clone())
+                .map_err(|_| std::io::Error::other("upload stopped"))?;
+        }
+        Ok(())
+    }
+}
+
+impl Write for Tee {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        if self.buf.len() >= PIECE {
+            self.push()?;
+        }
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.push()
+    }
+}
+
+async fn start(client: &Client, repo: &Repository) -> Result<Url> {
+    let url = client.url(repo, "blobs/uploads/")?;
+    let r = client
+        .send(
+            repo,
+            &push_scope(repo),
+            Method::POST,
+            url,
+            &[("content-length", "0".into())],
+            Body::Empty,
+        )
+        .await?
+        .expect(&[202])
+        .await?;
+    client.resolve_location(repo, r.what(), r.header("location"))
+}
+
+/// Compress `layer` once into an upload to each of `repos` (one per registry).
+pub(crate) async fn layer(
+    client: &Client,
+    repos: &[Repository],
+    layer: Arc<dyn Layer>,
+    encoding: &Encoding,
+) -> Result<Sealed> {
+    let policy = client.retry_policy();
+    let mut failures = 0;
+    loop {
+        match attempt(client, repos, layer.clone(), encoding).await {
+            Ok(s) => return Ok(s),
+            Err(e)
+                if (e.is_temporary() || e.status() == Some(401)) && failures < policy.retries =>
+            {
+                tracing::debug!(error = %e, "streamed layer failed; compressing it again");
+                client.counters().restarts.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(policy.delay(failures, None)).await;
+                failures += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn attempt(
+    client: &Client,
+    repos: &[Repository],
+    layer: Arc<dyn Layer>,
+    encoding: &Encoding,
+) -> Result<Sealed> {
+    let mut locations = Vec::new();
+    for r in repos {
+        locations.push(start(client, r).await?);
+    }
+    let mut txs = Vec::new();
+    let mut patches = Vec::new();
+    for (repo, loc) in repos.iter().zip(&locations) {
+        let (tx, rx) = mpsc::channel::<Bytes>(4);
+        txs.push(tx);
+        let counters_client = client.clone();
+        let body = stream::unfold(rx, move |mut rx| {
+            let c = counters_client.clone();
+            async move {
+                let b = rx.recv().await?;
+                c.counters()
+                    .bytes_sent
+                    .fetch_add(b.len() as u64, Ordering::Relaxed);
+                Some((Ok::<Bytes, std::io::Error>(b), rx))
+            }
+        });
+        let client = client.clone();
+        let (repo, loc) = (repo.clone(), loc.clone());
+        patches.push(tokio::spawn(async move {
+            let r = client
+                .send(
+                    &repo,
+                    &push_scope(&repo),
+                    Method::PATCH,
+                    loc,
+                    &[("content-type", "application/octet-stream".into())],
+                    Body::Stream(reqwest::Body::wrap_stream(body)),
+                )
+                .await?
+                .expect(&[202])
+                .await?;
+            client.resolve_location(&repo, r.what(), r.header("location"))
+        }));
+    }
+    let enc = encoding.clone();
+    let sealer = tokio::task::spawn_blocking(move || -> hoist_image::Result<Sealed> {
+        let mut tee = Tee {
+            txs,
+            buf: BytesMut::with_capacity(PIECE),
+        };
+        let mt = MediaType::oci_layer(enc.compression);
+        let s = pipeline::seal(layer.uncompressed()?, &enc, mt, &mut tee)?;
+        tee.flush()
+            .map_err(|e| hoist_image::Error::from_io("layer upload", e))?;
+        Ok(s)
+    });
+    let sealed = sealer
+        .await
+        .map_err(|e| Error::io("streamed layer", std::io::Error::other(e.to_string())))?;
+    let mut next = Vec::new();
+    for p in patches {
+        next.push(
+            p.await
+                .map_err(|e| Error::io("streamed upload", std::io::Error::other(e.to_string())))?,
+        );
+    }
+    // An upload error explains a failed pass better than "upload stopped".
+    let next = next.into_iter().collect::<Result<Vec<_>>>()?;
+    let sealed = sealed?;
+    for (repo, loc) in repos.iter().zip(next) {
+        let mut u = loc;
+        u.query_pairs_mut()
+            .append_pair("digest", &sealed.digest.to_string());
+        let r = client
+            .send(
+                repo,
+                &push_scope(repo),
+                Method::PUT,
+                u,
+                &[("content-length", "0".into())],
+                Body::Empty,
+            )
+            .await?
+            .expect(&[201, 204])
+            .await?;
+        if let Some(d) = r.header("docker-content-digest")
+            && d != sealed.digest.to_string()
+        {
+            return Err(Error::invalid_response(
+                r.what(),
+                format!("registry committed {d}, expected {}", sealed.digest),
+            ));
+        }
+    }
+    Ok(sealed)
+}

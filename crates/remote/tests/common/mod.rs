@@ -1,0 +1,218 @@
+//! A small seeded test image whose layer sources and store count how often they are
+//! opened and sealed (the counting tests), built only from hoist-image's core types.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Once};
+
+use hoist_image::pipeline::Encoding;
+use hoist_image::{
+    BoxRead, Config, ConfigFile, DiffId, Digest, FromUncompressed, Image, ImageManifest, Layer,
+    Manifest, MediaType, RootFs, Sealed, SpoolStore, Store, UncompressedSource,
+};
+
+/// Deterministic, compressible bytes: words from a small vocabulary picked by xorshift.
+pub struct Text {
+    state: u64,
+    left: u64,
+    line: Vec<u8>,
+    pos: usize,
+}
+
+const WORDS: &[&str] = &[
+    "layer", "blob", "digest", "manifest", "registry", "push", "hoist", "tar", "gzip", "index",
+    "config", "mount", "chunk", "token", "retry", "offset", "0", "1", "42", "sha256",
+];
+
+impl Text {
+    pub fn new(seed: u64, len: u64) -> Text {
+        Text {
+            state: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+            left: len,
+            line: Vec::new(),
+            pos: 0,
+        }
+    }
+    fn next(&mut self) -> u64 {
+        let mut x = self.state;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.state = x;
+        x
+    }
+}
+
+impl Read for Text {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut n = 0;
+        while n < buf.len() && self.left > 0 {
+            if self.pos == self.line.len() {
+                self.line.clear();
+                self.pos = 0;
+                for _ in 0..8 {
+                    let w = WORDS[(self.next() % WORDS.len() as u64) as usize];
+                    self.line.extend_from_slice(w.as_bytes());
+                    self.line.push(b' ');
+                }
+                // some noise so it does not compress absurdly well
+                let r = self.next();
+                self.line.extend_from_slice(format!("{r:x}\n").as_bytes());
+            }
+            let k = (self.line.len() - self.pos)
+                .min(buf.len() - n)
+                .min(self.left as usize);
+            buf[n..n + k].copy_from_slice(&self.line[self.pos..self.pos + k]);
+            self.pos += k;
+            n += k;
+            self.left -= k as u64;
+        }
+        Ok(n)
+    }
+}
+
+#[derive(Debug)]
+pub struct CountingSource {
+    seed: u64,
+    len: u64,
+    pub opens: Arc<AtomicU64>,
+}
+
+impl UncompressedSource for CountingSource {
+    fn open(&self) -> hoist_image::Result<BoxRead> {
+        self.opens.fetch_add(1, Ordering::SeqCst);
+        Ok(Box::new(Text::new(self.seed, self.len)))
+    }
+}
+
+/// A store that counts seals (compressions).
+#[derive(Debug)]
+pub struct CountingStore {
+    inner: SpoolStore,
+    pub seals: AtomicU64,
+}
+
+impl Store for CountingStore {
+    fn lookup(&self, d: &DiffId, e: &Encoding) -> Option<(Sealed, PathBuf)> {
+        self.inner.lookup(d, e)
+    }
+    fn seal(
+        &self,
+        src: BoxRead,
+        e: &Encoding,
+        mt: MediaType,
+    ) -> hoist_image::Result<(Sealed, PathBuf)> {
+        self.seals.fetch_add(1, Ordering::SeqCst);
+        self.inner.seal(src, e, mt)
+    }
+}
+
+#[derive(Debug)]
+pub struct TestImage {
+    pub layers: Vec<Arc<FromUncompressed<CountingSource>>>,
+    pub config: Config,
+    pub opens: Arc<AtomicU64>,
+    pub store: Arc<CountingStore>,
+}
+
+impl TestImage {
+    /// `n` layers of `size` bytes of text, from `seed`.
+    pub fn new(seed: u64, n: usize, size: u64) -> Arc<TestImage> {
+        let opens = Arc::new(AtomicU64::new(0));
+        let store = Arc::new(CountingStore {
+            inner: SpoolStore::new().unwrap(),
+            seals: AtomicU64::new(0),
+        });
+        let mut layers = Vec::new();
+        let mut diff_ids = Vec::new();
+        for i in 0..n {
+            let seed = seed * 1000 + i as u64;
+            let mut h = hoist_image::HashingReader::new(Text::new(seed, size));
+            std::io::copy(&mut h, &mut std::io::sink()).unwrap();
+            diff_ids.push(DiffId(h.finish().1));
+            let src = CountingSource {
+                seed,
+                len: size,
+                opens: opens.clone(),
+            };
+            layers.push(Arc::new(FromUncompressed::new(
+                src,
+                Encoding::gzip(),
+                MediaType::OciLayerGzip,
+                store.clone() as Arc<dyn Store>,
+            )));
+        }
+        let cf = ConfigFile {
+            architecture: "amd64".into(),
+            os: "linux".into(),
+            variant: None,
+            rootfs: RootFs {
+                kind: "layers".into(),
+                diff_ids,
+            },
+            history: Vec::new(),
+            rest: serde_json::Map::new(),
+        };
+        Arc::new(TestImage {
+            layers,
+            config: Config::from_file(&cf),
+            opens,
+            store,
+        })
+    }
+
+    pub fn opens(&self) -> u64 {
+        self.opens.load(Ordering::SeqCst)
+    }
+    pub fn seals(&self) -> u64 {
+        self.store.seals.load(Ordering::SeqCst)
+    }
+}
+
+impl Image for TestImage {
+    fn manifest(&self) -> hoist_image::Result<Manifest> {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| l.descriptor())
+            .collect::<hoist_image::Result<Vec<_>>>()?;
+        Manifest::from_image(&ImageManifest {
+            schema_version: 2,
+            media_type: Some(MediaType::OciManifest),
+            artifact_type: None,
+            config: self.config.descriptor(MediaType::OciConfig),
+            layers,
+            subject: None,
+            annotations: Default::default(),
+        })
+    }
+    fn config(&self) -> hoist_image::Result<Config> {
+        Ok(self.config.clone())
+    }
+    fn layers(&self) -> hoist_image::Result<Vec<Arc<dyn Layer>>> {
+        Ok(self
+            .layers
+            .iter()
+            .map(|l| l.clone() as Arc<dyn Layer>)
+            .collect())
+    }
+}
+
+pub fn digest_of(m: &Manifest) -> Digest {
+    m.digest().clone()
+}
+
+/// Debug logs to the test output (RUST_LOG-style filter from HOIST_TEST_LOG).
+pub fn logs() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if let Ok(f) = std::env::var("HOIST_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(f))
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
