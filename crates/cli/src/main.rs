@@ -53,10 +53,44 @@ enum Command {
     /// The main job in one command: embedded registry, seeded image, cold push, re-push,
     /// second tag, validate, a table of times; then clean up.
     Demo(cmd::demo::Args),
+    /// Pull an image or index from a registry into an OCI layout or a docker-save tarball.
+    Pull(cmd::pull::Args),
+    /// Print the digest of an image's manifest (registry, layout or tarball).
+    Digest(cmd::inspect::RefArgs),
+    /// Print an image's manifest, as stored (raw JSON).
+    Manifest(cmd::inspect::RefArgs),
+    /// Print an image's config, as stored (raw JSON).
+    Config(cmd::inspect::RefArgs),
+    /// List the tags of a registry repository.
+    Ls(cmd::inspect::RepoArgs),
+    /// List the repositories of a registry.
+    Catalog(cmd::inspect::RegistryArgs),
+    /// Write a blob to stdout (REPO@DIGEST), verified.
+    Blob(cmd::inspect::RefArgs),
+    /// Delete a manifest from a registry (by digest, or the digest a tag points to).
+    Delete(cmd::inspect::RefArgs),
+    /// List the referrers of a manifest (the OCI referrers index, as JSON).
+    Referrers(cmd::inspect::RefArgs),
     /// Push an image from a layout or tarball to one or more registry destinations.
     Push(cmd::push::Args),
     /// Give an image in a registry more tags (one manifest PUT each).
     Tag(cmd::tag::Args),
+    /// Add layers (tar files or directories) on top of an image or `scratch`.
+    Append(cmd::append::Args),
+    /// Change an image's config and annotations without touching its layers.
+    Mutate(cmd::mutate::Args),
+    /// Make an image's merged filesystem its only layer.
+    Flatten(cmd::flatten::Args),
+    /// Swap the base layers of an image for another base's.
+    Rebase(cmd::rebase::Args),
+    /// Write an image's merged filesystem as a tar (to a file or `-`).
+    Export(cmd::export::Args),
+    /// Multi-platform indexes: create, append, filter, list.
+    #[command(subcommand)]
+    Index(cmd::index::IndexCommand),
+    /// OCI layout maintenance.
+    #[command(subcommand)]
+    Layout(cmd::layout::LayoutCommand),
     /// Manage registry credentials (docker's config.json).
     Auth {
         #[command(subcommand)]
@@ -75,11 +109,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Copy(args) => cmd::copy::run(&args, &cache),
         Command::Cache(c) => cmd::cache::run(&c, &cache),
         Command::Validate { location, fast } => cmd::validate::run(&location, fast),
+        Command::Pull(args) => cmd::pull::run(&args, &cache),
+        Command::Digest(a) => cmd::inspect::digest(&a),
+        Command::Manifest(a) => cmd::inspect::manifest(&a),
+        Command::Config(a) => cmd::inspect::config(&a),
+        Command::Ls(a) => cmd::inspect::ls(&a),
+        Command::Catalog(a) => cmd::inspect::catalog(&a),
+        Command::Blob(a) => cmd::inspect::blob(&a),
+        Command::Delete(a) => cmd::inspect::delete(&a),
+        Command::Referrers(a) => cmd::inspect::referrers(&a),
         Command::Random(args) => cmd::random::run(&args),
         Command::Serve(args) => cmd::serve::run(args),
         Command::Push(args) => cmd::push::run(&args, &cache),
         Command::Tag(args) => cmd::tag::run(&args),
         Command::Auth { verb } => cmd::auth::run(&verb),
+        Command::Append(args) => cmd::append::run(&args, &cache),
+        Command::Mutate(args) => cmd::mutate::run(&args, &cache),
+        Command::Flatten(args) => cmd::flatten::run(&args, &cache),
+        Command::Rebase(args) => cmd::rebase::run(&args, &cache),
+        Command::Export(args) => cmd::export::run(&args, &cache),
+        Command::Index(c) => cmd::index::run(&c, &cache),
+        Command::Layout(c) => cmd::layout::run(&c),
         Command::Demo(args) => cmd::demo::run(&args),
     }
 }

@@ -138,16 +138,21 @@ fn the_second_copy_compresses_nothing() {
     );
     assert_eq!(stdout(&run(&["cache", "ls"], &cache)), "");
 
-    // And back to a docker-save tarball: the same image.
+    // And back to a docker-save tarball: the same image, and nothing compressed for it.
     let back = t.path().join("back.tar");
-    run(
+    let o = run(
         &[
             "copy",
+            "-v",
+            "--compression",
+            "zstd",
             &format!("oci:{}:v1", a.display()),
             &format!("docker-archive:{}", back.display()),
         ],
         &cache,
     );
+    assert!(stderr(&o).contains("0 layers compressed"), "{}", stderr(&o));
+    assert!(stdout(&o).contains(": image ID sha256:"), "{}", stdout(&o));
     let img = tarball::Image::open(&back, &Default::default()).unwrap();
     assert_eq!(validate::image(&img, Default::default()).unwrap().layers, 3);
 }

@@ -294,6 +294,40 @@ impl Cache {
         Ok((path, n))
     }
 
+    /// Put a blob the caller has already verified against `digest` and `size` (a layer
+    /// pulled into a layout) into the cache: hard-linked when on the same filesystem
+    /// (no second copy of the bytes), else copied and verified as with
+    /// [`Cache::insert_blob`]. Visible atomically (linked under `tmp/`, then renamed).
+    pub fn link_blob(&self, digest: &Digest, size: u64, path: &Path) -> Result<()> {
+        let dest = self.blob_path(digest);
+        if fs::metadata(&dest).is_ok_and(|m| m.len() == size) {
+            return Ok(());
+        }
+        let tmp = self.root.join("tmp").join(format!(
+            "link-{}-{}-{}",
+            std::process::id(),
+            next_suffix(),
+            digest.hex()
+        ));
+        if fs::hard_link(path, &tmp).is_err() {
+            let f = File::open(path).map_err(|e| Error::io(path.display(), e))?;
+            return self.insert_blob(digest, Some(size), f).map(|_| ());
+        }
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).map_err(|e| Error::io(parent.display(), e))?;
+        }
+        if let Err(e) = fs::rename(&tmp, &dest) {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::io(dest.display(), e));
+        }
+        if let Ok(mut v) = self.verified.lock() {
+            v.insert(digest.clone());
+        }
+        self.mark_in_use(digest);
+        self.enforce_limit();
+        Ok(())
+    }
+
     /// Record that the layer `diff_id`, compressed with `encoding`, is the blob `sealed`
     /// (already in the cache, e.g. through [`Cache::insert_blob`]).
     pub fn record(&self, encoding: &Encoding, sealed: &Sealed) -> Result<()> {
@@ -681,4 +715,10 @@ impl Store for MemoryStore {
                 .map_err(|e| Error::io(path.display(), e)),
         }
     }
+}
+
+/// A per-call unique suffix for temporary names (a counter; names also carry the pid).
+fn next_suffix() -> u64 {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
 }

@@ -31,6 +31,7 @@ mod layer;
 pub mod layout;
 mod manifest;
 mod media_type;
+pub mod mutate;
 pub mod pipeline;
 pub mod random;
 mod reference;

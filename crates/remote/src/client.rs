@@ -49,6 +49,8 @@ pub struct Stats {
     pub restarts: u64,
     /// Bytes of blob data sent (each retry counts).
     pub bytes_sent: u64,
+    /// Downloads resumed with `Range` after being cut in the middle.
+    pub downloads_resumed: u64,
 }
 
 #[derive(Debug, Default)]
@@ -60,6 +62,7 @@ pub(crate) struct Counters {
     pub(crate) resumes: AtomicU64,
     pub(crate) restarts: AtomicU64,
     pub(crate) bytes_sent: AtomicU64,
+    pub(crate) downloads_resumed: AtomicU64,
 }
 
 /// Builds a [`Client`].
@@ -125,9 +128,9 @@ impl ClientBuilder {
                 "must be greater than zero",
             ));
         }
-        // aws-lc-rs as the process-wide rustls provider (reqwest uses the default when one is
+        // ring as the process-wide rustls provider (reqwest uses the default when one is
         // installed). An error means one is installed already: fine.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let mut b = reqwest::Client::builder()
             .user_agent(self.user_agent)
             .connect_timeout(self.connect_timeout)
@@ -391,6 +394,7 @@ impl Client {
             resumes: c.resumes.load(Ordering::Relaxed),
             restarts: c.restarts.load(Ordering::Relaxed),
             bytes_sent: c.bytes_sent.load(Ordering::Relaxed),
+            downloads_resumed: c.downloads_resumed.load(Ordering::Relaxed),
         }
     }
 

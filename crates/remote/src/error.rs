@@ -109,6 +109,14 @@ impl Error {
         }
     }
 
+    /// The image-model error inside (a digest mismatch, a bad manifest), or `self`.
+    pub fn into_image(self) -> std::result::Result<hoist_image::Error, Error> {
+        match *self.kind {
+            ErrorKind::Image(e) => Ok(e),
+            k => Err(Error::new(k)),
+        }
+    }
+
     /// What went wrong.
     pub fn kind(&self) -> &ErrorKind {
         &self.kind

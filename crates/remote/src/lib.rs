@@ -38,12 +38,16 @@
 pub mod challenge;
 mod check;
 mod client;
+pub mod copy;
 mod credential;
 mod error;
+pub mod ops;
+pub mod pull;
 pub mod push;
 pub mod redact;
 mod repo;
 pub mod retry;
+pub mod source;
 mod stream;
 mod upload;
 

@@ -40,6 +40,12 @@ pub enum Fault {
     RefuseBodyOver(u64),
     /// Forward, and add `OCI-Chunk-Min-Length: n` to the answer.
     ChunkMin(u64),
+    /// Forward, send the answer's headers and the first `n` bytes of its body, then
+    /// drop the connection (a download cut in the middle).
+    CutResponseAfter(u64),
+    /// Forward, flipping the bits of the answer body's byte at this offset (a registry
+    /// or a network that serves a wrong byte).
+    CorruptResponseByte(u64),
 }
 
 /// Which requests a rule applies to.
@@ -178,7 +184,7 @@ impl Proxy {
         std_listener.set_nonblocking(true).expect("nonblocking");
         let addr = std_listener.local_addr().expect("proxy addr");
         let counters = Arc::new(Counters::default());
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let state = Arc::new(State {
             upstream: format!("http://{upstream}"),
             me: format!("http://{addr}"),
@@ -459,9 +465,55 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Proxy
     if let Some(Fault::ChunkMin(n)) = &fault {
         out = out.header("oci-chunk-min-length", n.to_string());
     }
-    let body = StreamBody::new(resp.bytes_stream().map(|r| {
-        r.map(Frame::data)
-            .map_err(|e| std::io::Error::other(e.to_string()))
-    }));
+    let (cut, corrupt) = match &fault {
+        Some(Fault::CutResponseAfter(n)) => (Some(*n), None),
+        Some(Fault::CorruptResponseByte(n)) => (None, Some(*n)),
+        _ => (None, None),
+    };
+    let counters = st.counters.clone();
+    let body = StreamBody::new(
+        futures_util::stream::unfold(
+            (resp.bytes_stream(), 0u64, false),
+            move |(mut s, at, done)| {
+                let counters = counters.clone();
+                async move {
+                    if done {
+                        return None;
+                    }
+                    if let Some(max) = cut
+                        && at >= max
+                    {
+                        counters.resets.fetch_add(1, Ordering::Relaxed);
+                        let e = std::io::Error::other("injected cut");
+                        return Some((Err(e), (s, at, true)));
+                    }
+                    match s.next().await {
+                        Some(Ok(b)) => {
+                            let len = b.len() as u64;
+                            let mut b = match cut {
+                                Some(max) if at + len > max => b.slice(..(max - at) as usize),
+                                _ => b,
+                            };
+                            if let Some(off) = corrupt
+                                && off >= at
+                                && off < at + b.len() as u64
+                            {
+                                let mut v = b.to_vec();
+                                v[(off - at) as usize] ^= 0xff;
+                                b = Bytes::from(v);
+                            }
+                            let next = at + b.len() as u64;
+                            Some((Ok(b), (s, next, false)))
+                        }
+                        Some(Err(e)) => {
+                            Some((Err(std::io::Error::other(e.to_string())), (s, at, true)))
+                        }
+                        None => None,
+                    }
+                }
+            },
+        )
+        .map(|r: std::io::Result<Bytes>| r.map(Frame::data)),
+    );
     Ok(out.body(BodyExt::boxed(body)).expect("response"))
 }

@@ -112,9 +112,7 @@ impl Drop for TestRegistry {
     }
 }
 
-/// A reqwest client builder for tests, with the project's TLS provider (ring) installed:
-/// reqwest is built without a default provider (see the workspace Cargo.toml).
+/// A reqwest client builder for tests (one place to set up TLS for every test client).
 pub fn client_builder() -> reqwest::ClientBuilder {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
 }

@@ -12,7 +12,7 @@ use hoist_image::pipeline::{self, Encoding};
 use hoist_image::{Child, Compression, Image, Reference, tarball};
 
 use super::cache::CacheOpts;
-use crate::location::{Location, registry_not_built};
+use crate::location::{Location, not_local};
 
 /// The `--compression` choices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -50,6 +50,20 @@ pub struct Args {
     /// Print what the cache did (hits, layers compressed) on stderr.
     #[arg(short, long)]
     pub verbose: bool,
+    /// From a registry: only this platform of an index (os/arch[/variant]).
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// From a registry: blob transfers in flight.
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// To a registry: refuse to overwrite a tag that exists.
+    #[arg(long)]
+    pub no_clobber: bool,
+    /// Registry to registry: copy every tag of the source repository.
+    #[arg(long)]
+    pub all_tags: bool,
+    #[command(flatten)]
+    pub remote: super::push::RemoteArgs,
 }
 
 impl Args {
@@ -84,6 +98,22 @@ enum Source {
 pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
     let src = Location::parse(&args.src)?;
     let dst = Location::parse(&args.dst)?;
+    if let Location::Registry(r) = &src {
+        let opts = super::pull::FromRegistry {
+            platform: super::pull::parse_platform(args.platform.as_deref())?,
+            jobs: args.jobs,
+            encoding: args.encoding(CompressionArg::Keep)?,
+            no_clobber: args.no_clobber,
+            all_tags: args.all_tags,
+            remote: args.remote.clone(),
+        };
+        let digest = super::pull::from_registry(r, &dst, &opts, cache)?;
+        writeln!(std::io::stdout(), "{dst}: {digest}")?;
+        return Ok(());
+    }
+    if args.all_tags || args.platform.is_some() {
+        bail!("--all-tags and --platform apply to registry sources; {src} is local");
+    }
     let super::cache::Stores { store, cache } = cache.store()?;
     let source = match &src {
         Location::Layout { dir, name } => {
@@ -111,15 +141,10 @@ pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
                     Some(e) => Source::Image(pipeline::recompress(img, &e, store.clone())?, vec![]),
                     None => Source::Image(img, vec![]),
                 },
-                Child::Index(i) => {
-                    if encoding.is_some() {
-                        bail!(
-                            "source {src} is an index: converting the compression of an index is not supported; \
-                             copy one of its images (oci:DIR:NAME) or use --compression keep"
-                        );
-                    }
-                    Source::Index(i)
-                }
+                Child::Index(i) => match encoding {
+                    Some(e) => Source::Index(pipeline::recompress_index(i, &e, store.clone())?),
+                    None => Source::Index(i),
+                },
             }
         }
         Location::Archive { file, reference } => {
@@ -139,7 +164,7 @@ pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
                 .collect();
             Source::Image(Arc::new(img), tags)
         }
-        Location::Registry(r) => return Err(registry_not_built(r)),
+        Location::Registry(r) => return Err(not_local(r)),
     };
 
     let digest = match (&dst, source) {
@@ -165,7 +190,15 @@ pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
             };
             tarball::write(file, img.as_ref(), &tags)
                 .with_context(|| format!("copying {src} to {dst}"))?;
-            img.manifest()?.digest().clone()
+            // A tarball has no manifest digest, and asking for one would compress the
+            // layers for nothing: print the image ID (the config's digest).
+            writeln!(
+                std::io::stdout(),
+                "{dst}: image ID {}",
+                img.config()?.digest()
+            )?;
+            report(args, cache.as_deref());
+            return Ok(());
         }
         (Location::Archive { .. }, Source::Index(_)) => {
             bail!(
@@ -183,7 +216,16 @@ pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
                 memory_dir: cache.as_ref().map(|c| c.path().join("remote")),
                 ..Default::default()
             };
-            let remote = super::push::RemoteArgs::default();
+            if args.no_clobber
+                && let Some(tag) = &target.tag
+            {
+                let client = args.remote.client()?;
+                let rt = super::push::runtime()?;
+                if let Some(d) = rt.block_on(client.manifest_digest(&target.repo, tag))? {
+                    bail!("destination {dst}: the tag exists (at {d}) and --no-clobber is set");
+                }
+            }
+            let remote = args.remote.clone();
             let pushed = super::push::push_source(source, &[target], &opts, &remote, true)
                 .with_context(|| format!("copying {src} to {dst}"))?;
             pushed
@@ -194,21 +236,27 @@ pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
         }
     };
     writeln!(std::io::stdout(), "{dst}: {digest}")?;
-    if args.verbose {
-        match &cache {
-            Some(c) => {
-                let s = c.stats();
-                eprintln!(
-                    "cache {}: {} hits, {} layers compressed, {} corrupt entries evicted, {} evicted for size",
-                    c.path().display(),
-                    s.hits,
-                    s.sealed,
-                    s.evicted_corrupt,
-                    s.evicted_lru
-                );
-            }
-            None => eprintln!("cache disabled (--no-cache)"),
-        }
-    }
+    report(args, cache.as_deref());
     Ok(())
+}
+
+/// With `-v`, what the cache did, on stderr.
+fn report(args: &Args, cache: Option<&hoist_image::Cache>) {
+    if !args.verbose {
+        return;
+    }
+    match cache {
+        Some(c) => {
+            let s = c.stats();
+            eprintln!(
+                "cache {}: {} hits, {} layers compressed, {} corrupt entries evicted, {} evicted for size",
+                c.path().display(),
+                s.hits,
+                s.sealed,
+                s.evicted_corrupt,
+                s.evicted_lru
+            );
+        }
+        None => eprintln!("cache disabled (--no-cache)"),
+    }
 }

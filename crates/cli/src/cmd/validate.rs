@@ -9,7 +9,7 @@ use hoist_image::tarball::{self, Archive};
 use hoist_image::validate::{self, Report};
 use hoist_image::{Image as _, SpoolStore, Store};
 
-use crate::location::{Location, Source, registry_not_built};
+use crate::location::{Location, Source};
 
 /// Validate what is at `location`; prints a one-line summary.
 pub fn run(location: &str, fast: bool) -> anyhow::Result<()> {
@@ -55,7 +55,15 @@ pub fn run(location: &str, fast: bool) -> anyhow::Result<()> {
             }
             total
         }
-        Location::Registry(r) => return Err(registry_not_built(r)),
+        Location::Registry(r) => {
+            let remote = crate::cmd::push::RemoteArgs::default();
+            let (_rt, child) = crate::cmd::pull::open_registry(r, &remote, None)?;
+            match child {
+                hoist_image::Child::Image(i) => validate::image(i.as_ref(), opts),
+                hoist_image::Child::Index(i) => validate::index(i.as_ref(), opts),
+            }
+            .with_context(|| format!("{loc} is not valid"))?
+        }
     };
     let plural =
         |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });

@@ -1,0 +1,247 @@
+//! Inspect and manage verbs, crane-style: `digest`, `manifest`, `config` (registry,
+//! layout or tarball), `ls`, `catalog`, `blob`, `delete`, `referrers` (registry). Plain
+//! output one item a line; JSON objects printed as stored (raw bytes).
+
+use std::io::Write;
+
+use anyhow::{Context, bail};
+use hoist_image::pipeline::Encoding;
+use hoist_image::{Digest, Manifest};
+use hoist_remote::source::download;
+use hoist_remote::{ops, pull};
+
+use super::pull::{parse_platform, repository, source_ref};
+use super::push::{RemoteArgs, runtime};
+use crate::location::{Location, Source};
+
+/// A location argument.
+#[derive(clap::Args, Debug)]
+pub struct RefArgs {
+    /// docker://REF (or a bare registry reference), oci:DIR[:NAME], docker-archive:FILE[:REF].
+    pub location: String,
+    /// For an index: the image of this platform (os/arch[/variant]).
+    #[arg(long)]
+    pub platform: Option<String>,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+/// A repository argument.
+#[derive(clap::Args, Debug)]
+pub struct RepoArgs {
+    /// host[:port]/name
+    pub repository: String,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+/// A registry argument.
+#[derive(clap::Args, Debug)]
+pub struct RegistryArgs {
+    /// host[:port]
+    pub registry: String,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+/// The manifest at a location (for an index with `--platform`: the platform's image's).
+fn manifest_at(a: &RefArgs) -> anyhow::Result<Manifest> {
+    let platform = parse_platform(a.platform.as_deref())?;
+    match Location::parse(&a.location)? {
+        Location::Registry(r) => {
+            let rt = runtime()?;
+            let client = a.remote.client()?;
+            let repo = repository(&r)?;
+            let (m, _) = rt
+                .block_on(pull::resolve(
+                    &client,
+                    &repo,
+                    &r.identifier(),
+                    platform.as_ref(),
+                ))
+                .with_context(|| format!("docker://{r}"))?;
+            Ok(m)
+        }
+        loc => {
+            let m = match loc.open_local(&Encoding::none(), None)? {
+                Source::Image(i) => i.manifest()?,
+                Source::Index(i) => {
+                    let m = i.manifest()?;
+                    match &platform {
+                        None => m,
+                        Some(p) => {
+                            let index = m.as_index().context("not an index")?;
+                            let d = index
+                                .manifests
+                                .iter()
+                                .find(|d| d.platform.as_ref().is_some_and(|q| p.matches(q)))
+                                .with_context(|| {
+                                    format!("{loc}: platform {p} is not in the index")
+                                })?;
+                            match i.child(d)? {
+                                hoist_image::Child::Image(img) => img.manifest()?,
+                                hoist_image::Child::Index(ix) => ix.manifest()?,
+                            }
+                        }
+                    }
+                }
+            };
+            Ok(m)
+        }
+    }
+}
+
+/// `hoist digest`.
+pub fn digest(a: &RefArgs) -> anyhow::Result<()> {
+    let m = manifest_at(a)?;
+    writeln!(std::io::stdout(), "{}", m.digest())?;
+    Ok(())
+}
+
+/// `hoist manifest`.
+pub fn manifest(a: &RefArgs) -> anyhow::Result<()> {
+    let m = manifest_at(a)?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(m.raw())?;
+    out.flush()?;
+    Ok(())
+}
+
+/// `hoist config`.
+pub fn config(a: &RefArgs) -> anyhow::Result<()> {
+    let loc = Location::parse(&a.location)?;
+    let raw = match &loc {
+        Location::Registry(r) => {
+            let platform = parse_platform(a.platform.as_deref())?;
+            let (_rt, child) = super::pull::open_registry(r, &a.remote, platform.as_ref())?;
+            match child {
+                hoist_image::Child::Image(i) => i.config()?.raw().clone(),
+                hoist_image::Child::Index(_) => {
+                    bail!(
+                        "docker://{r} is an index, which has no config; pick an image with --platform"
+                    )
+                }
+            }
+        }
+        _ => match loc.open_local(&Encoding::none(), None)? {
+            Source::Image(i) => i.config()?.raw().clone(),
+            Source::Index(_) => bail!("{loc} is an index, which has no config; name one image"),
+        },
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(&raw)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// `hoist ls`.
+pub fn ls(a: &RepoArgs) -> anyhow::Result<()> {
+    let r = source_ref(&a.repository)?;
+    if r.tag().is_some() || r.digest().is_some() {
+        bail!(
+            "invalid repository {:?}: expected host[:port]/name without a tag or digest",
+            a.repository
+        );
+    }
+    let repo = repository(&r)?;
+    let tags = runtime()?
+        .block_on(ops::list_tags(&a.remote.client()?, &repo))
+        .with_context(|| format!("listing the tags of {repo}"))?;
+    let mut out = std::io::stdout().lock();
+    for t in tags {
+        writeln!(out, "{t}")?;
+    }
+    Ok(())
+}
+
+/// `hoist catalog`.
+pub fn catalog(a: &RegistryArgs) -> anyhow::Result<()> {
+    let reg = a.registry.trim_end_matches('/');
+    if reg.is_empty() || reg.contains('/') {
+        bail!("invalid registry {:?}: expected host[:port]", a.registry);
+    }
+    let repos = runtime()?
+        .block_on(ops::catalog(&a.remote.client()?, reg))
+        .with_context(|| format!("listing the repositories of {reg}"))?;
+    let mut out = std::io::stdout().lock();
+    for r in repos {
+        writeln!(out, "{r}")?;
+    }
+    Ok(())
+}
+
+fn registry_ref(a: &RefArgs, verb: &str) -> anyhow::Result<hoist_image::Reference> {
+    match Location::parse(&a.location)? {
+        Location::Registry(r) => Ok(r),
+        other => bail!("hoist {verb} works on registry references; {other} is local"),
+    }
+}
+
+/// `hoist blob REPO@DIGEST`: the blob to stdout. Verified as it streams; on a mismatch
+/// the command fails (what was written before the end cannot be taken back).
+pub fn blob(a: &RefArgs) -> anyhow::Result<()> {
+    let r = registry_ref(a, "blob")?;
+    let digest = r
+        .digest()
+        .with_context(|| {
+            format!(
+                "invalid blob reference {:?}: expected REPO@DIGEST",
+                a.location
+            )
+        })?
+        .clone();
+    let repo = repository(&r)?;
+    let client = a.remote.client()?;
+    let mut out = std::io::stdout().lock();
+    runtime()?
+        .block_on(download(&client, &repo, &digest, None, true, |c| {
+            std::future::ready(out.write_all(&c).map_err(|e| {
+                hoist_remote::Error::new(hoist_remote::ErrorKind::Io {
+                    what: "stdout".into(),
+                    source: e,
+                })
+            }))
+        }))
+        .with_context(|| format!("blob {repo}@{digest}"))?;
+    out.flush()?;
+    Ok(())
+}
+
+/// `hoist delete REF`.
+pub fn delete(a: &RefArgs) -> anyhow::Result<()> {
+    let r = registry_ref(a, "delete")?;
+    let repo = repository(&r)?;
+    let client = a.remote.client()?;
+    let rt = runtime()?;
+    let digest: Digest = match r.digest() {
+        Some(d) => d.clone(),
+        None => rt
+            .block_on(client.manifest_digest(&repo, &r.identifier()))?
+            .with_context(|| format!("docker://{r}: no such manifest"))?,
+    };
+    rt.block_on(ops::delete_manifest(&client, &repo, &digest))
+        .with_context(|| format!("deleting {repo}@{digest}"))?;
+    writeln!(std::io::stdout(), "{repo}@{digest}")?;
+    Ok(())
+}
+
+/// `hoist referrers REF`: the referrers index (JSON).
+pub fn referrers(a: &RefArgs) -> anyhow::Result<()> {
+    let r = registry_ref(a, "referrers")?;
+    let repo = repository(&r)?;
+    let client = a.remote.client()?;
+    let rt = runtime()?;
+    let digest: Digest = match r.digest() {
+        Some(d) => d.clone(),
+        None => rt
+            .block_on(client.manifest_digest(&repo, &r.identifier()))?
+            .with_context(|| format!("docker://{r}: no such manifest"))?,
+    };
+    let m = rt
+        .block_on(ops::referrers(&client, &repo, &digest, None))
+        .with_context(|| format!("referrers of {repo}@{digest}"))?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(m.raw())?;
+    out.flush()?;
+    Ok(())
+}

@@ -1,0 +1,286 @@
+//! `hoist pull`, `hoist copy docker://...` and the inspect verbs, as processes, against the
+//! in-process registry: round trips validated, platforms selected, registry-to-registry
+//! copies byte-identical, and bad input answered with one-line errors.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use hoist_testkit::registry::TestRegistry;
+
+fn hoist(args: &[&str], home: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hoist"))
+        .args(args)
+        .env("HOIST_CACHE_DIR", home.join("cache"))
+        .env("HOME", home)
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn fails(out: &Output, needle: &str) {
+    assert!(!out.status.success(), "should fail");
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(e.trim().lines().count(), 1, "one line: {e}");
+    assert!(e.contains(needle), "{needle:?} not in {e}");
+}
+
+/// A two-platform index pushed to `reg` as `name:v1`; returns its digest.
+fn seed_index(reg: &TestRegistry, home: &Path, name: &str) -> String {
+    let src = home.join("src");
+    ok(&hoist(
+        &[
+            "random",
+            &format!("oci:{}", src.display()),
+            "--layers",
+            "2",
+            "--size",
+            "64k",
+            "--index",
+            "2",
+        ],
+        home,
+    ));
+    let out = ok(&hoist(
+        &[
+            "push",
+            "--quiet",
+            &format!("oci:{}", src.display()),
+            &format!("{}/{name}:v1", reg.host()),
+        ],
+        home,
+    ));
+    out.trim().rsplit_once('@').unwrap().1.to_string()
+}
+
+#[test]
+fn pull_index_to_layout_platform_and_tarball() {
+    let reg = TestRegistry::start();
+    let t = tempfile::tempdir().unwrap();
+    let home = t.path();
+    let digest = seed_index(&reg, home, "pull/app");
+    let src = format!("{}/pull/app:v1", reg.host());
+
+    // Whole index into a layout, validated, same digest.
+    let dst = home.join("out");
+    let out = ok(&hoist(
+        &["pull", &src, &format!("oci:{}", dst.display())],
+        home,
+    ));
+    assert_eq!(out.trim(), format!("oci:{}: {digest}", dst.display()));
+    let v = ok(&hoist(
+        &["validate", &format!("oci:{}", dst.display())],
+        home,
+    ));
+    assert!(v.contains("2 images"), "{v}");
+    assert_eq!(
+        ok(&hoist(
+            &["digest", &format!("oci:{}:v1", dst.display())],
+            home
+        ))
+        .trim(),
+        digest
+    );
+
+    // One platform: an image, not the index.
+    let one = home.join("one");
+    let out = ok(&hoist(
+        &[
+            "pull",
+            "--platform",
+            "linux/arm64",
+            &src,
+            &format!("oci:{}", one.display()),
+        ],
+        home,
+    ));
+    let img_digest = out.trim().rsplit_once(' ').unwrap().1.to_string();
+    assert_ne!(img_digest, digest);
+    assert_eq!(
+        ok(&hoist(&["digest", "--platform", "linux/arm64", &src], home)).trim(),
+        img_digest
+    );
+    ok(&hoist(
+        &["validate", &format!("oci:{}", one.display())],
+        home,
+    ));
+
+    // A tarball: the requested platform, loadable (validated).
+    let tar = home.join("img.tar");
+    ok(&hoist(
+        &[
+            "pull",
+            "--platform",
+            "linux/amd64",
+            &src,
+            &format!("docker-archive:{}", tar.display()),
+        ],
+        home,
+    ));
+    let v = ok(&hoist(
+        &["validate", &format!("docker-archive:{}", tar.display())],
+        home,
+    ));
+    assert!(v.contains("1 image"), "{v}");
+
+    // Validate on the registry itself, and the inspect verbs.
+    let v = ok(&hoist(&["validate", &format!("docker://{src}")], home));
+    assert!(v.contains("2 images"), "{v}");
+    let m = ok(&hoist(&["manifest", &src], home));
+    let parsed: serde_json::Value = serde_json::from_str(&m).unwrap();
+    assert_eq!(parsed["manifests"].as_array().unwrap().len(), 2);
+    let c = ok(&hoist(&["config", "--platform", "linux/arm64", &src], home));
+    let parsed: serde_json::Value = serde_json::from_str(&c).unwrap();
+    assert_eq!(parsed["architecture"], "arm64");
+    assert_eq!(
+        ok(&hoist(&["ls", &format!("{}/pull/app", reg.host())], home)).trim(),
+        "v1"
+    );
+    let cat = ok(&hoist(&["catalog", &reg.host()], home));
+    assert!(cat.lines().any(|l| l == "pull/app"), "{cat}");
+}
+
+#[test]
+fn copy_registry_to_registry_and_layout() {
+    let reg = TestRegistry::start();
+    let other = TestRegistry::start();
+    let t = tempfile::tempdir().unwrap();
+    let home = t.path();
+    let digest = seed_index(&reg, home, "copy/src");
+    let src = format!("docker://{}/copy/src:v1", reg.host());
+
+    // Same registry: byte-identical, blobs mounted; another registry: streamed.
+    let a = format!("docker://{}/copy/dst:v1", reg.host());
+    assert_eq!(
+        ok(&hoist(&["copy", &src, &a], home)).trim(),
+        format!("{a}: {digest}")
+    );
+    let b = format!("docker://{}/copy/dst:v1", other.host());
+    assert_eq!(
+        ok(&hoist(&["copy", &src, &b], home)).trim(),
+        format!("{b}: {digest}")
+    );
+    ok(&hoist(&["validate", &b], home));
+
+    // --no-clobber refuses an existing tag.
+    fails(
+        &hoist(&["copy", "--no-clobber", &src, &b], home),
+        "--no-clobber",
+    );
+
+    // --all-tags copies the repository.
+    ok(&hoist(
+        &["tag", &format!("{}/copy/src:v1", reg.host()), "v2"],
+        home,
+    ));
+    ok(&hoist(
+        &[
+            "copy",
+            "--all-tags",
+            &format!("docker://{}/copy/src", reg.host()),
+            &format!("docker://{}/copy/all", other.host()),
+        ],
+        home,
+    ));
+    let tags = ok(&hoist(&["ls", &format!("{}/copy/all", other.host())], home));
+    assert_eq!(tags.lines().collect::<Vec<_>>(), ["v1", "v2"]);
+
+    // --compression zstd on one platform: converted layers, valid image.
+    let z = format!("docker://{}/copy/zstd:v1", other.host());
+    ok(&hoist(
+        &[
+            "copy",
+            "--platform",
+            "linux/amd64",
+            "--compression",
+            "zstd",
+            &src,
+            &z,
+        ],
+        home,
+    ));
+    let m = ok(&hoist(&["manifest", &z], home));
+    assert!(m.contains("tar+zstd"), "{m}");
+    ok(&hoist(&["validate", &z], home));
+
+    // copy docker:// to a layout, and a blob to stdout.
+    let dir = home.join("l");
+    ok(&hoist(
+        &["copy", &src, &format!("oci:{}", dir.display())],
+        home,
+    ));
+    let c = ok(&hoist(&["config", "--platform", "linux/amd64", &src], home));
+    let cd = hoist_image::Digest::sha256(c.as_bytes());
+    let blob = hoist(&["blob", &format!("{}/copy/src@{cd}", reg.host())], home);
+    assert_eq!(ok(&blob), c);
+
+    // delete, then the tag is gone.
+    ok(&hoist(
+        &["delete", &format!("{}/copy/dst:v1", reg.host())],
+        home,
+    ));
+    fails(
+        &hoist(&["digest", &format!("{}/copy/dst:v1", reg.host())], home),
+        "copy/dst",
+    );
+}
+
+#[test]
+fn bad_input_is_one_line() {
+    let reg = TestRegistry::start();
+    let t = tempfile::tempdir().unwrap();
+    let home = t.path();
+    seed_index(&reg, home, "bad/app");
+    let dst = home.join("never");
+    let d = format!("oci:{}", dst.display());
+    fails(
+        &hoist(&["pull", &format!("{}/bad/app:nope", reg.host()), &d], home),
+        "nope",
+    );
+    assert!(!dst.exists(), "nothing left behind");
+    fails(
+        &hoist(
+            &["pull", &format!("{}/bad/app@sha256:abc", reg.host()), &d],
+            home,
+        ),
+        "sha256:abc",
+    );
+    fails(
+        &hoist(
+            &[
+                "pull",
+                "--platform",
+                "plan9/mips",
+                &format!("{}/bad/app:v1", reg.host()),
+                &d,
+            ],
+            home,
+        ),
+        "plan9/mips",
+    );
+    assert!(!dst.exists(), "nothing left behind");
+    fails(
+        &hoist(
+            &[
+                "pull",
+                "--platform",
+                "linux",
+                &format!("{}/bad/app:v1", reg.host()),
+                &d,
+            ],
+            home,
+        ),
+        "platform",
+    );
+    fails(
+        &hoist(&["blob", &format!("{}/bad/app:v1", reg.host())], home),
+        "REPO@DIGEST",
+    );
+}

@@ -1,0 +1,185 @@
+//! Registry operations for the inspect and manage verbs: tags and catalog (paginated
+//! with `Link`), manifest deletion, referrers.
+
+use hoist_image::{Digest, Manifest};
+use reqwest::Method;
+use url::Url;
+
+use crate::client::{Body, Client, pull_scope, push_scope};
+use crate::error::{Error, Result};
+use crate::repo::Repository;
+
+/// Entries asked for per page (`n=`). 1000 is the largest ECR accepts.
+pub const PAGE_SIZE: usize = 1000;
+/// Pages followed at most (a registry whose `Link` loops must not keep hoist forever).
+const MAX_PAGES: usize = 10_000;
+/// A page of tags or repositories is JSON read whole, capped.
+const MAX_PAGE_BYTES: usize = 16 << 20;
+
+/// The `rel="next"` target of a `Link` header.
+fn next_link(v: &str) -> Option<&str> {
+    v.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        params
+            .split(';')
+            .any(|p| p.trim().replace(' ', "") == "rel=\"next\"" || p.trim() == "rel=next")
+            .then(|| target.trim().trim_start_matches('<').trim_end_matches('>'))
+    })
+}
+
+async fn paginate(
+    client: &Client,
+    repo: &Repository,
+    scopes: &[String],
+    first: Url,
+    field: &str,
+) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut url = first;
+    for _ in 0..MAX_PAGES {
+        let r = client
+            .send(repo, scopes, Method::GET, url.clone(), &[], Body::Empty)
+            .await?
+            .expect(&[200])
+            .await?;
+        let next = r.header("link").and_then(next_link).map(str::to_string);
+        let what = r.what().to_string();
+        let body = r.bytes(MAX_PAGE_BYTES).await?;
+        let v: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| Error::invalid_response(&what, format!("not JSON: {e}")))?;
+        match v.get(field) {
+            Some(serde_json::Value::Array(a)) => {
+                for t in a {
+                    if let Some(s) = t.as_str() {
+                        out.push(s.to_string());
+                    }
+                }
+            }
+            Some(serde_json::Value::Null) | None => {}
+            Some(_) => {
+                return Err(Error::invalid_response(
+                    &what,
+                    format!("{field:?} is not a list"),
+                ));
+            }
+        }
+        match next {
+            Some(n) => {
+                url = url
+                    .join(&n)
+                    .map_err(|_| Error::invalid_response(&what, "unparseable Link header"))?;
+            }
+            None => return Ok(out),
+        }
+    }
+    Err(Error::invalid_response(
+        "pagination",
+        format!("more than {MAX_PAGES} pages"),
+    ))
+}
+
+/// Every tag of a repository (`GET /v2/<name>/tags/list`, all pages).
+pub async fn list_tags(client: &Client, repo: &Repository) -> Result<Vec<String>> {
+    let mut url = client.url(repo, "tags/list")?;
+    url.query_pairs_mut()
+        .append_pair("n", &PAGE_SIZE.to_string());
+    paginate(client, repo, &pull_scope(repo), url, "tags").await
+}
+
+/// Every repository of a registry (`GET /v2/_catalog`, all pages).
+pub async fn catalog(client: &Client, registry: &str) -> Result<Vec<String>> {
+    let base = Url::parse(&client.base_url(registry)?)
+        .map_err(|e| Error::invalid_input(format!("registry {registry:?}"), e.to_string()))?;
+    let mut url = base
+        .join("v2/_catalog")
+        .map_err(|e| Error::invalid_input(format!("registry {registry:?}"), e.to_string()))?;
+    url.query_pairs_mut()
+        .append_pair("n", &PAGE_SIZE.to_string());
+    // Scopes are per repository; the catalog asks for registry:catalog:*.
+    let any = Repository::new(registry, "catalog")?;
+    paginate(
+        client,
+        &any,
+        &["registry:catalog:*".to_string()],
+        url,
+        "repositories",
+    )
+    .await
+}
+
+/// Delete a manifest by digest (`DELETE /v2/<name>/manifests/<digest>`).
+pub async fn delete_manifest(client: &Client, repo: &Repository, digest: &Digest) -> Result<()> {
+    let url = client.url(repo, &format!("manifests/{digest}"))?;
+    client
+        .send(
+            repo,
+            &push_scope(repo),
+            Method::DELETE,
+            url,
+            &[],
+            Body::Empty,
+        )
+        .await?
+        .expect(&[200, 202])
+        .await?;
+    Ok(())
+}
+
+/// The referrers index of a manifest (`GET /v2/<name>/referrers/<digest>`), optionally
+/// filtered by artifact type. A registry without the API answers 404: an error.
+pub async fn referrers(
+    client: &Client,
+    repo: &Repository,
+    digest: &Digest,
+    artifact_type: Option<&str>,
+) -> Result<Manifest> {
+    let mut url = client.url(repo, &format!("referrers/{digest}"))?;
+    if let Some(t) = artifact_type {
+        url.query_pairs_mut().append_pair("artifactType", t);
+    }
+    let r = client
+        .send(
+            repo,
+            &pull_scope(repo),
+            Method::GET,
+            url,
+            &[(
+                "accept",
+                "application/vnd.oci.image.index.v1+json".to_string(),
+            )],
+            Body::Empty,
+        )
+        .await?
+        .expect(&[200])
+        .await?;
+    let raw = r.bytes(hoist_image::MAX_MANIFEST_SIZE).await?;
+    Ok(Manifest::from_raw(
+        raw,
+        Some(&hoist_image::MediaType::from(
+            "application/vnd.oci.image.index.v1+json",
+        )),
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_link;
+
+    #[test]
+    fn link_headers() {
+        for (h, want) in [
+            (
+                r#"</v2/a/tags/list?n=2&last=b>; rel="next""#,
+                Some("/v2/a/tags/list?n=2&last=b"),
+            ),
+            (
+                r#"<https://x/v2/_catalog?last=z>;rel="next""#,
+                Some("https://x/v2/_catalog?last=z"),
+            ),
+            (r#"</prev>; rel="prev""#, None),
+            ("garbage", None),
+        ] {
+            assert_eq!(next_link(h), want, "{h}");
+        }
+    }
+}
