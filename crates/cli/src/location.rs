@@ -207,7 +207,7 @@ impl Location {
                 };
                 Source::Image(Arc::new(tarball::Image::open(file, &opts)?))
             }
-            Location::Registry(r) => return Err(registry_not_built(r)),
+            Location::Registry(r) => return Err(not_local(r)),
         })
     }
 
@@ -238,7 +238,7 @@ impl Location {
             (Location::Archive { .. }, Source::Index(_)) => bail!(
                 "invalid destination {self}: a docker-archive holds single images, not an index; pick a platform"
             ),
-            (Location::Registry(r), _) => return Err(registry_not_built(r)),
+            (Location::Registry(r), _) => return Err(not_local(r)),
         };
         written.with_context(|| format!("writing {self}"))
     }
@@ -274,9 +274,11 @@ impl fmt::Display for Location {
     }
 }
 
-/// The error for registry locations until the registry client lands.
-pub fn registry_not_built(r: &Reference) -> anyhow::Error {
-    anyhow::anyhow!("docker://{r}: registry support not built yet")
+/// The error for a registry location where only a local one (layout, tarball) is taken.
+pub fn not_local(r: &Reference) -> anyhow::Error {
+    anyhow::anyhow!(
+        "docker://{r}: expected a local location here (oci:DIR or docker-archive:FILE); registries are reached with hoist pull, push and copy"
+    )
 }
 
 #[cfg(test)]
@@ -451,6 +453,9 @@ mod tests {
         let e = at("docker://localhost:5000/a".into())
             .open_local(&none, None)
             .unwrap_err();
-        assert!(e.to_string().contains("not built yet"), "{e}");
+        assert!(
+            e.to_string().contains("expected a local location here"),
+            "{e}"
+        );
     }
 }

@@ -356,7 +356,8 @@ fn mutating_a_config_in_a_registry_uploads_config_and_manifest_only() {
     let t = tempfile::tempdir().unwrap();
     let random = hoist_image::random::image(&hoist_image::random::Options {
         layers: 10,
-        size: 20_000,
+        // 20 KB a layer (random bytes): one layer re-sent would break the 4 KiB bounds below.
+        size: 200_000,
         seed: 5,
         ..Default::default()
     })
@@ -562,16 +563,63 @@ fn index_create_append_filter_list_and_layout_gc() {
     );
     e.fails(&["index", "list", &at("amd")], "not an index");
 
+    // mutate of an index edits every image and makes a new index of them.
+    e.run(&[
+        "mutate",
+        &at("multi"),
+        "-t",
+        &at("multi-edited"),
+        "--label",
+        "team=x",
+    ]);
+    e.proven(&at("multi-edited"));
+    let edited = Layout::open(&l).unwrap();
+    let idx = match edited.get("multi-edited").unwrap() {
+        hoist_image::Child::Index(i) => i,
+        hoist_image::Child::Image(_) => panic!("expected an index"),
+    };
+    let m = idx.manifest().unwrap();
+    let entries = &m.as_index().unwrap().manifests;
+    assert_eq!(entries.len(), 2);
+    for d in entries {
+        let hoist_image::Child::Image(img) = idx.child(d).unwrap() else {
+            panic!("expected images")
+        };
+        assert_eq!(
+            img.config().unwrap().parsed().rest["config"]["Labels"]["team"],
+            "x"
+        );
+    }
+    e.fails(
+        &[
+            "mutate",
+            &at("multi"),
+            "-t",
+            &at("x"),
+            "--platform",
+            "linux/s390x",
+        ],
+        "is an index of several platforms",
+    );
+
     // An index in a registry (through the push engine).
     let reg = TestRegistry::start();
     let dst = format!("{}/idx/app:multi", reg.addr());
     e.run(&["index", "create", &at("amd"), &at("arm"), "-t", &dst]);
     let client = hoist_remote::Client::builder().build().unwrap();
     let repo = hoist_remote::Repository::new(reg.addr().to_string(), "idx/app").unwrap();
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(hoist_remote::check(&client, &repo, "multi"))
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(hoist_remote::check(&client, &repo, "multi"))
         .unwrap();
+    // A registry index as the source, to another repository of the registry.
+    let edited_dst = format!("{}/idx/edited:v1", reg.addr());
+    e.run(&["mutate", &dst, "-t", &edited_dst, "--env", "X=1"]);
+    let edited_repo = hoist_remote::Repository::new(reg.addr().to_string(), "idx/edited").unwrap();
+    let r = rt
+        .block_on(hoist_remote::check(&client, &edited_repo, "v1"))
+        .unwrap();
+    let listed = e.run(&["index", "list", &edited_dst]);
+    assert_eq!(listed.lines().count(), 2, "{listed} {r:?}");
 
     // layout gc: re-tagging "arm2" orphans its old manifest and config.
     let blobs = || {

@@ -155,3 +155,114 @@ fn bad_destinations_are_one_line_errors() {
         "{err}"
     );
 }
+
+/// `hoist auth login|get|logout` against the distribution registry with htpasswd, then a
+/// push with the stored credentials; the password never shows on stdout/stderr of push.
+#[test]
+fn auth_login_get_logout_and_push_with_stored_credentials() {
+    let Some(htpasswd) = hoist_testkit::peers::require("htpasswd") else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let out = Command::new(htpasswd)
+        .args(["-Bbn", "bob", "s3cret-pw-42"])
+        .output()
+        .unwrap();
+    let file = t.path().join("htpasswd");
+    std::fs::write(&file, &out.stdout).unwrap();
+    let Some(reg) = Distribution::start_with(hoist_testkit::distribution::Options {
+        htpasswd: Some(file),
+    }) else {
+        return;
+    };
+    let home = t.path().join("home");
+    let docker = home.join(".docker");
+    let env = [
+        ("HOME", home.to_str().unwrap()),
+        ("DOCKER_CONFIG", docker.to_str().unwrap()),
+    ];
+    let registry = reg.addr().to_string();
+    // Wrong password: refused, nothing stored.
+    let out = hoist(
+        &["auth", "login", &registry, "-u", "bob", "-p", "wrong-pw-1"],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("wrong-pw-1"));
+    assert!(!home.join(".docker/config.json").exists());
+    ok(&hoist(
+        &[
+            "auth",
+            "login",
+            &registry,
+            "-u",
+            "bob",
+            "-p",
+            "s3cret-pw-42",
+        ],
+        &env,
+    ));
+    let got = ok(&hoist(&["auth", "get", &registry], &env));
+    let v: serde_json::Value = serde_json::from_str(&got).unwrap();
+    assert_eq!(
+        (v["Username"].as_str(), v["Secret"].as_str()),
+        (Some("bob"), Some("s3cret-pw-42"))
+    );
+
+    let tar = t.path().join("img.tar");
+    ok(&hoist(
+        &[
+            "random",
+            &format!("docker-archive:{}", tar.display()),
+            "--size",
+            "64k",
+        ],
+        &env,
+    ));
+    let dst = format!("{registry}/auth/app:v1");
+    let out = hoist(&["push", "--no-cache", tar.to_str().unwrap(), &dst], &env);
+    ok(&out);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("s3cret"));
+
+    ok(&hoist(&["auth", "logout", &registry], &env));
+    let out = hoist(&["push", "--no-cache", tar.to_str().unwrap(), &dst], &env);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("401"), "{err}");
+}
+
+/// `hoist demo`: embedded registry, cold push, re-push, second tag, validate, a table;
+/// the registry is stopped afterwards.
+#[test]
+fn demo_runs_and_reports() {
+    let out = hoist(&["demo", "--layers", "2", "--size", "256k"], &[]);
+    let stdout = ok(&out);
+    for want in [
+        "cold push",
+        "re-push",
+        "second tag",
+        "validate",
+        "3 blobs present",
+    ] {
+        assert!(stdout.contains(want), "{want}: {stdout}");
+    }
+    assert!(
+        stdout.contains("0 uploaded, 0 manifest PUTs"),
+        "re-push uploads nothing: {stdout}"
+    );
+    assert!(
+        stdout.contains("1 manifest PUT, 0 uploaded"),
+        "a tag costs one PUT: {stdout}"
+    );
+    let addr = stdout
+        .split("http://")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap();
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "registry stopped"
+    );
+}

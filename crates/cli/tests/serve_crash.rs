@@ -35,7 +35,7 @@ fn half_request(addr: &str, head: &str, partial: &[u8]) -> TcpStream {
 async fn kill_9_mid_upload_and_mid_manifest_then_restart() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
-    let c = reqwest::Client::builder()
+    let c = hoist_testkit::registry::client_builder()
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();

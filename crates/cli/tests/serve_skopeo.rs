@@ -94,7 +94,7 @@ async fn skopeo_copies_in_and_out_with_identical_digests() {
     ]));
 
     // The manifest digest hoist serves is the one in the layout's index.
-    let c = reqwest::Client::new();
+    let c = hoist_testkit::registry::client_builder().build().unwrap();
     let r = c
         .head(format!("{}/v2/interop/img/manifests/v1", server.url()))
         .header("accept", "application/vnd.oci.image.manifest.v1+json")

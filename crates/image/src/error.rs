@@ -229,10 +229,9 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match &*self.kind {
-            ErrorKind::Io { source, .. } => Some(source),
-            _ => None,
-        }
+        // The I/O cause is already part of Display ("what: cause"); returning it here too
+        // would print it twice in `{:#}` chains.
+        None
     }
 }
 

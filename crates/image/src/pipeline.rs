@@ -9,9 +9,9 @@ use std::sync::{Arc, OnceLock};
 use crate::compress;
 use crate::digest::{DiffId, Digest, HashingReader, HashingWriter};
 use crate::error::{Error, Result};
-use crate::image::Image;
+use crate::image::{Child, Image, ImageIndex};
 use crate::layer::{BoxRead, FromUncompressed, Layer, Sealed, Store, UncompressedSource};
-use crate::manifest::{Config, ImageManifest, Manifest};
+use crate::manifest::{Config, Descriptor, ImageManifest, IndexManifest, Manifest};
 use crate::media_type::{Compression, MediaType};
 
 /// How to compress a layer.
@@ -226,6 +226,11 @@ pub fn recompress(
     let mut out: Vec<Arc<dyn Layer>> = Vec::with_capacity(layers.len());
     for (layer, diff_id) in layers.into_iter().zip(diff_ids) {
         let mt = layer.media_type()?;
+        if !mt.is_layer() {
+            // Not a filesystem layer (an attestation, an artifact blob): carried as is.
+            out.push(layer);
+            continue;
+        }
         let want = target(&mt);
         if mt.layer_compression() == Some(encoding.compression) {
             if mt == want {
@@ -258,6 +263,73 @@ pub fn recompress(
         layers: out,
         manifest: OnceLock::new(),
     }))
+}
+
+/// [`recompress`] for every image of an index (nested indexes included): a new OCI index
+/// whose entries keep their platform and annotations but point at the converted images.
+/// Converting the children seals their layers (each at most once, or found in `store`).
+pub fn recompress_index(
+    index: Arc<dyn ImageIndex>,
+    encoding: &Encoding,
+    store: Arc<dyn Store>,
+) -> Result<Arc<dyn ImageIndex>> {
+    let manifest = index.manifest()?;
+    let Some(parsed) = manifest.as_index() else {
+        return Err(Error::invalid_manifest(
+            format!("index {}", manifest.digest()),
+            "expected an index, found an image manifest",
+        ));
+    };
+    let mut children = Vec::with_capacity(parsed.manifests.len());
+    let mut descriptors = Vec::with_capacity(parsed.manifests.len());
+    for d in &parsed.manifests {
+        let (child, m) = match index.child(d)? {
+            Child::Image(img) => {
+                let img = recompress(img, encoding, store.clone())?;
+                let m = img.manifest()?;
+                (Child::Image(img), m)
+            }
+            Child::Index(i) => {
+                let i = recompress_index(i, encoding, store.clone())?;
+                let m = i.manifest()?;
+                (Child::Index(i), m)
+            }
+        };
+        let mut nd = m.descriptor();
+        nd.platform = d.platform.clone();
+        nd.annotations = d.annotations.clone();
+        descriptors.push(nd);
+        children.push((m.digest().clone(), child));
+    }
+    let manifest = Manifest::from_index(&IndexManifest {
+        schema_version: 2,
+        media_type: Some(MediaType::OciIndex),
+        artifact_type: parsed.artifact_type.clone(),
+        manifests: descriptors,
+        subject: None,
+        annotations: parsed.annotations.clone(),
+    })?;
+    Ok(Arc::new(RecompressedIndex { manifest, children }))
+}
+
+/// What [`recompress_index`] returns.
+#[derive(Debug)]
+struct RecompressedIndex {
+    manifest: Manifest,
+    children: Vec<(Digest, Child)>,
+}
+
+impl ImageIndex for RecompressedIndex {
+    fn manifest(&self) -> Result<Manifest> {
+        Ok(self.manifest.clone())
+    }
+    fn child(&self, descriptor: &Descriptor) -> Result<Child> {
+        self.children
+            .iter()
+            .find(|(d, _)| *d == descriptor.digest)
+            .map(|(_, c)| c.clone())
+            .ok_or_else(|| Error::not_found(format!("manifest {} in the index", descriptor.digest)))
+    }
 }
 
 /// The uncompressed side of a layer, as a source to seal in another compression.

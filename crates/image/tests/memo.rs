@@ -382,3 +382,55 @@ fn converting_compression_decompresses_once_and_seals_once() {
     assert_eq!((second.stats().hits, second.stats().sealed), (2, 0));
     assert_eq!(m1, m2);
 }
+
+#[test]
+fn an_index_converts_image_by_image_keeping_platforms() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Arc::new(Cache::open(dir.path().join("cache")).unwrap());
+    let idx = random::index(
+        &random::Options {
+            layers: 1,
+            size: 256 << 10,
+            mode: random::Mode::Text,
+            seed: 3,
+            ..Default::default()
+        },
+        3,
+    )
+    .unwrap();
+    let src = layout::Layout::create(dir.path().join("src")).unwrap();
+    layout::write_index(&src, idx.as_ref(), Some("multi")).unwrap();
+    let source = match src.get("multi").unwrap() {
+        hoist_image::Child::Index(i) => i,
+        hoist_image::Child::Image(_) => panic!("expected an index"),
+    };
+    let zstd =
+        hoist_image::pipeline::recompress_index(source.clone(), &Encoding::zstd(), cache.clone())
+            .unwrap();
+    assert_eq!(cache.stats().sealed, 3);
+    let out = layout::Layout::create(dir.path().join("out")).unwrap();
+    layout::write_index(&out, zstd.as_ref(), Some("multi")).unwrap();
+    let report = validate::index(zstd.as_ref(), Default::default()).unwrap();
+    assert_eq!((report.images, report.layers), (3, 3));
+    let before = source.manifest().unwrap();
+    let after = zstd.manifest().unwrap();
+    let platforms = |m: &Manifest| {
+        m.as_index()
+            .unwrap()
+            .manifests
+            .iter()
+            .map(|d| d.platform.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(platforms(&before), platforms(&after));
+    assert_ne!(before.digest(), after.digest());
+    // Every layer of every image is zstd now.
+    for d in &after.as_index().unwrap().manifests {
+        let hoist_image::Child::Image(img) = out.child(d).unwrap() else {
+            panic!("expected images")
+        };
+        for l in img.layers().unwrap() {
+            assert_eq!(l.media_type().unwrap(), MediaType::OciLayerZstd);
+        }
+    }
+}

@@ -87,7 +87,7 @@ impl fmt::Display for Code {
 /// A registry error: code, status and message. Answered as the spec's envelope
 /// `{"errors":[{"code":..,"message":..,"detail":..}]}`.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{code}: {message}")]
+#[error("{message}")]
 pub struct Error {
     code: Code,
     status: StatusCode,

@@ -66,10 +66,15 @@ impl Registry {
     }
 
     /// Require basic auth against an htpasswd file of bcrypt hashes.
-    pub fn htpasswd(mut self, path: &Path) -> Result<Registry> {
+    pub fn htpasswd(self, path: &Path) -> Result<Registry> {
         let h = Htpasswd::load(path).map_err(|e| Error::new(Code::Unknown, e))?;
-        self.auth = Some(Arc::new(h));
-        Ok(self)
+        Ok(self.with_auth(h))
+    }
+
+    /// Require basic auth against these users.
+    pub fn with_auth(mut self, users: Htpasswd) -> Registry {
+        self.auth = Some(Arc::new(users));
+        self
     }
 
     /// The axum router serving `/v2/`.

@@ -128,9 +128,9 @@ impl ClientBuilder {
                 "must be greater than zero",
             ));
         }
-        // aws-lc-rs as the process-wide rustls provider (reqwest uses the default when one is
+        // ring as the process-wide rustls provider (reqwest uses the default when one is
         // installed). An error means one is installed already: fine.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let mut b = reqwest::Client::builder()
             .user_agent(self.user_agent)
             .connect_timeout(self.connect_timeout)

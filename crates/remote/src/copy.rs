@@ -4,11 +4,10 @@
 //! asked for. Blobs already in another repository of the destination registry (the
 //! source repository, when both are on one registry) are mounted, not sent.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use hoist_image::pipeline::{self, Encoding};
-use hoist_image::{Child, Descriptor, Digest, ImageIndex, Manifest, Platform, Store};
+use hoist_image::{Child, Platform, Store};
 
 use crate::client::{Client, Mount, Presence};
 use crate::error::{Error, Result};
@@ -94,7 +93,7 @@ pub async fn copy(
                         Some(s) => s,
                         None => Arc::new(hoist_image::SpoolStore::new()?),
                     };
-                    Source::Index(recompress_index(i, &e, store)?)
+                    Source::Index(pipeline::recompress_index(i, &e, store)?)
                 }
                 None => Source::Index(i),
             },
@@ -107,6 +106,20 @@ pub async fn copy(
 
 /// Mount a blob from `from` unless `repo` has it; a refused mount is left to the push
 /// engine (which uploads), and an upload session the registry opened instead is cancelled.
+/// Mount each of `digests` into `repo` from repository `from` of the same registry, unless
+/// present; refusals are not errors (the push that follows uploads what is missing). For
+/// sources other than [`copy`]'s, e.g. an edited registry image pushed to another repository.
+pub async fn mount_all(
+    client: &Client,
+    repo: &Repository,
+    digests: &[hoist_image::Digest],
+    from: &str,
+) {
+    for d in digests {
+        mount_one(client, repo, d, from).await;
+    }
+}
+
 async fn mount_one(client: &Client, repo: &Repository, digest: &hoist_image::Digest, from: &str) {
     if matches!(client.head_blob(repo, digest).await, Ok(Presence::Present)) {
         return;
@@ -126,68 +139,5 @@ async fn mount_one(client: &Client, repo: &Repository, digest: &hoist_image::Dig
                 .await;
         }
         Err(e) => tracing::debug!(%digest, error = %e, "mount refused"),
-    }
-}
-
-/// An index whose images have their layers converted to `encoding` (each layer read and
-/// compressed once, into `store`): children's manifests and configs are rewritten, and
-/// the index lists the new digests, sizes and media types with the same platforms and
-/// annotations. Blocking (it seals every layer to know the new digests).
-pub fn recompress_index(
-    index: Arc<dyn ImageIndex>,
-    encoding: &Encoding,
-    store: Arc<dyn Store>,
-) -> hoist_image::Result<Arc<dyn ImageIndex>> {
-    let m = index.manifest()?;
-    let parsed = m.as_index().cloned().ok_or_else(|| {
-        hoist_image::Error::invalid_manifest(
-            format!("index {}", m.digest()),
-            "expected an index, found an image manifest",
-        )
-    })?;
-    let mut out = parsed.clone();
-    let mut children = HashMap::new();
-    for (i, d) in parsed.manifests.iter().enumerate() {
-        let child = match index.child(d)? {
-            Child::Image(img) => Child::Image(pipeline::recompress(img, encoding, store.clone())?),
-            Child::Index(ix) => Child::Index(recompress_index(ix, encoding, store.clone())?),
-        };
-        let cm = match &child {
-            Child::Image(img) => img.manifest()?,
-            Child::Index(ix) => ix.manifest()?,
-        };
-        let e = &mut out.manifests[i];
-        e.digest = cm.digest().clone();
-        e.size = cm.raw().len() as u64;
-        e.media_type = cm.media_type().clone();
-        children.insert(cm.digest().clone(), child);
-    }
-    let manifest = if out == parsed {
-        m
-    } else {
-        Manifest::from_index(&out)?
-    };
-    Ok(Arc::new(Converted { manifest, children }))
-}
-
-/// The index [`recompress_index`] returns.
-#[derive(Debug)]
-struct Converted {
-    manifest: Manifest,
-    children: HashMap<Digest, Child>,
-}
-
-impl ImageIndex for Converted {
-    fn manifest(&self) -> hoist_image::Result<Manifest> {
-        Ok(self.manifest.clone())
-    }
-    fn child(&self, d: &Descriptor) -> hoist_image::Result<Child> {
-        self.children.get(&d.digest).cloned().ok_or_else(|| {
-            hoist_image::Error::not_found(format!(
-                "child {} of index {}",
-                d.digest,
-                self.manifest.digest()
-            ))
-        })
     }
 }

@@ -27,6 +27,8 @@ use crate::repo::Repository;
 pub const DEFAULT_MONOLITHIC_MAX: u64 = 4 << 20;
 /// Chunk size after a registry refused a whole body (413) and did not say what it wants.
 pub const FALLBACK_CHUNK: u64 = 8 << 20;
+/// 401s in a row, without a byte of progress between them, before an upload gives up.
+const MAX_UNAUTHORIZED_STREAK: u32 = 3;
 /// Size of the pieces handed from the reading thread to the HTTP body.
 const PIECE: usize = 256 << 10;
 /// Pieces in flight between the reading thread and the body (bounded memory).
@@ -246,6 +248,7 @@ pub(crate) async fn upload(
         }
 
         let mut offset = 0u64;
+        let mut unauthorized_streak = 0u32;
         let mut feed: Option<(u64, Arc<tokio::sync::Mutex<Feed>>)> = None;
         while offset < size {
             // Reuse the feed when it is positioned at `offset`; else start one there.
@@ -282,6 +285,7 @@ pub(crate) async fn upload(
                     let next = client.resolve_location(repo, r.what(), r.header("location"));
                     match (end, next) {
                         (Some(end), Ok(next)) if end + 1 == offset + len => {
+                            unauthorized_streak = 0;
                             location = next;
                             offset += len;
                             feed = Some((offset, f));
@@ -308,13 +312,27 @@ pub(crate) async fn upload(
                 || e.status() == Some(413)
                 || e.status() == Some(416)
                 || matches!(e.kind(), ErrorKind::InvalidResponse { .. });
-            if !recoverable || failures >= policy.retries {
+            // A token that expired mid-upload is not a failure of the transfer: the
+            // transport re-authenticated already. Only 401s in a row without progress
+            // (credentials the registry keeps refusing) end the upload.
+            let unauthorized = e.status() == Some(401);
+            if unauthorized {
+                unauthorized_streak += 1;
+            }
+            let exhausted = if unauthorized {
+                unauthorized_streak > MAX_UNAUTHORIZED_STREAK
+            } else {
+                failures >= policy.retries
+            };
+            if !recoverable || exhausted {
                 return Err(e);
             }
-            let wait = policy.delay(failures, None);
-            failures += 1;
+            if !unauthorized {
+                let wait = policy.delay(failures, None);
+                failures += 1;
+                tokio::time::sleep(wait).await;
+            }
             tracing::debug!(%digest, error = %e, "upload interrupted; resuming");
-            tokio::time::sleep(wait).await;
             // Where is the registry? Resume from there.
             match status(client, repo, &scopes, &location).await {
                 Ok((Some(at), loc)) if at <= size => {

@@ -129,8 +129,6 @@ pub async fn run(url: &str, credentials: Option<(&str, &str)>) -> Vec<Outcome> {
         )
         .hex()[..10]
     );
-    // reqwest is built without a default TLS provider: ring is the project's (see Cargo.toml).
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let ctx = Ctx {
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(60))

@@ -184,7 +184,7 @@ impl Proxy {
         std_listener.set_nonblocking(true).expect("nonblocking");
         let addr = std_listener.local_addr().expect("proxy addr");
         let counters = Arc::new(Counters::default());
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let state = Arc::new(State {
             upstream: format!("http://{upstream}"),
             me: format!("http://{addr}"),

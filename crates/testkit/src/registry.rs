@@ -111,3 +111,8 @@ impl Drop for TestRegistry {
         }
     }
 }
+
+/// A reqwest client builder for tests (one place to set up TLS for every test client).
+pub fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+}

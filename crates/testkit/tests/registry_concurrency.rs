@@ -84,7 +84,7 @@ fn streaming_patch(
 async fn two_large_uploads_progress_in_parallel() {
     let reg = TestRegistry::start();
     let base = reg.url();
-    let c = reqwest::Client::new();
+    let c = hoist_testkit::registry::client_builder().build().unwrap();
     let (a, b) = (data(1, 8 << 20), data(2, 8 << 20));
     let loc_a = start_upload(&c, &base, "par/a").await;
     let loc_b = start_upload(&c, &base, "par/b").await;
@@ -128,7 +128,7 @@ async fn two_large_uploads_progress_in_parallel() {
 async fn a_stalled_client_blocks_nobody() {
     let reg = TestRegistry::start();
     let base = reg.url();
-    let c = reqwest::Client::builder()
+    let c = hoist_testkit::registry::client_builder()
         .timeout(Duration::from_secs(20))
         .build()
         .unwrap();

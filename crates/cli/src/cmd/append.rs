@@ -51,6 +51,7 @@ pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
     let time = parse_time(args.time.as_deref())?;
     let stores = cache.store()?;
     let encoding = args.compression.encoding();
+    let mut opened = None;
     let base = if args.base == "scratch" {
         let p = args
             .platform
@@ -64,7 +65,10 @@ pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
                 "--platform is for `scratch` bases; use hoist mutate --platform to change an image's"
             );
         }
-        open_image(&args.base, &Encoding::gzip(), &stores)?.1
+        let o = open_image(&args.base, &Encoding::gzip(), &stores, None)?;
+        let img = o.image.clone();
+        opened = Some(o);
+        img
     };
     let mt = mutate::layer_media_type(base.as_ref(), encoding.compression)?;
     let dir = DirOptions {
@@ -87,5 +91,5 @@ pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
     }
     let out =
         mutate::append(base, add, time).with_context(|| format!("appending to {}", args.base))?;
-    write_image(&args.dst, out, &stores)
+    write_image(&args.dst, out, &stores, &opened.iter().collect::<Vec<_>>())
 }

@@ -12,7 +12,7 @@ use hoist_image::pipeline::{self, Encoding};
 use hoist_image::{Child, Compression, Image, Reference, tarball};
 
 use super::cache::CacheOpts;
-use crate::location::{Location, registry_not_built};
+use crate::location::{Location, not_local};
 
 /// The `--compression` choices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -142,9 +142,7 @@ pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
                     None => Source::Image(img, vec![]),
                 },
                 Child::Index(i) => match encoding {
-                    Some(e) => {
-                        Source::Index(hoist_remote::copy::recompress_index(i, &e, store.clone())?)
-                    }
+                    Some(e) => Source::Index(pipeline::recompress_index(i, &e, store.clone())?),
                     None => Source::Index(i),
                 },
             }
@@ -166,7 +164,7 @@ pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
                 .collect();
             Source::Image(Arc::new(img), tags)
         }
-        Location::Registry(r) => return Err(registry_not_built(r)),
+        Location::Registry(r) => return Err(not_local(r)),
     };
 
     let digest = match (&dst, source) {

@@ -22,7 +22,8 @@ pub struct Args {
 /// Run `hoist export`.
 pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
     let stores = cache.store()?;
-    let (src, img) = open_image(&args.src, &Encoding::none(), &stores)?;
+    let opened = open_image(&args.src, &Encoding::none(), &stores, None)?;
+    let (src, img) = (&opened.loc, opened.image.clone());
     if args.out == "-" {
         let stdout = std::io::stdout();
         let mut w = std::io::BufWriter::new(stdout.lock());
@@ -41,6 +42,14 @@ pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
     let mut w = std::io::BufWriter::new(tmp);
     mutate::export(img.as_ref(), &mut w).with_context(|| format!("exporting {src}"))?;
     let tmp = w.into_inner().map_err(|e| e.into_error())?;
+    // tempfile creates 0600; an exported tar is an ordinary file.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     tmp.persist(path)
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(())

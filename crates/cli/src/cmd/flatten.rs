@@ -29,13 +29,13 @@ pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
     let time = parse_time(args.time.as_deref())?;
     let stores = cache.store()?;
     // Tarball layers are read uncompressed: no need to compress them on the way.
-    let (src, img) = open_image(&args.src, &Encoding::none(), &stores)?;
+    let src = open_image(&args.src, &Encoding::none(), &stores, None)?;
     let out = mutate::flatten(
-        img,
+        src.image.clone(),
         &args.compression.encoding(),
         stores.store.clone(),
         time,
     )
-    .with_context(|| format!("flattening {src}"))?;
-    write_image(&args.dst, out, &stores)
+    .with_context(|| format!("flattening {}", src.loc))?;
+    write_image(&args.dst, out, &stores, &[])
 }

@@ -11,7 +11,7 @@ use hoist_image::pipeline::Encoding;
 use hoist_image::{Child, ImageIndex, Platform};
 
 use super::cache::{CacheOpts, Stores};
-use super::mutate::open_image;
+use super::mutate::{Opened, open_image};
 use crate::location::{Location, Source};
 
 /// The index verbs.
@@ -55,33 +55,63 @@ pub enum IndexCommand {
     },
 }
 
-fn open_index(s: &str, stores: &Stores) -> anyhow::Result<(Location, Arc<dyn ImageIndex>)> {
+/// An opened index, and the runtime a registry index is read on.
+type OpenedIndex = (
+    Location,
+    Arc<dyn ImageIndex>,
+    Option<tokio::runtime::Runtime>,
+);
+
+fn open_index(s: &str, stores: &Stores) -> anyhow::Result<OpenedIndex> {
     let loc = Location::parse(s)?;
     if let Location::Registry(r) = &loc {
-        bail!(
-            "docker://{r}: reading indexes from a registry is not supported by this verb yet; copy it to a layout first"
-        );
+        let remote = super::push::RemoteArgs::default();
+        let (rt, child) = super::pull::open_registry(r, &remote, None)?;
+        return match child {
+            Child::Index(i) => Ok((loc, i, Some(rt))),
+            Child::Image(_) => bail!("{loc} is a single image, not an index"),
+        };
     }
     match loc
         .open_local(&Encoding::gzip(), Some(stores.store.clone()))
         .with_context(|| format!("opening {loc}"))?
     {
-        Source::Index(i) => Ok((loc, i)),
+        Source::Index(i) => Ok((loc, i, None)),
         Source::Image(_) => bail!("{loc} is a single image, not an index"),
     }
 }
 
-fn images(list: &[String], stores: &Stores) -> anyhow::Result<Vec<Child>> {
-    list.iter()
-        .map(|s| Ok(Child::Image(open_image(s, &Encoding::gzip(), stores)?.1)))
-        .collect()
+/// Open images for an index; registry images stay readable while the returned handles live.
+fn images(list: &[String], stores: &Stores) -> anyhow::Result<(Vec<Child>, Vec<Opened>)> {
+    let opened = list
+        .iter()
+        .map(|s| open_image(s, &Encoding::gzip(), stores, None))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok((
+        opened
+            .iter()
+            .map(|o| Child::Image(o.image.clone()))
+            .collect(),
+        opened,
+    ))
 }
 
-fn write_index(dst: &str, idx: Arc<dyn ImageIndex>, stores: &Stores) -> anyhow::Result<()> {
+/// Write an index to `dst` (a layout or a registry); print `DST: DIGEST`. With `origin`
+/// (a registry source's repository and layer digests), those layers are mounted first
+/// into a destination repository of the same registry.
+pub fn write_index(
+    dst: &str,
+    idx: Arc<dyn ImageIndex>,
+    stores: &Stores,
+    origin: Option<&(hoist_remote::Repository, Vec<hoist_image::Digest>)>,
+) -> anyhow::Result<()> {
     let loc = Location::parse(dst)?;
     let digest = match &loc {
         Location::Registry(r) => {
             let target = hoist_remote::Target::from_reference(r)?;
+            if let Some(o) = origin {
+                super::mutate::mount_from_origin(&target, o, &super::push::RemoteArgs::default())?;
+            }
             let opts = hoist_remote::push::Options {
                 memory_dir: stores.cache.as_ref().map(|c| c.path().join("remote")),
                 ..Default::default()
@@ -111,34 +141,36 @@ pub fn run(c: &IndexCommand, cache: &CacheOpts) -> anyhow::Result<()> {
     let stores = cache.store()?;
     match c {
         IndexCommand::Create { images: list, dst } => {
-            let idx = index::create(images(list, &stores)?)?;
-            write_index(dst, idx, &stores)
+            let (children, _keep) = images(list, &stores)?;
+            let idx = index::create(children)?;
+            write_index(dst, idx, &stores, None)
         }
         IndexCommand::Append {
             index: src,
             images: list,
             dst,
         } => {
-            let (_, base) = open_index(src, &stores)?;
-            let idx = index::append_to(base, images(list, &stores)?)?;
-            write_index(dst, idx, &stores)
+            let (_, base, _rt) = open_index(src, &stores)?;
+            let (children, _keep) = images(list, &stores)?;
+            let idx = index::append_to(base, children)?;
+            write_index(dst, idx, &stores, None)
         }
         IndexCommand::Filter {
             index: src,
             platform,
             dst,
         } => {
-            let (loc, base) = open_index(src, &stores)?;
+            let (loc, base, _rt) = open_index(src, &stores)?;
             let platforms = platform
                 .iter()
                 .map(|p| Platform::parse(p))
                 .collect::<Result<Vec<_>, _>>()?;
             let idx =
                 index::filter(base, &platforms).with_context(|| format!("filtering {loc}"))?;
-            write_index(dst, idx, &stores)
+            write_index(dst, idx, &stores, None)
         }
         IndexCommand::List { index: src } => {
-            let (_, idx) = open_index(src, &stores)?;
+            let (_, idx, _rt) = open_index(src, &stores)?;
             let m = idx.manifest()?;
             let mut out = std::io::stdout().lock();
             for d in &m.as_index().context("not an index")?.manifests {

@@ -14,7 +14,7 @@ use anyhow::{Context, bail};
 use clap::ValueEnum;
 use hoist_image::mutate::{self, Edits};
 use hoist_image::pipeline::Encoding;
-use hoist_image::{Compression, Image, Platform};
+use hoist_image::{Child, Compression, Image, Platform};
 
 use super::cache::{CacheOpts, Stores};
 use crate::location::{Location, Source};
@@ -47,43 +47,87 @@ pub fn parse_time(s: Option<&str>) -> anyhow::Result<Option<u64>> {
         .transpose()
 }
 
-/// Open `s` as one image (registry sources are the pull engine's). Tarball layers seal
-/// into `store` with `encoding` when a sink needs their compressed form.
+/// An opened source image, with what keeps a registry source alive.
+pub struct Opened {
+    /// Where it is.
+    pub loc: Location,
+    /// The image.
+    pub image: Arc<dyn Image>,
+    /// For a registry source: its repository and its layers' digests (mounted into a
+    /// destination repository of the same registry instead of being read).
+    pub origin: Option<(hoist_remote::Repository, Vec<hoist_image::Digest>)>,
+    // A registry image's blobs are read on this runtime: it lives as long as the image.
+    _rt: Option<tokio::runtime::Runtime>,
+}
+
+/// Open `s` as one image: a layout, a tarball, or a registry image (for an index, the
+/// image of `platform`, default the host's). Tarball layers seal into the store with
+/// `encoding` when a sink needs their compressed form.
 pub fn open_image(
     s: &str,
     encoding: &Encoding,
     stores: &Stores,
-) -> anyhow::Result<(Location, Arc<dyn Image>)> {
+    platform: Option<&Platform>,
+) -> anyhow::Result<Opened> {
     let loc = Location::parse(s)?;
     if let Location::Registry(r) = &loc {
-        bail!(
-            "docker://{r}: reading images from a registry is not supported by this verb yet; \
-             copy it to a layout first"
-        );
+        let host = hoist_remote::pull::host_platform();
+        let platform = platform.unwrap_or(&host);
+        let remote = super::push::RemoteArgs::default();
+        let (rt, child) = super::pull::open_registry(r, &remote, Some(platform))?;
+        let Child::Image(image) = child else {
+            bail!("{loc}: no image for platform {platform}");
+        };
+        let digests = image
+            .manifest()?
+            .as_image()
+            .map(|m| m.layers.iter().map(|d| d.digest.clone()).collect())
+            .unwrap_or_default();
+        return Ok(Opened {
+            origin: Some((super::pull::repository(r)?, digests)),
+            loc,
+            image,
+            _rt: Some(rt),
+        });
     }
-    match loc
+    let image = match loc
         .open_local(encoding, Some(stores.store.clone()))
         .with_context(|| format!("opening {loc}"))?
     {
-        Source::Image(i) => Ok((loc, i)),
+        Source::Image(i) => i,
         Source::Index(_) => bail!(
             "{loc} is an index (several images): name one image, e.g. oci:DIR:NAME or oci:DIR:sha256:..."
         ),
-    }
+    };
+    Ok(Opened {
+        loc,
+        image,
+        origin: None,
+        _rt: None,
+    })
 }
 
 /// Write `img` to `dst` (layout, tarball, or a registry through the push engine); print
-/// `DST: DIGEST` (the manifest digest) on stdout.
-pub fn write_image(dst: &str, img: Arc<dyn Image>, stores: &Stores) -> anyhow::Result<()> {
+/// `DST: DIGEST` (the manifest digest) on stdout. Layers of registry sources on the
+/// destination's registry are mounted first, so the push finds them present.
+pub fn write_image(
+    dst: &str,
+    img: Arc<dyn Image>,
+    stores: &Stores,
+    sources: &[&Opened],
+) -> anyhow::Result<()> {
     let loc = Location::parse(dst)?;
     let digest = match &loc {
         Location::Registry(r) => {
             let target = hoist_remote::Target::from_reference(r)?;
+            let remote = super::push::RemoteArgs::default();
+            for origin in sources.iter().filter_map(|o| o.origin.as_ref()) {
+                mount_from_origin(&target, origin, &remote)?;
+            }
             let opts = hoist_remote::push::Options {
                 memory_dir: stores.cache.as_ref().map(|c| c.path().join("remote")),
                 ..Default::default()
             };
-            let remote = super::push::RemoteArgs::default();
             let pushed = super::push::push_source(
                 hoist_remote::push::Source::Image(img),
                 &[target],
@@ -204,11 +248,127 @@ impl Args {
     }
 }
 
-/// Run `hoist mutate`.
+/// Run `hoist mutate`. An index (a layout's, or a registry's multi-platform image) has
+/// each of its images edited, and a new index made of them.
 pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
     let edits = args.edits()?;
     let stores = cache.store()?;
-    let (src, img) = open_image(&args.src, &Encoding::gzip(), &stores)?;
-    let out = mutate::edit(img, &edits).with_context(|| format!("mutating {src}"))?;
-    write_image(&args.dst, out, &stores)
+    let src = match open_any(&args.src, &stores)? {
+        Err(image) => image,
+        Ok(index) => {
+            if edits.platform.is_some() {
+                bail!(
+                    "--platform: {} is an index of several platforms; edit one of its images",
+                    index.loc
+                );
+            }
+            let m = index.index.manifest()?;
+            let mut children = Vec::new();
+            let mut digests = Vec::new();
+            for d in &m.as_index().context("not an index")?.manifests {
+                let Child::Image(img) = index.index.child(d)? else {
+                    bail!(
+                        "{}: nested indexes are not supported by mutate ({})",
+                        index.loc,
+                        d.digest
+                    );
+                };
+                if let Some(im) = img.manifest()?.as_image() {
+                    digests.extend(im.layers.iter().map(|l| l.digest.clone()));
+                }
+                let out = mutate::edit(img, &edits)
+                    .with_context(|| format!("mutating {} ({})", index.loc, d.digest))?;
+                children.push(Child::Image(out));
+            }
+            let out = mutate::index::create(children)?;
+            let origin = index.origin.clone().map(|r| (r, digests));
+            return super::index::write_index(&args.dst, out, &stores, origin.as_ref());
+        }
+    };
+    let out =
+        mutate::edit(src.image.clone(), &edits).with_context(|| format!("mutating {}", src.loc))?;
+    write_image(&args.dst, out, &stores, &[&src])
+}
+
+/// An opened index source.
+pub struct OpenedIndex {
+    /// Where it is.
+    pub loc: Location,
+    /// The index.
+    pub index: Arc<dyn hoist_image::ImageIndex>,
+    /// For a registry source: its repository.
+    pub origin: Option<hoist_remote::Repository>,
+    _rt: Option<tokio::runtime::Runtime>,
+}
+
+/// Open `s` as an index (`Ok`: a layout's, or a registry's multi-platform image) or a
+/// single image (`Err`), resolving a registry reference once.
+pub fn open_any(s: &str, stores: &Stores) -> anyhow::Result<Result<OpenedIndex, Opened>> {
+    let loc = Location::parse(s)?;
+    if let Location::Registry(r) = &loc {
+        let remote = super::push::RemoteArgs::default();
+        let (rt, child) = super::pull::open_registry(r, &remote, None)?;
+        let repo = super::pull::repository(r)?;
+        return Ok(match child {
+            Child::Index(index) => Ok(OpenedIndex {
+                origin: Some(repo),
+                loc,
+                index,
+                _rt: Some(rt),
+            }),
+            Child::Image(image) => {
+                let digests = image
+                    .manifest()?
+                    .as_image()
+                    .map(|m| m.layers.iter().map(|d| d.digest.clone()).collect())
+                    .unwrap_or_default();
+                Err(Opened {
+                    origin: Some((repo, digests)),
+                    loc,
+                    image,
+                    _rt: Some(rt),
+                })
+            }
+        });
+    }
+    Ok(
+        match loc
+            .open_local(&Encoding::gzip(), Some(stores.store.clone()))
+            .with_context(|| format!("opening {loc}"))?
+        {
+            Source::Index(index) => Ok(OpenedIndex {
+                loc,
+                index,
+                origin: None,
+                _rt: None,
+            }),
+            Source::Image(image) => Err(Opened {
+                loc,
+                image,
+                origin: None,
+                _rt: None,
+            }),
+        },
+    )
+}
+
+/// Mount `digests` from `origin` into `target` when both are repositories of one registry.
+pub fn mount_from_origin(
+    target: &hoist_remote::Target,
+    origin: &(hoist_remote::Repository, Vec<hoist_image::Digest>),
+    remote: &super::push::RemoteArgs,
+) -> anyhow::Result<()> {
+    let (repo, digests) = origin;
+    if repo.registry() != target.repo.registry() || repo.name() == target.repo.name() {
+        return Ok(());
+    }
+    let client = remote.client()?;
+    let rt = super::push::runtime()?;
+    rt.block_on(hoist_remote::copy::mount_all(
+        &client,
+        &target.repo,
+        digests,
+        repo.name(),
+    ));
+    Ok(())
 }

@@ -170,20 +170,20 @@ pub fn from_registry(
             let (_rt, child) = open_registry(src, &opts.remote, opts.platform.as_ref())?;
             let stores = cache.store()?;
             let existed = dir.exists();
-            let r =
-                match child {
-                    Child::Image(img) => pipeline::recompress(img, &encoding, stores.store)
-                        .and_then(|img| {
-                            Layout::create(dir)
-                                .and_then(|l| layout::write(&l, img.as_ref(), name.as_deref()))
-                        }),
-                    Child::Index(ix) => copy::recompress_index(ix, &encoding, stores.store)
-                        .and_then(|ix| {
-                            Layout::create(dir)
-                                .and_then(|l| layout::write_index(&l, ix.as_ref(), name.as_deref()))
-                        }),
+            let r = match child {
+                Child::Image(img) => {
+                    pipeline::recompress(img, &encoding, stores.store).and_then(|img| {
+                        Layout::create(dir)
+                            .and_then(|l| layout::write(&l, img.as_ref(), name.as_deref()))
+                    })
                 }
-                .with_context(what);
+                Child::Index(ix) => pipeline::recompress_index(ix, &encoding, stores.store)
+                    .and_then(|ix| {
+                        Layout::create(dir)
+                            .and_then(|l| layout::write_index(&l, ix.as_ref(), name.as_deref()))
+                    }),
+            }
+            .with_context(what);
             if r.is_err() && !existed {
                 let _ = std::fs::remove_dir_all(dir);
             }

@@ -104,7 +104,7 @@ pub fn open_source(
 ) -> anyhow::Result<Source> {
     if let Location::Registry(r) = loc {
         bail!(
-            "docker://{r}: pushing from a registry is not supported yet; save it to a layout or tarball first"
+            "docker://{r}: hoist push takes a local image; copy between registries with hoist copy docker://SRC docker://DST"
         );
     }
     Ok(match loc.open_local(encoding, Some(store))? {

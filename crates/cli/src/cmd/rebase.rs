@@ -29,10 +29,10 @@ pub struct Args {
 pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
     let stores = cache.store()?;
     let gz = Encoding::gzip();
-    let (src, img) = open_image(&args.src, &gz, &stores)?;
-    let (_, old) = open_image(&args.old_base, &gz, &stores)?;
-    let (_, new) = open_image(&args.new_base, &gz, &stores)?;
-    let out = mutate::rebase(img, old.as_ref(), new.as_ref())
-        .with_context(|| format!("rebasing {src}"))?;
-    write_image(&args.dst, out, &stores)
+    let src = open_image(&args.src, &gz, &stores, None)?;
+    let old = open_image(&args.old_base, &gz, &stores, None)?;
+    let new = open_image(&args.new_base, &gz, &stores, None)?;
+    let out = mutate::rebase(src.image.clone(), old.image.as_ref(), new.image.as_ref())
+        .with_context(|| format!("rebasing {}", src.loc))?;
+    write_image(&args.dst, out, &stores, &[&src, &new])
 }

@@ -35,7 +35,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut registry = hoist_registry::Registry::open(&args.root)
         .with_context(|| format!("storage root {}", args.root.display()))?;
     if let Some(h) = &args.htpasswd {
-        registry = registry.htpasswd(h)?;
+        let users = hoist_registry::Htpasswd::load(h).map_err(anyhow::Error::msg)?;
+        registry = registry.with_auth(users);
     }
     let tls = match (args.tls_cert, args.tls_key) {
         (Some(cert), Some(key)) => Some(hoist_registry::Tls { cert, key }),
