@@ -26,17 +26,10 @@ fn bad_inputs_are_one_line_errors() {
     fails_with(&["validate", dir], "no oci-layout");
     fails_with(&["validate", &format!("oci:{dir}")], "no oci-layout file");
     fails_with(&["validate", "docker://Bad/Repo"], "must be lowercase");
-<<<<<<< HEAD
-    // Nothing listens on port 1: the registry is unreachable, said in one line.
-    fails_with(
-        &["validate", "docker://127.0.0.1:1/app"],
-        "docker://127.0.0.1:1/app",
-=======
     // Port 1 on loopback: nothing listens there; the error names the URL and the cause.
     fails_with(
         &["validate", "docker://127.0.0.1:1/app"],
         "GET http://127.0.0.1:1/v2/: connection failed",
->>>>>>> main
     );
     let junk = t.path().join("junk.tar");
     fs::write(&junk, b"this is not a tar archive at all").unwrap();
