@@ -678,7 +678,7 @@ pub fn write(
     Ok(())
 }
 
-/// A minimal tar writer that can stream a member of unknown size: it writes a placeholder
+/// A minimal tar writer that can stream a member of unknown size: it writes a provisional
 /// header, the data, then seeks back to write the real header.
 struct TarWriter<W: Write + Seek> {
     w: W,
