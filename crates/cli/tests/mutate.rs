@@ -8,9 +8,10 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use hoist_image::Image;
 use hoist_image::layout::{self, Layout};
 use hoist_image::mutate::{self, Edits};
-use hoist_image::{BoxRead, Config, DiffId, Digest, Image, Layer, Manifest, MediaType};
+use hoist_testkit::counting::CountingImage;
 use hoist_testkit::faults::Proxy;
 use hoist_testkit::peers;
 use hoist_testkit::registry::TestRegistry;
@@ -288,64 +289,6 @@ fn append_mutate_flatten_export_rebase_end_to_end() {
     );
     // Nothing already stored was lost: app still validates.
     e.proven(&app);
-}
-
-/// A layer that counts reads of its bytes.
-#[derive(Debug)]
-struct Counting {
-    inner: Arc<dyn Layer>,
-    reads: Arc<AtomicUsize>,
-}
-
-impl Layer for Counting {
-    fn media_type(&self) -> hoist_image::Result<MediaType> {
-        self.inner.media_type()
-    }
-    fn digest(&self) -> hoist_image::Result<Digest> {
-        self.inner.digest()
-    }
-    fn diff_id(&self) -> hoist_image::Result<DiffId> {
-        self.inner.diff_id()
-    }
-    fn size(&self) -> hoist_image::Result<u64> {
-        self.inner.size()
-    }
-    fn compressed(&self) -> hoist_image::Result<BoxRead> {
-        self.reads.fetch_add(1, Ordering::SeqCst);
-        self.inner.compressed()
-    }
-    fn uncompressed(&self) -> hoist_image::Result<BoxRead> {
-        self.reads.fetch_add(1, Ordering::SeqCst);
-        self.inner.uncompressed()
-    }
-}
-
-#[derive(Debug)]
-struct CountingImage {
-    inner: Arc<dyn Image>,
-    reads: Arc<AtomicUsize>,
-}
-
-impl Image for CountingImage {
-    fn manifest(&self) -> hoist_image::Result<Manifest> {
-        self.inner.manifest()
-    }
-    fn config(&self) -> hoist_image::Result<Config> {
-        self.inner.config()
-    }
-    fn layers(&self) -> hoist_image::Result<Vec<Arc<dyn Layer>>> {
-        Ok(self
-            .inner
-            .layers()?
-            .into_iter()
-            .map(|l| {
-                Arc::new(Counting {
-                    inner: l,
-                    reads: self.reads.clone(),
-                }) as Arc<dyn Layer>
-            })
-            .collect())
-    }
 }
 
 /// The counting test: a 10-layer image is in the registry; changing its config and

@@ -10,9 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use hoist_image::layout::{self, Layout};
 use hoist_image::mutate::{self, Addendum, DirOptions, Edits};
 use hoist_image::pipeline::Encoding;
-use hoist_image::{
-    BoxRead, Config, DiffId, Digest, Image, Layer, Manifest, MediaType, SpoolStore, Store, validate,
-};
+use hoist_image::{BoxRead, Digest, Image, Layer, MediaType, SpoolStore, Store, validate};
+use hoist_testkit::counting::CountingImage;
 
 fn store() -> Arc<dyn Store> {
     Arc::new(SpoolStore::new().unwrap())
@@ -317,64 +316,6 @@ fn directory_layers_are_reproducible() {
         want.push("link");
     }
     assert_eq!(names, want);
-}
-
-/// A layer that counts every read of its bytes.
-#[derive(Debug)]
-struct Counting {
-    inner: Arc<dyn Layer>,
-    reads: Arc<AtomicUsize>,
-}
-
-impl Layer for Counting {
-    fn media_type(&self) -> hoist_image::Result<MediaType> {
-        self.inner.media_type()
-    }
-    fn digest(&self) -> hoist_image::Result<Digest> {
-        self.inner.digest()
-    }
-    fn diff_id(&self) -> hoist_image::Result<DiffId> {
-        self.inner.diff_id()
-    }
-    fn size(&self) -> hoist_image::Result<u64> {
-        self.inner.size()
-    }
-    fn compressed(&self) -> hoist_image::Result<BoxRead> {
-        self.reads.fetch_add(1, Ordering::SeqCst);
-        self.inner.compressed()
-    }
-    fn uncompressed(&self) -> hoist_image::Result<BoxRead> {
-        self.reads.fetch_add(1, Ordering::SeqCst);
-        self.inner.uncompressed()
-    }
-}
-
-#[derive(Debug)]
-struct CountingImage {
-    inner: Arc<dyn Image>,
-    reads: Arc<AtomicUsize>,
-}
-
-impl Image for CountingImage {
-    fn manifest(&self) -> hoist_image::Result<Manifest> {
-        self.inner.manifest()
-    }
-    fn config(&self) -> hoist_image::Result<Config> {
-        self.inner.config()
-    }
-    fn layers(&self) -> hoist_image::Result<Vec<Arc<dyn Layer>>> {
-        Ok(self
-            .inner
-            .layers()?
-            .into_iter()
-            .map(|l| {
-                Arc::new(Counting {
-                    inner: l,
-                    reads: self.reads.clone(),
-                }) as Arc<dyn Layer>
-            })
-            .collect())
-    }
 }
 
 fn random_layout(t: &Path, layers: usize, seed: u64) -> (Layout, Arc<dyn Image>) {

@@ -3,6 +3,7 @@
 //! proxy, a token service and fixtures. Not published.
 
 pub mod conformance;
+pub mod counting;
 pub mod distribution;
 pub mod faults;
 pub mod peers;
