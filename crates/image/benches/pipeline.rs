@@ -70,8 +70,8 @@ fn gzip_l6(bencher: Bencher, threads: usize) {
 }
 
 #[divan::bench(args = THREADS, sample_count = 5, sample_size = 1)]
-fn gzip_fast_l6(bencher: Bencher, threads: usize) {
-    seal(bencher, Encoding::gzip().level(6).threads(threads).fast());
+fn gzip_l4(bencher: Bencher, threads: usize) {
+    seal(bencher, Encoding::gzip().level(4).threads(threads));
 }
 
 #[divan::bench(args = THREADS, sample_count = 5, sample_size = 1)]

@@ -5,7 +5,7 @@
 //! ```text
 //! blobs/sha256/<hex>                   compressed blobs, by digest
 //! index/<encoding>/sha256/<hex>.json   diff_id → {digest, size, mediaType}, one small file
-//!                                      per (diff_id, compression, level), e.g. index/gzip-6/
+//!                                      per (diff_id, compression, level), e.g. index/gzip.2-6/
 //! tmp/                                 files being written (renamed into place when complete)
 //! ```
 //! Every file is written to `tmp/`, fsynced and renamed into place, so a reader sees a
@@ -92,7 +92,7 @@ struct IndexEntry {
 /// One cached layer, as listed by [`Cache::entries`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheEntry {
-    /// The encoding key (`gzip-6`, `zstd-3`, ...; see [`Encoding::key`]).
+    /// The encoding key (`gzip.2-6`, `zstd-3`, ...; see [`Encoding::key`]).
     pub encoding: String,
     /// The uncompressed layer's digest.
     pub diff_id: DiffId,

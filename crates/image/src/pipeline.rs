@@ -23,10 +23,6 @@ pub struct Encoding {
     pub level: Option<u32>,
     /// Worker threads; 0 means all cores.
     pub threads: usize,
-    /// gzip only: the opt-in fast mode, libdeflate with one gzip member per 1 MiB block
-    /// (see [`crate::compress`] for the multi-member caveat). Part of the cache key, as
-    /// it gives other bytes.
-    pub fast_gzip: bool,
 }
 
 /// gzip level used when none is given: chosen by measurement against pigz, see
@@ -41,7 +37,6 @@ impl Encoding {
             compression,
             level: None,
             threads: 0,
-            fast_gzip: false,
         }
     }
 
@@ -77,12 +72,6 @@ impl Encoding {
         self
     }
 
-    /// gzip's multi-member libdeflate fast mode.
-    pub fn fast(mut self) -> Self {
-        self.fast_gzip = true;
-        self
-    }
-
     /// The level that will be used.
     pub fn effective_level(&self) -> u32 {
         match (self.compression, self.level) {
@@ -93,20 +82,13 @@ impl Encoding {
         }
     }
 
-    /// Check the settings: a level in range for the algorithm, fast mode only for gzip.
+    /// Check the settings: a level in range for the algorithm.
     pub fn validate(&self) -> Result<()> {
         let level = self.effective_level();
-        let range = match (self.compression, self.fast_gzip) {
-            (Compression::Gzip, false) => 0..=compress::gzip::MAX_LEVEL,
-            (Compression::Gzip, true) => 0..=compress::gzip::MAX_FAST_LEVEL,
-            (Compression::Zstd, false) => 1..=compress::zstd::MAX_LEVEL,
-            (Compression::None, false) => 0..=0,
-            (c, true) => {
-                return Err(Error::invalid_input(
-                    format!("{c} fast mode"),
-                    "the fast mode exists for gzip only",
-                ));
-            }
+        let range = match self.compression {
+            Compression::Gzip => 0..=compress::gzip::MAX_LEVEL,
+            Compression::Zstd => 1..=compress::zstd::MAX_LEVEL,
+            Compression::None => 0..=0,
         };
         if !range.contains(&level) {
             return Err(Error::invalid_input(
@@ -118,13 +100,14 @@ impl Encoding {
     }
 
     /// A short stable name of the settings that change the output bytes (not the thread
-    /// count, which never does): `gzip-6`, `gzip-fast-6`, `zstd-3`, `none`. Used as a
-    /// cache key.
+    /// count, which never does): `gzip.2-6`, `zstd-3`, `none`. Used as a cache key.
+    /// The `.2` names the second gzip encoder (libdeflate): the first (zlib-rs) wrote
+    /// other bytes at the same level, and a cache must not mix them.
     pub fn key(&self) -> String {
-        match (self.compression, self.fast_gzip) {
-            (Compression::None, _) => "none".to_string(),
-            (Compression::Gzip, true) => format!("gzip-fast-{}", self.effective_level()),
-            (c, _) => format!("{c}-{}", self.effective_level()),
+        match self.compression {
+            Compression::None => "none".to_string(),
+            Compression::Gzip => format!("gzip.2-{}", self.effective_level()),
+            c => format!("{c}-{}", self.effective_level()),
         }
     }
 }
@@ -153,17 +136,14 @@ pub fn seal<R: Read, W: Write>(
     let level = encoding.effective_level();
     let workers = compress::workers(encoding.threads);
     let io_err = |e: io::Error| Error::from_io("layer", e);
-    match (encoding.compression, encoding.fast_gzip) {
-        (Compression::None, _) => {
+    match encoding.compression {
+        Compression::None => {
             io::copy(&mut src, &mut out).map_err(io_err)?;
         }
-        (Compression::Gzip, false) => {
+        Compression::Gzip => {
             compress::gzip::encode(&mut src, &mut out, level, workers).map_err(io_err)?
         }
-        (Compression::Gzip, true) => {
-            compress::gzip::encode_fast(&mut src, &mut out, level, workers).map_err(io_err)?
-        }
-        (Compression::Zstd, _) => {
+        Compression::Zstd => {
             compress::zstd::encode(&mut src, &mut out, level, workers).map_err(io_err)?
         }
     }
@@ -179,7 +159,7 @@ pub fn seal<R: Read, W: Write>(
 }
 
 /// A streaming decoder: gzip (all members, as multi-member gzip is valid and used by
-/// eStargz and hoist's fast mode), zstd, or pass-through.
+/// eStargz and other tools' parallel compressors), zstd, or pass-through.
 pub fn decoder(compression: Compression, r: BoxRead) -> Result<BoxRead> {
     Ok(match compression {
         Compression::None => r,

@@ -291,6 +291,22 @@ fn mix(a: u64, b: u64) -> u64 {
     SplitMix64(a ^ b.wrapping_mul(0xD1B5_4A32_D192_ED03)).next()
 }
 
+/// A generated text-mode layer tar of about `size` bytes (tests of the compressors).
+#[cfg(test)]
+pub(crate) fn text_tar(seed: u64, size: u64) -> Vec<u8> {
+    let mut v = Vec::new();
+    io::Read::read_to_end(
+        &mut TarGen::new(Spec {
+            seed,
+            size,
+            mode: Mode::Text,
+        }),
+        &mut v,
+    )
+    .expect("the generator never fails");
+    v
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Spec {
     seed: u64,

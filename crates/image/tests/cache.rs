@@ -64,7 +64,7 @@ fn a_second_process_finds_the_layer_without_reading_or_compressing_it() {
     assert!(
         entries
             .iter()
-            .any(|e| e.encoding == "gzip-6" && e.sealed == sealed)
+            .any(|e| e.encoding == "gzip.2-6" && e.sealed == sealed)
     );
 }
 
@@ -140,7 +140,7 @@ fn a_corrupt_entry_is_evicted_and_recomputed_never_used() {
             .lookup(src.hint.as_ref().unwrap(), &Encoding::gzip())
             .is_none()
     );
-    let index = dir.path().join("index/gzip-6/sha256").join(format!(
+    let index = dir.path().join("index/gzip.2-6/sha256").join(format!(
         "{}.json",
         src.hint.as_ref().unwrap().digest().hex()
     ));

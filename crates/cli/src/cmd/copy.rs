@@ -38,15 +38,12 @@ pub struct Args {
     /// docker-save tarballs (whose layers are plain tar).
     #[arg(long, value_enum)]
     pub compression: Option<CompressionArg>,
-    /// Compression level (gzip 0-9, default 6; zstd 1-22, default 3; fast gzip 0-12).
+    /// Compression level (gzip 0-12, default 6; zstd 1-22, default 3).
     #[arg(long)]
     pub level: Option<u32>,
     /// Compression threads (0: all cores). The output is the same for any number.
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
-    /// gzip: libdeflate, one gzip member per 1 MiB block (faster, multi-member output).
-    #[arg(long)]
-    pub fast_gzip: bool,
     /// Print what the cache did (hits, layers compressed) on stderr.
     #[arg(short, long)]
     pub verbose: bool,
@@ -74,15 +71,14 @@ impl Args {
             CompressionArg::Zstd => Compression::Zstd,
             CompressionArg::None => Compression::None,
             CompressionArg::Keep => {
-                if self.level.is_some() || self.fast_gzip {
-                    bail!("--level and --fast-gzip need --compression gzip or zstd, not keep");
+                if self.level.is_some() {
+                    bail!("--level needs --compression gzip or zstd, not keep");
                 }
                 return Ok(None);
             }
         };
         let mut e = Encoding::of(c).threads(self.threads);
         e.level = self.level;
-        e.fast_gzip = self.fast_gzip;
         e.validate()?;
         Ok(Some(e))
     }

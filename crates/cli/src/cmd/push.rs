@@ -72,14 +72,9 @@ pub struct Args {
     /// no spool; every layer is compressed on every push.
     #[arg(long, value_enum, default_value_t = StrategyArg::HeadFirst)]
     pub strategy: StrategyArg,
-    /// gzip level for layers that need compressing (tarballs): 0-9, default 6; with
-    /// --fast-gzip 0-12.
+    /// gzip level for layers that need compressing (tarballs): 0-12, default 6.
     #[arg(long)]
     pub level: Option<u32>,
-    /// gzip layers with libdeflate, one gzip member per 1 MiB block (faster;
-    /// multi-member gzip, which registries and runtimes accept).
-    #[arg(long)]
-    pub fast_gzip: bool,
     /// No progress on stderr.
     #[arg(long, short)]
     pub quiet: bool,
@@ -132,10 +127,7 @@ pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
     let memory_dir = stores.cache.as_ref().map(|c| c.path().join("remote"));
     let mut encoding = Encoding::gzip();
     encoding.level = args.level;
-    encoding.fast_gzip = args.fast_gzip;
-    encoding
-        .validate()
-        .context("invalid --level / --fast-gzip")?;
+    encoding.validate().context("invalid --level")?;
     let source = open_source(&src, stores.store, &encoding)?;
     let opts = push::Options {
         strategy: match args.strategy {

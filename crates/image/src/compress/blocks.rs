@@ -1,5 +1,5 @@
-//! The block-parallel engine shared by the gzip encoders: the calling thread reads the
-//! input in fixed-size blocks, hands each block (with the 32 KiB before it) to a pool of
+//! The block-parallel engine of the gzip encoder: the calling thread reads the
+//! input in fixed-size blocks, hands each block to a pool of
 //! worker threads over a bounded channel, and writes the workers' output to the sink in
 //! block order. Block boundaries depend only on the input bytes (every block but the last
 //! is exactly [`BLOCK_SIZE`]), never on read sizes, thread count or timing, so the output
@@ -15,15 +15,11 @@ use flate2::Crc;
 /// Size of the blocks compressed independently (pigz's default, 128 KiB, loses more ratio
 /// at block boundaries; 1 MiB blocks cost under 0.1% against one stream).
 pub const BLOCK_SIZE: usize = 1 << 20;
-/// The deflate window: each block is primed with this much of the data before it.
-pub const DICT_SIZE: usize = 32 << 10;
 
 /// One block of input to compress.
 pub(crate) struct Job {
     pub index: u64,
     pub data: Vec<u8>,
-    /// The last [`DICT_SIZE`] bytes before this block (empty for the first block).
-    pub dict: Vec<u8>,
     /// True for the final block (possibly empty).
     pub last: bool,
 }
@@ -156,7 +152,6 @@ fn feed<R: Read, W: Write>(
     };
     let mut cur = Vec::with_capacity(BLOCK_SIZE);
     read_block(&mut src, &mut cur)?;
-    let mut dict = Vec::new();
     let mut index = 0u64;
     let mut len = 0u64;
     loop {
@@ -172,12 +167,10 @@ fn feed<R: Read, W: Write>(
             read_block(&mut src, &mut next)?;
             next.is_empty()
         };
-        let next_dict = cur[cur.len().saturating_sub(DICT_SIZE)..].to_vec();
         len += cur.len() as u64;
         let job = Job {
             index,
             data: cur,
-            dict: std::mem::replace(&mut dict, next_dict),
             last,
         };
         jobs.send(job).map_err(|_| gone())?;
