@@ -10,9 +10,11 @@
 //! ```
 //! Every file is written to `tmp/`, fsynced and renamed into place, so a reader sees a
 //! whole file or none, and two processes sealing the same layer at once both end with the
-//! same complete blob (same digest, same bytes). A blob is verified (sha256 and size) the
-//! first time a process uses it; a blob that does not match is evicted with its index
-//! entry and the layer is sealed again, never served. With a size limit, least recently
+//! same complete blob (same digest, same bytes). A lookup checks the blob's size only, so
+//! a layer whose blob the destination already has costs no read at all; the blob is
+//! verified (sha256) the first time a process opens it, and one that does not match is
+//! evicted (its index entry goes with it at the next lookup) and the layer is sealed
+//! again, never served. With a size limit, least recently
 //! used blobs (access time recorded on each hit) are evicted after each insert.
 //!
 //! [`MemoryStore`] keeps small layers in RAM within a byte budget (larger ones spill to
@@ -498,13 +500,15 @@ impl Store for Cache {
             bump(&self.counters.misses);
             return None;
         };
-        if !self.verify(&entry.digest, entry.size) {
-            // Missing or corrupt (and now removed): the entry is useless too.
+        let path = self.blob_path(&entry.digest);
+        // The size only: the bytes are verified when opened (`Store::open`), as a lookup
+        // often needs no bytes at all (the destination has the blob).
+        if !fs::metadata(&path).is_ok_and(|m| m.len() == entry.size) {
+            // Missing or truncated: the entry is useless too.
             let _ = fs::remove_file(&index);
             bump(&self.counters.misses);
             return None;
         }
-        let path = self.blob_path(&entry.digest);
         self.touch(&path);
         self.mark_in_use(&entry.digest);
         bump(&self.counters.hits);
@@ -544,6 +548,21 @@ impl Store for Cache {
         tracing::debug!(diff_id = %sealed.diff_id, digest = %sealed.digest, "sealed into cache");
         self.enforce_limit();
         Ok((sealed, path))
+    }
+
+    /// Open a blob, verifying it (sha256 and size) the first time this process opens it:
+    /// a corrupt one is evicted and reported as a digest mismatch, so the caller seals
+    /// the layer again.
+    fn open(&self, sealed: &Sealed, path: &Path) -> Result<BoxRead> {
+        if !self.verify(&sealed.digest, sealed.size) {
+            return Err(Error::new(crate::error::ErrorKind::SizeMismatch {
+                what: format!("cached blob {} (corrupt or gone; evicted)", sealed.digest),
+                expected: sealed.size,
+                actual: fs::metadata(path).map_or(0, |m| m.len()),
+            }));
+        }
+        let f = File::open(path).map_err(|e| Error::io(path.display(), e))?;
+        Ok(Box::new(f))
     }
 }
 

@@ -298,7 +298,25 @@ impl<S: UncompressedSource> Layer for FromUncompressed<S> {
     }
     fn compressed(&self) -> Result<BoxRead> {
         let (sealed, path) = self.seal()?;
-        let f = self.store.open(sealed, path)?;
+        let f = match self.store.open(sealed, path) {
+            Ok(f) => f,
+            // The store lost the blob or found it corrupt (a cache verifies on first
+            // open): seal again — the encoder is deterministic, so the digest is the same.
+            Err(e) if e.is_not_found() || e.is_integrity() => {
+                let (again, path) =
+                    self.store
+                        .seal(self.src.open()?, &self.encoding, self.media_type.clone())?;
+                if again.digest != sealed.digest {
+                    return Err(Error::new(ErrorKind::DigestMismatch {
+                        expected: sealed.digest.clone(),
+                        actual: again.digest,
+                        bytes_read: 0,
+                    }));
+                }
+                self.store.open(&again, &path)?
+            }
+            Err(e) => return Err(e),
+        };
         Ok(Box::new(VerifyingReader::new(
             f,
             sealed.digest.clone(),

@@ -115,19 +115,36 @@ fn a_corrupt_entry_is_evicted_and_recomputed_never_used() {
     bytes[mid] ^= 0xff;
     fs::write(&path, &bytes).unwrap();
 
+    // A lookup checks the size only (a destination that has the blob needs no bytes):
+    // the facts are the right ones, and nothing is read yet.
     let cache = Arc::new(Cache::open(dir.path()).unwrap());
+    let l = layer(src.clone(), cache.clone());
+    assert_eq!(l.sealed().unwrap(), good);
+    assert_eq!(src.counts.opens(), 1);
+    assert_eq!(cache.stats().evicted_corrupt, 0);
+    // The first open verifies: the corrupt blob is evicted, the layer sealed again, and
+    // the reader gets the right bytes.
+    assert_eq!(Digest::sha256(&read_all(&l)), good.digest);
+    assert_eq!(cache.stats().evicted_corrupt, 1);
+    assert_eq!(src.counts.opens(), 2, "recomputed");
+    assert_eq!(Digest::sha256(&fs::read(&path).unwrap()), good.digest);
+
+    // A corrupt blob found by `blob` (pulls ask it) is evicted too.
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[mid] ^= 0xff;
+    fs::write(&path, &bytes).unwrap();
+    let cache = Arc::new(Cache::open(dir.path()).unwrap());
+    assert!(cache.blob(&good.digest).is_none());
+    assert_eq!(cache.stats().evicted_corrupt, 1);
+    assert!(!path.exists(), "the corrupt blob is gone");
     assert!(
         cache
             .lookup(src.hint.as_ref().unwrap(), &Encoding::gzip())
             .is_none()
     );
-    assert_eq!(cache.stats().evicted_corrupt, 1);
-    assert!(!path.exists(), "the corrupt blob is gone");
-    assert!(cache.blob(&good.digest).is_none());
-
     let l = layer(src.clone(), cache.clone());
     assert_eq!(l.sealed().unwrap(), good, "recomputed");
-    assert_eq!(src.counts.opens(), 2);
+    assert_eq!(src.counts.opens(), 3);
     assert_eq!(Digest::sha256(&read_all(&l)), good.digest);
 
     // A truncated blob and a garbage index entry are misses too, never errors or panics.
