@@ -25,9 +25,14 @@ pub struct Encoding {
     pub threads: usize,
 }
 
-/// gzip level used when none is given: chosen by measurement against pigz, see
+/// gzip level used when none is given, for layers kept at rest (layouts, tarballs, the
+/// cache): as small as pigz -6 at about twice its speed. Chosen by measurement, see
 /// [`crate::compress`].
 pub const DEFAULT_GZIP_LEVEL: u32 = 6;
+/// gzip level the CLI uses for layers it compresses on their way to a registry (push,
+/// copy to `docker://`): ISA-L's igzip, 3.5x pigz -6's speed at 8% more bytes, which made
+/// a cold push 2.2x faster than skopeo's with blobs 4.5% bigger (see [`crate::compress`]).
+pub const DEFAULT_PUSH_GZIP_LEVEL: u32 = 1;
 /// zstd level used when none is given (the zstd CLI's default).
 pub const DEFAULT_ZSTD_LEVEL: u32 = 3;
 

@@ -38,7 +38,8 @@ pub struct Args {
     /// docker-save tarballs (whose layers are plain tar).
     #[arg(long, value_enum)]
     pub compression: Option<CompressionArg>,
-    /// Compression level (gzip 0-12, default 6; zstd 1-22, default 3).
+    /// Compression level (gzip 0-12, default 6 to a layout or tarball, 1 to a registry;
+    /// zstd 1-22, default 3).
     #[arg(long)]
     pub level: Option<u32>,
     /// Compression threads (0: all cores). The output is the same for any number.
@@ -66,6 +67,7 @@ pub struct Args {
 impl Args {
     /// The encoding asked for, or None for keep.
     fn encoding(&self, default: CompressionArg) -> anyhow::Result<Option<Encoding>> {
+        let to_registry = matches!(Location::parse(&self.dst), Ok(Location::Registry(_)));
         let c = match self.compression.unwrap_or(default) {
             CompressionArg::Gzip => Compression::Gzip,
             CompressionArg::Zstd => Compression::Zstd,
@@ -79,6 +81,10 @@ impl Args {
         };
         let mut e = Encoding::of(c).threads(self.threads);
         e.level = self.level;
+        if c == Compression::Gzip && to_registry {
+            // Fast for the network, as `hoist push` (pipeline::DEFAULT_PUSH_GZIP_LEVEL).
+            e.level = Some(self.level.unwrap_or(pipeline::DEFAULT_PUSH_GZIP_LEVEL));
+        }
         e.validate()?;
         Ok(Some(e))
     }

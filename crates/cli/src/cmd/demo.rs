@@ -73,7 +73,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         mode: Mode::Text,
         seed: args.seed,
         store: Some(cache.clone()),
-        ..random::Options::default()
+        encoding: hoist_image::pipeline::Encoding::gzip()
+            .level(hoist_image::pipeline::DEFAULT_PUSH_GZIP_LEVEL),
     })?;
     let repo = Repository::new(addr.to_string(), "demo/app")?;
     let v1 = Target::tagged(repo.clone(), "v1")?;

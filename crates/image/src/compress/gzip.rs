@@ -55,12 +55,11 @@ fn encode_with<R: Read, W: Write>(
             // final fixed-Huffman block (BFINAL 1, BTYPE 01, end-of-block 0000000).
             return Ok(vec![0x03, 0x00]);
         }
-        let mut c = libdeflater::Compressor::new(lvl);
-        let mut out = vec![0; c.deflate_compress_bound(job.data.len()) + 5];
-        let n = c
-            .deflate_compress(&job.data, &mut out)
-            .map_err(|e| io::Error::other(format!("libdeflate: {e:?}")))?;
-        out.truncate(n);
+        if level == 1 {
+            // igzip ends a non-final piece byte-aligned itself: no scan needed.
+            return super::igzip::deflate(&job.data, job.last);
+        }
+        let mut out = deflate(&job.data, lvl)?;
         if !job.last {
             continue_stream(&mut out)?;
         }
@@ -70,6 +69,17 @@ fn encode_with<R: Read, W: Write>(
     trailer[..4].copy_from_slice(&totals.crc.to_le_bytes());
     trailer[4..].copy_from_slice(&(totals.len as u32).to_le_bytes());
     sink.write_all(&trailer)
+}
+
+/// One block as a complete raw deflate stream, with libdeflate.
+fn deflate(data: &[u8], lvl: libdeflater::CompressionLvl) -> io::Result<Vec<u8>> {
+    let mut c = libdeflater::Compressor::new(lvl);
+    let mut out = vec![0; c.deflate_compress_bound(data.len()) + 5];
+    let n = c
+        .deflate_compress(data, &mut out)
+        .map_err(|e| io::Error::other(format!("libdeflate: {e:?}")))?;
+    out.truncate(n);
+    Ok(out)
 }
 
 /// Turn the complete deflate stream `z` into a non-final, byte-aligned piece: clear the

@@ -63,6 +63,7 @@ pub mod gzip;
 pub mod zstd;
 
 mod blocks;
+mod igzip;
 mod scan;
 
 pub use blocks::BLOCK_SIZE;
