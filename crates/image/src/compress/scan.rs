@@ -466,11 +466,22 @@ mod tests {
             (text(100_000, 4), 0),  // level 0: stored only
         ];
         for (data, level) in cases {
-            let z = libdeflate(&data, level);
-            let lb = last_block(&z).unwrap();
-            // libdeflate pads the final block with fewer than 8 zero bits.
-            assert!(lb.end_bit <= 8 * z.len() && lb.end_bit + 8 > 8 * z.len());
-            assert_eq!(z[lb.header_bit / 8] >> (lb.header_bit % 8) & 1, 1);
+            // libdeflate's streams, and zlib's (other block choices: fixed blocks, sync
+            // flushes with empty stored blocks in the middle).
+            let mut zl = flate2::write::DeflateEncoder::new(
+                Vec::new(),
+                flate2::Compression::new(level.clamp(0, 9) as u32),
+            );
+            for part in data.chunks(70_000) {
+                std::io::Write::write_all(&mut zl, part).unwrap();
+                std::io::Write::flush(&mut zl).unwrap();
+            }
+            for z in [libdeflate(&data, level), zl.finish().unwrap()] {
+                let lb = last_block(&z).unwrap();
+                // The final block is padded with fewer than 8 zero bits.
+                assert!(lb.end_bit <= 8 * z.len() && lb.end_bit + 8 > 8 * z.len());
+                assert_eq!(z[lb.header_bit / 8] >> (lb.header_bit % 8) & 1, 1);
+            }
         }
     }
 
