@@ -211,6 +211,127 @@ fn hash_file(path: &Path, len: u64, alg: Algorithm) -> io::Result<Hasher> {
     Ok(h)
 }
 
+/// O_DIRECT needs buffers, lengths and file offsets aligned to the device's logical block
+/// size; 4 KiB covers every common one.
+const DIRECT_ALIGN: usize = 4096;
+
+/// Appends an upload's bytes to its data file at `offset`.
+///
+/// Bytes are gathered into one aligned [`IO_BUF`] buffer, reused for the whole request, and
+/// written a buffer at a time with O_DIRECT where the file system allows it: the data goes
+/// from that buffer to the disk without a copy into the page cache (which, for a blob that
+/// is written once and read later, costs CPU for nothing: page allocation, the copy, dirty
+/// tracking, writeback). What is not a whole number of blocks at the end (or all of it when
+/// the file does not end on a block boundary, or O_DIRECT is refused) is written normally.
+/// The commit's fsync still makes the blob durable.
+struct DataWriter {
+    /// Positioned at `offset` when `direct` is `None`.
+    file: File,
+    /// Positioned at `offset` when there.
+    direct: Option<File>,
+    buf: Vec<u8>,
+    /// Where the aligned part of `buf` starts.
+    start: usize,
+    /// Bytes waiting in the buffer.
+    filled: usize,
+    /// File offset of the buffer's first byte: bytes written so far.
+    offset: u64,
+}
+
+impl DataWriter {
+    fn new(mut file: File, path: &Path, offset: u64) -> io::Result<DataWriter> {
+        let mut direct = if offset % DIRECT_ALIGN as u64 == 0 {
+            open_direct(path)
+        } else {
+            None
+        };
+        match &mut direct {
+            Some(d) => d.seek(SeekFrom::Start(offset))?,
+            None => file.seek(SeekFrom::Start(offset))?,
+        };
+        let mut buf = Vec::new();
+        let mut start = 0;
+        if direct.is_some() {
+            buf = vec![0u8; IO_BUF + DIRECT_ALIGN];
+            start = buf.as_ptr().align_offset(DIRECT_ALIGN);
+        }
+        Ok(DataWriter {
+            file,
+            direct,
+            buf,
+            start,
+            filled: 0,
+            offset,
+        })
+    }
+
+    fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
+        if self.direct.is_none() {
+            self.file.write_all(data)?;
+            self.offset += data.len() as u64;
+            return Ok(());
+        }
+        while !data.is_empty() {
+            let n = data.len().min(IO_BUF - self.filled);
+            let at = self.start + self.filled;
+            self.buf[at..at + n].copy_from_slice(&data[..n]);
+            self.filled += n;
+            data = &data[n..];
+            if self.filled == IO_BUF {
+                self.flush_direct(IO_BUF)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Write the first `n` (aligned) buffered bytes with O_DIRECT.
+    fn flush_direct(&mut self, n: usize) -> io::Result<()> {
+        if let Some(d) = &mut self.direct {
+            d.write_all(&self.buf[self.start..self.start + n])?;
+            self.offset += n as u64;
+            self.buf
+                .copy_within(self.start + n..self.start + self.filled, self.start);
+            self.filled -= n;
+        }
+        Ok(())
+    }
+
+    /// Write out what is buffered.
+    fn finish(&mut self) -> io::Result<()> {
+        let whole = self.filled / DIRECT_ALIGN * DIRECT_ALIGN;
+        if whole > 0 {
+            self.flush_direct(whole)?;
+        }
+        if self.filled > 0 {
+            let (a, b) = (self.start, self.start + self.filled);
+            self.file.seek(SeekFrom::Start(self.offset))?;
+            self.file.write_all(&self.buf[a..b])?;
+            self.offset += self.filled as u64;
+            self.filled = 0;
+        }
+        Ok(())
+    }
+}
+
+/// `path` opened for writing with O_DIRECT, or `None` where that is refused (tmpfs, for one)
+/// or not a thing (outside Linux).
+fn open_direct(path: &Path) -> Option<File> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(path)
+            .ok()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = path;
+        None
+    }
+}
+
 fn not_found_is_none<T>(r: io::Result<T>) -> io::Result<Option<T>> {
     match r {
         Ok(v) => Ok(Some(v)),
@@ -326,8 +447,8 @@ impl Storage for FsStorage {
             }
         };
         let p = dir.join("data");
-        let mut f = OpenOptions::new()
-            .append(true)
+        let f = OpenOptions::new()
+            .write(true)
             .open(&p)
             .map_err(io_err(&p))?;
         let len = f.metadata().map_err(io_err(&p))?.len();
@@ -344,27 +465,30 @@ impl Storage for FsStorage {
             Some((off, h)) if off == len => h,
             _ => hash_file(&p, len, Algorithm::Sha256).map_err(io_err(&p))?,
         };
-        let mut total = len;
+        let mut w = DataWriter::new(f, &p, len).map_err(io_err(&p))?;
         for block in body {
             let block = match block {
                 Ok(b) => b,
                 Err(e) => {
-                    st.hash = Some((total, hasher));
+                    // Keep what arrived, so the client can resume after it.
+                    w.finish().map_err(|e| Error::io(p.display(), e))?;
+                    st.hash = Some((w.offset, hasher));
                     return Err(Error::new(
                         Code::BlobUploadInvalid,
-                        format!("upload {id}: request body failed after {total} bytes: {e}"),
+                        format!(
+                            "upload {id}: request body failed after {} bytes: {e}",
+                            w.offset
+                        ),
                     ));
                 }
             };
-            if let Err(e) = f.write_all(&block) {
-                // The file may hold part of this block: rehash next time.
-                return Err(Error::io(p.display(), e));
-            }
             hasher.update(&block);
-            total += block.len() as u64;
+            // On an error the file may hold part of what was sent: rehash next time.
+            w.write(&block).map_err(|e| Error::io(p.display(), e))?;
         }
-        st.hash = Some((total, hasher));
-        Ok(total)
+        w.finish().map_err(|e| Error::io(p.display(), e))?;
+        st.hash = Some((w.offset, hasher));
+        Ok(w.offset)
     }
 
     fn upload_commit(&self, repo: &RepoName, id: &str, digest: &Digest) -> Result<u64> {
