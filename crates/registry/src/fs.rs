@@ -211,6 +211,143 @@ fn hash_file(path: &Path, len: u64, alg: Algorithm) -> io::Result<Hasher> {
     Ok(h)
 }
 
+/// O_DIRECT needs buffers, lengths and file offsets aligned to the device's logical block
+/// size; 4 KiB covers every common one.
+const DIRECT_ALIGN: usize = 4096;
+
+/// Appends an upload's bytes to its data file at `offset`.
+///
+/// Bytes are gathered into one aligned [`IO_BUF`] buffer, reused for the whole request, and
+/// written a buffer at a time with O_DIRECT where the file system allows it: the data goes
+/// from that buffer to the disk without a copy into the page cache (which, for a blob that
+/// is written once and read later, costs CPU for nothing: page allocation, the copy, dirty
+/// tracking, writeback). What is not a whole number of blocks at the end (or all of it when
+/// the file does not end on a block boundary, or O_DIRECT is refused) is written normally.
+/// The commit's fsync still makes the blob durable.
+struct DataWriter {
+    /// Positioned at `offset` when `direct` is `None`.
+    file: File,
+    /// Positioned at `offset` when there.
+    direct: Option<File>,
+    buf: Vec<u8>,
+    /// Where the aligned part of `buf` starts.
+    start: usize,
+    /// Bytes waiting in the buffer.
+    filled: usize,
+    /// File offset of the buffer's first byte: bytes written so far.
+    offset: u64,
+}
+
+impl DataWriter {
+    fn new(mut file: File, path: &Path, offset: u64) -> io::Result<DataWriter> {
+        let mut direct = if offset % DIRECT_ALIGN as u64 == 0 {
+            open_direct(path)
+        } else {
+            None
+        };
+        match &mut direct {
+            Some(d) => d.seek(SeekFrom::Start(offset))?,
+            None => file.seek(SeekFrom::Start(offset))?,
+        };
+        let mut buf = Vec::new();
+        let mut start = 0;
+        if direct.is_some() {
+            buf = vec![0u8; IO_BUF + DIRECT_ALIGN];
+            start = buf.as_ptr().align_offset(DIRECT_ALIGN);
+        }
+        Ok(DataWriter {
+            file,
+            direct,
+            buf,
+            start,
+            filled: 0,
+            offset,
+        })
+    }
+
+    fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
+        if self.direct.is_none() {
+            self.file.write_all(data)?;
+            self.offset += data.len() as u64;
+            return Ok(());
+        }
+        while !data.is_empty() {
+            let n = data.len().min(IO_BUF - self.filled);
+            let at = self.start + self.filled;
+            self.buf[at..at + n].copy_from_slice(&data[..n]);
+            self.filled += n;
+            data = &data[n..];
+            if self.filled == IO_BUF {
+                self.flush_direct(IO_BUF)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Write the first `n` (aligned) buffered bytes with O_DIRECT.
+    fn flush_direct(&mut self, n: usize) -> io::Result<()> {
+        if let Some(d) = &mut self.direct {
+            d.write_all(&self.buf[self.start..self.start + n])?;
+            self.offset += n as u64;
+            self.buf
+                .copy_within(self.start + n..self.start + self.filled, self.start);
+            self.filled -= n;
+        }
+        Ok(())
+    }
+
+    /// Make every byte received so far visible in the file (the client paused) without giving
+    /// up alignment: whole blocks go out with O_DIRECT; the rest is written normally but stays
+    /// buffered, to be written again, aligned, with what follows.
+    fn show(&mut self) -> io::Result<()> {
+        let whole = self.filled / DIRECT_ALIGN * DIRECT_ALIGN;
+        if whole > 0 {
+            self.flush_direct(whole)?;
+        }
+        if self.direct.is_some() && self.filled > 0 {
+            let (a, b) = (self.start, self.start + self.filled);
+            self.file.seek(SeekFrom::Start(self.offset))?;
+            self.file.write_all(&self.buf[a..b])?;
+        }
+        Ok(())
+    }
+
+    /// Write out what is buffered.
+    fn finish(&mut self) -> io::Result<()> {
+        let whole = self.filled / DIRECT_ALIGN * DIRECT_ALIGN;
+        if whole > 0 {
+            self.flush_direct(whole)?;
+        }
+        if self.filled > 0 {
+            let (a, b) = (self.start, self.start + self.filled);
+            self.file.seek(SeekFrom::Start(self.offset))?;
+            self.file.write_all(&self.buf[a..b])?;
+            self.offset += self.filled as u64;
+            self.filled = 0;
+        }
+        Ok(())
+    }
+}
+
+/// `path` opened for writing with O_DIRECT, or `None` where that is refused (tmpfs, for one)
+/// or not a thing (outside Linux).
+fn open_direct(path: &Path) -> Option<File> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(path)
+            .ok()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = path;
+        None
+    }
+}
+
 fn not_found_is_none<T>(r: io::Result<T>) -> io::Result<Option<T>> {
     match r {
         Ok(v) => Ok(Some(v)),
@@ -326,8 +463,8 @@ impl Storage for FsStorage {
             }
         };
         let p = dir.join("data");
-        let mut f = OpenOptions::new()
-            .append(true)
+        let f = OpenOptions::new()
+            .write(true)
             .open(&p)
             .map_err(io_err(&p))?;
         let len = f.metadata().map_err(io_err(&p))?.len();
@@ -344,27 +481,34 @@ impl Storage for FsStorage {
             Some((off, h)) if off == len => h,
             _ => hash_file(&p, len, Algorithm::Sha256).map_err(io_err(&p))?,
         };
-        let mut total = len;
+        let mut w = DataWriter::new(f, &p, len).map_err(io_err(&p))?;
         for block in body {
             let block = match block {
                 Ok(b) => b,
                 Err(e) => {
-                    st.hash = Some((total, hasher));
+                    // Keep what arrived, so the client can resume after it.
+                    w.finish().map_err(|e| Error::io(p.display(), e))?;
+                    st.hash = Some((w.offset, hasher));
                     return Err(Error::new(
                         Code::BlobUploadInvalid,
-                        format!("upload {id}: request body failed after {total} bytes: {e}"),
+                        format!(
+                            "upload {id}: request body failed after {} bytes: {e}",
+                            w.offset
+                        ),
                     ));
                 }
             };
-            if let Err(e) = f.write_all(&block) {
-                // The file may hold part of this block: rehash next time.
-                return Err(Error::io(p.display(), e));
-            }
             hasher.update(&block);
-            total += block.len() as u64;
+            // On an error the file may hold part of what was sent: rehash next time.
+            if block.is_empty() {
+                w.show().map_err(|e| Error::io(p.display(), e))?;
+            } else {
+                w.write(&block).map_err(|e| Error::io(p.display(), e))?;
+            }
         }
-        st.hash = Some((total, hasher));
-        Ok(total)
+        w.finish().map_err(|e| Error::io(p.display(), e))?;
+        st.hash = Some((w.offset, hasher));
+        Ok(w.offset)
     }
 
     fn upload_commit(&self, repo: &RepoName, id: &str, digest: &Digest) -> Result<u64> {
@@ -603,5 +747,64 @@ impl Storage for FsStorage {
         }
         out.sort_by(|a, b| a.digest.cmp(&b.digest));
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pseudo-random bytes, so a misplaced block shows.
+    fn bytes(n: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    /// Requests of these sizes, each split into pieces of `piece` bytes, appended one after
+    /// the other as consecutive PATCHes would: the file holds exactly the bytes, in order,
+    /// whether a request starts on a block boundary (O_DIRECT, where the file system takes
+    /// it) or not (plain writes), and whatever its tail.
+    #[test]
+    fn data_writer_appends_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("data");
+        let cases: &[(&[usize], usize)] = &[
+            (&[IO_BUF * 2 + 4096, 10], 100_000),
+            (&[IO_BUF + 1, 4096, IO_BUF, 0, 3 * 4096 + 5], 32 << 10),
+            (&[1, IO_BUF * 3], IO_BUF + 7),
+            (&[4095, 1, IO_BUF - 4096, 5000], 4096),
+        ];
+        for (seed, (requests, piece)) in cases.iter().enumerate() {
+            File::create(&p).unwrap();
+            let mut want = Vec::new();
+            for (i, &n) in requests.iter().enumerate() {
+                let data = bytes(n, (seed * 100 + i) as u64);
+                let f = OpenOptions::new().write(true).open(&p).unwrap();
+                let mut w = DataWriter::new(f, &p, want.len() as u64).unwrap();
+                for (k, c) in data.chunks(*piece).enumerate() {
+                    w.write(c).unwrap();
+                    if k % 3 == 1 {
+                        // A pause: everything so far is in the file.
+                        w.show().unwrap();
+                        let so_far = want.len() + (k + 1) * piece;
+                        assert_eq!(
+                            fs::metadata(&p).unwrap().len(),
+                            so_far.min(want.len() + n) as u64
+                        );
+                    }
+                }
+                w.finish().unwrap();
+                want.extend_from_slice(&data);
+                assert_eq!(w.offset, want.len() as u64);
+                assert!(fs::read(&p).unwrap() == want, "case {seed}, request {i}");
+            }
+        }
     }
 }

@@ -433,8 +433,8 @@ async fn append_then(
     // Frames are gathered into batches of about COALESCE bytes before they cross to the
     // storage thread: one hand-over (and thread wake-up) per batch, not per frame (clients
     // send frames of 8-32 KiB). The frames themselves are not copied. A partial batch is
-    // handed over once the client pauses for FLUSH_IDLE, so a slow client's bytes still
-    // reach the disk as they come.
+    // handed over once the client pauses for FLUSH_IDLE, ending in an empty block, so a slow
+    // client's bytes still reach the disk as they come.
     let mut batch: Vec<Bytes> = Vec::new();
     let mut batched = 0usize;
     loop {
@@ -445,6 +445,8 @@ async fn append_then(
                 Ok(next) => next,
                 Err(_) => {
                     batched = 0;
+                    // An empty block tells the storage the client paused.
+                    batch.push(Bytes::new());
                     if tx.send(Ok(std::mem::take(&mut batch))).await.is_err() {
                         break;
                     }

@@ -18,7 +18,9 @@ use crate::error::Result;
 use crate::names::RepoName;
 
 /// A request body as a backend sees it: blocks of bytes in order, then the end, or an
-/// error when the client went away. Blocks are handed over as received (no copies).
+/// error when the client went away. Blocks are handed over as received (no copies). An empty
+/// block means the client paused: a backend that holds bytes back must make all received so
+/// far visible (in `upload_size`) before it waits for more.
 pub type BodyBlocks<'a> = &'a mut dyn Iterator<Item = io::Result<Bytes>>;
 
 /// A readable blob (or a byte range of one).
