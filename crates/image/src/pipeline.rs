@@ -432,4 +432,26 @@ mod tests {
             .is_err()
         );
     }
+
+    /// Layers written by other tools may be multi-member gzip (eStargz, pgzip-style
+    /// writers): every member is decoded, not just the first (flate2's `GzDecoder` alone
+    /// would stop after it).
+    #[test]
+    fn multi_member_gzip_is_decoded_whole() {
+        let data = crate::random::text_tar(5, 3 << 20);
+        let mut blob = Vec::new();
+        for part in data.chunks(700_000) {
+            let mut c = libdeflater::Compressor::new(libdeflater::CompressionLvl::new(6).unwrap());
+            let mut out = vec![0; c.gzip_compress_bound(part.len())];
+            let n = c.gzip_compress(part, &mut out).unwrap();
+            blob.extend_from_slice(&out[..n]);
+        }
+        let mut back = Vec::new();
+        decoder(Compression::Gzip, Box::new(io::Cursor::new(blob)))
+            .unwrap()
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back.len(), data.len());
+        assert!(back == data);
+    }
 }
