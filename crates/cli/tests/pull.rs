@@ -70,11 +70,37 @@ fn pull_index_to_layout_platform_and_tarball() {
 
     // Whole index into a layout, validated, same digest.
     let dst = home.join("out");
-    let out = ok(&hoist(
-        &["pull", &src, &format!("oci:{}", dst.display())],
-        home,
-    ));
+    let run = hoist(&["pull", &src, &format!("oci:{}", dst.display())], home);
+    let out = ok(&run);
     assert_eq!(out.trim(), format!("oci:{}: {digest}", dst.display()));
+    // Progress on stderr (not a terminal here: one line per blob), nothing with --quiet,
+    // and blobs already in the layout are reported as such.
+    let progress = String::from_utf8_lossy(&run.stderr);
+    let pulled = progress.lines().filter(|l| l.contains(" pulled (")).count();
+    assert!(pulled >= 4, "{progress}");
+    let again = hoist(&["pull", &src, &format!("oci:{}", dst.display())], home);
+    ok(&again);
+    let again = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(
+        again.lines().filter(|l| l.contains(" exists (")).count(),
+        pulled,
+        "{again}"
+    );
+    let quiet = hoist(
+        &[
+            "pull",
+            "-q",
+            &src,
+            &format!("oci:{}", home.join("q").display()),
+        ],
+        home,
+    );
+    ok(&quiet);
+    assert!(
+        quiet.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&quiet.stderr)
+    );
     let v = ok(&hoist(
         &["validate", &format!("oci:{}", dst.display())],
         home,

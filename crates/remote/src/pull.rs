@@ -21,6 +21,7 @@ use tokio::task::JoinSet;
 
 use crate::client::Client;
 use crate::error::{Error, Result};
+use crate::push::{BlobOutcome, NoProgress, Progress};
 use crate::repo::Repository;
 use crate::source::download;
 
@@ -29,7 +30,7 @@ use crate::source::download;
 pub const DEFAULT_JOBS: usize = 4;
 
 /// How to pull.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Options {
     /// Blob downloads in flight.
     pub jobs: usize,
@@ -38,6 +39,18 @@ pub struct Options {
     /// Also keep pulled layers in this content cache (hard-linked when it is on the same
     /// filesystem), recorded by diff_id, so a later push or copy finds them sealed.
     pub cache: Option<Arc<Cache>>,
+    /// Told when each blob starts, advances and is done (downloaded or already present).
+    pub progress: Arc<dyn Progress>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("jobs", &self.jobs)
+            .field("platform", &self.platform)
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Options {
@@ -46,6 +59,7 @@ impl Default for Options {
             jobs: DEFAULT_JOBS,
             platform: None,
             cache: None,
+            progress: Arc::new(NoProgress),
         }
     }
 }
@@ -212,14 +226,18 @@ async fn pull_inner(
             present.clone(),
         );
         let cache = opts.cache.clone();
+        let progress = opts.progress.clone();
         tasks.spawn(async move {
             let _permit = gate.acquire_owned().await.expect("never closed");
             let path = layout.blob_path(&d.digest);
             if std::fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == d.size) {
                 present.fetch_add(1, Ordering::Relaxed);
+                progress.blob_done(&repo, &d.digest, d.size, BlobOutcome::Present);
                 return Ok(());
             }
-            fetch_to_file(&client, &repo, &d, &path).await?;
+            progress.blob_started(&repo, &d.digest, d.size);
+            fetch_to_file(&client, &repo, &d, &path, progress.as_ref()).await?;
+            progress.blob_done(&repo, &d.digest, d.size, BlobOutcome::Downloaded);
             fetched.fetch_add(1, Ordering::Relaxed);
             bytes.fetch_add(d.size, Ordering::Relaxed);
             if let Some(c) = cache
@@ -300,6 +318,7 @@ async fn fetch_to_file(
     repo: &Repository,
     d: &Descriptor,
     path: &Path,
+    progress: &dyn Progress,
 ) -> Result<()> {
     let dir = path.parent().expect("blob path has a parent");
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;
@@ -315,7 +334,10 @@ async fn fetch_to_file(
         .map_err(|e| Error::io(dir.display(), e))?;
     let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file());
     let shown = tmp.path().display().to_string();
+    let mut done = 0u64;
     download(client, repo, &d.digest, Some(d.size), true, |c| {
+        done += c.len() as u64;
+        progress.blob_progress(repo, &d.digest, done);
         std::future::ready(w.write_all(&c).map_err(|e| Error::io(&shown, e)))
     })
     .await?;

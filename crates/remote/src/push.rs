@@ -55,10 +55,13 @@ pub enum BlobOutcome {
     Mounted,
     /// Uploaded.
     Uploaded,
+    /// Downloaded (pulls report through the same trait).
+    Downloaded,
 }
 
-/// Progress callbacks. Every method has a no-op default; they are called from many
-/// tasks at once.
+/// Progress callbacks (of pushes, and of pulls: `blob_*` with
+/// [`BlobOutcome::Downloaded`] or [`BlobOutcome::Present`]). Every method has a no-op
+/// default; they are called from many tasks at once.
 pub trait Progress: Send + Sync {
     /// A layer is sealed (digest and size known).
     fn sealed(&self, _digest: &Digest, _size: u64) {}
@@ -614,7 +617,7 @@ async fn push_streamed(
                 match how {
                     BlobOutcome::Present => t.present += 1,
                     BlobOutcome::Mounted => t.mounted += 1,
-                    BlobOutcome::Uploaded => {
+                    BlobOutcome::Uploaded | BlobOutcome::Downloaded => {
                         return Err(Error::invalid_response(
                             format!("mount into {repo}"),
                             "the registry refused to mount a blob it holds",
@@ -674,7 +677,7 @@ async fn blob_everywhere(
                     match how {
                         BlobOutcome::Present => t.present += 1,
                         BlobOutcome::Mounted => t.mounted += 1,
-                        BlobOutcome::Uploaded => {
+                        BlobOutcome::Uploaded | BlobOutcome::Downloaded => {
                             t.uploaded += 1;
                             t.bytes += size;
                         }

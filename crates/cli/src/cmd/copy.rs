@@ -107,6 +107,8 @@ pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
             encoding: args.encoding(CompressionArg::Keep)?,
             no_clobber: args.no_clobber,
             all_tags: args.all_tags,
+            // `hoist copy` prints no progress (see `-v` for what the cache did).
+            quiet: true,
             remote: args.remote.clone(),
         };
         let digest = super::pull::from_registry(r, &dst, &opts, cache)?;

@@ -33,6 +33,9 @@ pub struct Args {
     /// Blob downloads in flight.
     #[arg(long, default_value_t = pull::DEFAULT_JOBS)]
     pub jobs: usize,
+    /// No progress on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
     #[command(flatten)]
     pub remote: RemoteArgs,
 }
@@ -50,6 +53,8 @@ pub struct FromRegistry {
     pub no_clobber: bool,
     /// Copy every tag of the source repository.
     pub all_tags: bool,
+    /// No progress on stderr.
+    pub quiet: bool,
     /// Registry options.
     pub remote: RemoteArgs,
 }
@@ -112,6 +117,7 @@ pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
     let opts = FromRegistry {
         platform: parse_platform(args.platform.as_deref())?,
         jobs: Some(args.jobs),
+        quiet: args.quiet,
         remote: args.remote.clone(),
         ..FromRegistry::default()
     };
@@ -147,10 +153,12 @@ pub fn from_registry(
             let client = opts.remote.client()?;
             let repo = repository(src)?;
             let stores = cache.store()?;
+            let progress = super::push::progress(opts.quiet);
             let popts = pull::Options {
                 jobs,
                 platform: opts.platform.clone(),
                 cache: stores.cache,
+                progress: progress.clone(),
             };
             let ref_name = name.clone().or_else(|| src.tag().map(str::to_string));
             let report = rt

@@ -159,13 +159,7 @@ pub fn push_source(
     quiet: bool,
 ) -> anyhow::Result<Vec<String>> {
     let client = remote.client()?;
-    let progress: Arc<dyn Progress> = if quiet {
-        Arc::new(push::NoProgress)
-    } else if std::io::stderr().is_terminal() {
-        Arc::new(Bars::new())
-    } else {
-        Arc::new(Lines::default())
-    };
+    let progress = progress(quiet);
     let rt = runtime()?;
     let report = rt.block_on(push::push(&client, source, targets, opts, progress.clone()));
     drop(progress);
@@ -202,6 +196,18 @@ pub fn size(n: u64) -> String {
     }
 }
 
+/// Progress on stderr (pushes and pulls): bars on a terminal, plain lines otherwise,
+/// nothing when `quiet`. Drop it before printing results, so the bars are cleared.
+pub fn progress(quiet: bool) -> Arc<dyn Progress> {
+    if quiet {
+        Arc::new(push::NoProgress)
+    } else if std::io::stderr().is_terminal() {
+        Arc::new(Bars::new())
+    } else {
+        Arc::new(Lines::default())
+    }
+}
+
 /// Plain progress lines (stderr is not a terminal).
 #[derive(Default)]
 struct Lines {
@@ -215,6 +221,7 @@ impl Progress for Lines {
             BlobOutcome::Present => "exists",
             BlobOutcome::Mounted => "mounted",
             BlobOutcome::Uploaded => "pushed",
+            BlobOutcome::Downloaded => "pulled",
         };
         let _ = writeln!(
             std::io::stderr(),
@@ -305,7 +312,7 @@ impl Progress for Bars {
         {
             pb.finish_and_clear();
         }
-        if how != BlobOutcome::Uploaded {
+        if how == BlobOutcome::Present || how == BlobOutcome::Mounted {
             let how = if how == BlobOutcome::Mounted {
                 "mounted"
             } else {
