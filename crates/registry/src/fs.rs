@@ -266,12 +266,14 @@ impl DataWriter {
     }
 
     fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
-        if self.direct.is_none() {
-            self.file.write_all(data)?;
-            self.offset += data.len() as u64;
-            return Ok(());
-        }
         while !data.is_empty() {
+            if self.direct.is_none() {
+                // Plain writes (from the start, or since a refused direct write, which
+                // wrote out everything buffered).
+                self.file.write_all(data)?;
+                self.offset += data.len() as u64;
+                return Ok(());
+            }
             let n = data.len().min(IO_BUF - self.filled);
             let at = self.start + self.filled;
             self.buf[at..at + n].copy_from_slice(&data[..n]);
@@ -286,12 +288,29 @@ impl DataWriter {
 
     /// Write the first `n` (aligned) buffered bytes with O_DIRECT.
     fn flush_direct(&mut self, n: usize) -> io::Result<()> {
-        if let Some(d) = &mut self.direct {
-            d.write_all(&self.buf[self.start..self.start + n])?;
-            self.offset += n as u64;
-            self.buf
-                .copy_within(self.start + n..self.start + self.filled, self.start);
-            self.filled -= n;
+        let Some(d) = &mut self.direct else {
+            return Ok(());
+        };
+        match d.write_all(&self.buf[self.start..self.start + n]) {
+            Ok(()) => {
+                self.offset += n as u64;
+                self.buf
+                    .copy_within(self.start + n..self.start + self.filled, self.start);
+                self.filled -= n;
+            }
+            // A file system that takes the O_DIRECT open but not the write (an alignment
+            // it does not support): plain writes from here on, starting with everything
+            // buffered (a partial direct write is overwritten).
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                tracing::debug!(error = %e, "O_DIRECT write refused; using plain writes");
+                self.direct = None;
+                self.file.seek(SeekFrom::Start(self.offset))?;
+                self.file
+                    .write_all(&self.buf[self.start..self.start + self.filled])?;
+                self.offset += self.filled as u64;
+                self.filled = 0;
+            }
+            Err(e) => return Err(e),
         }
         Ok(())
     }
@@ -806,5 +825,31 @@ mod tests {
                 assert!(fs::read(&p).unwrap() == want, "case {seed}, request {i}");
             }
         }
+    }
+
+    /// A file system that accepts the O_DIRECT open but refuses a write (here: a buffer
+    /// made misaligned on purpose) falls back to plain writes, keeping every byte.
+    #[test]
+    fn data_writer_falls_back_when_direct_writes_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("data");
+        File::create(&p).unwrap();
+        let f = OpenOptions::new().write(true).open(&p).unwrap();
+        let mut w = DataWriter::new(f, &p, 0).unwrap();
+        if w.direct.is_none() {
+            // No O_DIRECT here (tmpfs): nothing to fall back from.
+            return;
+        }
+        w.start += 1;
+        let data = bytes(2 * IO_BUF + 123, 9);
+        for c in data.chunks(50_000) {
+            w.write(c).unwrap();
+        }
+        w.finish().unwrap();
+        assert!(
+            w.direct.is_none(),
+            "the refused write switched to plain writes"
+        );
+        assert!(fs::read(&p).unwrap() == data);
     }
 }
