@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Compare hoist's layer compression with pigz and zstd -T0 on the same layers, in one run:
-# `hoist copy docker-archive:X oci:Y` (gzip level 6 and 1, zstd) against pigz -6 and
+# `hoist copy docker-archive:X oci:Y` (gzip level 6 and --fast, zstd) against pigz -6 and
 # zstd -3 -T0 over the same uncompressed layer tars, each writing its output to files.
 # Prints a markdown table (times, MB/s, output sizes, ratios against the peer) and the
 # peak RSS of hoist sealing one big layer.
@@ -72,7 +72,7 @@ hyperfine --style basic --runs "$RUNS" --warmup 1 --export-json "$WORK/h.json" \
   --prepare "rm -rf $W/o-gzip $W/o-fast $W/o-zstd $W/p-gzip $W/p-zstd; mkdir -p $W/p-gzip $W/p-zstd" \
   -n "hoist gzip" "$HOIST --no-cache copy --compression gzip docker-archive:$W/img.tar oci:$W/o-gzip" \
   -n "pigz -6" "$W/peer.sh $W/p-gzip pigz -6 -n" \
-  -n "hoist gzip --level 1" "$HOIST --no-cache copy --compression gzip --level 1 docker-archive:$W/img.tar oci:$W/o-fast" \
+  -n "hoist gzip --fast" "$HOIST --no-cache copy --compression gzip --fast docker-archive:$W/img.tar oci:$W/o-fast" \
   -n "hoist zstd" "$HOIST --no-cache copy --compression zstd docker-archive:$W/img.tar oci:$W/o-zstd" \
   -n "zstd -3 -T0" "$W/peer.sh $W/p-zstd zstd -q -3 -T0" \
   >"$WORK/hyperfine.txt"
@@ -81,7 +81,7 @@ hyperfine --style basic --runs "$RUNS" --warmup 1 --export-json "$WORK/h.json" \
 rm -rf "$W/o-gzip" "$W/o-fast" "$W/o-zstd" "$W/p-gzip" "$W/p-zstd"
 mkdir -p "$W/p-gzip" "$W/p-zstd"
 "$HOIST" --no-cache copy --compression gzip "docker-archive:$W/img.tar" "oci:$W/o-gzip" >/dev/null
-"$HOIST" --no-cache copy --compression gzip --level 1 "docker-archive:$W/img.tar" "oci:$W/o-fast" >/dev/null
+"$HOIST" --no-cache copy --compression gzip --fast "docker-archive:$W/img.tar" "oci:$W/o-fast" >/dev/null
 "$HOIST" --no-cache copy --compression zstd "docker-archive:$W/img.tar" "oci:$W/o-zstd" >/dev/null
 "$W/peer.sh" "$W/p-gzip" pigz -6 -n
 "$W/peer.sh" "$W/p-zstd" zstd -q -3 -T0
@@ -105,10 +105,10 @@ h = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
 raw = int(sys.argv[2])
 size = {
     "hoist gzip": int(sys.argv[3]), "pigz -6": int(sys.argv[4]),
-    "hoist gzip --level 1": int(sys.argv[5]),
+    "hoist gzip --fast": int(sys.argv[5]),
     "hoist zstd": int(sys.argv[6]), "zstd -3 -T0": int(sys.argv[7]),
 }
-peer = {"hoist gzip": "pigz -6", "hoist gzip --level 1": "pigz -6", "hoist zstd": "zstd -3 -T0"}
+peer = {"hoist gzip": "pigz -6", "hoist gzip --fast": "pigz -6", "hoist zstd": "zstd -3 -T0"}
 print(f"input: {raw} bytes of uncompressed layers\n")
 print("Wall times suffer when other work shares the cores; CPU (user+sys) is the load-independent")
 print("cost. 'vs peer' columns: >1 is better for speed and CPU, <1 is smaller for size.\n")

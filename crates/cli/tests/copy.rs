@@ -127,12 +127,50 @@ fn the_second_copy_compresses_nothing() {
     );
     assert_eq!(digest(&z1), digest(&z2));
 
+    // --fast (igzip): its own cache entries, valid gzip, the same bytes on a second run.
+    let f1 = run(
+        &[
+            "copy",
+            "-v",
+            "--fast",
+            &src,
+            &format!("oci:{}", t.path().join("f1").display()),
+        ],
+        &cache,
+    );
+    assert!(
+        stderr(&f1).contains("3 layers compressed"),
+        "{}",
+        stderr(&f1)
+    );
+    let f2 = run(
+        &[
+            "copy",
+            "-v",
+            "--fast",
+            "--no-cache",
+            &src,
+            &format!("oci:{}", t.path().join("f2").display()),
+        ],
+        &cache,
+    );
+    assert_eq!(digest(&f1), digest(&f2));
+    assert_ne!(digest(&f1), digest(&z1));
+    run(
+        &[
+            "validate",
+            &format!("oci:{}", t.path().join("f1").display()),
+        ],
+        &cache,
+    );
+
     let ls = run(&["cache", "ls"], &cache);
-    assert_eq!(stdout(&ls).lines().count(), 6, "{}", stdout(&ls));
+    assert_eq!(stdout(&ls).lines().count(), 9, "{}", stdout(&ls));
     assert!(stdout(&ls).contains("zstd-3") && stdout(&ls).contains("gzip.2-6"));
+    assert!(stdout(&ls).contains("gzip.isal-1"));
     let pruned = run(&["cache", "prune"], &cache);
     assert!(
-        stdout(&pruned).starts_with("removed 6 blobs"),
+        stdout(&pruned).starts_with("removed 9 blobs"),
         "{}",
         stdout(&pruned)
     );
@@ -291,8 +329,12 @@ fn bad_input_is_one_clear_line() {
             "invalid zstd level 0",
         ),
         (
+            &["copy", "--compression", "zstd", "--fast", &src, &dst],
+            "the fast mode (igzip) is gzip level 1 only",
+        ),
+        (
             &["copy", "--compression", "keep", "--level", "3", &src, &dst],
-            "--level needs --compression gzip or zstd",
+            "--level and --fast need --compression gzip or zstd",
         ),
         (
             &["copy", "docker-archive:/nonexistent/x.tar", &dst],

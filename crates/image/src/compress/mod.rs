@@ -22,11 +22,14 @@
 //! libdeflate at level 6 is up to 6% bigger than zlib at level 6; on the reference
 //! generator's text below and on real files it is not.
 //!
-//! **Level 1 is ISA-L's igzip** (its stateless level 3, compress/igzip.rs): for the
-//! same size as libdeflate's level 1 it is 1.5-2x faster, and its full-flush mode ends a
-//! non-final block byte-aligned by itself, so level 1 needs no scan. It is the level the
-//! CLI uses for layers on their way to a registry (`hoist push`, `hoist copy` to
-//! `docker://`), where the time to compress is the time the user waits.
+//! **The opt-in fast mode is ISA-L's igzip** ([`gzip::encode_igzip`], its stateless level
+//! 3, compress/igzip.rs): for the size of libdeflate's level 1 it is about 1.5x faster,
+//! and its full-flush mode ends a non-final block byte-aligned by itself (no scan). But
+//! ISA-L chooses its match finder by instruction set: on x86-64 with AVX2 level 3 runs
+//! `icf_body_lazyhash1_fillgreedy_greedy`, on older x86 and on ARM
+//! `icf_body_hash1_fillgreedy_lazy` (isa-l's igzip_multibinary dispatch tables), so the
+//! bytes, and the digest, depend on the machine. That breaks the promise above, so it is
+//! never a default: `--fast` on `hoist push` and `hoist copy`, cache key `gzip.isal-1`.
 //!
 //! Memory: at most `2 × workers` blocks are in flight, about 4 MiB per worker. Peak RSS
 //! sealing one 2 GiB layer (`hoist copy docker-archive:X oci:Y`): 18 MiB with gzip, 55 MiB
@@ -44,8 +47,8 @@
 //!
 //! | compressor | wall s | CPU s | MB/s | output bytes | ratio | speed vs peer |
 //! |---|---|---|---|---|---|---|
-//! | hoist gzip L1 (igzip) | 0.37 | 0.57 | 283 | 32,121,173 | 3.265 | 5.41x pigz -6 |
-//! | (libdeflate L1, before igzip) | 0.54 | 1.04 | 194 | 31,994,465 | 3.278 | 3.70x |
+//! | hoist gzip --fast (igzip) | 0.37 | 0.57 | 283 | 32,121,173 | 3.265 | 5.41x pigz -6 |
+//! | hoist gzip L1 | 0.54 | 1.04 | 194 | 31,994,465 | 3.278 | 3.70x |
 //! | hoist gzip L2 | 0.65 | 1.27 | 161 | 31,064,657 | 3.376 | 3.08x |
 //! | hoist gzip L3 | 0.77 | 1.51 | 136 | 30,300,829 | 3.461 | 2.60x |
 //! | hoist gzip L4 | 0.80 | 1.55 | 131 | 30,099,533 | 3.484 | 2.50x |
@@ -63,10 +66,10 @@
 //!
 //! **gzip default: level 6** for layers kept at rest (layouts, tarballs): as small as
 //! pigz's default (0.03% smaller) at 1.94x its speed. **Level 1 for layers pushed to a
-//! registry** (`pipeline::DEFAULT_PUSH_GZIP_LEVEL`): 5.4x pigz -6's speed for 8.8% more
-//! bytes, and still 8% smaller and 1.9x faster than pigz -1; a cold push of a 500 MiB
-//! text image is then 2.5x faster than skopeo's with blobs 4.5% bigger than skopeo's
-//! (bench/runs/2026-11-30-quiet.md). Levels 2-5 sit between (`--level`). **zstd default: level 3**, the zstd CLI's default; hoist
+//! registry** (`pipeline::DEFAULT_PUSH_GZIP_LEVEL`): 3.7x pigz -6's speed for 8.4% more
+//! bytes, and still 8% smaller and 1.3x faster than pigz -1 (bench/runs/2026-11-30-quiet.md
+//! has the push figures). Levels 2-5 sit between (`--level`). **zstd default: level 3**,
+//! the zstd CLI's default; hoist
 //! keeps up with `zstd -T0` while also computing the two sha256 on the way.
 //!
 //! Reproduce: `bench/compress.sh` (hoist copy vs pigz and zstd in one run) and
