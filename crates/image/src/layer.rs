@@ -168,8 +168,10 @@ pub trait Store: Send + Sync + fmt::Debug {
         media_type: MediaType,
     ) -> Result<(Sealed, PathBuf)>;
 
-    /// Open a blob this store returned (with its path) from `lookup` or `seal`. The default
-    /// opens the path; stores that keep blobs elsewhere (in memory) override it.
+    /// Open a blob this store returned (with its path) from `lookup` or `seal`. The bytes
+    /// must be the sealed ones: hashed by this process while it wrote them, or verified
+    /// here on first open (the disk cache does), so readers need not hash them again. The
+    /// default opens the path; stores that keep blobs elsewhere (in memory) override it.
     fn open(&self, sealed: &Sealed, path: &Path) -> Result<BoxRead> {
         let _ = sealed;
         let f = File::open(path).map_err(|e| Error::io(path.display(), e))?;
@@ -317,11 +319,10 @@ impl<S: UncompressedSource> Layer for FromUncompressed<S> {
             }
             Err(e) => return Err(e),
         };
-        Ok(Box::new(VerifyingReader::new(
-            f,
-            sealed.digest.clone(),
-            Some(sealed.size),
-        )))
+        // Not hashed again: the store hashed these bytes when sealing them, or verified
+        // them on this first open (see `Store::open`); sinks that need proof (a layout
+        // writer, a registry) check the digest themselves.
+        Ok(f)
     }
     fn uncompressed(&self) -> Result<BoxRead> {
         let r = self.src.open()?;
