@@ -268,6 +268,49 @@ mod tests {
         assert!(encode(&data[..], FullDisk, 1, 2).is_err());
     }
 
+    /// The encoder's bytes are part of hoist's contract: cached and pushed blobs keep their
+    /// digests from one version to the next (the cache key `gzip.2-N` promises it). These
+    /// digests were written by the scanner-based encoder that first produced `gzip.2`; any
+    /// change to the output shows here.
+    #[test]
+    fn output_bytes_are_stable_across_versions() {
+        use sha2::Digest as _;
+        let mut noise = vec![0u8; 2 * BLOCK_SIZE + 3];
+        let mut x = 5u64;
+        for b in &mut noise {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+            *b = (x >> 56) as u8;
+        }
+        let inputs = [
+            Vec::new(),
+            b"x".to_vec(),
+            text(BLOCK_SIZE, 1),
+            text(3 * BLOCK_SIZE + 77, 3),
+            crate::random::text_tar(11, 2 * BLOCK_SIZE as u64 + 5),
+            noise,
+        ];
+        let mut got = Vec::new();
+        for level in [0, 1, 2, 6, 9, 12] {
+            let mut h = sha2::Sha256::new();
+            for data in &inputs {
+                let mut out = Vec::new();
+                encode(&data[..], &mut out, level, 2).unwrap();
+                h.update((out.len() as u64).to_le_bytes());
+                h.update(&out);
+            }
+            got.push(format!("{level}:{}", hex::encode(h.finalize())));
+        }
+        let want = [
+            "0:e32f9ab96a3e4d4e8710e8d3d34de01c30d93e438e646e3231d0a7cfaf35e0bc",
+            "1:b1f7f415d29c1d58a5ffa776d4b25a4db9e277fad7b70d74c34243160432e492",
+            "2:e8ad3418cb497eef2d0fda275b6052caeba891fd750a36349329f24019132c97",
+            "6:79c13aade560cce7d0a4a4a0094c24ee3055805ceb56d64f96c1d0033646be47",
+            "9:8dbeedeff585afa76a3e1b0ead54ea5f586bfe5c03832cd50cd652e2fe783c03",
+            "12:9acc9300dd16e3da04b9e322e9bbb1fd7968e63c9ac74ca781cc320df0bdfcd1",
+        ];
+        assert_eq!(got, want);
+    }
+
     /// A reader that returns at most `.1` bytes per read.
     struct Chunked<'a>(&'a [u8], usize);
     impl Read for Chunked<'_> {
