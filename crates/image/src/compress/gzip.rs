@@ -21,11 +21,10 @@ fn header(level: u32) -> [u8; 10] {
 /// Compress `src` to `sink` as one ordinary gzip member, in [`blocks::BLOCK_SIZE`] blocks
 /// on `workers` threads. The output bytes depend only on the input and `level` (0..=12).
 ///
-/// Each block is compressed by libdeflate on its own (no dictionary) into a complete
-/// deflate stream; for every block but the last, [`super::scan`] finds the stream's final
-/// block, its BFINAL bit is cleared, the stream is cut after its end-of-block code and
-/// byte-aligned with an empty stored block (the bytes zlib's sync flush writes), so the
-/// next block's stream continues it.
+/// Each block is compressed by libdeflate on its own (no dictionary). Every block but the
+/// last ends without a final block, byte-aligned by an empty stored block (the bytes zlib's
+/// sync flush writes; the vendored libdeflate's `libdeflate_deflate_compress_sync`), so the
+/// next block's stream continues it; the last one ends the stream.
 pub fn encode<R: Read, W: Write>(src: R, sink: W, level: u32, workers: usize) -> io::Result<()> {
     encode_with(src, sink, level, false, workers, &|_| {})
 }
@@ -58,8 +57,6 @@ fn encode_with<R: Read, W: Write>(
             format!("gzip level {level} is out of range (expected 0..={MAX_LEVEL})"),
         ));
     }
-    let lvl = libdeflater::CompressionLvl::new(level as i32)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "bad libdeflate level"))?;
     sink.write_all(&header(level))?;
     let totals = blocks::run(src, &mut sink, workers, |job| {
         before_block(job.index);
@@ -69,51 +66,15 @@ fn encode_with<R: Read, W: Write>(
             return Ok(vec![0x03, 0x00]);
         }
         if igzip {
-            return super::igzip::deflate(&job.data, job.last);
+            super::igzip::deflate(&job.data, job.last)
+        } else {
+            super::libdeflate::deflate(&job.data, level, job.last)
         }
-        let mut out = deflate(&job.data, lvl)?;
-        if !job.last {
-            continue_stream(&mut out)?;
-        }
-        Ok(out)
     })?;
     let mut trailer = [0u8; 8];
     trailer[..4].copy_from_slice(&totals.crc.to_le_bytes());
     trailer[4..].copy_from_slice(&(totals.len as u32).to_le_bytes());
     sink.write_all(&trailer)
-}
-
-/// One block as a complete raw deflate stream, with libdeflate.
-fn deflate(data: &[u8], lvl: libdeflater::CompressionLvl) -> io::Result<Vec<u8>> {
-    let mut c = libdeflater::Compressor::new(lvl);
-    let mut out = vec![0; c.deflate_compress_bound(data.len()) + 5];
-    let n = c
-        .deflate_compress(data, &mut out)
-        .map_err(|e| io::Error::other(format!("libdeflate: {e:?}")))?;
-    out.truncate(n);
-    Ok(out)
-}
-
-/// Turn the complete deflate stream `z` into a non-final, byte-aligned piece: clear the
-/// final bit of its last block, cut after that block, append an empty stored block.
-fn continue_stream(z: &mut Vec<u8>) -> io::Result<()> {
-    let last = super::scan::last_block(z)?;
-    z[last.header_bit / 8] &= !(1u8 << (last.header_bit % 8));
-    let (full, rem) = (last.end_bit / 8, last.end_bit % 8);
-    if rem == 0 {
-        z.truncate(full);
-        z.push(0);
-    } else {
-        z.truncate(full + 1);
-        z[full] &= (1u8 << rem) - 1;
-        if rem > 5 {
-            z.push(0);
-        }
-    }
-    // The stored block's 3 header bits (BFINAL 0, BTYPE 00) are the zeros written above,
-    // then padding to the byte, then LEN 0 and NLEN 0xffff.
-    z.extend_from_slice(&[0, 0, 0xff, 0xff]);
-    Ok(())
 }
 
 #[cfg(test)]
@@ -185,9 +146,11 @@ mod tests {
         let data = crate::random::text_tar(11, 4 << 20);
         let mut par = Vec::new();
         encode(&data[..], &mut par, 6, 2).unwrap();
-        let mut c = libdeflater::Compressor::new(libdeflater::CompressionLvl::new(6).unwrap());
-        let mut one = vec![0; c.gzip_compress_bound(data.len())];
-        let one = c.gzip_compress(&data, &mut one).unwrap();
+        // A gzip member is its raw deflate stream plus 18 bytes.
+        let one = crate::compress::libdeflate::deflate(&data, 6, true)
+            .unwrap()
+            .len()
+            + 18;
         assert!(
             (par.len() as f64) < one as f64 * 1.005,
             "parallel {} vs single stream {one}",
@@ -270,8 +233,8 @@ mod tests {
 
     /// The encoder's bytes are part of hoist's contract: cached and pushed blobs keep their
     /// digests from one version to the next (the cache key `gzip.2-N` promises it). These
-    /// digests were written by the scanner-based encoder that first produced `gzip.2`; any
-    /// change to the output shows here.
+    /// digests were written by the encoder that first produced `gzip.2` (stock libdeflate,
+    /// then a deflate scanner to clear the final bit); any change to the output shows here.
     #[test]
     fn output_bytes_are_stable_across_versions() {
         use sha2::Digest as _;

@@ -3,13 +3,15 @@
 //!
 //! ## gzip: parallel, one ordinary member, and the same bytes on every machine
 //! [`gzip::encode`] works like pigz: the input is cut into 1 MiB blocks ([`BLOCK_SIZE`]);
-//! worker threads compress each block with libdeflate into a complete raw deflate stream;
-//! the calling thread reads and hashes the input, combines the per-block CRC-32s and writes
-//! the blocks in order. To join the streams into **one** deflate stream (so the blob is
-//! one ordinary gzip member that every reader decodes, including the ones that stop after
-//! the first member), each block but the last is scanned (`compress/scan.rs`) to find its final
-//! deflate block: the BFINAL bit is cleared, the stream is cut after the end-of-block code,
-//! and an empty stored block byte-aligns it — the bytes zlib's sync flush writes. A block's
+//! worker threads compress each block with libdeflate into raw deflate; the calling thread
+//! reads and hashes the input, combines the per-block CRC-32s and writes the blocks in
+//! order. To join the blocks into **one** deflate stream (so the blob is one ordinary gzip
+//! member that every reader decodes, including the ones that stop after the first member),
+//! every block but the last ends with no final deflate block and byte-aligned by an empty
+//! stored block — the bytes zlib's sync flush writes. Stock libdeflate cannot do that, so
+//! hoist vendors its compressor with a 90-line addition (`crates/image/libdeflate`,
+//! `compress/libdeflate.rs`); until stop 10 hoist decoded each block's output again to
+//! find and clear its final block, which cost 16% of a cold push's CPU. A block's
 //! bytes depend on nothing but its input and the level, so 1 thread or 64, fast or slow
 //! workers, the digest is the same (test: `gzip_identical_for_any_thread_count_and_timing`).
 //!
@@ -17,14 +19,13 @@
 //! block primed with the previous 32 KiB): at level 6 libdeflate is 1.4x faster than
 //! zlib-rs on this machine, and on real files (a 315 MB tar of /usr/bin and perl) 1%
 //! smaller than pigz -6, at 2.15x pigz's speed. It has no preset dictionary, so blocks
-//! start cold: measured 0.13% bigger than one libdeflate stream of the same layer. The
-//! scan costs about 6% of the compression time. On small-vocabulary synthetic text
+//! start cold: measured 0.13% bigger than one libdeflate stream of the same layer. On small-vocabulary synthetic text
 //! libdeflate at level 6 is up to 6% bigger than zlib at level 6; on the reference
 //! generator's text below and on real files it is not.
 //!
 //! **The opt-in fast mode is ISA-L's igzip** ([`gzip::encode_igzip`], its stateless level
 //! 3, compress/igzip.rs): for the size of libdeflate's level 1 it is about 1.5x faster,
-//! and its full-flush mode ends a non-final block byte-aligned by itself (no scan). But
+//! and its full-flush mode ends a non-final block byte-aligned by itself. But
 //! ISA-L chooses its match finder by instruction set: on x86-64 with AVX2 level 3 runs
 //! `icf_body_lazyhash1_fillgreedy_greedy`, on older x86 and on ARM
 //! `icf_body_hash1_fillgreedy_lazy` (isa-l's igzip_multibinary dispatch tables), so the
@@ -79,7 +80,7 @@ pub mod zstd;
 
 mod blocks;
 mod igzip;
-mod scan;
+mod libdeflate;
 
 pub use blocks::BLOCK_SIZE;
 
