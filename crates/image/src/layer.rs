@@ -50,6 +50,13 @@ pub trait Layer: Send + Sync + fmt::Debug {
     fn size(&self) -> Result<u64>;
     /// The compressed blob. Sources with a known digest verify it as it is read.
     fn compressed(&self) -> Result<BoxRead>;
+    /// The compressed blob for a receiver that checks the digest itself: a registry
+    /// commits an upload only under the digest its bytes hash to, so hashing them here
+    /// too would be a second pass over every byte. Sources skip their own hashing but
+    /// still check the size. Default: [`Layer::compressed`].
+    fn compressed_for_upload(&self) -> Result<BoxRead> {
+        self.compressed()
+    }
     /// The uncompressed tar.
     fn uncompressed(&self) -> Result<BoxRead>;
 
@@ -139,8 +146,47 @@ impl<S: CompressedSource> Layer for FromCompressed<S> {
             Some(d.size),
         )))
     }
+    fn compressed_for_upload(&self) -> Result<BoxRead> {
+        let d = self.src.descriptor();
+        Ok(Box::new(SizeChecked {
+            inner: self.src.open()?,
+            digest: d.digest.clone(),
+            size: d.size,
+            count: 0,
+        }))
+    }
     fn uncompressed(&self) -> Result<BoxRead> {
         pipeline::decoder(self.compression()?, self.compressed()?)
+    }
+}
+
+/// A blob read for a receiver that hashes it: exactly `size` bytes or an error of kind
+/// [`ErrorKind::SizeMismatch`] naming the blob (a truncated or over-long file).
+struct SizeChecked {
+    inner: BoxRead,
+    digest: Digest,
+    size: u64,
+    count: u64,
+}
+
+impl Read for SizeChecked {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        // At most one byte past the size, to see an over-long blob without buffering it.
+        let limit = (self.size - self.count.min(self.size) + 1).min(buf.len() as u64) as usize;
+        let n = self.inner.read(&mut buf[..limit])?;
+        self.count += n as u64;
+        if self.count > self.size || (n == 0 && self.count < self.size) {
+            return Err(Error::new(ErrorKind::SizeMismatch {
+                what: self.digest.to_string(),
+                expected: self.size,
+                actual: self.count,
+            })
+            .into_io());
+        }
+        Ok(n)
     }
 }
 

@@ -379,6 +379,9 @@ impl Layer for Retyped {
     fn compressed(&self) -> Result<BoxRead> {
         self.inner.compressed()
     }
+    fn compressed_for_upload(&self) -> Result<BoxRead> {
+        self.inner.compressed_for_upload()
+    }
     fn uncompressed(&self) -> Result<BoxRead> {
         self.inner.uncompressed()
     }

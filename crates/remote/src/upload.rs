@@ -44,8 +44,10 @@ pub(crate) enum BlobSource {
 }
 
 impl BlobSource {
-    /// The bytes from `offset` on. Re-opening skips by reading (the source verifies
-    /// its digest only when read to the end).
+    /// The bytes from `offset` on. Re-opening skips by reading. The source checks the
+    /// size only: the registry hashes what it receives and refuses to commit the blob
+    /// under a digest its bytes do not have (400 DIGEST_INVALID), so a second hash here
+    /// would only cost time.
     fn open_at(&self, offset: u64) -> Result<BoxRead> {
         match self {
             BlobSource::Bytes(b) => {
@@ -53,7 +55,7 @@ impl BlobSource {
                 Ok(Box::new(std::io::Cursor::new(b)))
             }
             BlobSource::Layer(l) => {
-                let mut r = l.compressed()?;
+                let mut r = l.compressed_for_upload()?;
                 if offset > 0 {
                     let skipped = std::io::copy(&mut (&mut r).take(offset), &mut std::io::sink())
                         .map_err(|e| hoist_image::Error::from_io("layer", e))?;

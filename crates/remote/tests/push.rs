@@ -109,6 +109,17 @@ async fn push_repush_and_tag_against_distribution() {
     assert_eq!(img.opens(), 3, "each layer read once over three pushes");
 }
 
+/// A corrupt layout blob is refused by distribution (which hashes every upload; hoist does
+/// not hash it a second time) and named in the error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_layout_blobs_are_refused_by_distribution() {
+    common::logs();
+    let Some(reg) = Distribution::start() else {
+        return;
+    };
+    common::corrupt_layout_push(reg.addr(), &fast_client()).await;
+}
+
 /// The counting test: one image to 3 tags in 2 registries reads each layer once and
 /// compresses it once; the second repository of a registry mounts from the first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

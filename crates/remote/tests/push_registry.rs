@@ -123,3 +123,13 @@ async fn reset_mid_body_resumes_from_the_registry_offset() {
     );
     check(&c, &t.repo, "v1").await.unwrap();
 }
+
+/// Uploads do not hash layout blobs a second time (the registry does): a blob whose bytes
+/// do not match its digest is still refused, by the registry, with an error naming it, and
+/// a truncated one is caught by its size. Nothing is stored under the wrong digest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_layout_blobs_are_refused_and_named() {
+    common::logs();
+    let reg = TestRegistry::start();
+    common::corrupt_layout_push(reg.addr(), &client()).await;
+}

@@ -31,6 +31,10 @@ impl Layer for Counting {
         self.reads.fetch_add(1, Ordering::SeqCst);
         self.inner.compressed()
     }
+    fn compressed_for_upload(&self) -> hoist_image::Result<BoxRead> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.compressed_for_upload()
+    }
     fn uncompressed(&self) -> hoist_image::Result<BoxRead> {
         self.reads.fetch_add(1, Ordering::SeqCst);
         self.inner.uncompressed()

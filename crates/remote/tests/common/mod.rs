@@ -216,3 +216,66 @@ pub fn logs() {
         }
     });
 }
+
+/// Push a layout whose first layer blob is corrupted (a flipped byte, then a truncation) to
+/// `addr`: the push fails with a one-line error naming the blob, and the registry holds
+/// neither the blob nor the manifest.
+pub async fn corrupt_layout_push(addr: std::net::SocketAddr, c: &hoist_remote::Client) {
+    use hoist_remote::push::{self, NoProgress, Options, Source};
+    use hoist_remote::{Repository, Target};
+    let dir = tempfile::tempdir().unwrap();
+    let layout = hoist_image::layout::Layout::create(dir.path()).unwrap();
+    let img = TestImage::new(22, 2, 600 << 10);
+    hoist_image::layout::write(&layout, &*img, Some("v1")).unwrap();
+    let manifest = hoist_image::Image::manifest(&*img).unwrap();
+    let layers = manifest.as_image().unwrap().layers.clone();
+    let cases = [
+        ("flipped", "corrupt/flipped", 0),
+        ("truncated", "corrupt/short", 0),
+        ("flipped", "corrupt/flipped-whole", 1 << 20),
+        ("truncated", "corrupt/short-whole", 1 << 20),
+    ];
+    // monolithic_max 0: the layers stream (PATCH); 1 MiB: each goes in one request.
+    for (case, target, monolithic_max) in cases {
+        let opts = Options {
+            monolithic_max,
+            ..Options::default()
+        };
+        let victim = &layers[0];
+        let path = layout.blob_path(&victim.digest);
+        let good = std::fs::read(&path).unwrap();
+        let mut bad = good.clone();
+        match case {
+            "flipped" => bad[good.len() / 2] ^= 0x40,
+            _ => bad.truncate(good.len() - 100),
+        }
+        std::fs::write(&path, &bad).unwrap();
+        let src = hoist_image::layout::Layout::open(dir.path())
+            .unwrap()
+            .image("v1")
+            .unwrap();
+        let t = Target::tagged(Repository::new(addr.to_string(), target).unwrap(), "v1").unwrap();
+        let e = push::push(
+            c,
+            Source::Image(src),
+            std::slice::from_ref(&t),
+            &opts,
+            Arc::new(NoProgress),
+        )
+        .await
+        .expect_err("a corrupt blob must not be pushed");
+        let msg = e.to_string();
+        eprintln!("{target}: {msg}");
+        assert!(!msg.contains('\n'), "one line: {msg}");
+        assert!(msg.contains(&victim.digest.to_string()), "{case}: {msg}");
+        assert!(
+            !c.blob_exists(&t.repo, &victim.digest).await.unwrap(),
+            "{case}: stored under a digest its bytes do not have"
+        );
+        assert!(
+            c.manifest_digest(&t.repo, "v1").await.unwrap().is_none(),
+            "{case}: the manifest went up without its layer"
+        );
+        std::fs::write(&path, &good).unwrap();
+    }
+}
