@@ -81,7 +81,7 @@ fn encode_with<R: Read, W: Write>(
 mod tests {
     use super::*;
     use crate::compress::BLOCK_SIZE;
-    use crate::compress::tests::text;
+    use crate::compress::tests::{noise, text};
     use std::time::Duration;
 
     fn gunzip_single_member(blob: &[u8]) -> Vec<u8> {
@@ -162,18 +162,12 @@ mod tests {
 
     #[test]
     fn every_kind_of_input_is_one_member_and_the_same_for_any_worker_count() {
-        let mut noise = vec![0u8; 2 * BLOCK_SIZE + 3];
-        let mut x = 5u64;
-        for b in &mut noise {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
-            *b = (x >> 56) as u8;
-        }
         let inputs = [
             Vec::new(),
             b"x".to_vec(),
             text(BLOCK_SIZE, 1),
             text(3 * BLOCK_SIZE + 77, 3),
-            noise,
+            noise(2 * BLOCK_SIZE + 3, 5),
         ];
         for data in inputs {
             // Level 13 here stands for igzip.
@@ -238,19 +232,13 @@ mod tests {
     #[test]
     fn output_bytes_are_stable_across_versions() {
         use sha2::Digest as _;
-        let mut noise = vec![0u8; 2 * BLOCK_SIZE + 3];
-        let mut x = 5u64;
-        for b in &mut noise {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
-            *b = (x >> 56) as u8;
-        }
         let inputs = [
             Vec::new(),
             b"x".to_vec(),
             text(BLOCK_SIZE, 1),
             text(3 * BLOCK_SIZE + 77, 3),
             crate::random::text_tar(11, 2 * BLOCK_SIZE as u64 + 5),
-            noise,
+            noise(2 * BLOCK_SIZE + 3, 5),
         ];
         let mut got = Vec::new();
         for level in [0, 1, 2, 6, 9, 12] {

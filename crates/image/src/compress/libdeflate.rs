@@ -121,7 +121,7 @@ pub(crate) fn deflate(data: &[u8], level: u32, last: bool) -> io::Result<Vec<u8>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compress::tests::text;
+    use crate::compress::tests::{noise, text};
     use std::io::Read;
 
     fn inflate(raw: &[u8]) -> Vec<u8> {
@@ -138,19 +138,13 @@ mod tests {
     /// boundary (stored blocks, level 0), and for the tiny inputs libdeflate stores.
     #[test]
     fn sync_pieces_continue_and_complete_streams_end() {
-        let mut noise = vec![0u8; 100_000];
-        let mut x = 9u64;
-        for b in &mut noise {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
-            *b = (x >> 56) as u8;
-        }
         let inputs = [
             Vec::new(),
             b"x".to_vec(),
             b"abcabcabcabcabcabcabcabcabcabc".to_vec(),
             text(70_000, 1),
             text(300_000, 2),
-            noise,
+            noise(100_000, 9),
         ];
         for level in [0, 1, 2, 6, 9, 12] {
             for data in &inputs {

@@ -126,4 +126,15 @@ pub(crate) mod tests {
         out.truncate(len);
         out
     }
+
+    /// `len` incompressible bytes from a seeded generator.
+    pub(crate) fn noise(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed;
+        (0..len)
+            .map(|_| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                (x >> 56) as u8
+            })
+            .collect()
+    }
 }

@@ -42,20 +42,12 @@ pub fn encode<R: Read, W: Write>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compress::tests::text;
+    use crate::compress::tests::{noise, text};
 
     #[test]
     fn zstd_identical_for_2_to_4_workers() {
         // Text, and incompressible bytes (where 1 worker was seen to vary).
-        let mut noise = vec![0u8; 3 << 20];
-        let mut x = 0x9e3779b97f4a7c15u64;
-        for b in noise.iter_mut() {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            *b = x as u8;
-        }
-        for data in [text(9 << 20, 5), noise] {
+        for data in [text(9 << 20, 5), noise(3 << 20, 17)] {
             let mut reference = None;
             for workers in [0, 1, 2, 3, 4] {
                 let mut out = Vec::new();
