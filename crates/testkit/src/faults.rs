@@ -16,9 +16,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use hyper::body::{Frame, Incoming};
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 
 use crate::token::TokenService;
 
@@ -205,25 +203,11 @@ impl Proxy {
                 .enable_all()
                 .build()
                 .expect("proxy runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
-                let mut stopped = stopped;
-                loop {
-                    tokio::select! {
-                        _ = &mut stopped => break,
-                        acc = listener.accept() => {
-                            let Ok((sock, _)) = acc else { continue };
-                            let st = st.clone();
-                            tokio::spawn(async move {
-                                let svc = service_fn(move |req| handle(st.clone(), req));
-                                let _ = hyper::server::conn::http1::Builder::new()
-                                    .serve_connection(TokioIo::new(sock), svc)
-                                    .await;
-                            });
-                        }
-                    }
-                }
-            });
+            rt.block_on(crate::http1::serve_until(
+                std_listener,
+                stopped,
+                move |req| handle(st.clone(), req),
+            ));
             rt.shutdown_timeout(Duration::from_millis(100));
         });
         Proxy {

@@ -6,6 +6,7 @@ pub mod conformance;
 pub mod counting;
 pub mod distribution;
 pub mod faults;
+mod http1;
 pub mod peers;
 pub mod registry;
 pub mod token;

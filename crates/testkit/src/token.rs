@@ -17,9 +17,7 @@ use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 
 /// The `service` the gate names in its challenges.
 pub const SERVICE: &str = "hoist-test";
@@ -111,25 +109,11 @@ impl TokenService {
                 .enable_all()
                 .build()
                 .expect("token runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
-                let mut stopped = stopped;
-                loop {
-                    tokio::select! {
-                        _ = &mut stopped => break,
-                        acc = listener.accept() => {
-                            let Ok((sock, _)) = acc else { continue };
-                            let inn = inn.clone();
-                            tokio::spawn(async move {
-                                let svc = service_fn(move |req| serve(inn.clone(), req));
-                                let _ = hyper::server::conn::http1::Builder::new()
-                                    .serve_connection(TokioIo::new(sock), svc)
-                                    .await;
-                            });
-                        }
-                    }
-                }
-            });
+            rt.block_on(crate::http1::serve_until(
+                std_listener,
+                stopped,
+                move |req| serve(inn.clone(), req),
+            ));
         });
         Arc::new(TokenService {
             addr,
