@@ -14,6 +14,7 @@
 # exists (the reference image generator), otherwise `hoist random`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 
 LAYERS=${1:-4}
 SIZE=${2:-50MiB}
@@ -29,8 +30,7 @@ WORK=${WORK:-$(mktemp -d /dev/shm/hoist-bench.XXXXXX)}
 mkdir -p "$WORK"
 trap 'rm -rf "$WORK"' EXIT
 
-cargo build --release -q -p hoist
-HOIST=$PWD/target/release/hoist
+build_hoist
 
 MKIMAGE=/work/shared/bench/mkimage.py
 make_image() { # make_image FILE LAYERS SIZE

@@ -14,6 +14,7 @@
 # (or hoist random when mkimage.py is not there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 
 RUNS=${RUNS:-5}
 LAYERS=${LAYERS:-10}
@@ -21,25 +22,16 @@ SIZE=${SIZE:-50MiB}
 SEED=${SEED:-1}
 JOBS=${JOBS:-4}
 REGISTRY_BIN=${REGISTRY_BIN:-/usr/bin/docker-registry}
-W=$(mktemp -d /tmp/hoist-pullbench.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$W"
-}
-trap cleanup EXIT
+bench_workdir hoist-pullbench
 
-need() { command -v "$1" >/dev/null || { echo "bench/pull.sh: $1 not found ($2)" >&2; exit 1; }; }
 need skopeo "apt-get install skopeo"
 need curl "apt-get install curl"
 need unshare "util-linux"
-[ -x /usr/bin/time ] || { echo "bench/pull.sh: /usr/bin/time not found (apt-get install time)" >&2; exit 1; }
-[ -x "$REGISTRY_BIN" ] || { echo "bench/pull.sh: $REGISTRY_BIN not found (apt-get install docker-registry)" >&2; exit 1; }
+need_time
+need_registry
 
 echo "building hoist (release)..." >&2
-cargo build --release -q -p hoist
-HOIST=$PWD/target/release/hoist
+build_hoist
 
 # ---- the image, as an OCI layout ----
 MK=/work/shared/bench/mkimage.py
@@ -54,42 +46,13 @@ else
 fi
 
 # ---- one distribution registry, the image pushed once ----
-root=$W/reg
-mkdir -p "$root"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat >"$root/config.yml" <<YML
-version: 0.1
-log: {level: error, accesslog: {disabled: true}}
-storage: {filesystem: {rootdirectory: $root/data}, cache: {blobdescriptor: inmemory}}
-http: {addr: 127.0.0.1:$port}
-YML
-"$REGISTRY_BIN" serve "$root/config.yml" >/dev/null 2>&1 &
-PIDS+=($!)
-REG=127.0.0.1:$port
-for _ in $(seq 100); do curl -fsS "http://$REG/v2/" >/dev/null 2>&1 && break; sleep 0.05; done
+start_distribution REG "$W/reg"
+wait_v2 "$REG" || true
 # a second registry, for registry-to-registry copies (streamed: no mount possible)
-root2=$W/reg2
-mkdir -p "$root2"
-port2=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-sed -e "s#$root/data#$root2/data#" -e "s#127.0.0.1:$port#127.0.0.1:$port2#" "$root/config.yml" >"$root2/config.yml"
-"$REGISTRY_BIN" serve "$root2/config.yml" >/dev/null 2>&1 &
-PIDS+=($!)
-REG2=127.0.0.1:$port2
-for _ in $(seq 100); do curl -fsS "http://$REG2/v2/" >/dev/null 2>&1 && break; sleep 0.05; done
+start_distribution REG2 "$W/reg2"
+wait_v2 "$REG2" || true
 skopeo --insecure-policy copy -q --dest-tls-verify=false "$OCI" "docker://$REG/bench/pull:v1" >&2
-BLOB_BYTES=$(curl -fsS -H 'Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json' \
-  "http://$REG/v2/bench/pull/manifests/v1" | python3 -c 'import json,sys; m=json.load(sys.stdin); print(sum(l["size"] for l in m["layers"]))')
-
-# timed LABEL CMD...: appends "LABEL wall_s rss_kib" to $W/results
-timed() {
-  local label=$1; shift
-  /usr/bin/time -v -o "$W/time.txt" "$@" >"$W/out.txt" 2>"$W/err.txt" || {
-    echo "FAILED: $label" >&2; cat "$W/err.txt" >&2; exit 1; }
-  local wall rss
-  wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {split($2,a,":"); if (length(a)==3) print a[1]*3600+a[2]*60+a[3]; else print a[1]*60+a[2]}' "$W/time.txt")
-  rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$W/time.txt")
-  echo "$label $wall $rss" >>"$W/results"
-}
+BLOB_BYTES=$(registry_layer_bytes "$REG" bench/pull v1)
 
 : >"$W/results"
 # one warm-up pull each (page cache of the registry's blobs), not counted
@@ -104,8 +67,7 @@ for run in $(seq "$RUNS"); do
   timed hoist-copy "$HOIST" --no-cache copy "docker://$REG/bench/pull:v1" "docker://$REG2/bench/copy$run:v1"
   # skopeo's blob-info cache (host-wide as root) would remember the previous run's
   # destination and mount from it: each skopeo copy gets an empty one (private tmpfs).
-  timed skopeo-copy unshare -m sh -c 'mkdir -p /var/lib/containers/cache && mount -t tmpfs tmpfs /var/lib/containers/cache && exec "$@"' sh \
-    skopeo --insecure-policy copy -q --src-tls-verify=false --dest-tls-verify=false \
+  timed skopeo-copy "${NO_BLOB_CACHE[@]}" skopeo --insecure-policy copy -q --src-tls-verify=false --dest-tls-verify=false \
     "docker://$REG/bench/pull:v1" "docker://$REG2/bench/skopeo$run:v1"
   if command -v crane >/dev/null; then
     timed crane crane pull --insecure --format oci "$REG/bench/pull:v1" "$W/c"

@@ -16,6 +16,7 @@
 # there, or its "cold" pushes would be cache hits.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 
 RUNS=${RUNS:-3}
 LAYERS=${LAYERS:-10}
@@ -24,24 +25,15 @@ SEED=${SEED:-1}
 REGISTRY_BIN=${REGISTRY_BIN:-/usr/bin/docker-registry}
 # Extra flags for hoist push (e.g. HOIST_FLAGS="--level 2").
 HOIST_FLAGS=${HOIST_FLAGS:-}
-W=$(mktemp -d /tmp/hoist-bench.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$W"
-}
-trap cleanup EXIT
+bench_workdir hoist-bench
 
-need() { command -v "$1" >/dev/null || { echo "bench/push.sh: $1 not found ($2)" >&2; exit 1; }; }
 need skopeo "apt-get install skopeo"
 need unshare "util-linux"
-[ -x /usr/bin/time ] || { echo "bench/push.sh: /usr/bin/time not found (apt-get install time)" >&2; exit 1; }
-[ -x "$REGISTRY_BIN" ] || { echo "bench/push.sh: $REGISTRY_BIN not found (apt-get install docker-registry)" >&2; exit 1; }
+need_time
+need_registry
 
 echo "building hoist (release)..." >&2
-cargo build --release -q -p hoist
-HOIST=$PWD/target/release/hoist
+build_hoist
 
 # ---- the image ----
 MK=/work/shared/bench/mkimage.py
@@ -60,47 +52,23 @@ TAR_BYTES=$(stat -c %s "$W/img.tar")
 # ---- a fresh distribution registry per measurement ----
 REG=""
 start_registry() {
-  local root; root=$(mktemp -d "$W/reg.XXXXXX")
-  local port; port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  cat >"$root/config.yml" <<YML
-version: 0.1
-log: {level: error, accesslog: {disabled: true}}
-storage: {filesystem: {rootdirectory: $root/data}, delete: {enabled: true}, cache: {blobdescriptor: inmemory}}
-http: {addr: 127.0.0.1:$port}
-YML
-  "$REGISTRY_BIN" serve "$root/config.yml" >/dev/null 2>&1 &
-  PIDS+=($!)
-  REG=127.0.0.1:$port
-  for _ in $(seq 100); do curl -fsS "http://$REG/v2/" >/dev/null 2>&1 && return; sleep 0.05; done
+  start_distribution REG "$(mktemp -d "$W/reg.XXXXXX")" "delete: {enabled: true}, "
+  wait_v2 "$REG" && return
   echo "registry did not start" >&2; exit 1
 }
 stop_registries() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  kill_servers
   PIDS=()
   rm -rf "$W"/reg.*
 }
 
-# timed LABEL CMD...: appends "LABEL wall_s rss_kib" to $W/results
-timed() {
-  local label=$1; shift
-  /usr/bin/time -v -o "$W/time.txt" "$@" >"$W/out.txt" 2>"$W/err.txt" || {
-    echo "FAILED: $label" >&2; cat "$W/err.txt" >&2; exit 1; }
-  local wall rss
-  wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {split($2,a,":"); if (length(a)==3) print a[1]*3600+a[2]*60+a[3]; else print a[1]*60+a[2]}' "$W/time.txt")
-  rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$W/time.txt")
-  echo "$label $wall $rss" >>"$W/results"
-}
-
 # Sum of layer sizes of the manifest at REG/REPO:TAG.
-blob_bytes() {
-  curl -fsS -H 'Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json' \
-    "http://$REG/v2/$1/manifests/$2" | python3 -c 'import json,sys; m=json.load(sys.stdin); print(sum(l["size"] for l in m["layers"]))'
-}
+blob_bytes() { registry_layer_bytes "$REG" "$1" "$2"; }
 
 # skopeo in a private mount namespace with an empty blob-info cache for the whole script
 skopeo_ns() {
-  unshare -m sh -c 'mkdir -p /var/lib/containers/cache && mount -t tmpfs tmpfs /var/lib/containers/cache && mkdir -p '"$W"'/skopeo-home && HOME='"$W"'/skopeo-home exec "$@"' sh "$@"
+  mkdir -p "$W/skopeo-home"
+  "${NO_BLOB_CACHE[@]}" env HOME="$W/skopeo-home" "$@"
 }
 
 : >"$W/results"
@@ -125,20 +93,14 @@ set -e
 /usr/bin/time -v -o "$W/t2.txt" skopeo copy -q --dest-tls-verify=false docker-archive:$W/img.tar docker://$REG/bench/skopeo:v1
 SH
   skopeo_ns sh "$W/skopeo-two.sh" >"$W/out.txt" 2>"$W/err.txt" || { cat "$W/err.txt" >&2; exit 1; }
-  for pair in "skopeo-cold t1" "skopeo-repush t2"; do
-    set -- $pair
-    wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {split($2,a,":"); print a[1]*60+a[2]}' "$W/$2.txt")
-    rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$W/$2.txt")
-    echo "$1 $wall $rss" >>"$W/results"
-  done
+  time_row skopeo-cold "$W/t1.txt"
+  time_row skopeo-repush "$W/t2.txt"
   echo "skopeo-blobs $(blob_bytes bench/skopeo v1) 0" >>"$W/results"
   stop_registries
   start_registry
   skopeo_ns /usr/bin/time -v -o "$W/t3.txt" skopeo copy -q --dest-tls-verify=false "$OCI" "docker://$REG/bench/layout:v1" \
     >"$W/out.txt" 2>"$W/err.txt" || { cat "$W/err.txt" >&2; exit 1; }
-  wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {split($2,a,":"); print a[1]*60+a[2]}' "$W/t3.txt")
-  rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$W/t3.txt")
-  echo "skopeo-layout $wall $rss" >>"$W/results"
+  time_row skopeo-layout "$W/t3.txt"
   stop_registries
 
   if command -v crane >/dev/null; then

@@ -13,6 +13,7 @@
 # BENCH_DIR (default: a new temp dir) holds the image and both registries' storage.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 
 LAYERS=${LAYERS:-10}
 SIZE=${SIZE:-50M}
@@ -23,8 +24,7 @@ DIST=/usr/bin/docker-registry
 command -v skopeo >/dev/null || { echo "skopeo not found (apt-get install skopeo)" >&2; exit 1; }
 [ -x "$DIST" ] || { echo "$DIST not found (apt-get install docker-registry)" >&2; exit 1; }
 
-cargo build --release -q -p hoist
-HOIST=$PWD/target/release/hoist
+build_hoist
 
 WORK=${BENCH_DIR:-$(mktemp -d)}
 mkdir -p "$WORK"
@@ -47,7 +47,6 @@ REF=$(python3 -c 'import json,sys; m=json.load(open(sys.argv[1]))["manifests"][0
 SRC="oci:$IMG${REF:+:$REF}"
 BYTES=$(du -sb "$IMG/blobs" | cut -f1)
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$1/v2/" && return 0; sleep 0.1; done; echo "no answer on $1" >&2; exit 1; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 TCK=$(getconf CLK_TCK)
@@ -72,8 +71,7 @@ YML
 }
 
 push() { # $1: port, $2: repo — skopeo with a private, empty blob-info cache
-  unshare -m sh -c 'mkdir -p /var/lib/containers/cache && mount -t tmpfs tmpfs /var/lib/containers/cache &&
-    exec skopeo copy --quiet --dest-tls-verify=false "$0" "docker://127.0.0.1:$1/$2:latest"' "$SRC" "$1" "$2"
+  "${NO_BLOB_CACHE[@]}" skopeo copy --quiet --dest-tls-verify=false "$SRC" "docker://127.0.0.1:$1/$2:latest"
 }
 
 declare -A WALL CPU
