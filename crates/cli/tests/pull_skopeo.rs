@@ -7,34 +7,23 @@ use std::process::Command;
 
 use hoist_testkit::distribution::Distribution;
 use hoist_testkit::peers;
+use hoist_testkit::process::stdout_of;
 
 fn hoist(home: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_hoist"))
-        .args(args)
-        .env("HOIST_CACHE_DIR", home.join("cache"))
-        .env("HOME", home)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "hoist {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    stdout_of(
+        Command::new(env!("CARGO_BIN_EXE_hoist"))
+            .args(args)
+            .env("HOIST_CACHE_DIR", home.join("cache"))
+            .env("HOME", home),
+        format_args!("hoist {args:?}"),
+    )
 }
 
 fn skopeo(skopeo: &Path, args: &[&str]) -> String {
-    let out = Command::new(skopeo)
-        .arg("--insecure-policy")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "skopeo {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    stdout_of(
+        Command::new(skopeo).arg("--insecure-policy").args(args),
+        format_args!("skopeo {args:?}"),
+    )
 }
 
 #[test]

@@ -4,32 +4,14 @@
 
 mod serve_common;
 
-use std::io::Write;
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use hoist_image::Digest;
+use hoist_testkit::api::{get_blob, half_request, push_blob, upload_offset};
 use reqwest::StatusCode;
-use serve_common::{Server, data, image_manifest, push_blob};
+use serve_common::{Server, data, image_manifest};
 
 const MIB: usize = 1 << 20;
-
-async fn received(c: &reqwest::Client, loc: &str) -> u64 {
-    let r = c.get(loc).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::NO_CONTENT, "upload status of {loc}");
-    let range = r.headers()["range"].to_str().unwrap().to_string();
-    let end: u64 = range.split_once('-').unwrap().1.parse().unwrap();
-    if end == 0 { 0 } else { end + 1 }
-}
-
-/// Open a raw request and send its headers and `partial` of its body; keep it open.
-fn half_request(addr: &str, head: &str, partial: &[u8]) -> TcpStream {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(partial).unwrap();
-    s.flush().unwrap();
-    s
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_upload_and_mid_manifest_then_restart() {
@@ -109,7 +91,7 @@ async fn kill_9_mid_upload_and_mid_manifest_then_restart() {
     );
     // Wait until the server has written what chunk 2 sent, then kill -9.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while received(&c, &loc).await < 2 * MIB as u64 {
+    while upload_offset(&c, &loc).await < 2 * MIB as u64 {
         assert!(Instant::now() < deadline, "chunk 2 did not arrive");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -125,14 +107,7 @@ async fn kill_9_mid_upload_and_mid_manifest_then_restart() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.bytes().await.unwrap().as_ref(), m1.as_slice());
-    let got = c
-        .get(format!("{base}/v2/crash/app/blobs/{ld}"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let got = get_blob(&c, &base, "crash/app", &ld).await;
     assert!(got.as_ref() == layer.as_slice(), "committed layer changed");
     // Nothing partial visible.
     let r = c
@@ -164,7 +139,7 @@ async fn kill_9_mid_upload_and_mid_manifest_then_restart() {
 
     // The chunked upload resumes where the server says it stopped.
     let loc = format!("{base}{loc_path}");
-    let have = received(&c, &loc).await;
+    let have = upload_offset(&c, &loc).await;
     assert!(
         have >= MIB as u64 && have <= 3 * MIB as u64,
         "resume offset {have}"
@@ -184,13 +159,6 @@ async fn kill_9_mid_upload_and_mid_manifest_then_restart() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
-    let got = c
-        .get(format!("{base}/v2/crash/app/blobs/{big_digest}"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let got = get_blob(&c, &base, "crash/app", &big_digest).await;
     assert!(got.as_ref() == big.as_slice(), "resumed blob differs");
 }

@@ -1,12 +1,15 @@
 //! Test helpers for hoist: wrappers for real peers (skopeo, the distribution registry),
 //! the in-process registry, a distribution-spec conformance harness, a fault-injecting
-//! proxy, a token service and fixtures. Not published.
+//! proxy, a token service, hand-made API requests, child processes and fixtures. Not
+//! published.
 
+pub mod api;
 pub mod conformance;
 pub mod counting;
 pub mod distribution;
 pub mod faults;
 mod http1;
 pub mod peers;
+pub mod process;
 pub mod registry;
 pub mod token;

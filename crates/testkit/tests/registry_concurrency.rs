@@ -1,12 +1,11 @@
 //! No global lock: two large uploads progress side by side, and a client that stalls in
 //! the middle of a body blocks nobody (not even a client of the same repository).
 
-use std::io::Write;
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hoist_image::Digest;
+use hoist_testkit::api::{get_blob, half_request, push_blob, upload_offset};
 use hoist_testkit::registry::TestRegistry;
 use reqwest::StatusCode;
 use tokio::sync::mpsc;
@@ -36,19 +35,11 @@ async fn start_upload(c: &reqwest::Client, base: &str, repo: &str) -> String {
     format!("{base}{loc}")
 }
 
-async fn received(c: &reqwest::Client, loc: &str) -> u64 {
-    let r = c.get(loc).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    let range = r.headers()["range"].to_str().unwrap();
-    let end: u64 = range.split_once('-').unwrap().1.parse().unwrap();
-    if end == 0 { 0 } else { end + 1 }
-}
-
 /// Poll until the server has written `want` bytes of the session, or panic after 20 s.
 async fn wait_for(c: &reqwest::Client, loc: &str, want: u64) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let got = received(c, loc).await;
+        let got = upload_offset(c, loc).await;
         if got >= want {
             assert_eq!(got, want);
             return;
@@ -102,7 +93,7 @@ async fn two_large_uploads_progress_in_parallel() {
         }
         wait_for(&c, &loc_b, range.end as u64).await;
         // A is still open and still at its size: B's writes did not wait for A to finish.
-        assert_eq!(received(&c, &loc_a).await, range.end as u64);
+        assert_eq!(upload_offset(&c, &loc_a).await, range.end as u64);
     }
     drop((tx_a, tx_b));
     for (resp, loc, bytes, repo) in [(resp_a, &loc_a, &a, "par/a"), (resp_b, &loc_b, &b, "par/b")] {
@@ -112,14 +103,7 @@ async fn two_large_uploads_progress_in_parallel() {
         let sep = if loc.contains('?') { '&' } else { '?' };
         let r = c.put(format!("{loc}{sep}digest={d}")).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::CREATED);
-        let got = c
-            .get(format!("{base}/v2/{repo}/blobs/{d}"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let got = get_blob(&c, &base, repo, &d).await;
         assert!(got.as_ref() == bytes.as_slice(), "{repo}: blob differs");
     }
 }
@@ -135,16 +119,15 @@ async fn a_stalled_client_blocks_nobody() {
     let loc = start_upload(&c, &base, "stall/repo").await;
     let path = loc.strip_prefix(&base).unwrap().to_string();
     // A raw client promises 10 MiB, sends 64 KiB and goes quiet, holding its connection.
-    let mut stalled = TcpStream::connect(reg.addr()).unwrap();
-    write!(
-        stalled,
-        "PATCH {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+    let stalled = half_request(
         reg.addr(),
-        10 << 20
-    )
-    .unwrap();
-    stalled.write_all(&data(3, 64 << 10)).unwrap();
-    stalled.flush().unwrap();
+        &format!(
+            "PATCH {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+            reg.addr(),
+            10 << 20
+        ),
+        &data(3, 64 << 10),
+    );
     wait_for(&c, &loc, 64 << 10).await;
 
     // Meanwhile, in the same repository and in another: complete pushes and pulls.
@@ -152,22 +135,8 @@ async fn a_stalled_client_blocks_nobody() {
     for repo in ["stall/repo", "stall/other"] {
         for i in 0..3u8 {
             let bytes = data(10 + i, 1 << 20);
-            let d = Digest::sha256(&bytes);
-            let r = c
-                .post(format!("{base}/v2/{repo}/blobs/uploads/?digest={d}"))
-                .body(bytes.clone())
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), StatusCode::CREATED);
-            let got = c
-                .get(format!("{base}/v2/{repo}/blobs/{d}"))
-                .send()
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap();
+            let d = push_blob(&c, &base, repo, &bytes).await;
+            let got = get_blob(&c, &base, repo, &d).await;
             assert_eq!(got.len(), bytes.len());
         }
         let r = c
@@ -186,6 +155,6 @@ async fn a_stalled_client_blocks_nobody() {
         started.elapsed()
     );
     // The stalled client's bytes are still there; it could resume.
-    assert_eq!(received(&c, &loc).await, 64 << 10);
+    assert_eq!(upload_offset(&c, &loc).await, 64 << 10);
     drop(stalled);
 }

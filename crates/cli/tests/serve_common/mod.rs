@@ -1,4 +1,4 @@
-//! Shared by the `hoist serve` tests: the server as a child process, data, pushes.
+//! Shared by the `hoist serve` tests: the server as a child process, data, manifests.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
@@ -6,7 +6,6 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use hoist_image::Digest;
-use reqwest::StatusCode;
 
 /// `hoist serve` on 127.0.0.1:0, killed on drop.
 pub struct Server {
@@ -82,19 +81,6 @@ pub fn data(seed: u8, len: usize) -> Vec<u8> {
             (x >> 32) as u8
         })
         .collect()
-}
-
-/// Push a blob in one POST.
-pub async fn push_blob(c: &reqwest::Client, base: &str, repo: &str, bytes: &[u8]) -> Digest {
-    let d = Digest::sha256(bytes);
-    let r = c
-        .post(format!("{base}/v2/{repo}/blobs/uploads/?digest={d}"))
-        .body(bytes.to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    d
 }
 
 /// An OCI image manifest; `salt` goes into an annotation so manifests differ.
