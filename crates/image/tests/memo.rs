@@ -6,39 +6,16 @@ mod common;
 
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
 use common::{CountingSource, text};
 use hoist_image::pipeline::Encoding;
 use hoist_image::{
-    BoxRead, Cache, Config, ConfigFile, DiffId, FromUncompressed, Image, ImageManifest, Layer,
-    Manifest, MediaType, Reference, RootFs, Sealed, SpoolStore, Store, layout, random, tarball,
-    validate,
+    Cache, Config, ConfigFile, FromUncompressed, Image, ImageManifest, Layer, Manifest, MediaType,
+    Reference, RootFs, Store, layout, random, tarball, validate,
 };
-
-/// A store that counts the layers it seals (compresses).
-#[derive(Debug)]
-struct CountingStore {
-    inner: SpoolStore,
-    seals: AtomicU64,
-}
-
-impl Store for CountingStore {
-    fn lookup(&self, d: &DiffId, e: &Encoding) -> Option<(Sealed, PathBuf)> {
-        self.inner.lookup(d, e)
-    }
-    fn seal(
-        &self,
-        src: BoxRead,
-        e: &Encoding,
-        mt: MediaType,
-    ) -> hoist_image::Result<(Sealed, PathBuf)> {
-        self.seals.fetch_add(1, Ordering::SeqCst);
-        self.inner.seal(src, e, mt)
-    }
-}
+use hoist_testkit::counting::{Counting, CountingStore};
 
 /// An image over counting sources.
 #[derive(Debug)]
@@ -79,10 +56,7 @@ impl Image for TestImage {
 
 #[test]
 fn one_layer_to_three_layouts_three_tags_and_two_tarballs_is_compressed_once() {
-    let store = Arc::new(CountingStore {
-        inner: SpoolStore::new().unwrap(),
-        seals: AtomicU64::new(0),
-    });
+    let store = Arc::new(CountingStore::new());
     let sources: Vec<CountingSource> = (0..2)
         .map(|i| CountingSource::new(text(2 << 20, 10 + i)).with_hint())
         .collect();
@@ -127,11 +101,7 @@ fn one_layer_to_three_layouts_three_tags_and_two_tarballs_is_compressed_once() {
         assert_eq!(s.counts.opens(), 1, "read from the source once");
         assert_eq!(s.counts.bytes(), len, "and each byte once");
     }
-    assert_eq!(
-        store.seals.load(Ordering::SeqCst),
-        2,
-        "one compression per layer"
-    );
+    assert_eq!(store.seals(), 2, "one compression per layer");
 
     let tag = Reference::parse("example.com/app:v1").unwrap();
     for t in 0..2 {
@@ -144,11 +114,7 @@ fn one_layer_to_three_layouts_three_tags_and_two_tarballs_is_compressed_once() {
     }
     // A tarball holds the uncompressed tar: each one reads it from the source (cheaper than
     // decompressing the sealed blob), and nothing is compressed again.
-    assert_eq!(
-        store.seals.load(Ordering::SeqCst),
-        2,
-        "still one compression per layer"
-    );
+    assert_eq!(store.seals(), 2, "still one compression per layer");
     for s in &sources {
         assert_eq!(s.counts.opens(), 3);
     }
@@ -264,37 +230,6 @@ fn a_docker_save_tarball_in_the_cache_is_resolved_without_reading_its_layers() {
     assert!(buf.windows(64).any(|w| w.iter().all(|&b| b == b'#')));
 }
 
-/// A layer that counts how often its bytes are opened, in each form.
-#[derive(Debug)]
-struct CountingLayer {
-    inner: Arc<dyn Layer>,
-    compressed: AtomicU64,
-    uncompressed: AtomicU64,
-}
-
-impl Layer for CountingLayer {
-    fn media_type(&self) -> hoist_image::Result<MediaType> {
-        self.inner.media_type()
-    }
-    fn digest(&self) -> hoist_image::Result<hoist_image::Digest> {
-        self.inner.digest()
-    }
-    fn diff_id(&self) -> hoist_image::Result<DiffId> {
-        self.inner.diff_id()
-    }
-    fn size(&self) -> hoist_image::Result<u64> {
-        self.inner.size()
-    }
-    fn compressed(&self) -> hoist_image::Result<BoxRead> {
-        self.compressed.fetch_add(1, Ordering::SeqCst);
-        self.inner.compressed()
-    }
-    fn uncompressed(&self) -> hoist_image::Result<BoxRead> {
-        self.uncompressed.fetch_add(1, Ordering::SeqCst);
-        self.inner.uncompressed()
-    }
-}
-
 #[test]
 fn converting_compression_decompresses_once_and_seals_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -312,17 +247,11 @@ fn converting_compression_decompresses_once_and_seals_once() {
     let cache_dir = dir.path().join("cache");
     let convert = |cache: &Arc<Cache>, dest: &str| {
         let source = src.image("v1").unwrap();
-        let layers: Vec<Arc<CountingLayer>> = source
+        let layers: Vec<Arc<Counting>> = source
             .layers()
             .unwrap()
             .into_iter()
-            .map(|inner| {
-                Arc::new(CountingLayer {
-                    inner,
-                    compressed: AtomicU64::new(0),
-                    uncompressed: AtomicU64::new(0),
-                })
-            })
+            .map(|inner| Arc::new(Counting::new(inner, Arc::default())))
             .collect();
         let counted = TestImage {
             config: source.config().unwrap(),
@@ -351,7 +280,7 @@ fn converting_compression_decompresses_once_and_seals_once() {
                 2
             );
         }
-        let opened: Vec<(u64, u64)> = layers
+        let opened: Vec<(usize, usize)> = layers
             .iter()
             .map(|l| {
                 (

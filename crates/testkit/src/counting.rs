@@ -1,17 +1,39 @@
-//! Wrappers that count reads of layer bytes, for tests proving a change reads no layer.
+//! Wrappers that count reads of layer bytes, for tests proving a change reads no layer
+//! (or reads each layer once), and a store that counts compressions.
 
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use hoist_image::{BoxRead, Config, DiffId, Digest, Image, Layer, Manifest, MediaType};
+use hoist_image::pipeline::Encoding;
+use hoist_image::{
+    BoxRead, Config, DiffId, Digest, Image, Layer, Manifest, MediaType, Sealed, SpoolStore, Store,
+};
 
-/// A layer that counts every read of its bytes.
+/// A layer that counts every read of its bytes: all of them in `reads` (which several
+/// layers may share), and this layer's by form in `compressed` and `uncompressed`.
 #[derive(Debug)]
 pub struct Counting {
     /// The wrapped layer.
     pub inner: Arc<dyn Layer>,
     /// Opens of compressed or uncompressed bytes, shared by all wrapped layers.
     pub reads: Arc<AtomicUsize>,
+    /// Opens of this layer's compressed bytes (for an upload, too).
+    pub compressed: AtomicUsize,
+    /// Opens of this layer's uncompressed bytes.
+    pub uncompressed: AtomicUsize,
+}
+
+impl Counting {
+    /// Wraps `inner`, adding its reads to `reads`.
+    pub fn new(inner: Arc<dyn Layer>, reads: Arc<AtomicUsize>) -> Counting {
+        Counting {
+            inner,
+            reads,
+            compressed: AtomicUsize::new(0),
+            uncompressed: AtomicUsize::new(0),
+        }
+    }
 }
 
 impl Layer for Counting {
@@ -29,14 +51,17 @@ impl Layer for Counting {
     }
     fn compressed(&self) -> hoist_image::Result<BoxRead> {
         self.reads.fetch_add(1, Ordering::SeqCst);
+        self.compressed.fetch_add(1, Ordering::SeqCst);
         self.inner.compressed()
     }
     fn compressed_for_upload(&self) -> hoist_image::Result<BoxRead> {
         self.reads.fetch_add(1, Ordering::SeqCst);
+        self.compressed.fetch_add(1, Ordering::SeqCst);
         self.inner.compressed_for_upload()
     }
     fn uncompressed(&self) -> hoist_image::Result<BoxRead> {
         self.reads.fetch_add(1, Ordering::SeqCst);
+        self.uncompressed.fetch_add(1, Ordering::SeqCst);
         self.inner.uncompressed()
     }
 }
@@ -62,12 +87,50 @@ impl Image for CountingImage {
             .inner
             .layers()?
             .into_iter()
-            .map(|l| {
-                Arc::new(Counting {
-                    inner: l,
-                    reads: self.reads.clone(),
-                }) as Arc<dyn Layer>
-            })
+            .map(|l| Arc::new(Counting::new(l, self.reads.clone())) as Arc<dyn Layer>)
             .collect())
+    }
+}
+
+/// A fresh [`SpoolStore`] that counts the layers it seals (compresses).
+#[derive(Debug)]
+pub struct CountingStore {
+    inner: SpoolStore,
+    seals: AtomicU64,
+}
+
+impl CountingStore {
+    /// Over a new spool store.
+    pub fn new() -> CountingStore {
+        CountingStore {
+            inner: SpoolStore::new().expect("spool store"),
+            seals: AtomicU64::new(0),
+        }
+    }
+
+    /// Layers sealed so far.
+    pub fn seals(&self) -> u64 {
+        self.seals.load(Ordering::SeqCst)
+    }
+}
+
+impl Default for CountingStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Store for CountingStore {
+    fn lookup(&self, d: &DiffId, e: &Encoding) -> Option<(Sealed, PathBuf)> {
+        self.inner.lookup(d, e)
+    }
+    fn seal(
+        &self,
+        src: BoxRead,
+        e: &Encoding,
+        mt: MediaType,
+    ) -> hoist_image::Result<(Sealed, PathBuf)> {
+        self.seals.fetch_add(1, Ordering::SeqCst);
+        self.inner.seal(src, e, mt)
     }
 }

@@ -3,15 +3,15 @@
 #![allow(dead_code)]
 
 use std::io::Read;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Once};
 
 use hoist_image::pipeline::Encoding;
 use hoist_image::{
     BoxRead, Config, ConfigFile, DiffId, Digest, FromUncompressed, Image, ImageManifest, Layer,
-    Manifest, MediaType, RootFs, Sealed, SpoolStore, Store, UncompressedSource,
+    Manifest, MediaType, RootFs, Store, UncompressedSource,
 };
+use hoist_testkit::counting::CountingStore;
 
 /// Deterministic, compressible bytes: words from a small vocabulary picked by xorshift.
 pub struct Text {
@@ -87,28 +87,6 @@ impl UncompressedSource for CountingSource {
     }
 }
 
-/// A store that counts seals (compressions).
-#[derive(Debug)]
-pub struct CountingStore {
-    inner: SpoolStore,
-    pub seals: AtomicU64,
-}
-
-impl Store for CountingStore {
-    fn lookup(&self, d: &DiffId, e: &Encoding) -> Option<(Sealed, PathBuf)> {
-        self.inner.lookup(d, e)
-    }
-    fn seal(
-        &self,
-        src: BoxRead,
-        e: &Encoding,
-        mt: MediaType,
-    ) -> hoist_image::Result<(Sealed, PathBuf)> {
-        self.seals.fetch_add(1, Ordering::SeqCst);
-        self.inner.seal(src, e, mt)
-    }
-}
-
 #[derive(Debug)]
 pub struct TestImage {
     pub layers: Vec<Arc<FromUncompressed<CountingSource>>>,
@@ -121,10 +99,7 @@ impl TestImage {
     /// `n` layers of `size` bytes of text, from `seed`.
     pub fn new(seed: u64, n: usize, size: u64) -> Arc<TestImage> {
         let opens = Arc::new(AtomicU64::new(0));
-        let store = Arc::new(CountingStore {
-            inner: SpoolStore::new().unwrap(),
-            seals: AtomicU64::new(0),
-        });
+        let store = Arc::new(CountingStore::new());
         let mut layers = Vec::new();
         let mut diff_ids = Vec::new();
         for i in 0..n {
@@ -167,7 +142,7 @@ impl TestImage {
         self.opens.load(Ordering::SeqCst)
     }
     pub fn seals(&self) -> u64 {
-        self.store.seals.load(Ordering::SeqCst)
+        self.store.seals()
     }
 }
 
