@@ -22,7 +22,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, TryLockError};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use axum::http::{StatusCode, header};
 use bytes::Bytes;
@@ -52,6 +52,21 @@ struct Session {
 
 fn io_err(what: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
     move |e| Error::io(what.display(), e)
+}
+
+/// Takes the lock of upload session `id` without waiting: a poisoned lock is taken as it
+/// is, and a session another request is writing to is refused with 409 Conflict instead
+/// of queueing behind it.
+fn lock_session<'a>(session: &'a Mutex<Session>, id: &str) -> Result<MutexGuard<'a, Session>> {
+    match session.try_lock() {
+        Ok(g) => Ok(g),
+        Err(TryLockError::Poisoned(p)) => Ok(p.into_inner()),
+        Err(TryLockError::WouldBlock) => Err(Error::new(
+            Code::BlobUploadInvalid,
+            format!("upload {id}: another request is writing to it"),
+        )
+        .with_status(StatusCode::CONFLICT)),
+    }
 }
 
 impl FsStorage {
@@ -470,17 +485,7 @@ impl Storage for FsStorage {
     ) -> Result<u64> {
         let dir = self.upload_dir(repo, id)?;
         let session = self.session(id);
-        let mut st = match session.try_lock() {
-            Ok(g) => g,
-            Err(TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(TryLockError::WouldBlock) => {
-                return Err(Error::new(
-                    Code::BlobUploadInvalid,
-                    format!("upload {id}: another request is writing to it"),
-                )
-                .with_status(StatusCode::CONFLICT));
-            }
-        };
+        let mut st = lock_session(&session, id)?;
         let p = dir.join("data");
         let f = OpenOptions::new()
             .write(true)
@@ -533,17 +538,7 @@ impl Storage for FsStorage {
     fn upload_commit(&self, repo: &RepoName, id: &str, digest: &Digest) -> Result<u64> {
         let dir = self.upload_dir(repo, id)?;
         let session = self.session(id);
-        let mut st = match session.try_lock() {
-            Ok(g) => g,
-            Err(TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(TryLockError::WouldBlock) => {
-                return Err(Error::new(
-                    Code::BlobUploadInvalid,
-                    format!("upload {id}: another request is writing to it"),
-                )
-                .with_status(StatusCode::CONFLICT));
-            }
-        };
+        let mut st = lock_session(&session, id)?;
         let p = dir.join("data");
         let f = File::open(&p).map_err(io_err(&p))?;
         let len = f.metadata().map_err(io_err(&p))?.len();
