@@ -207,18 +207,29 @@ pub fn blob(a: &RefArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The manifest digest `r` names: its own `@DIGEST`, or else the digest its tag points
+/// to in the registry (asked with a HEAD); an error names `r` when there is no such manifest.
+fn manifest_digest(
+    rt: &tokio::runtime::Runtime,
+    client: &hoist_remote::Client,
+    repo: &hoist_remote::Repository,
+    r: &hoist_image::Reference,
+) -> anyhow::Result<Digest> {
+    Ok(match r.digest() {
+        Some(d) => d.clone(),
+        None => rt
+            .block_on(client.manifest_digest(repo, &r.identifier()))?
+            .with_context(|| format!("docker://{r}: no such manifest"))?,
+    })
+}
+
 /// `hoist delete REF`.
 pub fn delete(a: &RefArgs) -> anyhow::Result<()> {
     let r = registry_ref(a, "delete")?;
     let repo = repository(&r)?;
     let client = a.remote.client()?;
     let rt = runtime()?;
-    let digest: Digest = match r.digest() {
-        Some(d) => d.clone(),
-        None => rt
-            .block_on(client.manifest_digest(&repo, &r.identifier()))?
-            .with_context(|| format!("docker://{r}: no such manifest"))?,
-    };
+    let digest = manifest_digest(&rt, &client, &repo, &r)?;
     rt.block_on(ops::delete_manifest(&client, &repo, &digest))
         .with_context(|| format!("deleting {repo}@{digest}"))?;
     writeln!(std::io::stdout(), "{repo}@{digest}")?;
@@ -231,12 +242,7 @@ pub fn referrers(a: &RefArgs) -> anyhow::Result<()> {
     let repo = repository(&r)?;
     let client = a.remote.client()?;
     let rt = runtime()?;
-    let digest: Digest = match r.digest() {
-        Some(d) => d.clone(),
-        None => rt
-            .block_on(client.manifest_digest(&repo, &r.identifier()))?
-            .with_context(|| format!("docker://{r}: no such manifest"))?,
-    };
+    let digest = manifest_digest(&rt, &client, &repo, &r)?;
     let m = rt
         .block_on(ops::referrers(&client, &repo, &digest, None))
         .with_context(|| format!("referrers of {repo}@{digest}"))?;
