@@ -158,6 +158,14 @@ impl Error {
         }
     }
 
+    /// True for a protocol error whose `errors` list has `code` (`DIGEST_INVALID`, ...).
+    pub fn has_code(&self, code: &str) -> bool {
+        match &*self.kind {
+            ErrorKind::Protocol { errors, .. } => errors.iter().any(|e| e.code == code),
+            _ => false,
+        }
+    }
+
     /// True when what was asked for does not exist (404, or a `*_UNKNOWN` code).
     pub fn is_not_found(&self) -> bool {
         match &*self.kind {

@@ -144,6 +144,12 @@ impl Feed {
     }
 }
 
+/// Where a body leaves the error of its blob source (a read error, a blob shorter or
+/// longer than its descriptor says): the HTTP layer only sees that the body broke, and
+/// the upload reports this error instead, without retrying, since every retry would
+/// read the same bytes.
+type SourceError = Arc<std::sync::Mutex<Option<Error>>>;
+
 /// A body of exactly `len` bytes taken from the feed; progress is reported as the
 /// absolute blob offset reached.
 fn body(
@@ -152,10 +158,14 @@ fn body(
     len: u64,
     client: Client,
     progress: Arc<dyn Fn(u64) + Send + Sync>,
+    source_error: SourceError,
+    digest: Digest,
 ) -> reqwest::Body {
     let s = stream::unfold((feed, 0u64), move |(feed, sent)| {
         let client = client.clone();
         let progress = progress.clone();
+        let source_error = source_error.clone();
+        let digest = digest.clone();
         async move {
             if sent >= len {
                 return None;
@@ -172,14 +182,23 @@ fn body(
                     progress(start + sent);
                     Some((Ok::<Bytes, std::io::Error>(b), (feed, sent)))
                 }
-                Some(Err(e)) => Some((Err(std::io::Error::other(e.to_string())), (feed, len))),
-                None => Some((
-                    Err(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "blob source ended before its size",
-                    )),
-                    (feed, len),
-                )),
+                Some(Err(e)) => {
+                    let io = std::io::Error::other(e.to_string());
+                    *source_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    Some((Err(io), (feed, len)))
+                }
+                None => {
+                    let e = Error::from(hoist_image::Error::new(
+                        hoist_image::ErrorKind::SizeMismatch {
+                            what: format!("blob {digest}"),
+                            expected: start + len,
+                            actual: start + sent,
+                        },
+                    ));
+                    let io = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, e.to_string());
+                    *source_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    Some((Err(io), (feed, len)))
+                }
             }
         }
     });
@@ -245,7 +264,7 @@ pub(crate) async fn upload(
                     failures += 1;
                     continue 'session;
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(refused(e, digest)),
             }
         }
 
@@ -270,7 +289,16 @@ pub(crate) async fn upload(
             if chunk.is_some() || offset > 0 {
                 headers.push(("content-range", format!("{}-{}", offset, offset + len - 1)));
             }
-            let b = body(f.clone(), offset, len, client.clone(), progress.clone());
+            let source_error = SourceError::default();
+            let b = body(
+                f.clone(),
+                offset,
+                len,
+                client.clone(),
+                progress.clone(),
+                source_error.clone(),
+                digest.clone(),
+            );
             let r = client
                 .send(
                     repo,
@@ -310,6 +338,13 @@ pub(crate) async fn upload(
                 Ok(r) => r.into_error().await,
                 Err(e) => e,
             };
+            if let Some(e) = source_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+            {
+                return Err(e);
+            }
             let recoverable = retryable(&e)
                 || e.status() == Some(413)
                 || e.status() == Some(416)
@@ -377,11 +412,25 @@ pub(crate) async fn upload(
                 if client.blob_exists(repo, digest).await.unwrap_or(false) {
                     return Ok(());
                 }
-                return Err(e);
+                return Err(refused(e, digest));
             }
             Err(e) => return Err(e),
         }
     }
+}
+
+/// A commit the registry refused because the bytes do not hash to the digest: said as
+/// what it means for the user (the source's copy of the blob is corrupt), naming the blob.
+fn refused(e: Error, digest: &Digest) -> Error {
+    if e.has_code("DIGEST_INVALID") {
+        return Error::new(ErrorKind::InvalidInput {
+            what: format!("blob {digest}"),
+            reason: "the registry refused it (DIGEST_INVALID): the bytes sent do not hash to \
+                     this digest, so the source's copy is corrupt"
+                .into(),
+        });
+    }
+    e
 }
 
 fn retryable(e: &Error) -> bool {

@@ -212,6 +212,7 @@ pub async fn corrupt_layout_push(addr: std::net::SocketAddr, c: &hoist_remote::C
     ];
     // monolithic_max 0: the layers stream (PATCH); 1 MiB: each goes in one request.
     for (case, target, monolithic_max) in cases {
+        let before = c.stats();
         let opts = Options {
             monolithic_max,
             ..Options::default()
@@ -240,6 +241,7 @@ pub async fn corrupt_layout_push(addr: std::net::SocketAddr, c: &hoist_remote::C
         .await
         .expect_err("a corrupt blob must not be pushed");
         let msg = e.to_string();
+        let stats = c.stats();
         eprintln!("{target}: {msg}");
         assert!(!msg.contains('\n'), "one line: {msg}");
         assert!(msg.contains(&victim.digest.to_string()), "{case}: {msg}");
@@ -251,6 +253,21 @@ pub async fn corrupt_layout_push(addr: std::net::SocketAddr, c: &hoist_remote::C
             c.manifest_digest(&t.repo, "v1").await.unwrap().is_none(),
             "{case}: the manifest went up without its layer"
         );
+        if case == "flipped" {
+            assert!(msg.contains("DIGEST_INVALID"), "{target}: {msg}");
+            assert!(msg.contains("corrupt"), "{target}: {msg}");
+        }
+        if case == "truncated" {
+            // The source's own error, not the HTTP request it broke, and no retry: each
+            // would read the same short file.
+            assert!(msg.contains("size mismatch"), "{target}: {msg}");
+            assert!(!msg.contains("request failed"), "{target}: {msg}");
+            assert_eq!(
+                (stats.resumes, stats.restarts, stats.retries),
+                (before.resumes, before.restarts, before.retries),
+                "{target}: retried a short source"
+            );
+        }
         std::fs::write(&path, &good).unwrap();
     }
 }
