@@ -331,14 +331,18 @@ impl<R: Read> Read for HashingReader<R> {
 /// exactly `size` bytes at EOF, and the digest at EOF. A failed check is an `io::Error`
 /// of kind `InvalidData` wrapping [`ErrorKind::DigestMismatch`] or [`ErrorKind::SizeMismatch`]
 /// (recover it with [`Error::from_io`]). The caller must not keep or use the bytes of a
-/// read that ended in an error.
+/// read that ended in an error. [`VerifyingReader::size_only`] skips the digest, for a
+/// receiver that hashes the bytes itself.
 #[derive(Debug)]
 pub struct VerifyingReader<R> {
     inner: R,
+    /// `None` when only the size is checked.
     hasher: Option<Hasher>,
     expected: Digest,
     size: Option<u64>,
     count: u64,
+    /// EOF was reached and checked.
+    done: bool,
 }
 
 impl<R: Read> VerifyingReader<R> {
@@ -350,6 +354,17 @@ impl<R: Read> VerifyingReader<R> {
             expected,
             size,
             count: 0,
+            done: false,
+        }
+    }
+
+    /// Check only that `inner` holds exactly `size` bytes (errors name `blob`), not its
+    /// digest: for a receiver that hashes the bytes itself, such as a registry, which
+    /// commits an upload only under the digest its bytes have.
+    pub fn size_only(inner: R, blob: Digest, size: u64) -> Self {
+        VerifyingReader {
+            hasher: None,
+            ..VerifyingReader::new(inner, blob, Some(size))
         }
     }
 
@@ -373,9 +388,9 @@ impl<R: Read> Read for VerifyingReader<R> {
         if buf.is_empty() {
             return Ok(0);
         }
-        let Some(hasher) = self.hasher.as_mut() else {
+        if self.done {
             return Ok(0); // already verified at EOF
-        };
+        }
         // Read at most one byte past the announced size, to detect an over-long stream
         // without buffering it.
         let limit = match self.size {
@@ -389,7 +404,9 @@ impl<R: Read> Read for VerifyingReader<R> {
             return Err(self.size_error(self.count + n as u64));
         }
         if n > 0 {
-            hasher.update(&buf[..n]);
+            if let Some(h) = self.hasher.as_mut() {
+                h.update(&buf[..n]);
+            }
             self.count += n as u64;
             return Ok(n);
         }
@@ -399,7 +416,11 @@ impl<R: Read> Read for VerifyingReader<R> {
         {
             return Err(self.size_error(self.count));
         }
-        let actual = self.hasher.take().expect("present above").finish();
+        self.done = true;
+        let Some(hasher) = self.hasher.take() else {
+            return Ok(0);
+        };
+        let actual = hasher.finish();
         if actual != self.expected {
             return Err(Error::new(ErrorKind::DigestMismatch {
                 expected: self.expected.clone(),
@@ -497,6 +518,22 @@ mod tests {
                 .unwrap_err();
             let e = Error::from_io("blob", e);
             assert!(matches!(e.kind(), ErrorKind::SizeMismatch { .. }), "{e}");
+        }
+
+        // Size only: any bytes of the right length pass; the wrong length does not.
+        let other = Digest::sha256(b"other");
+        let mut out = Vec::new();
+        VerifyingReader::size_only(&data[..], other.clone(), data.len() as u64)
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, data);
+        for size in [10u64, 20] {
+            let e = VerifyingReader::size_only(&data[..], other.clone(), size)
+                .read_to_end(&mut Vec::new())
+                .unwrap_err();
+            let e = Error::from_io("blob", e);
+            assert!(matches!(e.kind(), ErrorKind::SizeMismatch { .. }), "{e}");
+            assert!(e.to_string().contains(&other.to_string()), "{e}");
         }
     }
 }

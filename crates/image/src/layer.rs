@@ -148,45 +148,14 @@ impl<S: CompressedSource> Layer for FromCompressed<S> {
     }
     fn compressed_for_upload(&self) -> Result<BoxRead> {
         let d = self.src.descriptor();
-        Ok(Box::new(SizeChecked {
-            inner: self.src.open()?,
-            digest: d.digest.clone(),
-            size: d.size,
-            count: 0,
-        }))
+        Ok(Box::new(VerifyingReader::size_only(
+            self.src.open()?,
+            d.digest.clone(),
+            d.size,
+        )))
     }
     fn uncompressed(&self) -> Result<BoxRead> {
         pipeline::decoder(self.compression()?, self.compressed()?)
-    }
-}
-
-/// A blob read for a receiver that hashes it: exactly `size` bytes or an error of kind
-/// [`ErrorKind::SizeMismatch`] naming the blob (a truncated or over-long file).
-struct SizeChecked {
-    inner: BoxRead,
-    digest: Digest,
-    size: u64,
-    count: u64,
-}
-
-impl Read for SizeChecked {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        // At most one byte past the size, to see an over-long blob without buffering it.
-        let limit = (self.size - self.count.min(self.size) + 1).min(buf.len() as u64) as usize;
-        let n = self.inner.read(&mut buf[..limit])?;
-        self.count += n as u64;
-        if self.count > self.size || (n == 0 && self.count < self.size) {
-            return Err(Error::new(ErrorKind::SizeMismatch {
-                what: self.digest.to_string(),
-                expected: self.size,
-                actual: self.count,
-            })
-            .into_io());
-        }
-        Ok(n)
     }
 }
 
