@@ -338,7 +338,8 @@ impl DataWriter {
         if whole > 0 {
             self.flush_direct(whole)?;
         }
-        if self.direct.is_some() && self.filled > 0 {
+        // Only direct mode buffers: with plain writes `filled` stays 0.
+        if self.filled > 0 {
             let (a, b) = (self.start, self.start + self.filled);
             self.file.seek(SeekFrom::Start(self.offset))?;
             self.file.write_all(&self.buf[a..b])?;
@@ -346,19 +347,12 @@ impl DataWriter {
         Ok(())
     }
 
-    /// Write out what is buffered.
+    /// Write out what is buffered: as [`DataWriter::show`], and the tail written there is
+    /// final.
     fn finish(&mut self) -> io::Result<()> {
-        let whole = self.filled / DIRECT_ALIGN * DIRECT_ALIGN;
-        if whole > 0 {
-            self.flush_direct(whole)?;
-        }
-        if self.filled > 0 {
-            let (a, b) = (self.start, self.start + self.filled);
-            self.file.seek(SeekFrom::Start(self.offset))?;
-            self.file.write_all(&self.buf[a..b])?;
-            self.offset += self.filled as u64;
-            self.filled = 0;
-        }
+        self.show()?;
+        self.offset += self.filled as u64;
+        self.filled = 0;
         Ok(())
     }
 }
