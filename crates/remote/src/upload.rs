@@ -172,7 +172,7 @@ fn body(
             }
             let want = (len - sent).min(PIECE as u64) as usize;
             let next = feed.lock().await.next(want).await;
-            match next {
+            let e = match next {
                 Some(Ok(b)) => {
                     let sent = sent + b.len() as u64;
                     client
@@ -180,26 +180,21 @@ fn body(
                         .bytes_sent
                         .fetch_add(b.len() as u64, Ordering::Relaxed);
                     progress(start + sent);
-                    Some((Ok::<Bytes, std::io::Error>(b), (feed, sent)))
+                    return Some((Ok::<Bytes, std::io::Error>(b), (feed, sent)));
                 }
-                Some(Err(e)) => {
-                    let io = std::io::Error::other(e.to_string());
-                    *source_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                    Some((Err(io), (feed, len)))
-                }
-                None => {
-                    let e = Error::from(hoist_image::Error::new(
-                        hoist_image::ErrorKind::SizeMismatch {
-                            what: format!("blob {digest}"),
-                            expected: start + len,
-                            actual: start + sent,
-                        },
-                    ));
-                    let io = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, e.to_string());
-                    *source_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                    Some((Err(io), (feed, len)))
-                }
-            }
+                Some(Err(e)) => e,
+                None => Error::from(hoist_image::Error::new(
+                    hoist_image::ErrorKind::SizeMismatch {
+                        what: format!("blob {digest}"),
+                        expected: start + len,
+                        actual: start + sent,
+                    },
+                )),
+            };
+            // The HTTP layer gets a copy of the message; the upload reports `e` itself.
+            let io = std::io::Error::other(e.to_string());
+            *source_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+            Some((Err(io), (feed, len)))
         }
     });
     reqwest::Body::wrap_stream(s)

@@ -133,4 +133,7 @@ impl Store for CountingStore {
         self.seals.fetch_add(1, Ordering::SeqCst);
         self.inner.seal(src, e, mt)
     }
+    fn open(&self, sealed: &Sealed, path: &std::path::Path) -> hoist_image::Result<BoxRead> {
+        self.inner.open(sealed, path)
+    }
 }
