@@ -67,8 +67,9 @@ enum Command {
     Catalog(cmd::inspect::RegistryArgs),
     /// Write a blob to stdout (REPO@DIGEST), verified.
     Blob(cmd::inspect::RefArgs),
-    /// Delete a manifest from a registry (by digest, or the digest a tag points to).
-    Delete(cmd::inspect::RefArgs),
+    /// Delete a tag (REPO:TAG, the tag only) or a manifest (REPO@DIGEST, with every tag
+    /// that points to it) from a registry.
+    Delete(cmd::inspect::DeleteArgs),
     /// List the referrers of a manifest (the OCI referrers index, as JSON).
     Referrers(cmd::inspect::RefArgs),
     /// Push an image from a layout or tarball to one or more registry destinations.

@@ -81,6 +81,14 @@ pub enum ErrorKind {
         /// What is wrong.
         reason: String,
     },
+    /// The registry does not support what was asked (deleting a tag on a registry that
+    /// deletes manifests only; deletes disabled).
+    Unsupported {
+        /// What was asked (`deleting tag host/repo:tag`).
+        what: String,
+        /// What the registry answered.
+        reason: String,
+    },
     /// An error from the image model (reading a layer, a digest mismatch, ...).
     Image(hoist_image::Error),
     /// Local I/O (credential files, the push memory).
@@ -193,6 +201,11 @@ impl Error {
         }
     }
 
+    /// True when the registry does not support the operation (see [`ErrorKind::Unsupported`]).
+    pub fn is_unsupported(&self) -> bool {
+        matches!(&*self.kind, ErrorKind::Unsupported { .. })
+    }
+
     /// True for 401/403 answers and authentication failures.
     pub fn is_unauthorized(&self) -> bool {
         match &*self.kind {
@@ -237,6 +250,7 @@ impl fmt::Display for Error {
             ErrorKind::InvalidResponse { what, reason } => {
                 write!(f, "{what}: unexpected answer: {reason}")
             }
+            ErrorKind::Unsupported { what, reason } => write!(f, "{what}: {reason}"),
             ErrorKind::Image(e) => write!(f, "{e}"),
             ErrorKind::Io { what, source } => write!(f, "{what}: {source}"),
         }

@@ -1,12 +1,12 @@
 //! Registry operations for the inspect and manage verbs: tags and catalog (paginated
-//! with `Link`), manifest deletion, referrers.
+//! with `Link`), tag and manifest deletion, referrers.
 
 use hoist_image::{Digest, Manifest};
 use reqwest::Method;
 use url::Url;
 
 use crate::client::{Body, Client, pull_scope, push_scope};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::repo::Repository;
 
 /// Entries asked for per page (`n=`). 1000 is the largest ECR accepts.
@@ -107,9 +107,58 @@ pub async fn catalog(client: &Client, registry: &str) -> Result<Vec<String>> {
     .await
 }
 
-/// Delete a manifest by digest (`DELETE /v2/<name>/manifests/<digest>`).
+/// Delete a manifest by digest (`DELETE /v2/<name>/manifests/<digest>`): every tag that
+/// points to it goes with it. A registry with deletes disabled answers
+/// [`Error::is_unsupported`].
 pub async fn delete_manifest(client: &Client, repo: &Repository, digest: &Digest) -> Result<()> {
-    let url = client.url(repo, &format!("manifests/{digest}"))?;
+    delete(client, repo, &digest.to_string())
+        .await
+        .map_err(|e| match answer_unsupported(&e) {
+            Some(answer) => Error::new(ErrorKind::Unsupported {
+                what: format!("deleting {repo}@{digest}"),
+                reason: format!("the registry does not allow deleting manifests ({answer})"),
+            }),
+            None => e,
+        })
+}
+
+/// Delete a tag only (`DELETE /v2/<name>/manifests/<tag>`, the spec's tag deletion, as
+/// `crane delete` does): the manifest and its other tags stay. A registry that deletes
+/// manifests only (distribution 2.x answers 400 `DIGEST_INVALID`, reading the tag as a
+/// digest; others 405 `UNSUPPORTED`) gives [`Error::is_unsupported`]: hoist never falls
+/// back to deleting the digest, which would remove every tag of the manifest.
+pub async fn delete_tag(client: &Client, repo: &Repository, tag: &str) -> Result<()> {
+    hoist_image::validate_tag(tag)?;
+    delete(client, repo, tag).await.map_err(|e| {
+        let answer = answer_unsupported(&e).or_else(|| {
+            (e.status() == Some(400) && e.has_code("DIGEST_INVALID"))
+                .then(|| "it answered 400 DIGEST_INVALID: it took the tag for a digest".into())
+        });
+        match answer {
+            Some(answer) => Error::new(ErrorKind::Unsupported {
+                what: format!("deleting tag {repo}:{tag}"),
+                reason: format!("the registry does not support deleting a tag ({answer})"),
+            }),
+            None => e,
+        }
+    })
+}
+
+/// `it answered 405 UNSUPPORTED` for a registry that does not support a request.
+fn answer_unsupported(e: &Error) -> Option<String> {
+    let status = e.status()?;
+    (status == 405 || e.has_code("UNSUPPORTED")).then(|| {
+        let code = if e.has_code("UNSUPPORTED") {
+            " UNSUPPORTED"
+        } else {
+            ""
+        };
+        format!("it answered {status}{code}")
+    })
+}
+
+async fn delete(client: &Client, repo: &Repository, reference: &str) -> Result<()> {
+    let url = client.url(repo, &format!("manifests/{reference}"))?;
     client
         .send(
             repo,

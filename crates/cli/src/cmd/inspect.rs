@@ -26,6 +26,17 @@ pub struct RefArgs {
     pub remote: RemoteArgs,
 }
 
+/// The argument of `hoist delete`: a tag or a digest, nothing implied. No `--platform`:
+/// deleting one child of an index would leave the index pointing at nothing.
+#[derive(clap::Args, Debug)]
+pub struct DeleteArgs {
+    /// host[:port]/name:TAG (deletes that tag only) or host[:port]/name@DIGEST (deletes
+    /// the manifest and with it every tag that points to it).
+    pub reference: String,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
 /// A repository argument.
 #[derive(clap::Args, Debug)]
 pub struct RepoArgs {
@@ -223,16 +234,46 @@ fn manifest_digest(
     })
 }
 
-/// `hoist delete REF`.
-pub fn delete(a: &RefArgs) -> anyhow::Result<()> {
-    let r = registry_ref(a, "delete")?;
+/// `hoist delete REPO:TAG | REPO@DIGEST`: a tag deletes that tag only; a digest deletes
+/// the manifest. A registry that cannot delete a tag gets an error that says how to
+/// delete by digest, never a fallback to it.
+pub fn delete(a: &DeleteArgs) -> anyhow::Result<()> {
+    let r = match Location::parse(&a.reference)? {
+        Location::Registry(r) => r,
+        other => bail!("hoist delete works on registry references; {other} is local"),
+    };
     let repo = repository(&r)?;
     let client = a.remote.client()?;
     let rt = runtime()?;
-    let digest = manifest_digest(&rt, &client, &repo, &r)?;
-    rt.block_on(ops::delete_manifest(&client, &repo, &digest))
-        .with_context(|| format!("deleting {repo}@{digest}"))?;
-    writeln!(std::io::stdout(), "{repo}@{digest}")?;
+    if let Some(digest) = r.digest() {
+        rt.block_on(ops::delete_manifest(&client, &repo, digest))
+            .with_context(|| format!("deleting {repo}@{digest}"))?;
+        writeln!(std::io::stdout(), "{repo}@{digest}")?;
+        return Ok(());
+    }
+    let Some(tag) = r.tag() else {
+        bail!(
+            "invalid reference {:?}: name what to delete, a tag (REPO:TAG) or a manifest (REPO@DIGEST)",
+            a.reference
+        );
+    };
+    match rt.block_on(ops::delete_tag(&client, &repo, tag)) {
+        Ok(()) => {}
+        Err(e) if e.is_unsupported() => match rt.block_on(client.manifest_digest(&repo, tag)) {
+            Ok(None) => bail!("{e}; and {repo}:{tag} names no manifest"),
+            found => {
+                let digest = match found {
+                    Ok(Some(d)) => d.to_string(),
+                    _ => "DIGEST".into(),
+                };
+                bail!(
+                    "{e}; to delete the manifest instead, which removes every tag that points to it: hoist delete {repo}@{digest}"
+                )
+            }
+        },
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("deleting tag {repo}:{tag}"))),
+    }
+    writeln!(std::io::stdout(), "{repo}:{tag}")?;
     Ok(())
 }
 
