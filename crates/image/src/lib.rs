@@ -54,6 +54,6 @@ pub use manifest::{
 };
 pub use media_type::{Compression, MediaType};
 pub use reference::{
-    DEFAULT_TAG, DOCKER_HUB, DOCKER_HUB_API, NAME_MAX_LEN, Reference, TAG_MAX_LEN,
-    validate_repository, validate_tag,
+    DEFAULT_TAG, DOCKER_HUB, DOCKER_HUB_API, NAME_MAX_LEN, Reference, TAG_MAX_LEN, is_loopback,
+    validate_registry, validate_repository, validate_tag,
 };

@@ -188,12 +188,9 @@ impl Reference {
         split_host_port(&self.registry).0
     }
 
-    /// True for `localhost`, `127.0.0.0/8` and `::1` (any port).
+    /// True for `localhost`, `127.0.0.0/8` and `::1` (any port); see [`is_loopback`].
     pub fn is_loopback(&self) -> bool {
-        let host = self.host();
-        host.eq_ignore_ascii_case("localhost")
-            || host.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
-            || host.parse::<Ipv6Addr>().is_ok_and(|ip| ip.is_loopback())
+        is_loopback(&self.registry)
     }
 
     /// `http` for loopback registries, `https` for all others.
@@ -278,6 +275,21 @@ pub fn validate_repository(repository: &str) -> Result<()> {
 /// Check a tag against `[\w][\w.-]{0,127}`.
 pub fn validate_tag(tag: &str) -> Result<()> {
     check_tag(tag).map_err(|reason| invalid(tag, reason))
+}
+
+/// Check a registry host as references write it: `host[:port]` (DNS labels of letters,
+/// digits and inner `-`, joined by `.`; a port of 0-65535) or `[IPv6]:port`.
+pub fn validate_registry(registry: &str) -> Result<()> {
+    check_host(registry).map_err(|reason| invalid(registry, reason))
+}
+
+/// True when `registry` (`host[:port]` or `[v6]:port`) is a loopback host: `localhost`
+/// (any case), `127.0.0.0/8` or `::1`. hoist talks plain http to those by default.
+pub fn is_loopback(registry: &str) -> bool {
+    let host = split_host_port(registry).0;
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+        || host.parse::<Ipv6Addr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn check_tag(tag: &str) -> std::result::Result<(), String> {
@@ -768,6 +780,25 @@ mod tests {
                 if loopback { "http" } else { "https" },
                 "{input}"
             );
+        }
+    }
+
+    #[test]
+    fn loopback_registries() {
+        for (r, want) in [
+            ("localhost:5000", true),
+            ("LocalHost", true),
+            ("127.0.0.1:1", true),
+            ("127.3.4.5", true),
+            ("[::1]:80", true),
+            ("[::1]", true),
+            ("[0:0:0:0:0:0:0:1]:5000", true),
+            ("[::2]:80", false),
+            ("example.com", false),
+            ("10.0.0.1:5000", false),
+            ("localhost.example.com", false),
+        ] {
+            assert_eq!(is_loopback(r), want, "{r}");
         }
     }
 

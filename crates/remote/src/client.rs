@@ -411,7 +411,7 @@ impl Client {
         if let Some(s) = map.get(registry) {
             return Ok(s.clone());
         }
-        let scheme = if crate::repo::is_loopback(registry) || self.inner.insecure.contains(registry)
+        let scheme = if hoist_image::is_loopback(registry) || self.inner.insecure.contains(registry)
         {
             "http"
         } else {

@@ -11,7 +11,6 @@ use std::process::{Command, Stdio};
 use base64::Engine;
 
 use crate::error::{Error, Result};
-use crate::repo::DOCKER_HUB;
 
 /// What to authenticate to a registry with. `Debug` never shows a secret.
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -116,7 +115,10 @@ pub struct DockerConfig {
 const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
 
 fn config_key(registry: &str) -> &str {
-    if registry == DOCKER_HUB || registry == "docker.io" || registry == "registry-1.docker.io" {
+    if registry == "index.docker.io"
+        || registry == hoist_image::DOCKER_HUB
+        || registry == hoist_image::DOCKER_HUB_API
+    {
         DOCKER_HUB_KEY
     } else {
         registry

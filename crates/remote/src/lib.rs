@@ -55,5 +55,5 @@ pub use check::{CheckReport, check};
 pub use client::{Client, ClientBuilder, Stats};
 pub use credential::{Anonymous, Credential, DockerConfig, Keychain, StaticKeychain};
 pub use error::{Error, ErrorKind, MAX_ERROR_BODY, ProtocolError, Result};
-pub use repo::{DOCKER_HUB, Repository, Target, is_loopback};
+pub use repo::{Repository, Target};
 pub use upload::{DEFAULT_MONOLITHIC_MAX, FALLBACK_CHUNK};

@@ -1,14 +1,17 @@
 //! Where things go: a [`Repository`] (registry host + repository name) and a [`Target`]
-//! (a repository plus an optional tag).
+//! (a repository plus an optional tag). Both are typed views of a
+//! [`hoist_image::Reference`]: the grammar (Docker Hub and `library/` defaults, name,
+//! tag and host rules) is the reference's, in one place.
 
 use std::fmt;
 
+use hoist_image::Reference;
+
 use crate::error::{Error, Result};
 
-/// Docker Hub's registry host, used when a name has no registry part.
-pub const DOCKER_HUB: &str = "index.docker.io";
-
-/// A repository in a registry: `host[:port]/path/name`.
+/// A repository in a registry: `host[:port]/path/name`, where the host is the one API
+/// requests go to (`registry-1.docker.io` for Docker Hub, see
+/// [`Reference::api_host`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Repository {
     registry: String,
@@ -16,14 +19,37 @@ pub struct Repository {
 }
 
 impl Repository {
-    /// A repository from its parts. The registry is `host[:port]`; the name is
-    /// lower-case path components of `[a-z0-9]` separated by `.`, `_`, `__` or `-`.
+    /// A repository from its parts, checked with the reference grammar: the registry is
+    /// `host[:port]` ([`hoist_image::validate_registry`]), the name lower-case path
+    /// components ([`hoist_image::validate_repository`]).
     pub fn new(registry: impl Into<String>, name: impl Into<String>) -> Result<Repository> {
         let registry = registry.into();
         let name = name.into();
-        check_registry(&registry)?;
-        check_name(&name)?;
+        hoist_image::validate_registry(&registry)?;
+        hoist_image::validate_repository(&name)?;
         Ok(Repository { registry, name })
+    }
+
+    /// The repository of a reference (its tag and digest are ignored).
+    pub fn from_reference(r: &Reference) -> Repository {
+        // A parsed reference is valid by construction.
+        Repository {
+            registry: r.api_host().to_string(),
+            name: r.repository().to_string(),
+        }
+    }
+
+    /// Parse `[host[:port]/]name`, with the reference grammar and defaults; a tag or a
+    /// digest is refused.
+    pub fn parse(s: &str) -> Result<Repository> {
+        let r = Reference::parse(s)?;
+        if r.tag().is_some() || r.digest().is_some() {
+            return Err(Error::invalid_input(
+                format!("repository {s:?}"),
+                "expected host[:port]/name without a tag or digest",
+            ));
+        }
+        Ok(Repository::from_reference(&r))
     }
 
     /// The registry, `host[:port]`.
@@ -39,22 +65,8 @@ impl Repository {
     /// True when the registry is a loopback host (`localhost`, `127.0.0.0/8`, `[::1]`),
     /// which hoist talks to over plain http by default.
     pub fn is_loopback(&self) -> bool {
-        is_loopback(&self.registry)
+        hoist_image::is_loopback(&self.registry)
     }
-}
-
-/// True for `localhost`, `127.x.y.z` and `[::1]`, with or without a port.
-pub fn is_loopback(registry: &str) -> bool {
-    let host = if let Some(rest) = registry.strip_prefix('[') {
-        rest.split(']').next().unwrap_or("")
-    } else {
-        registry.split(':').next().unwrap_or("")
-    };
-    host == "localhost"
-        || host == "::1"
-        || host
-            .parse::<std::net::Ipv4Addr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 impl fmt::Display for Repository {
@@ -77,77 +89,46 @@ impl Target {
     /// A target with a tag.
     pub fn tagged(repo: Repository, tag: impl Into<String>) -> Result<Target> {
         let tag = tag.into();
-        check_tag(&tag)?;
+        hoist_image::validate_tag(&tag)?;
         Ok(Target {
             repo,
             tag: Some(tag),
         })
     }
 
-    /// Parse `host[:port]/name[:tag]`. A name without a registry part (no `.` or `:` in
-    /// its first component, and not `localhost`) is on Docker Hub, as with docker.
-    /// A `@digest` suffix is refused: a push destination is a repository and a tag.
+    /// Parse `[host[:port]/]name[:tag]` with the reference grammar ([`Reference::parse`]):
+    /// a name without a registry part is on Docker Hub. Without a tag the target has none
+    /// (a push by digest). A `@digest` is refused: a push destination is a repository and
+    /// a tag.
     pub fn parse(s: &str) -> Result<Target> {
-        let bad = |reason: &str| Error::invalid_input(format!("reference {s:?}"), reason);
-        if s.is_empty() {
-            return Err(bad("empty; expected host[:port]/name[:tag]"));
-        }
-        if s.contains('@') {
-            return Err(bad(
-                "a push destination takes a tag, not a digest; expected host[:port]/name[:tag]",
-            ));
-        }
-        let (registry, rest) = match s.split_once('/') {
-            Some((first, rest))
-                if first.contains('.') || first.contains(':') || first == "localhost" =>
-            {
-                (first.to_string(), rest.to_string())
-            }
-            _ => (DOCKER_HUB.to_string(), s.to_string()),
-        };
-        // The tag is after the last ':' of the last path component.
-        let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
-        let (name, tag) = match rest[last_slash..].rfind(':') {
-            Some(i) => (
-                rest[..last_slash + i].to_string(),
-                Some(rest[last_slash + i + 1..].to_string()),
-            ),
-            None => (rest.clone(), None),
-        };
-        let name = if registry == DOCKER_HUB && !name.contains('/') {
-            format!("library/{name}")
-        } else {
-            name
-        };
-        let repo = Repository::new(registry, name).map_err(|e| bad(&inner_reason(&e)))?;
-        match tag {
-            Some(t) => Target::tagged(repo, t).map_err(|e| bad(&inner_reason(&e))),
-            None => Ok(Target { repo, tag: None }),
-        }
-    }
-}
-
-impl Target {
-    /// From a parsed reference: its API host, repository and tag (`latest` when it has
-    /// neither tag nor digest). A reference with a digest is refused: a push destination
-    /// is a repository and a tag.
-    pub fn from_reference(r: &hoist_image::Reference) -> Result<Target> {
+        let r = Reference::parse(s)?;
         if r.digest().is_some() {
-            return Err(Error::invalid_input(
-                format!("destination {r}"),
-                "a push destination takes a tag, not a digest",
-            ));
+            return Err(digest_refused(&format!("{s:?}")));
         }
-        let repo = Repository::new(r.api_host(), r.repository())?;
-        Target::tagged(repo, r.tag().unwrap_or("latest"))
+        Ok(Target {
+            repo: Repository::from_reference(&r),
+            tag: r.tag().map(str::to_string),
+        })
+    }
+
+    /// From a parsed reference: its repository and tag (`latest` when it has neither tag
+    /// nor digest, as docker and crane push). A reference with a digest is refused.
+    pub fn from_reference(r: &Reference) -> Result<Target> {
+        if r.digest().is_some() {
+            return Err(digest_refused(&r.to_string()));
+        }
+        Ok(Target {
+            repo: Repository::from_reference(r),
+            tag: Some(r.tag().unwrap_or(hoist_image::DEFAULT_TAG).to_string()),
+        })
     }
 }
 
-fn inner_reason(e: &Error) -> String {
-    match e.kind() {
-        crate::error::ErrorKind::InvalidInput { what, reason } => format!("{what}: {reason}"),
-        _ => e.to_string(),
-    }
+fn digest_refused(what: &str) -> Error {
+    Error::invalid_input(
+        format!("destination {what}"),
+        "a push destination takes a tag, not a digest; expected host[:port]/name[:tag]",
+    )
 }
 
 impl fmt::Display for Target {
@@ -160,89 +141,10 @@ impl fmt::Display for Target {
     }
 }
 
-fn check_registry(r: &str) -> Result<()> {
-    let ok = !r.is_empty()
-        && r.len() <= 255
-        && r.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || b".-:[]_".contains(&c));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid_input(
-            format!("registry {r:?}"),
-            "expected host[:port]",
-        ))
-    }
-}
-
-fn check_name(n: &str) -> Result<()> {
-    let bad = || {
-        Error::invalid_input(
-            format!("repository name {n:?}"),
-            "expected lower-case components of [a-z0-9] joined by '.', '_', '__' or '-', separated by '/'",
-        )
-    };
-    if n.is_empty() || n.len() > 255 {
-        return Err(bad());
-    }
-    for comp in n.split('/') {
-        let b = comp.as_bytes();
-        if b.is_empty() || !b[0].is_ascii_alphanumeric() || !b[b.len() - 1].is_ascii_alphanumeric()
-        {
-            return Err(bad());
-        }
-        let mut i = 0;
-        while i < b.len() {
-            let c = b[i];
-            if c.is_ascii_lowercase() || c.is_ascii_digit() {
-                i += 1;
-                continue;
-            }
-            // a separator: '.', '_', '__', or one or more '-'
-            let start = i;
-            match c {
-                b'.' => i += 1,
-                b'_' => {
-                    i += 1;
-                    if b.get(i) == Some(&b'_') {
-                        i += 1;
-                    }
-                }
-                b'-' => {
-                    while b.get(i) == Some(&b'-') {
-                        i += 1;
-                    }
-                }
-                _ => return Err(bad()),
-            }
-            if i > start && !b.get(i).is_some_and(|c| c.is_ascii_alphanumeric()) {
-                return Err(bad());
-            }
-        }
-    }
-    Ok(())
-}
-
-fn check_tag(t: &str) -> Result<()> {
-    let b = t.as_bytes();
-    let ok = !b.is_empty()
-        && b.len() <= 128
-        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid_input(
-            format!("tag {t:?}"),
-            "expected up to 128 characters of [A-Za-z0-9_.-], not starting with '.' or '-'",
-        ))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hoist_image::DOCKER_HUB_API;
 
     #[test]
     fn good() {
@@ -254,8 +156,9 @@ mod tests {
                 Some("v1"),
             ),
             ("localhost/x", "localhost", "x", None),
-            ("alpine", DOCKER_HUB, "library/alpine", None),
-            ("user/app:latest", DOCKER_HUB, "user/app", Some("latest")),
+            ("alpine", DOCKER_HUB_API, "library/alpine", None),
+            ("index.docker.io/alpine", DOCKER_HUB_API, "library/alpine", None),
+            ("user/app:latest", DOCKER_HUB_API, "user/app", Some("latest")),
             (
                 "reg.example:443/a-b/c__d.e:1.0_rc",
                 "reg.example:443",
@@ -271,6 +174,33 @@ mod tests {
         }
     }
 
+    /// `Target::parse` and `Target::from_reference` agree on every part but the default
+    /// tag (a parsed target without a tag pushes by digest; a reference's pushes `latest`).
+    #[test]
+    fn parse_agrees_with_from_reference() {
+        for s in [
+            "alpine",
+            "alpine:3",
+            "docker.io/library/alpine",
+            "index.docker.io/user/app:v1",
+            "localhost:5000/a/b:c",
+            "LOCALHOST:5000/a",
+            "[::1]:5000/x",
+        ] {
+            let parsed = Target::parse(s).unwrap();
+            let r = Reference::parse(s).unwrap();
+            let viewed = Target::from_reference(&r).unwrap();
+            assert_eq!(parsed.repo, viewed.repo, "{s}");
+            assert_eq!(parsed.repo, Repository::from_reference(&r), "{s}");
+            assert_eq!(
+                viewed.tag.as_deref(),
+                Some(parsed.tag.as_deref().unwrap_or("latest")),
+                "{s}"
+            );
+            assert_eq!(parsed.repo.is_loopback(), r.is_loopback(), "{s}");
+        }
+    }
+
     #[test]
     fn bad() {
         for s in [
@@ -283,6 +213,7 @@ mod tests {
             "localhost:5000/a:",
             "localhost:5000/a:.t",
             "localhost:5000/a@sha256:00",
+            &format!("localhost:5000/a@sha256:{}", "0".repeat(64)),
             "localhost:5000/",
             "bad host!/x",
         ] {
@@ -291,20 +222,11 @@ mod tests {
             assert!(msg.contains(&format!("{s:?}")), "{s}: {msg}");
             assert!(!msg.contains('\n'), "{msg}");
         }
-    }
-
-    #[test]
-    fn loopback() {
-        for (r, want) in [
-            ("localhost:5000", true),
-            ("127.0.0.1:1", true),
-            ("127.3.4.5", true),
-            ("[::1]:80", true),
-            ("example.com", false),
-            ("10.0.0.1:5000", false),
-            ("localhost.example.com", false),
-        ] {
-            assert_eq!(is_loopback(r), want, "{r}");
+        for (reg, name) in [("bad host", "x"), ("h:99999", "x"), ("h", "A"), ("h", "")] {
+            let e = Repository::new(reg, name).expect_err(reg);
+            assert!(!e.to_string().contains('\n'), "{e}");
         }
+        let e = Repository::parse("localhost:5000/a:v1").unwrap_err();
+        assert!(e.to_string().contains("without a tag"), "{e}");
     }
 }
