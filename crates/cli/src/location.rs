@@ -18,7 +18,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use hoist_image::layout::{self, Layout};
 use hoist_image::pipeline::Encoding;
-use hoist_image::{Child, Descriptor, Digest, Image, ImageIndex, Reference, Store, tarball};
+use hoist_image::{Child, Descriptor, Digest, Reference, Store, tarball};
 
 /// Where an image is (or goes).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,16 +159,6 @@ impl Location {
     }
 }
 
-/// What a local location holds: one image, or an index (a layout's `index.json` or a
-/// nested index).
-#[derive(Debug, Clone)]
-pub enum Source {
-    /// A single image.
-    Image(Arc<dyn Image>),
-    /// An index.
-    Index(Arc<dyn ImageIndex>),
-}
-
 impl Location {
     /// Open a local location as a source. A layout without a name gives its only entry, or
     /// the whole `index.json` when it has several; a tarball without a reference gives its
@@ -178,7 +168,7 @@ impl Location {
         &self,
         encoding: &Encoding,
         store: Option<Arc<dyn Store>>,
-    ) -> anyhow::Result<Source> {
+    ) -> anyhow::Result<Child> {
         Ok(match self {
             Location::Layout { dir, name } => {
                 let layout = Layout::open(dir)?;
@@ -194,9 +184,9 @@ impl Location {
                     }
                 };
                 match child {
-                    Some(Child::Image(i)) => Source::Image(i),
-                    Some(Child::Index(i)) => Source::Index(i),
-                    None => Source::Index(layout.index()?),
+                    Some(Child::Image(i)) => Child::Image(i),
+                    Some(Child::Index(i)) => Child::Index(i),
+                    None => Child::Index(layout.index()?),
                 }
             }
             Location::Archive { file, reference } => {
@@ -205,7 +195,7 @@ impl Location {
                     encoding: encoding.clone(),
                     store,
                 };
-                Source::Image(Arc::new(tarball::Image::open(file, &opts)?))
+                Child::Image(Arc::new(tarball::Image::open(file, &opts)?))
             }
             Location::Registry(r) => return Err(not_local(r)),
         })
@@ -214,15 +204,15 @@ impl Location {
     /// Write `source` to a local location: into a layout (under its name, if any), or as a
     /// tarball (single images only). Returns the descriptor of what was written (for a
     /// tarball: of the image's config, its image ID).
-    pub fn write_local(&self, source: &Source) -> anyhow::Result<Descriptor> {
+    pub fn write_local(&self, source: &Child) -> anyhow::Result<Descriptor> {
         let written = match (self, source) {
-            (Location::Layout { dir, name }, Source::Image(i)) => {
+            (Location::Layout { dir, name }, Child::Image(i)) => {
                 layout::write(&Layout::create(dir)?, i.as_ref(), name.as_deref())
             }
-            (Location::Layout { dir, name }, Source::Index(i)) => {
+            (Location::Layout { dir, name }, Child::Index(i)) => {
                 layout::write_index(&Layout::create(dir)?, i.as_ref(), name.as_deref())
             }
-            (Location::Archive { file, reference }, Source::Image(i)) => {
+            (Location::Archive { file, reference }, Child::Image(i)) => {
                 if file.is_dir() {
                     bail!(
                         "invalid destination {self}: {} is a directory",
@@ -235,7 +225,7 @@ impl Location {
                     Ok(config.descriptor(hoist_image::MediaType::OciConfig))
                 })
             }
-            (Location::Archive { .. }, Source::Index(_)) => bail!(
+            (Location::Archive { .. }, Child::Index(_)) => bail!(
                 "invalid destination {self}: a docker-archive holds single images, not an index; pick a platform"
             ),
             (Location::Registry(r), _) => return Err(not_local(r)),
@@ -406,49 +396,49 @@ mod tests {
     #[test]
     fn open_and_write_local() {
         let t = tempfile::tempdir().unwrap();
-        let img: Arc<dyn Image> = hoist_image::random::image(&hoist_image::random::Options {
-            layers: 1,
-            size: 2000,
-            ..Default::default()
-        })
-        .unwrap();
+        let img: Arc<dyn hoist_image::Image> =
+            hoist_image::random::image(&hoist_image::random::Options {
+                layers: 1,
+                size: 2000,
+                ..Default::default()
+            })
+            .unwrap();
         let none = Encoding::none();
         let dir = t.path().join("l");
         let at = |s: String| Location::parse(&s).unwrap();
         let d = at(format!("oci:{}:one", dir.display()))
-            .write_local(&Source::Image(img.clone()))
+            .write_local(&Child::Image(img.clone()))
             .unwrap();
         // One entry: the bare layout opens as that image.
         match at(dir.display().to_string())
             .open_local(&none, None)
             .unwrap()
         {
-            Source::Image(i) => assert_eq!(i.manifest().unwrap().digest(), &d.digest),
-            Source::Index(_) => panic!("expected the only image"),
+            Child::Image(i) => assert_eq!(i.manifest().unwrap().digest(), &d.digest),
+            Child::Index(_) => panic!("expected the only image"),
         }
-        let idx: Arc<dyn ImageIndex> = hoist_image::random::index(&Default::default(), 2).unwrap();
+        let idx: Arc<dyn hoist_image::ImageIndex> =
+            hoist_image::random::index(&Default::default(), 2).unwrap();
         at(format!("oci:{}:multi", dir.display()))
-            .write_local(&Source::Index(idx.clone()))
+            .write_local(&Child::Index(idx.clone()))
             .unwrap();
         // Two entries: the whole index.json.
         assert!(matches!(
             at(format!("oci:{}", dir.display()))
                 .open_local(&none, None)
                 .unwrap(),
-            Source::Index(_)
+            Child::Index(_)
         ));
         // A tarball holds single images.
         let tar = format!("docker-archive:{}:x:y", t.path().join("x.tar").display());
-        let e = at(tar.clone())
-            .write_local(&Source::Index(idx))
-            .unwrap_err();
+        let e = at(tar.clone()).write_local(&Child::Index(idx)).unwrap_err();
         assert!(format!("{e:#}").contains("not an index"), "{e:#}");
         let d = at(tar.clone())
-            .write_local(&Source::Image(img.clone()))
+            .write_local(&Child::Image(img.clone()))
             .unwrap();
         match at(tar).open_local(&none, None).unwrap() {
-            Source::Image(i) => assert_eq!(i.config().unwrap().digest(), &d.digest),
-            Source::Index(_) => panic!("expected an image"),
+            Child::Image(i) => assert_eq!(i.config().unwrap().digest(), &d.digest),
+            Child::Index(_) => panic!("expected an image"),
         }
         let e = at("docker://localhost:5000/a".into())
             .open_local(&none, None)

@@ -316,7 +316,7 @@ fn mutating_a_config_in_a_registry_uploads_config_and_manifest_only() {
         let target = hoist_remote::Target::tagged(repo, tag).unwrap();
         rt.block_on(hoist_remote::push::push(
             &client,
-            hoist_remote::push::Source::Image(img),
+            hoist_image::Child::Image(img),
             &[target],
             &Default::default(),
             Arc::new(hoist_remote::push::NoProgress),

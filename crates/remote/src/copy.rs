@@ -12,7 +12,7 @@ use hoist_image::{Child, Platform, Store};
 use crate::client::{Client, Mount, Presence};
 use crate::error::{Error, Result};
 use crate::pull::{resolve, walk};
-use crate::push::{self, Progress, Report, Source};
+use crate::push::{self, Progress, Report};
 use crate::repo::{Repository, Target};
 use crate::source::Remote;
 
@@ -75,7 +75,7 @@ pub async fn copy(
     );
     let encoding = opts.encoding.clone();
     let store = opts.store.clone();
-    let source = tokio::task::spawn_blocking(move || -> Result<Source> {
+    let source = tokio::task::spawn_blocking(move || -> Result<Child> {
         Ok(match remote.child_of(top) {
             Child::Image(img) => match encoding {
                 Some(e) => {
@@ -83,9 +83,9 @@ pub async fn copy(
                         Some(s) => s,
                         None => Arc::new(hoist_image::SpoolStore::new()?),
                     };
-                    Source::Image(pipeline::recompress(img, &e, store)?)
+                    Child::Image(pipeline::recompress(img, &e, store)?)
                 }
-                None => Source::Image(img),
+                None => Child::Image(img),
             },
             Child::Index(i) => match encoding {
                 Some(e) => {
@@ -93,9 +93,9 @@ pub async fn copy(
                         Some(s) => s,
                         None => Arc::new(hoist_image::SpoolStore::new()?),
                     };
-                    Source::Index(pipeline::recompress_index(i, &e, store)?)
+                    Child::Index(pipeline::recompress_index(i, &e, store)?)
                 }
-                None => Source::Index(i),
+                None => Child::Index(i),
             },
         })
     })

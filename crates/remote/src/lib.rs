@@ -28,7 +28,7 @@
 //! use hoist_remote::{push, Client, Target};
 //! let client = Client::builder().retries(3).build()?;
 //! let targets = [Target::parse("127.0.0.1:5000/demo:v1")?, Target::parse("127.0.0.1:5000/demo:latest")?];
-//! let report = push::push(&client, push::Source::Image(image), &targets, &push::Options::default(),
+//! let report = push::push(&client, hoist_image::Child::Image(image), &targets, &push::Options::default(),
 //!     std::sync::Arc::new(push::NoProgress)).await?;
 //! for p in &report.pushed { println!("{p}"); }
 //! # Ok(()) }

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use hoist_image::{Child, Digest, Image, ImageIndex, Layer, Manifest};
+use hoist_image::{Child, Digest, Image, Layer, Manifest};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
@@ -36,15 +36,6 @@ pub const DEFAULT_JOBS: usize = 4;
 pub const DEFAULT_SEAL_JOBS: usize = 2;
 /// The push memory's file name, in the memory directory.
 const MEMORY_FILE: &str = "pushed-blobs.tsv";
-
-/// What to push.
-#[derive(Debug, Clone)]
-pub enum Source {
-    /// A single-platform image.
-    Image(Arc<dyn Image>),
-    /// An index (multi-platform).
-    Index(Arc<dyn ImageIndex>),
-}
 
 /// How a blob got to a repository.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,9 +187,9 @@ enum Node {
 }
 
 /// Walk the source: nodes children-first (the last is the top).
-fn walk(src: &Source, out: &mut Vec<Node>) -> Result<()> {
+fn walk(src: &Child, out: &mut Vec<Node>) -> Result<()> {
     match src {
-        Source::Image(img) => {
+        Child::Image(img) => {
             let config = img.config()?;
             let layers = img.layers()?;
             out.push(Node::Image {
@@ -208,16 +199,13 @@ fn walk(src: &Source, out: &mut Vec<Node>) -> Result<()> {
                 config_digest: config.digest().clone(),
             });
         }
-        Source::Index(idx) => {
+        Child::Index(idx) => {
             let manifest = idx.manifest()?;
             let index = manifest
                 .as_index()
                 .ok_or_else(|| Error::invalid_input("index", "its manifest is not an index"))?;
             for d in &index.manifests {
-                match idx.child(d)? {
-                    Child::Image(i) => walk(&Source::Image(i), out)?,
-                    Child::Index(i) => walk(&Source::Index(i), out)?,
-                }
+                walk(&idx.child(d)?, out)?;
             }
             out.push(Node::Index {
                 manifest: Box::new(manifest),
@@ -310,10 +298,10 @@ struct Shared {
     jobs: Semaphore,
 }
 
-/// Push `source` to every target. Returns one [`Pushed`] per target, in order.
+/// Push `source` (an image or an index) to every target. Returns one [`Pushed`] per target, in order.
 pub async fn push(
     client: &Client,
-    source: Source,
+    source: Child,
     targets: &[Target],
     opts: &Options,
     progress: Arc<dyn Progress>,

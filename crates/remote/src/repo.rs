@@ -157,8 +157,18 @@ mod tests {
             ),
             ("localhost/x", "localhost", "x", None),
             ("alpine", DOCKER_HUB_API, "library/alpine", None),
-            ("index.docker.io/alpine", DOCKER_HUB_API, "library/alpine", None),
-            ("user/app:latest", DOCKER_HUB_API, "user/app", Some("latest")),
+            (
+                "index.docker.io/alpine",
+                DOCKER_HUB_API,
+                "library/alpine",
+                None,
+            ),
+            (
+                "user/app:latest",
+                DOCKER_HUB_API,
+                "user/app",
+                Some("latest"),
+            ),
             (
                 "reg.example:443/a-b/c__d.e:1.0_rc",
                 "reg.example:443",

@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use common::TestImage;
-use hoist_remote::push::{self, NoProgress, Options, Source};
+use hoist_image::Child;
+use hoist_remote::push::{self, NoProgress, Options};
 use hoist_remote::{Client, Credential, Repository, StaticKeychain, Target, check};
 use hoist_testkit::distribution::{Distribution, Options as DistOptions};
 use hoist_testkit::faults::Proxy;
@@ -99,7 +100,7 @@ async fn basic_auth_against_distribution_htpasswd() {
     let good = client(&registry, basic("alice", PASSWORD));
     push::push(
         &good,
-        Source::Image(img.clone()),
+        Child::Image(img.clone()),
         std::slice::from_ref(&t),
         &Options::default(),
         Arc::new(NoProgress),
@@ -111,7 +112,7 @@ async fn basic_auth_against_distribution_htpasswd() {
     let wrong = client(&registry, basic("alice", "wrong-password-123"));
     let e = push::push(
         &wrong,
-        Source::Image(img),
+        Child::Image(img),
         std::slice::from_ref(&t),
         &Options::default(),
         Arc::new(NoProgress),
@@ -151,7 +152,7 @@ async fn bearer_tokens_basic_and_refresh_grants() {
     let c = client(&registry, basic("alice", PASSWORD));
     push::push(
         &c,
-        Source::Image(img.clone()),
+        Child::Image(img.clone()),
         std::slice::from_ref(&t),
         &Options::default(),
         Arc::new(NoProgress),
@@ -212,7 +213,7 @@ async fn token_expiry_in_the_middle_of_a_push() {
     };
     push::push(
         &c,
-        Source::Image(img),
+        Child::Image(img),
         std::slice::from_ref(&t),
         &opts,
         Arc::new(NoProgress),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use hoist_image::layout::{self, Layout};
 use hoist_image::{Child, random, validate};
-use hoist_remote::push::{self, NoProgress, Source};
+use hoist_remote::push::{self, NoProgress};
 use hoist_remote::source::Remote;
 use hoist_remote::{Client, Repository, Target, copy, pull};
 use hoist_testkit::faults::{Fault, Match, Proxy, Rule};
@@ -44,7 +44,7 @@ async fn seed(
     let t = Target::tagged(Repository::new(addr.to_string(), name).unwrap(), "v1").unwrap();
     let r = push::push(
         client,
-        Source::Image(img),
+        Child::Image(img),
         &[t],
         &push::Options::default(),
         Arc::new(NoProgress),

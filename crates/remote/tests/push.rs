@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::TestImage;
-use hoist_remote::push::{self, NoProgress, Options, Source};
+use hoist_image::Child;
+use hoist_remote::push::{self, NoProgress, Options};
 use hoist_remote::{Client, Repository, Target, check};
 use hoist_testkit::distribution::Distribution;
 use hoist_testkit::faults::{Fault, Match, Proxy, Rule};
@@ -37,7 +38,7 @@ async fn push_one(
 ) -> push::Report {
     push::push(
         client,
-        Source::Image(img),
+        Child::Image(img),
         targets,
         opts,
         Arc::new(NoProgress),
@@ -276,7 +277,7 @@ async fn chunked_when_asked_or_refused() {
     // must fail with the registry's 413 rather than loop.
     let e = push::push(
         &client,
-        Source::Image(img.clone()),
+        Child::Image(img.clone()),
         std::slice::from_ref(&t),
         &opts,
         Arc::new(NoProgress),

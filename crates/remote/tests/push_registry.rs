@@ -9,7 +9,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::TestImage;
-use hoist_remote::push::{self, NoProgress, Options, Source};
+use hoist_image::Child;
+use hoist_remote::push::{self, NoProgress, Options};
 use hoist_remote::{Client, Repository, Target, check};
 use hoist_testkit::faults::{Fault, Match, Proxy, Rule};
 use hoist_testkit::registry::TestRegistry;
@@ -47,7 +48,7 @@ async fn push_check_repush_against_the_hoist_registry() {
     .unwrap();
     let r = push::push(
         &c,
-        Source::Image(img.clone()),
+        Child::Image(img.clone()),
         &[a.clone(), b.clone()],
         &opts,
         Arc::new(NoProgress),
@@ -61,7 +62,7 @@ async fn push_check_repush_against_the_hoist_registry() {
     }
     let r = push::push(
         &c,
-        Source::Image(img.clone()),
+        Child::Image(img.clone()),
         &[a, b],
         &opts,
         Arc::new(NoProgress),
@@ -101,7 +102,7 @@ async fn reset_mid_body_resumes_from_the_registry_offset() {
     .unwrap();
     push::push(
         &c,
-        Source::Image(img.clone()),
+        Child::Image(img.clone()),
         std::slice::from_ref(&t),
         &opts,
         Arc::new(NoProgress),

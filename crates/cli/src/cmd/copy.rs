@@ -220,8 +220,8 @@ pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
             // To a registry: the push engine (cmd/push.rs, hoist-remote).
             let target = hoist_remote::Target::from_reference(r)?;
             let source = match source {
-                Source::Image(img, _) => hoist_remote::push::Source::Image(img),
-                Source::Index(i) => hoist_remote::push::Source::Index(i),
+                Source::Image(img, _) => hoist_image::Child::Image(img),
+                Source::Index(i) => hoist_image::Child::Index(i),
             };
             let opts = hoist_remote::push::Options {
                 memory_dir: cache.as_ref().map(|c| c.path().join("remote")),

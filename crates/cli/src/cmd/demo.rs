@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use hoist_image::Cache;
+use hoist_image::Child;
 use hoist_image::random::{self, Mode};
-use hoist_remote::push::{self, NoProgress, Source};
+use hoist_remote::push::{self, NoProgress};
 use hoist_remote::{Client, Repository, Target, check};
 
 use crate::cmd::push::{runtime, size};
@@ -84,7 +85,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let mut rows = Vec::new();
 
     let result: anyhow::Result<()> = rt.block_on(async {
-        let src = Source::Image(image.clone());
+        let src = Child::Image(image.clone());
         let t = Instant::now();
         let r = push::push(
             &client,

@@ -12,7 +12,7 @@ use hoist_image::{Child, ImageIndex, Platform};
 
 use super::cache::{CacheOpts, Stores};
 use super::mutate::{Opened, open_image};
-use crate::location::{Location, Source};
+use crate::location::Location;
 
 /// The index verbs.
 #[derive(Subcommand, Debug)]
@@ -76,8 +76,8 @@ fn open_index(s: &str, stores: &Stores) -> anyhow::Result<OpenedIndex> {
         .open_local(&Encoding::gzip(), Some(stores.store.clone()))
         .with_context(|| format!("opening {loc}"))?
     {
-        Source::Index(i) => Ok((loc, i, None)),
-        Source::Image(_) => bail!("{loc} is a single image, not an index"),
+        Child::Index(i) => Ok((loc, i, None)),
+        Child::Image(_) => bail!("{loc} is a single image, not an index"),
     }
 }
 
@@ -117,7 +117,7 @@ pub fn write_index(
                 ..Default::default()
             };
             let pushed = super::push::push_source(
-                hoist_remote::push::Source::Index(idx),
+                hoist_image::Child::Index(idx),
                 &[target],
                 &opts,
                 &super::push::RemoteArgs::default(),
@@ -130,7 +130,7 @@ pub fn write_index(
                 .map(|(_, d)| d.to_string())
                 .context("the push reported no digest")?
         }
-        _ => loc.write_local(&Source::Index(idx))?.digest.to_string(),
+        _ => loc.write_local(&Child::Index(idx))?.digest.to_string(),
     };
     writeln!(std::io::stdout(), "{loc}: {digest}")?;
     Ok(())

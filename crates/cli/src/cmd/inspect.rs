@@ -12,7 +12,7 @@ use hoist_remote::{ops, pull};
 
 use super::pull::{parse_platform, repository, source_ref};
 use super::push::{RemoteArgs, runtime};
-use crate::location::{Location, Source};
+use crate::location::Location;
 
 /// A location argument.
 #[derive(clap::Args, Debug)]
@@ -75,8 +75,8 @@ fn manifest_at(a: &RefArgs) -> anyhow::Result<Manifest> {
         }
         loc => {
             let m = match loc.open_local(&Encoding::none(), None)? {
-                Source::Image(i) => i.manifest()?,
-                Source::Index(i) => {
+                hoist_image::Child::Image(i) => i.manifest()?,
+                hoist_image::Child::Index(i) => {
                     let m = i.manifest()?;
                     match &platform {
                         None => m,
@@ -135,8 +135,10 @@ pub fn config(a: &RefArgs) -> anyhow::Result<()> {
             }
         }
         _ => match loc.open_local(&Encoding::none(), None)? {
-            Source::Image(i) => i.config()?.raw().clone(),
-            Source::Index(_) => bail!("{loc} is an index, which has no config; name one image"),
+            hoist_image::Child::Image(i) => i.config()?.raw().clone(),
+            hoist_image::Child::Index(_) => {
+                bail!("{loc} is an index, which has no config; name one image")
+            }
         },
     };
     let mut out = std::io::stdout().lock();

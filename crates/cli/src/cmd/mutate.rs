@@ -17,7 +17,7 @@ use hoist_image::pipeline::Encoding;
 use hoist_image::{Child, Compression, Image, Platform};
 
 use super::cache::{CacheOpts, Stores};
-use crate::location::{Location, Source};
+use crate::location::Location;
 
 /// Compression of new layers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -94,8 +94,8 @@ pub fn open_image(
         .open_local(encoding, Some(stores.store.clone()))
         .with_context(|| format!("opening {loc}"))?
     {
-        Source::Image(i) => i,
-        Source::Index(_) => bail!(
+        Child::Image(i) => i,
+        Child::Index(_) => bail!(
             "{loc} is an index (several images): name one image, e.g. oci:DIR:NAME or oci:DIR:sha256:..."
         ),
     };
@@ -129,7 +129,7 @@ pub fn write_image(
                 ..Default::default()
             };
             let pushed = super::push::push_source(
-                hoist_remote::push::Source::Image(img),
+                hoist_image::Child::Image(img),
                 &[target],
                 &opts,
                 &remote,
@@ -148,7 +148,7 @@ pub fn write_image(
             bail!("destination {loc}: name the image with a tag, not a digest")
         }
         _ => {
-            loc.write_local(&Source::Image(img.clone()))?;
+            loc.write_local(&Child::Image(img.clone()))?;
             img.manifest()?.digest().to_string()
         }
     };
@@ -336,13 +336,13 @@ pub fn open_any(s: &str, stores: &Stores) -> anyhow::Result<Result<OpenedIndex, 
             .open_local(&Encoding::gzip(), Some(stores.store.clone()))
             .with_context(|| format!("opening {loc}"))?
         {
-            Source::Index(index) => Ok(OpenedIndex {
+            Child::Index(index) => Ok(OpenedIndex {
                 loc,
                 index,
                 origin: None,
                 _rt: None,
             }),
-            Source::Image(image) => Err(Opened {
+            Child::Image(image) => Err(Opened {
                 loc,
                 image,
                 origin: None,

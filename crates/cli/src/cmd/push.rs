@@ -9,9 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use hoist_image::Child;
 use hoist_image::pipeline::{self, Encoding};
 use hoist_image::{Digest, Reference, Store};
-use hoist_remote::push::{self, BlobOutcome, Progress, Source};
+use hoist_remote::push::{self, BlobOutcome, Progress};
 use hoist_remote::{Client, DockerConfig, Repository, Target};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
@@ -102,16 +103,13 @@ pub fn open_source(
     loc: &Location,
     store: Arc<dyn Store>,
     encoding: &Encoding,
-) -> anyhow::Result<Source> {
+) -> anyhow::Result<Child> {
     if let Location::Registry(r) = loc {
         bail!(
             "docker://{r}: hoist push takes a local image; copy between registries with hoist copy docker://SRC docker://DST"
         );
     }
-    Ok(match loc.open_local(encoding, Some(store))? {
-        crate::location::Source::Image(i) => Source::Image(i),
-        crate::location::Source::Index(i) => Source::Index(i),
-    })
+    loc.open_local(encoding, Some(store))
 }
 
 /// Parse a destination argument.
@@ -160,7 +158,7 @@ pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
 /// Push an opened source to registry targets, with progress on stderr unless `quiet`.
 /// Returns the `REF@DIGEST` lines. (`hoist copy` to a registry calls this too.)
 pub fn push_source(
-    source: Source,
+    source: Child,
     targets: &[Target],
     opts: &push::Options,
     remote: &RemoteArgs,

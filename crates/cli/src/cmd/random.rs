@@ -7,7 +7,7 @@ use hoist_image::Compression;
 use hoist_image::pipeline::Encoding;
 use hoist_image::random::{self, Mode};
 
-use crate::location::{Location, Source};
+use crate::location::Location;
 
 /// Arguments of `hoist random`.
 #[derive(clap::Args, Debug)]
@@ -86,8 +86,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         store: None,
     };
     let source = match args.index {
-        Some(n) => Source::Index(random::index(&opts, n)?),
-        None => Source::Image(random::image(&opts)?),
+        Some(n) => hoist_image::Child::Index(random::index(&opts, n)?),
+        None => hoist_image::Child::Image(random::image(&opts)?),
     };
     let written = loc.write_local(&source)?;
     writeln!(std::io::stdout(), "{}", written.digest)?;

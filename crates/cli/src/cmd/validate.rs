@@ -9,7 +9,7 @@ use hoist_image::tarball::{self, Archive};
 use hoist_image::validate::{self, Report};
 use hoist_image::{Image as _, SpoolStore, Store};
 
-use crate::location::{Location, Source};
+use crate::location::Location;
 
 /// Validate what is at `location`; prints a one-line summary.
 pub fn run(location: &str, fast: bool) -> anyhow::Result<()> {
@@ -17,8 +17,8 @@ pub fn run(location: &str, fast: bool) -> anyhow::Result<()> {
     let opts = validate::Options { fast };
     let report = match &loc {
         Location::Layout { .. } => match loc.open_local(&Encoding::none(), None)? {
-            Source::Image(i) => validate::image(i.as_ref(), opts),
-            Source::Index(i) => validate::index(i.as_ref(), opts),
+            hoist_image::Child::Image(i) => validate::image(i.as_ref(), opts),
+            hoist_image::Child::Index(i) => validate::index(i.as_ref(), opts),
         }
         .with_context(|| format!("{loc} is not valid"))?,
         Location::Archive { file, reference } => {

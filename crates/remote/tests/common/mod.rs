@@ -196,7 +196,8 @@ pub fn logs() {
 /// `addr`: the push fails with a one-line error naming the blob, and the registry holds
 /// neither the blob nor the manifest.
 pub async fn corrupt_layout_push(addr: std::net::SocketAddr, c: &hoist_remote::Client) {
-    use hoist_remote::push::{self, NoProgress, Options, Source};
+    use hoist_image::Child;
+    use hoist_remote::push::{self, NoProgress, Options};
     use hoist_remote::{Repository, Target};
     let dir = tempfile::tempdir().unwrap();
     let layout = hoist_image::layout::Layout::create(dir.path()).unwrap();
@@ -233,7 +234,7 @@ pub async fn corrupt_layout_push(addr: std::net::SocketAddr, c: &hoist_remote::C
         let t = Target::tagged(Repository::new(addr.to_string(), target).unwrap(), "v1").unwrap();
         let e = push::push(
             c,
-            Source::Image(src),
+            Child::Image(src),
             std::slice::from_ref(&t),
             &opts,
             Arc::new(NoProgress),
