@@ -4,15 +4,16 @@
 
 use std::io::{self, Read, Write};
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use crate::compress;
 use crate::digest::{DiffId, Digest, HashingReader, HashingWriter};
 use crate::error::{Error, Result};
 use crate::image::{Child, Image, ImageIndex};
 use crate::layer::{BoxRead, FromUncompressed, Layer, Sealed, Store, UncompressedSource};
-use crate::manifest::{Config, Descriptor, ImageManifest, IndexManifest, Manifest};
+use crate::manifest::{Descriptor, IndexManifest, Manifest};
 use crate::media_type::{Compression, MediaType};
+use crate::partial::Assembled;
 
 /// How to compress a layer.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -266,11 +267,7 @@ pub fn recompress(
     if !changed {
         return Ok(image);
     }
-    Ok(Arc::new(Recompressed {
-        config,
-        layers: out,
-        manifest: OnceLock::new(),
-    }))
+    Ok(Arc::new(Assembled::new(config, out)?))
 }
 
 /// [`recompress`] for every image of an index (nested indexes included): a new OCI index
@@ -384,43 +381,6 @@ impl Layer for Retyped {
     }
     fn uncompressed(&self) -> Result<BoxRead> {
         self.inner.uncompressed()
-    }
-}
-
-/// What [`recompress`] returns when something changed.
-#[derive(Debug)]
-struct Recompressed {
-    config: Config,
-    layers: Vec<Arc<dyn Layer>>,
-    manifest: OnceLock<Manifest>,
-}
-
-impl Image for Recompressed {
-    fn manifest(&self) -> Result<Manifest> {
-        if let Some(m) = self.manifest.get() {
-            return Ok(m.clone());
-        }
-        let layers = self
-            .layers
-            .iter()
-            .map(|l| l.descriptor())
-            .collect::<Result<Vec<_>>>()?;
-        let m = Manifest::from_image(&ImageManifest {
-            schema_version: 2,
-            media_type: Some(MediaType::OciManifest),
-            artifact_type: None,
-            config: self.config.descriptor(MediaType::OciConfig),
-            layers,
-            subject: None,
-            annotations: Default::default(),
-        })?;
-        Ok(self.manifest.get_or_init(|| m).clone())
-    }
-    fn config(&self) -> Result<Config> {
-        Ok(self.config.clone())
-    }
-    fn layers(&self) -> Result<Vec<Arc<dyn Layer>>> {
-        Ok(self.layers.clone())
     }
 }
 

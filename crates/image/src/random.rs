@@ -20,10 +20,9 @@ use crate::digest::{DiffId, HashingReader};
 use crate::error::{Error, Result};
 use crate::image::{Child, Image, ImageIndex};
 use crate::layer::{BoxRead, FromUncompressed, Layer, SpoolStore, Store, UncompressedSource};
-use crate::manifest::{
-    Config, ConfigFile, Descriptor, ImageManifest, IndexManifest, Manifest, RootFs,
-};
+use crate::manifest::{Config, ConfigFile, Descriptor, IndexManifest, Manifest, RootFs};
 use crate::media_type::MediaType;
+use crate::partial::Assembled;
 use crate::pipeline::Encoding;
 
 /// Largest file in a generated layer: layers bigger than this hold several files.
@@ -93,16 +92,9 @@ impl Default for Options {
     }
 }
 
-/// A generated image; layers are [`FromUncompressed`] over a tar generator.
-#[derive(Debug)]
-pub struct RandomImage {
-    config: Config,
-    layers: Vec<Arc<dyn Layer>>,
-    manifest: OnceLock<Manifest>,
-}
-
-/// A generated image.
-pub fn image(opts: &Options) -> Result<Arc<RandomImage>> {
+/// A generated image: an [`Assembled`] image whose layers are [`FromUncompressed`] over a
+/// tar generator.
+pub fn image(opts: &Options) -> Result<Arc<Assembled>> {
     image_for(opts, opts.seed, PLATFORMS[0])
 }
 
@@ -110,7 +102,7 @@ fn image_for(
     opts: &Options,
     seed: u64,
     (os, arch, variant): (&str, &str, Option<&str>),
-) -> Result<Arc<RandomImage>> {
+) -> Result<Arc<Assembled>> {
     let store: Arc<dyn Store> = match &opts.store {
         Some(s) => s.clone(),
         None => Arc::new(SpoolStore::new()?),
@@ -160,54 +152,13 @@ fn image_for(
         history,
         rest,
     });
-    Ok(Arc::new(RandomImage {
-        config,
-        layers,
-        manifest: OnceLock::new(),
-    }))
-}
-
-impl Image for RandomImage {
-    fn manifest(&self) -> Result<Manifest> {
-        if let Some(m) = self.manifest.get() {
-            return Ok(m.clone());
-        }
-        let m = build_manifest(&self.config, &self.layers, MediaType::OciConfig)?;
-        Ok(self.manifest.get_or_init(|| m).clone())
-    }
-    fn config(&self) -> Result<Config> {
-        Ok(self.config.clone())
-    }
-    fn layers(&self) -> Result<Vec<Arc<dyn Layer>>> {
-        Ok(self.layers.clone())
-    }
-}
-
-/// An OCI manifest for `config` and `layers` (sealing the layers that are not yet).
-pub(crate) fn build_manifest(
-    config: &Config,
-    layers: &[Arc<dyn Layer>],
-    config_media_type: MediaType,
-) -> Result<Manifest> {
-    let layers = layers
-        .iter()
-        .map(|l| l.descriptor())
-        .collect::<Result<Vec<_>>>()?;
-    Manifest::from_image(&ImageManifest {
-        schema_version: 2,
-        media_type: Some(MediaType::OciManifest),
-        artifact_type: None,
-        config: config.descriptor(config_media_type),
-        layers,
-        subject: None,
-        annotations: Default::default(),
-    })
+    Ok(Arc::new(Assembled::new(config, layers)?))
 }
 
 /// A generated multi-platform index of `images` images (seeds `seed`, `seed+1`, ...).
 #[derive(Debug)]
 pub struct RandomIndex {
-    images: Vec<Arc<RandomImage>>,
+    images: Vec<Arc<Assembled>>,
     manifest: OnceLock<Manifest>,
 }
 
@@ -238,7 +189,7 @@ impl ImageIndex for RandomIndex {
             .iter()
             .map(|i| {
                 let mut d = i.manifest()?.descriptor();
-                d.platform = Some(i.config.parsed().platform());
+                d.platform = Some(i.config()?.parsed().platform());
                 Ok(d)
             })
             .collect::<Result<Vec<_>>>()?;
@@ -268,7 +219,7 @@ impl ImageIndex for RandomIndex {
 
 impl RandomIndex {
     /// The images, in index order.
-    pub fn images(&self) -> &[Arc<RandomImage>] {
+    pub fn images(&self) -> &[Arc<Assembled>] {
         &self.images
     }
 }

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +26,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::layer::{BoxRead, FromUncompressed, Layer, SpoolStore, Store, UncompressedSource};
 use crate::manifest::{Config, MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, Manifest};
 use crate::media_type::{Compression, MediaType};
+use crate::partial::Assembled;
 use crate::pipeline::{self, Encoding};
 use crate::reference::{DOCKER_HUB, Reference};
 
@@ -364,10 +365,8 @@ impl Archive {
             )));
         }
         Ok(Image {
-            config,
-            layers,
+            image: Assembled::new(config, layers)?,
             repo_tags: entry.repo_tags.clone(),
-            manifest: OnceLock::new(),
         })
     }
 
@@ -528,10 +527,8 @@ impl Default for Options {
 /// An image of a `docker save` tarball.
 #[derive(Debug)]
 pub struct Image {
-    config: Config,
-    layers: Vec<Arc<dyn Layer>>,
+    image: Assembled,
     repo_tags: Vec<String>,
-    manifest: OnceLock<Manifest>,
 }
 
 impl Image {
@@ -550,17 +547,13 @@ impl Image {
 
 impl crate::image::Image for Image {
     fn manifest(&self) -> Result<Manifest> {
-        if let Some(m) = self.manifest.get() {
-            return Ok(m.clone());
-        }
-        let m = crate::random::build_manifest(&self.config, &self.layers, MediaType::OciConfig)?;
-        Ok(self.manifest.get_or_init(|| m).clone())
+        self.image.manifest()
     }
     fn config(&self) -> Result<Config> {
-        Ok(self.config.clone())
+        self.image.config()
     }
     fn layers(&self) -> Result<Vec<Arc<dyn Layer>>> {
-        Ok(self.layers.clone())
+        self.image.layers()
     }
 }
 

@@ -21,7 +21,7 @@ use crate::layer::{BoxRead, FromUncompressed, Layer, Store, UncompressedSource};
 use crate::pipeline::Encoding;
 
 use super::layers::clean_path;
-use super::{Mutated, history_entry, is_docker, layer_media_type, pipe, set_time};
+use super::{assemble, history_entry, is_docker, layer_media_type, pipe, set_time};
 
 const WHITEOUT: &str = ".wh.";
 const OPAQUE: &str = ".wh..wh..opq";
@@ -160,7 +160,7 @@ pub fn flatten(
         .as_image()
         .map(|m| m.annotations.clone())
         .unwrap_or_default();
-    Ok(Arc::new(Mutated::new(
+    Ok(Arc::new(assemble(
         config,
         vec![layer],
         docker,

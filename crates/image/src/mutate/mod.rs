@@ -31,15 +31,16 @@ mod rebase;
 mod time;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Result};
 use crate::image::Image;
 use crate::layer::Layer;
-use crate::manifest::{Config, ConfigFile, ImageManifest, Manifest, Platform, RootFs};
+use crate::manifest::{Config, ConfigFile, Platform, RootFs};
 use crate::media_type::MediaType;
+use crate::partial::Assembled;
 
 pub use export::{Merge, export, flatten};
 pub use gc::{GcStats, gc};
@@ -50,90 +51,22 @@ pub use time::{format_rfc3339, parse_time};
 /// The platform of [`scratch`] when none is given.
 pub const SCRATCH_PLATFORM: &str = "linux/amd64";
 
-/// An image built from a config and a list of layers; the manifest is derived (and
-/// memoized) on first use. Layers taken from a base are the base's own layer objects.
-#[derive(Debug)]
-pub struct Mutated {
-    config: Config,
+/// An image assembled from a (changed) config and layers, described with Docker schema 2
+/// types when `docker`, with the manifest `annotations` (OCI only).
+pub(crate) fn assemble(
+    config: ConfigFile,
     layers: Vec<Arc<dyn Layer>>,
-    manifest_media_type: MediaType,
-    config_media_type: MediaType,
+    docker: bool,
     annotations: BTreeMap<String, String>,
-    manifest: OnceLock<Manifest>,
-}
-
-impl Mutated {
-    /// Assemble an image. The config's `rootfs.diff_ids` must list the layers' diff_ids.
-    pub fn new(
-        config: ConfigFile,
-        layers: Vec<Arc<dyn Layer>>,
-        docker: bool,
-        annotations: BTreeMap<String, String>,
-    ) -> Result<Mutated> {
-        if config.rootfs.diff_ids.len() != layers.len() {
-            return Err(Error::invalid_manifest(
-                "edited config",
-                format!(
-                    "rootfs.diff_ids has {} entries for {} layers",
-                    config.rootfs.diff_ids.len(),
-                    layers.len()
-                ),
-            ));
-        }
-        let (manifest_media_type, config_media_type) = if docker {
-            (MediaType::DockerManifest, MediaType::DockerConfig)
-        } else {
-            (MediaType::OciManifest, MediaType::OciConfig)
-        };
-        Ok(Mutated {
-            config: Config::from_file(&config),
-            layers,
-            manifest_media_type,
-            config_media_type,
-            annotations,
-            manifest: OnceLock::new(),
-        })
-    }
-}
-
-impl Image for Mutated {
-    fn manifest(&self) -> Result<Manifest> {
-        if let Some(m) = self.manifest.get() {
-            return Ok(m.clone());
-        }
-        let layers = self
-            .layers
-            .iter()
-            .map(|l| l.descriptor())
-            .collect::<Result<Vec<_>>>()?;
-        let docker = self.manifest_media_type == MediaType::DockerManifest;
-        let m = Manifest::from_image(&ImageManifest {
-            schema_version: 2,
-            media_type: Some(self.manifest_media_type.clone()),
-            artifact_type: None,
-            config: self.config.descriptor(self.config_media_type.clone()),
-            layers,
-            subject: None,
-            // Docker schema 2 has no annotations.
-            annotations: if docker {
-                BTreeMap::new()
-            } else {
-                self.annotations.clone()
-            },
-        })?;
-        Ok(self.manifest.get_or_init(|| m).clone())
-    }
-    fn config(&self) -> Result<Config> {
-        Ok(self.config.clone())
-    }
-    fn layers(&self) -> Result<Vec<Arc<dyn Layer>>> {
-        Ok(self.layers.clone())
-    }
+) -> Result<Assembled> {
+    Ok(Assembled::new(Config::from_file(&config), layers)?
+        .docker(docker)
+        .annotations(annotations))
 }
 
 /// An image with no layers: the base of `hoist append scratch`. `platform` defaults to
 /// [`SCRATCH_PLATFORM`].
-pub fn scratch(platform: Option<&Platform>) -> Result<Arc<Mutated>> {
+pub fn scratch(platform: Option<&Platform>) -> Result<Arc<Assembled>> {
     let p = match platform {
         Some(p) => p.clone(),
         None => Platform::parse(SCRATCH_PLATFORM)?,
@@ -151,7 +84,7 @@ pub fn scratch(platform: Option<&Platform>) -> Result<Arc<Mutated>> {
         history: Vec::new(),
         rest,
     };
-    Ok(Arc::new(Mutated::new(
+    Ok(Arc::new(assemble(
         config,
         Vec::new(),
         false,
@@ -258,7 +191,7 @@ pub fn edit(base: Arc<dyn Image>, edits: &Edits) -> Result<Arc<dyn Image>> {
             "the image is a Docker schema 2 manifest, which has no annotations; convert it to OCI first (hoist copy)",
         ));
     }
-    Ok(Arc::new(Mutated::new(
+    Ok(Arc::new(assemble(
         config,
         base.layers()?,
         docker,
@@ -416,7 +349,7 @@ pub fn append(
             .rest
             .insert("created".into(), json!(format_rfc3339(t)));
     }
-    Ok(Arc::new(Mutated::new(
+    Ok(Arc::new(assemble(
         config,
         layers,
         docker,

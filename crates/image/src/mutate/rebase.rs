@@ -5,7 +5,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::image::Image;
 
-use super::{Mutated, is_docker, is_empty_layer};
+use super::{assemble, is_docker, is_empty_layer};
 
 /// `image` with the layers of `old_base` (which must be its first layers, by digest and
 /// diff_id) replaced by the layers of `new_base`. The config is `image`'s, with
@@ -100,7 +100,7 @@ pub fn rebase(
         .as_image()
         .map(|x| x.annotations.clone())
         .unwrap_or_default();
-    Ok(Arc::new(Mutated::new(
+    Ok(Arc::new(assemble(
         out,
         new_layers,
         is_docker(image.as_ref())? && is_docker(new_base)?,
