@@ -494,7 +494,7 @@ fn read_entry(path: &Path) -> Option<IndexEntry> {
 }
 
 impl Store for Cache {
-    fn lookup(&self, diff_id: &DiffId, encoding: &Encoding) -> Option<(Sealed, PathBuf)> {
+    fn lookup(&self, diff_id: &DiffId, encoding: &Encoding) -> Option<Sealed> {
         let index = self.index_path(diff_id, encoding);
         let Some(entry) = read_entry(&index) else {
             bump(&self.counters.misses);
@@ -513,23 +513,15 @@ impl Store for Cache {
         self.mark_in_use(&entry.digest);
         bump(&self.counters.hits);
         tracing::debug!(%diff_id, digest = %entry.digest, "cache hit");
-        Some((
-            Sealed {
-                digest: entry.digest,
-                diff_id: diff_id.clone(),
-                size: entry.size,
-                media_type: entry.media_type,
-            },
-            path,
-        ))
+        Some(Sealed {
+            digest: entry.digest,
+            diff_id: diff_id.clone(),
+            size: entry.size,
+            media_type: entry.media_type,
+        })
     }
 
-    fn seal(
-        &self,
-        src: BoxRead,
-        encoding: &Encoding,
-        media_type: MediaType,
-    ) -> Result<(Sealed, PathBuf)> {
+    fn seal(&self, src: BoxRead, encoding: &Encoding, media_type: MediaType) -> Result<Sealed> {
         let mut tmp = self.tmp_file()?;
         let sealed = pipeline::seal(
             src,
@@ -547,21 +539,22 @@ impl Store for Cache {
         bump(&self.counters.sealed);
         tracing::debug!(diff_id = %sealed.diff_id, digest = %sealed.digest, "sealed into cache");
         self.enforce_limit();
-        Ok((sealed, path))
+        Ok(sealed)
     }
 
     /// Open a blob, verifying it (sha256 and size) the first time this process opens it:
-    /// a corrupt one is evicted and reported as a digest mismatch, so the caller seals
-    /// the layer again.
-    fn open(&self, sealed: &Sealed, path: &Path) -> Result<BoxRead> {
+    /// a corrupt one is evicted and reported as a size mismatch, so the caller seals the
+    /// layer again.
+    fn open(&self, sealed: &Sealed) -> Result<BoxRead> {
+        let path = self.blob_path(&sealed.digest);
         if !self.verify(&sealed.digest, sealed.size) {
             return Err(Error::new(crate::error::ErrorKind::SizeMismatch {
                 what: format!("cached blob {} (corrupt or gone; evicted)", sealed.digest),
                 expected: sealed.size,
-                actual: fs::metadata(path).map_or(0, |m| m.len()),
+                actual: fs::metadata(&path).map_or(0, |m| m.len()),
             }));
         }
-        let f = File::open(path).map_err(|e| Error::io(path.display(), e))?;
+        let f = File::open(&path).map_err(|e| Error::io(path.display(), e))?;
         Ok(Box::new(f))
     }
 }
@@ -581,7 +574,10 @@ enum Held {
 pub struct MemoryStore {
     budget: u64,
     used: Mutex<u64>,
-    entries: Mutex<HashMap<(DiffId, String), (Sealed, Held)>>,
+    /// (diff_id, encoding key) → the sealed layer.
+    sealed: Mutex<HashMap<(DiffId, String), Sealed>>,
+    /// digest → where its bytes are.
+    blobs: Mutex<HashMap<Digest, Held>>,
     spill: tempfile::TempDir,
 }
 
@@ -595,7 +591,8 @@ impl MemoryStore {
         Ok(MemoryStore {
             budget,
             used: Mutex::new(0),
-            entries: Mutex::new(HashMap::new()),
+            sealed: Mutex::new(HashMap::new()),
+            blobs: Mutex::new(HashMap::new()),
             spill,
         })
     }
@@ -603,10 +600,6 @@ impl MemoryStore {
     /// Bytes of compressed layers held in memory.
     pub fn used(&self) -> u64 {
         self.used.lock().map(|u| *u).unwrap_or(0)
-    }
-
-    fn memory_path(digest: &Digest) -> PathBuf {
-        PathBuf::from(format!("memory:{digest}"))
     }
 
     /// Reserve `n` bytes of the budget.
@@ -655,22 +648,12 @@ impl Write for Spill<'_> {
 }
 
 impl Store for MemoryStore {
-    fn lookup(&self, diff_id: &DiffId, encoding: &Encoding) -> Option<(Sealed, PathBuf)> {
-        let entries = self.entries.lock().ok()?;
-        let (sealed, held) = entries.get(&(diff_id.clone(), encoding.key()))?;
-        let path = match held {
-            Held::Memory(_) => Self::memory_path(&sealed.digest),
-            Held::File(p) => p.clone(),
-        };
-        Some((sealed.clone(), path))
+    fn lookup(&self, diff_id: &DiffId, encoding: &Encoding) -> Option<Sealed> {
+        let sealed = self.sealed.lock().ok()?;
+        sealed.get(&(diff_id.clone(), encoding.key())).cloned()
     }
 
-    fn seal(
-        &self,
-        src: BoxRead,
-        encoding: &Encoding,
-        media_type: MediaType,
-    ) -> Result<(Sealed, PathBuf)> {
+    fn seal(&self, src: BoxRead, encoding: &Encoding, media_type: MediaType) -> Result<Sealed> {
         let free = {
             let used = self.used.lock().map(|u| *u).unwrap_or(u64::MAX);
             self.budget.saturating_sub(used)
@@ -704,34 +687,30 @@ impl Store for MemoryStore {
                 Held::File(path)
             }
         };
-        let path = match &held {
-            Held::Memory(_) => Self::memory_path(&sealed.digest),
-            Held::File(p) => p.clone(),
-        };
-        if let Ok(mut e) = self.entries.lock() {
-            e.insert(
-                (sealed.diff_id.clone(), encoding.key()),
-                (sealed.clone(), held),
-            );
+        if let Ok(mut b) = self.blobs.lock() {
+            b.insert(sealed.digest.clone(), held);
         }
-        Ok((sealed, path))
+        if let Ok(mut s) = self.sealed.lock() {
+            s.insert((sealed.diff_id.clone(), encoding.key()), sealed.clone());
+        }
+        Ok(sealed)
     }
 
-    fn open(&self, sealed: &Sealed, path: &Path) -> Result<BoxRead> {
-        let entries = self
-            .entries
+    fn open(&self, sealed: &Sealed) -> Result<BoxRead> {
+        let held = self
+            .blobs
             .lock()
-            .map_err(|_| Error::not_found(format!("blob {}", sealed.digest)))?;
-        let held = entries
-            .values()
-            .find(|(s, _)| s.digest == sealed.digest)
-            .map(|(_, h)| h.clone());
-        drop(entries);
+            .ok()
+            .and_then(|b| b.get(&sealed.digest).cloned());
         match held {
             Some(Held::Memory(b)) => Ok(Box::new(io::Cursor::new(b))),
-            _ => File::open(path)
+            Some(Held::File(path)) => File::open(&path)
                 .map(|f| Box::new(f) as BoxRead)
                 .map_err(|e| Error::io(path.display(), e)),
+            None => Err(Error::not_found(format!(
+                "blob {} in memory",
+                sealed.digest
+            ))),
         }
     }
 }

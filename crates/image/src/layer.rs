@@ -6,7 +6,7 @@
 use std::fmt;
 use std::fs::File;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use crate::digest::{DiffId, Digest, HashingReader, VerifyingReader};
@@ -170,28 +170,22 @@ pub trait UncompressedSource: Send + Sync + fmt::Debug {
     }
 }
 
-/// Where sealed layers' compressed bytes are kept. The default spools to temporary files.
+/// Where sealed layers' compressed bytes are kept: the content cache, a spool of temporary
+/// files, memory. A store is asked for a layer by its diff_id and encoding, seals what it
+/// does not have, and opens what it sealed by the [`Sealed`] facts it returned; where the
+/// bytes live (a file, a buffer) is its own business.
 pub trait Store: Send + Sync + fmt::Debug {
-    /// Look up a layer already sealed with `encoding` by its diff_id.
-    fn lookup(&self, diff_id: &DiffId, encoding: &Encoding) -> Option<(Sealed, PathBuf)>;
-    /// Seal `src` (read once, compress once) and keep the compressed bytes; return the facts
-    /// and a path the compressed blob can be read from.
-    fn seal(
-        &self,
-        src: BoxRead,
-        encoding: &Encoding,
-        media_type: MediaType,
-    ) -> Result<(Sealed, PathBuf)>;
-
-    /// Open a blob this store returned (with its path) from `lookup` or `seal`. The bytes
-    /// must be the sealed ones: hashed by this process while it wrote them, or verified
-    /// here on first open (the disk cache does), so readers need not hash them again. The
-    /// default opens the path; stores that keep blobs elsewhere (in memory) override it.
-    fn open(&self, sealed: &Sealed, path: &Path) -> Result<BoxRead> {
-        let _ = sealed;
-        let f = File::open(path).map_err(|e| Error::io(path.display(), e))?;
-        Ok(Box::new(f))
-    }
+    /// A layer already sealed with `encoding`, by its diff_id.
+    fn lookup(&self, diff_id: &DiffId, encoding: &Encoding) -> Option<Sealed>;
+    /// Seal `src` (read once, compress once), keep the compressed bytes, and return the
+    /// facts.
+    fn seal(&self, src: BoxRead, encoding: &Encoding, media_type: MediaType) -> Result<Sealed>;
+    /// The compressed bytes of a blob this store returned from `lookup` or `seal`. They
+    /// must be the sealed ones (hashed by this process while it wrote them, or verified
+    /// here on first open, as the disk cache does) so readers need not hash them again. A
+    /// blob the store lost or found corrupt is a not-found or integrity error: the caller
+    /// seals the layer again.
+    fn open(&self, sealed: &Sealed) -> Result<BoxRead>;
 }
 
 /// A [`Store`] that spools to temporary files, deleted when the store is dropped.
@@ -211,24 +205,31 @@ impl SpoolStore {
     }
 }
 
+impl SpoolStore {
+    fn path(&self, digest: &Digest) -> PathBuf {
+        self.dir.path().join(digest.hex())
+    }
+}
+
 impl Store for SpoolStore {
-    fn lookup(&self, _: &DiffId, _: &Encoding) -> Option<(Sealed, PathBuf)> {
+    fn lookup(&self, _: &DiffId, _: &Encoding) -> Option<Sealed> {
         None
     }
 
-    fn seal(
-        &self,
-        src: BoxRead,
-        encoding: &Encoding,
-        media_type: MediaType,
-    ) -> Result<(Sealed, PathBuf)> {
+    fn seal(&self, src: BoxRead, encoding: &Encoding, media_type: MediaType) -> Result<Sealed> {
         let mut tmp = tempfile::NamedTempFile::new_in(self.dir.path())
             .map_err(|e| Error::io(self.dir.path().display(), e))?;
         let sealed = pipeline::seal(src, encoding, media_type, tmp.as_file_mut())?;
-        let path = self.dir.path().join(sealed.digest.hex());
+        let path = self.path(&sealed.digest);
         tmp.persist(&path)
             .map_err(|e| Error::io(path.display(), e.error))?;
-        Ok((sealed, path))
+        Ok(sealed)
+    }
+
+    fn open(&self, sealed: &Sealed) -> Result<BoxRead> {
+        let path = self.path(&sealed.digest);
+        let f = File::open(&path).map_err(|e| Error::io(path.display(), e))?;
+        Ok(Box::new(f))
     }
 }
 
@@ -240,7 +241,7 @@ pub struct FromUncompressed<S> {
     encoding: Encoding,
     media_type: MediaType,
     store: Arc<dyn Store>,
-    sealed: OnceLock<(Sealed, PathBuf)>,
+    sealed: OnceLock<Sealed>,
 }
 
 impl<S: UncompressedSource> FromUncompressed<S> {
@@ -261,7 +262,7 @@ impl<S: UncompressedSource> FromUncompressed<S> {
         &self.src
     }
 
-    fn seal(&self) -> Result<&(Sealed, PathBuf)> {
+    fn seal(&self) -> Result<&Sealed> {
         if let Some(s) = self.sealed.get() {
             return Ok(s);
         }
@@ -270,7 +271,7 @@ impl<S: UncompressedSource> FromUncompressed<S> {
         {
             // Same bytes whatever the family (OCI or Docker) of the layer type that
             // sealed them first: describe the blob with this layer's type.
-            hit.0.media_type = self.media_type.clone();
+            hit.media_type = self.media_type.clone();
             return Ok(self.sealed.get_or_init(|| hit));
         }
         // The pass hashes the uncompressed bytes itself; the hint is checked against its
@@ -279,11 +280,11 @@ impl<S: UncompressedSource> FromUncompressed<S> {
             .store
             .seal(self.src.open()?, &self.encoding, self.media_type.clone())?;
         if let Some(hint) = self.src.diff_id_hint()
-            && hint != s.0.diff_id
+            && hint != s.diff_id
         {
             return Err(Error::new(ErrorKind::DigestMismatch {
                 expected: hint.0,
-                actual: s.0.diff_id.0.clone(),
+                actual: s.diff_id.0.clone(),
                 bytes_read: 0,
             }));
         }
@@ -296,31 +297,31 @@ impl<S: UncompressedSource> Layer for FromUncompressed<S> {
         Ok(self.media_type.clone())
     }
     fn digest(&self) -> Result<Digest> {
-        Ok(self.seal()?.0.digest.clone())
+        Ok(self.seal()?.digest.clone())
     }
     fn diff_id(&self) -> Result<DiffId> {
         if let Some(s) = self.sealed.get() {
-            return Ok(s.0.diff_id.clone());
+            return Ok(s.diff_id.clone());
         }
         match self.src.diff_id_hint() {
             Some(d) => Ok(d),
-            None => Ok(self.seal()?.0.diff_id.clone()),
+            None => Ok(self.seal()?.diff_id.clone()),
         }
     }
     fn size(&self) -> Result<u64> {
-        Ok(self.seal()?.0.size)
+        Ok(self.seal()?.size)
     }
     fn sealed(&self) -> Result<Sealed> {
-        Ok(self.seal()?.0.clone())
+        Ok(self.seal()?.clone())
     }
     fn compressed(&self) -> Result<BoxRead> {
-        let (sealed, path) = self.seal()?;
-        let f = match self.store.open(sealed, path) {
+        let sealed = self.seal()?;
+        let f = match self.store.open(sealed) {
             Ok(f) => f,
             // The store lost the blob or found it corrupt (a cache verifies on first
             // open): seal again — the encoder is deterministic, so the digest is the same.
             Err(e) if e.is_not_found() || e.is_integrity() => {
-                let (again, path) =
+                let again =
                     self.store
                         .seal(self.src.open()?, &self.encoding, self.media_type.clone())?;
                 if again.digest != sealed.digest {
@@ -330,7 +331,7 @@ impl<S: UncompressedSource> Layer for FromUncompressed<S> {
                         bytes_read: 0,
                     }));
                 }
-                self.store.open(&again, &path)?
+                self.store.open(&again)?
             }
             Err(e) => return Err(e),
         };

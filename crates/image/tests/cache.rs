@@ -93,9 +93,14 @@ fn concurrent_sealing_of_one_layer_never_corrupts_it() {
             })
             .collect();
         let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-        assert_eq!(results[0].0, results[1].0);
-        let blob = fs::read(&results[0].1).unwrap();
-        assert_eq!(Digest::sha256(&blob), results[0].0.digest);
+        assert_eq!(results[0], results[1]);
+        let path = Cache::open(dir.path())
+            .unwrap()
+            .blob(&results[0].digest)
+            .unwrap()
+            .0;
+        let blob = fs::read(path).unwrap();
+        assert_eq!(Digest::sha256(&blob), results[0].digest);
     }
     assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
     let fresh = Cache::open(dir.path()).unwrap();
@@ -182,7 +187,7 @@ fn the_size_limit_evicts_the_least_recently_used() {
             .seal(Box::new(std::io::Cursor::new(data)), &enc, mt.clone())
             .unwrap();
         std::thread::sleep(Duration::from_millis(30));
-        (s.0, cache.stats())
+        (s, cache.stats())
     };
     let (a, _) = seal(1);
     let (b, _) = seal(2);

@@ -1,7 +1,6 @@
 //! Wrappers that count reads of layer bytes, for tests proving a change reads no layer
 //! (or reads each layer once), and a store that counts compressions.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -121,19 +120,14 @@ impl Default for CountingStore {
 }
 
 impl Store for CountingStore {
-    fn lookup(&self, d: &DiffId, e: &Encoding) -> Option<(Sealed, PathBuf)> {
+    fn lookup(&self, d: &DiffId, e: &Encoding) -> Option<Sealed> {
         self.inner.lookup(d, e)
     }
-    fn seal(
-        &self,
-        src: BoxRead,
-        e: &Encoding,
-        mt: MediaType,
-    ) -> hoist_image::Result<(Sealed, PathBuf)> {
+    fn seal(&self, src: BoxRead, e: &Encoding, mt: MediaType) -> hoist_image::Result<Sealed> {
         self.seals.fetch_add(1, Ordering::SeqCst);
         self.inner.seal(src, e, mt)
     }
-    fn open(&self, sealed: &Sealed, path: &std::path::Path) -> hoist_image::Result<BoxRead> {
-        self.inner.open(sealed, path)
+    fn open(&self, sealed: &Sealed) -> hoist_image::Result<BoxRead> {
+        self.inner.open(sealed)
     }
 }
