@@ -27,7 +27,7 @@ pub struct Encoding {
     /// gzip only, level 1 only: ISA-L's igzip instead of libdeflate, about 1.5x faster for
     /// the same size, but its bytes depend on the CPU family (x86-64 with AVX2 gives other
     /// bytes than ARM), so digests are not the same on every machine. Opt-in; part of the
-    /// cache key.
+    /// cache key. Needs the `isal` cargo feature ([`crate::compress::gzip::FAST_AVAILABLE`]).
     pub fast: bool,
 }
 
@@ -114,6 +114,9 @@ impl Encoding {
                 format!("{} level {level} with --fast", self.compression),
                 "the fast mode (igzip) is gzip level 1 only",
             ));
+        }
+        if self.fast && !compress::gzip::FAST_AVAILABLE {
+            return Err(Error::invalid_input("--fast", compress::gzip::FAST_MISSING));
         }
         if !range.contains(&level) {
             return Err(Error::invalid_input(
@@ -388,6 +391,20 @@ impl Layer for Retyped {
 mod tests {
     use super::*;
     use crate::digest::Digest;
+
+    /// The fast mode is there exactly when the `isal` feature is, and says so when not.
+    #[test]
+    fn fast_mode_needs_the_isal_feature() {
+        let fast = Encoding::gzip().level(1).fast();
+        let checked = fast.validate();
+        assert_eq!(checked.is_ok(), cfg!(feature = "isal"), "{checked:?}");
+        if let Err(e) = checked {
+            assert!(e.to_string().contains("`isal` feature"), "{e}");
+        }
+        let mut out = Vec::new();
+        let sealed = seal(&b"x"[..], &fast, MediaType::OciLayerGzip, &mut out);
+        assert_eq!(sealed.is_ok(), cfg!(feature = "isal"));
+    }
 
     #[test]
     fn seal_and_decode_every_compression() {

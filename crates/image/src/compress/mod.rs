@@ -31,6 +31,8 @@
 //! `icf_body_hash1_fillgreedy_lazy` (isa-l's igzip_multibinary dispatch tables), so the
 //! bytes, and the digest, depend on the machine. That breaks the promise above, so it is
 //! never a default: `--fast` on `hoist push` and `hoist copy`, cache key `gzip.isal-1`.
+//! It is built only with the `isal` cargo feature (on in the CLI), as ISA-L's bundled
+//! source needs nasm and autotools.
 //!
 //! Memory: at most `2 × workers` blocks are in flight, about 4 MiB per worker. Peak RSS
 //! sealing one 2 GiB layer (`hoist copy docker-archive:X oci:Y`): 18 MiB with gzip, 55 MiB
@@ -81,6 +83,7 @@ pub mod gzip;
 pub mod zstd;
 
 mod blocks;
+#[cfg(feature = "isal")]
 mod igzip;
 mod libdeflate;
 
