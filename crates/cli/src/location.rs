@@ -6,7 +6,11 @@
 //! | `docker-archive:FILE[:REF]`  | a `docker save` tarball; REF picks (or names) an image |
 //! | `docker://REF`               | a registry reference                                   |
 //! | `PATH` (exists)              | a directory with `oci-layout` is a layout, a file a tarball |
+//! | `-`                          | a docker-save tarball on stdout (destinations only)    |
 //! | anything else                | a registry reference                                   |
+//!
+//! A tarball destination that is a device or a fifo (`/dev/stdout`, a named pipe) is
+//! written as a stream, never replaced by a regular file (`hoist_image::output`).
 //!
 //! As in skopeo, `oci:` and `docker-archive:` split at the first `:` after the path, so
 //! `docker-archive:x.tar:localhost:5000/app:v1` names `localhost:5000/app:v1`.
@@ -41,6 +45,9 @@ pub enum Location {
     Registry(Reference),
 }
 
+/// The file name that means stdout (`hoist pull REF -`, `docker-archive:-`).
+pub const STDOUT: &str = "-";
+
 /// What a bare argument is on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathKind {
@@ -69,6 +76,22 @@ fn probe(p: &Path) -> PathKind {
 }
 
 impl Location {
+    /// True for a tarball written to stdout (`-`).
+    pub fn is_stdout(&self) -> bool {
+        matches!(self, Location::Archive { file, .. } if file.as_os_str() == STDOUT)
+    }
+
+    /// Print a verb's result line (`DST: DIGEST`): on stdout, unless the image itself goes
+    /// there, then on stderr.
+    pub fn say(&self, line: impl fmt::Display) -> std::io::Result<()> {
+        use std::io::Write;
+        if self.is_stdout() {
+            writeln!(std::io::stderr(), "{line}")
+        } else {
+            writeln!(std::io::stdout(), "{line}")
+        }
+    }
+
     /// Parse a location, looking at the filesystem for bare arguments.
     pub fn parse(s: &str) -> anyhow::Result<Location> {
         Self::parse_with(s, probe)
@@ -127,6 +150,12 @@ impl Location {
         if let Some(rest) = s.strip_prefix("docker://") {
             let r = Reference::parse(rest).with_context(|| format!("invalid {}", what()))?;
             return Ok(Location::Registry(r));
+        }
+        if s == STDOUT {
+            return Ok(Location::Archive {
+                file: STDOUT.into(),
+                reference: None,
+            });
         }
         if s.is_empty() {
             bail!(
@@ -189,6 +218,9 @@ impl Location {
                     None => Child::Index(layout.index()?),
                 }
             }
+            Location::Archive { .. } if self.is_stdout() => {
+                bail!("{self}: stdout is a destination; a tarball is read from a file")
+            }
             Location::Archive { file, reference } => {
                 let opts = tarball::Options {
                     tag: reference.as_ref().map(|r| r.to_string()),
@@ -213,17 +245,11 @@ impl Location {
                 layout::write_index(&Layout::create(dir)?, i.as_ref(), name.as_deref())
             }
             (Location::Archive { file, reference }, Child::Image(i)) => {
-                if file.is_dir() {
-                    bail!(
-                        "invalid destination {self}: {} is a directory",
-                        file.display()
-                    );
-                }
                 let tags: Vec<Reference> = reference.iter().cloned().collect();
-                tarball::write(file, i.as_ref(), &tags).and_then(|()| {
-                    let config = i.config()?;
-                    Ok(config.descriptor(hoist_image::MediaType::OciConfig))
-                })
+                write_tarball(file, i.as_ref(), &tags)
+                    .with_context(|| format!("writing {self}"))?;
+                i.config()
+                    .map(|c| c.descriptor(hoist_image::MediaType::OciConfig))
             }
             (Location::Archive { .. }, Child::Index(_)) => bail!(
                 "invalid destination {self}: a docker-archive holds single images, not an index; pick a platform"
@@ -232,6 +258,37 @@ impl Location {
         };
         written.with_context(|| format!("writing {self}"))
     }
+}
+
+/// Write `image` as a docker-save tarball to `file`: `-` is stdout (refused when it is a
+/// terminal), a device or fifo is written as a stream, a regular file is replaced only
+/// once the tarball is complete.
+pub fn write_tarball(
+    file: &Path,
+    image: &dyn hoist_image::Image,
+    tags: &[Reference],
+) -> anyhow::Result<()> {
+    if file.as_os_str() != STDOUT {
+        return Ok(tarball::write(file, image, tags)?);
+    }
+    Ok(tarball::write_stream(
+        binary_stdout()?,
+        &"stdout",
+        image,
+        tags,
+    )?)
+}
+
+/// Stdout, for a tar: refused when it is a terminal (as `docker save` does).
+pub fn binary_stdout() -> anyhow::Result<std::io::StdoutLock<'static>> {
+    use std::io::IsTerminal;
+    let stdout = std::io::stdout();
+    if stdout.is_terminal() {
+        bail!(
+            "refusing to write a tar archive to a terminal; redirect stdout (> FILE, | docker load) or name a file"
+        );
+    }
+    Ok(stdout.lock())
 }
 
 /// `PATH[:NAME]` split at the first ':' (skopeo's rule).

@@ -154,7 +154,12 @@ fn main() -> ExitCode {
 /// A closed stdout (`hoist ... | head`) is not an error.
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
-        c.downcast_ref::<io::Error>()
-            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+        let io = c.downcast_ref::<io::Error>().or_else(|| {
+            match c.downcast_ref::<hoist_image::Error>().map(|e| e.kind()) {
+                Some(hoist_image::ErrorKind::Io { source, .. }) => Some(source),
+                _ => None,
+            }
+        });
+        io.is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
     })
 }

@@ -32,6 +32,7 @@ pub mod layout;
 mod manifest;
 mod media_type;
 pub mod mutate;
+pub mod output;
 pub mod partial;
 pub mod pipeline;
 pub mod random;

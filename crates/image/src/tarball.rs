@@ -8,7 +8,8 @@
 //!   verified whenever a layer is read.
 //! - Sink: [`write`] writes uncompressed layer tars, the config, `manifest.json` and
 //!   `repositories`, loadable by `docker load` and `skopeo copy docker-archive:`, to a
-//!   temporary file renamed into place at the end: nothing is half-written on error.
+//!   temporary file renamed into place at the end: nothing is half-written on error. A
+//!   device or fifo, and [`write_stream`]'s writer (stdout), take the tarball as a stream.
 //!
 //! Members named with `..`, an absolute path, or through a symlink member are refused,
 //! as are symlinks pointing outside the archive.
@@ -26,6 +27,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::layer::{BoxRead, FromUncompressed, Layer, SpoolStore, Store, UncompressedSource};
 use crate::manifest::{Config, MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, Manifest};
 use crate::media_type::{Compression, MediaType};
+use crate::output::{Named, Output};
 use crate::partial::Assembled;
 use crate::pipeline::{self, Encoding};
 use crate::reference::{DOCKER_HUB, Reference};
@@ -576,105 +578,127 @@ fn familiar(r: &Reference) -> Result<(String, String)> {
     ))
 }
 
-/// Write `image` as a `docker save` tarball at `path`, tagged `repo_tags`: to a temporary
-/// file beside it, renamed into place only when complete.
+/// Write `image` as a `docker save` tarball at `path`, tagged `repo_tags`. A regular file
+/// (or a new one) is written to a temporary file beside it, renamed into place only when
+/// complete; a device or fifo (`/dev/stdout`, a named pipe) is written as a stream, never
+/// replaced (see [`crate::output`]).
 pub fn write(
     path: impl AsRef<Path>,
     image: &dyn crate::image::Image,
     repo_tags: &[Reference],
 ) -> Result<()> {
     let path = path.as_ref();
-    let tags = repo_tags.iter().map(familiar).collect::<Result<Vec<_>>>()?;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
+    let mut out = Output::create(path)?;
+    if out.is_stream() {
+        write_stream(out.file(), &path.display(), image, repo_tags)?;
+    } else {
+        let w = Named::new(
+            BufWriter::with_capacity(1 << 20, out.file()),
+            path.display(),
+        );
+        let mut sink = Seeking { w };
+        write_members(&mut sink, image, repo_tags)?;
+    }
+    out.commit()
+}
+
+/// Write `image` as a `docker save` tarball into a stream (stdout, a pipe) named `name`
+/// in errors. A tar header comes before its member and holds its size, so each layer is
+/// spooled to an anonymous temporary file first (its uncompressed size is not known
+/// before it is read); memory stays bounded.
+pub fn write_stream(
+    w: impl Write,
+    name: &dyn std::fmt::Display,
+    image: &dyn crate::image::Image,
+    repo_tags: &[Reference],
+) -> Result<()> {
+    let mut sink = Spooling {
+        w: Named::new(BufWriter::with_capacity(1 << 20, w), name),
+        spool: None,
     };
-    let mut tmp = crate::layout::temp_builder(".hoist-tar-")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir.display(), e))?;
-    let io_err = |e: io::Error| Error::from_io(path.display(), e);
-    {
-        let mut w = TarWriter {
-            w: BufWriter::with_capacity(1 << 20, tmp.as_file_mut()),
-        };
-        let config = image.config()?;
-        let diff_ids = config.parsed().rootfs.diff_ids.clone();
-        let layers = image.layers()?;
-        if layers.len() != diff_ids.len() {
-            return Err(Error::invalid_manifest(
-                format!("config {}", config.digest()),
-                format!(
-                    "rootfs.diff_ids has {} entries, the image has {} layers",
-                    diff_ids.len(),
-                    layers.len()
-                ),
-            ));
-        }
-        let config_name = format!("{}.json", config.digest().hex());
-        w.file(&config_name, config.raw()).map_err(io_err)?;
-        let mut written = HashSet::new();
-        let mut layer_names = Vec::new();
-        for (i, (layer, diff_id)) in layers.iter().zip(&diff_ids).enumerate() {
-            let name = format!("{}.tar", diff_id.digest().hex());
-            if written.insert(name.clone()) {
-                let mut src = HashingReader::with_algorithm(
-                    layer.uncompressed()?,
-                    diff_id.digest().algorithm(),
-                );
-                let what = format!("layer {i}");
-                w.streamed(&name, &mut src).map_err(|e| {
+    write_members(&mut sink, image, repo_tags)
+}
+
+fn write_members(
+    w: &mut dyn MemberSink,
+    image: &dyn crate::image::Image,
+    repo_tags: &[Reference],
+) -> Result<()> {
+    let tags = repo_tags.iter().map(familiar).collect::<Result<Vec<_>>>()?;
+    // Errors of the destination carry their own name (`Named`); others are the output's.
+    let io_err = |e: io::Error| Error::from_io("tarball", e);
+    let config = image.config()?;
+    let diff_ids = config.parsed().rootfs.diff_ids.clone();
+    let layers = image.layers()?;
+    if layers.len() != diff_ids.len() {
+        return Err(Error::invalid_manifest(
+            format!("config {}", config.digest()),
+            format!(
+                "rootfs.diff_ids has {} entries, the image has {} layers",
+                diff_ids.len(),
+                layers.len()
+            ),
+        ));
+    }
+    let config_name = format!("{}.json", config.digest().hex());
+    w.file(&config_name, config.raw()).map_err(io_err)?;
+    let mut written = HashSet::new();
+    let mut layer_names = Vec::new();
+    for (i, (layer, diff_id)) in layers.iter().zip(&diff_ids).enumerate() {
+        let name = format!("{}.tar", diff_id.digest().hex());
+        if written.insert(name.clone()) {
+            let what = format!("layer {i}");
+            w.streamed(&name, layer.uncompressed()?, diff_id.digest())
+                .map_err(|e| {
                     crate::validate::name_diff_id_error(
                         Error::from_io(&what, e),
                         &what,
                         diff_id.digest(),
                     )
                 })?;
-                let (_, actual, _) = src.finish();
-                if &actual != diff_id.digest() {
-                    return Err(Error::new(ErrorKind::DiffIdMismatch {
-                        layer: what,
-                        expected: diff_id.digest().clone(),
-                        actual,
-                    }));
-                }
-            }
-            layer_names.push(name);
         }
-        let manifest = vec![ManifestEntry {
-            config: config_name,
-            repo_tags: tags.iter().map(|(r, t)| format!("{r}:{t}")).collect(),
-            layers: layer_names,
-        }];
-        w.file(
-            "manifest.json",
-            &serde_json::to_vec(&manifest).expect("manifest.json serializes"),
-        )
-        .map_err(io_err)?;
-        if let Some(top) = diff_ids.last() {
-            let mut repos: BTreeMap<&str, BTreeMap<&str, &str>> = BTreeMap::new();
-            for (r, t) in &tags {
-                repos.entry(r).or_default().insert(t, top.digest().hex());
-            }
-            if !repos.is_empty() {
-                w.file(
-                    "repositories",
-                    &serde_json::to_vec(&repos).expect("repositories serializes"),
-                )
-                .map_err(io_err)?;
-            }
-        }
-        w.finish().map_err(io_err)?;
+        layer_names.push(name);
     }
-    tmp.as_file().sync_all().map_err(io_err)?;
-    tmp.persist(path)
-        .map_err(|e| Error::io(path.display(), e.error))?;
-    Ok(())
+    let manifest = vec![ManifestEntry {
+        config: config_name,
+        repo_tags: tags.iter().map(|(r, t)| format!("{r}:{t}")).collect(),
+        layers: layer_names,
+    }];
+    w.file(
+        "manifest.json",
+        &serde_json::to_vec(&manifest).expect("manifest.json serializes"),
+    )
+    .map_err(io_err)?;
+    if let Some(top) = diff_ids.last() {
+        let mut repos: BTreeMap<&str, BTreeMap<&str, &str>> = BTreeMap::new();
+        for (r, t) in &tags {
+            repos.entry(r).or_default().insert(t, top.digest().hex());
+        }
+        if !repos.is_empty() {
+            w.file(
+                "repositories",
+                &serde_json::to_vec(&repos).expect("repositories serializes"),
+            )
+            .map_err(io_err)?;
+        }
+    }
+    w.finish().map_err(io_err)
 }
 
-/// A minimal tar writer that can stream a member of unknown size: it writes a provisional
-/// header, the data, then seeks back to write the real header.
-struct TarWriter<W: Write + Seek> {
-    w: W,
+/// Where tar members go: a seekable file, or a stream.
+trait MemberSink {
+    /// A member whose bytes are at hand.
+    fn file(&mut self, name: &str, data: &[u8]) -> io::Result<()>;
+    /// A member read from `src` (size unknown until its end), whose bytes must hash to
+    /// `diff_id`.
+    fn streamed(
+        &mut self,
+        name: &str,
+        src: BoxRead,
+        diff_id: &crate::digest::Digest,
+    ) -> io::Result<()>;
+    /// The end-of-archive blocks, flushed.
+    fn finish(&mut self) -> io::Result<()>;
 }
 
 fn header(name: &str, size: u64) -> tar::Header {
@@ -691,24 +715,54 @@ fn header(name: &str, size: u64) -> tar::Header {
     h
 }
 
-impl<W: Write + Seek> TarWriter<W> {
-    fn pad(&mut self, size: u64) -> io::Result<()> {
-        let pad = (512 - (size % 512) as usize) % 512;
-        self.w.write_all(&[0u8; 512][..pad])
-    }
+fn pad(w: &mut impl Write, size: u64) -> io::Result<()> {
+    let pad = (512 - (size % 512) as usize) % 512;
+    w.write_all(&[0u8; 512][..pad])
+}
 
+fn file_member(w: &mut impl Write, name: &str, data: &[u8]) -> io::Result<()> {
+    w.write_all(header(name, data.len() as u64).as_bytes())?;
+    w.write_all(data)?;
+    pad(w, data.len() as u64)
+}
+
+/// A member's hash against its diff_id, the mismatch as an error for the member's reader.
+fn check(src: HashingReader<BoxRead>, diff_id: &crate::digest::Digest) -> io::Result<()> {
+    let (_, actual, bytes_read) = src.finish();
+    if &actual == diff_id {
+        return Ok(());
+    }
+    Err(Error::new(ErrorKind::DigestMismatch {
+        expected: diff_id.clone(),
+        actual,
+        bytes_read,
+    })
+    .into_io())
+}
+
+/// Members into a seekable file: a provisional header, the data, then the real header
+/// written over the provisional one. Each byte written once.
+struct Seeking<W: Write + Seek> {
+    w: W,
+}
+
+impl<W: Write + Seek> MemberSink for Seeking<W> {
     fn file(&mut self, name: &str, data: &[u8]) -> io::Result<()> {
-        self.w
-            .write_all(header(name, data.len() as u64).as_bytes())?;
-        self.w.write_all(data)?;
-        self.pad(data.len() as u64)
+        file_member(&mut self.w, name, data)
     }
 
-    fn streamed(&mut self, name: &str, src: &mut impl Read) -> io::Result<()> {
+    fn streamed(
+        &mut self,
+        name: &str,
+        src: BoxRead,
+        diff_id: &crate::digest::Digest,
+    ) -> io::Result<()> {
+        let mut src = HashingReader::with_algorithm(src, diff_id.algorithm());
         let start = self.w.stream_position()?;
         self.w.write_all(&[0u8; 512])?;
-        let size = io::copy(src, &mut self.w)?;
-        self.pad(size)?;
+        let size = io::copy(&mut src, &mut self.w)?;
+        check(src, diff_id)?;
+        pad(&mut self.w, size)?;
         let end = self.w.stream_position()?;
         self.w.seek(SeekFrom::Start(start))?;
         self.w.write_all(header(name, size).as_bytes())?;
@@ -716,7 +770,58 @@ impl<W: Write + Seek> TarWriter<W> {
         Ok(())
     }
 
-    fn finish(mut self) -> io::Result<()> {
+    fn finish(&mut self) -> io::Result<()> {
+        self.w.write_all(&[0u8; 1024])?;
+        self.w.flush()
+    }
+}
+
+/// Members into a stream: each streamed member is spooled to an anonymous temporary
+/// file to learn its size, then written after its header.
+struct Spooling<W: Write> {
+    w: W,
+    spool: Option<File>,
+}
+
+impl<W: Write> MemberSink for Spooling<W> {
+    fn file(&mut self, name: &str, data: &[u8]) -> io::Result<()> {
+        file_member(&mut self.w, name, data)
+    }
+
+    fn streamed(
+        &mut self,
+        name: &str,
+        src: BoxRead,
+        diff_id: &crate::digest::Digest,
+    ) -> io::Result<()> {
+        let mut src = HashingReader::with_algorithm(src, diff_id.algorithm());
+        let spool = match &mut self.spool {
+            Some(f) => f,
+            None => self.spool.insert(
+                tempfile::tempfile().map_err(|e| Error::io("temporary spool file", e).into_io())?,
+            ),
+        };
+        spool.set_len(0)?;
+        spool.seek(SeekFrom::Start(0))?;
+        let size = io::copy(
+            &mut src,
+            &mut Named::new(&mut *spool, "temporary spool file"),
+        )?;
+        // Checked before a byte of the member reaches the stream, which cannot take it back.
+        check(src, diff_id)?;
+        spool.seek(SeekFrom::Start(0))?;
+        self.w.write_all(header(name, size).as_bytes())?;
+        let copied = io::copy(&mut (&mut *spool).take(size), &mut self.w)?;
+        if copied != size {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "temporary spool file shrank",
+            ));
+        }
+        pad(&mut self.w, size)
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
         self.w.write_all(&[0u8; 1024])?;
         self.w.flush()
     }

@@ -230,7 +230,13 @@ impl DockerConfig {
     }
 
     fn write_json(&self, m: &serde_json::Map<String, serde_json::Value>) -> Result<()> {
-        let dir = self.path.parent().unwrap_or(Path::new("."));
+        // A symlinked config.json (kept with dotfiles) stays a link: the file it points to
+        // is replaced, as docker does.
+        let target = std::fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone());
+        let dir = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;
         let mut tmp =
             tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir.display(), e))?;
@@ -242,7 +248,7 @@ impl DockerConfig {
             use std::os::unix::fs::PermissionsExt;
             let _ = std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o600));
         }
-        tmp.persist(&self.path)
+        tmp.persist(&target)
             .map_err(|e| Error::io(self.path.display(), e.error))?;
         Ok(())
     }
@@ -332,6 +338,22 @@ mod tests {
         assert!(c.logout("127.0.0.1:5000").unwrap());
         assert!(!c.logout("127.0.0.1:5000").unwrap());
         assert_eq!(c.resolve("127.0.0.1:5000").unwrap(), Credential::Anonymous);
+    }
+
+    #[test]
+    fn a_symlinked_config_stays_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("dotfiles/docker.json");
+        std::fs::create_dir_all(real.parent().unwrap()).unwrap();
+        std::fs::write(&real, "{}").unwrap();
+        let link = dir.path().join("config.json");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let c = DockerConfig::at(&link);
+        c.login("127.0.0.1:5000", "alice", "pw").unwrap();
+        assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+        assert!(std::fs::read_to_string(&real).unwrap().contains("auths"));
+        assert!(c.logout("127.0.0.1:5000").unwrap());
+        assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
     }
 
     #[test]

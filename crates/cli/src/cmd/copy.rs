@@ -2,7 +2,6 @@
 //! copy an image between local locations (OCI layouts, docker-save tarballs), compressing
 //! each layer at most once — and, with the content cache, at most once per machine.
 
-use std::io::Write;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
@@ -32,7 +31,7 @@ pub enum CompressionArg {
 pub struct Args {
     /// Source: oci:DIR[:NAME], docker-archive:FILE[:REF], or a path.
     pub src: String,
-    /// Destination: oci:DIR[:NAME] or docker-archive:FILE[:REF].
+    /// Destination: oci:DIR[:NAME], docker-archive:FILE[:REF] or `-` (a tarball on stdout).
     pub dst: String,
     /// Layer compression in the destination. Default: keep for OCI layouts, gzip for
     /// docker-save tarballs (whose layers are plain tar).
@@ -119,7 +118,7 @@ pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
             remote: args.remote.clone(),
         };
         let digest = super::pull::from_registry(r, &dst, &opts, cache)?;
-        writeln!(std::io::stdout(), "{dst}: {digest}")?;
+        dst.say(format_args!("{dst}: {digest}"))?;
         return Ok(());
     }
     if args.all_tags || args.platform.is_some() {
@@ -157,6 +156,9 @@ pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
                     None => Source::Index(i),
                 },
             }
+        }
+        Location::Archive { .. } if src.is_stdout() => {
+            bail!("source {src}: stdout is a destination; a tarball is read from a file")
         }
         Location::Archive { file, reference } => {
             let encoding = args
@@ -199,15 +201,11 @@ pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
                 Some(r) => vec![r.clone()],
                 None => tags,
             };
-            tarball::write(file, img.as_ref(), &tags)
+            crate::location::write_tarball(file, img.as_ref(), &tags)
                 .with_context(|| format!("copying {src} to {dst}"))?;
             // A tarball has no manifest digest, and asking for one would compress the
             // layers for nothing: print the image ID (the config's digest).
-            writeln!(
-                std::io::stdout(),
-                "{dst}: image ID {}",
-                img.config()?.digest()
-            )?;
+            dst.say(format_args!("{dst}: image ID {}", img.config()?.digest()))?;
             report(args, cache.as_deref());
             return Ok(());
         }
@@ -246,7 +244,7 @@ pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
                 .context("the push reported no digest")?
         }
     };
-    writeln!(std::io::stdout(), "{dst}: {digest}")?;
+    dst.say(format_args!("{dst}: {digest}"))?;
     report(args, cache.as_deref());
     Ok(())
 }

@@ -1,10 +1,11 @@
 //! `hoist export SRC FILE|-`: the image's merged filesystem (whiteouts and opaque
 //! directories applied) as one tar, streamed to a file or stdout.
 
-use std::io::Write;
+use std::io::{BufWriter, Write};
 
 use anyhow::Context;
 use hoist_image::mutate;
+use hoist_image::output::{Named, Output};
 use hoist_image::pipeline::Encoding;
 
 use super::cache::CacheOpts;
@@ -15,7 +16,7 @@ use super::mutate::open_image;
 pub struct Args {
     /// The image: oci:DIR[:NAME], docker-archive:FILE[:REF], or a path.
     pub src: String,
-    /// Where the tar goes: a file, or `-` for stdout.
+    /// Where the tar goes: a file (a device or fifo is written as a stream), or `-` for stdout.
     pub out: String,
 }
 
@@ -24,33 +25,25 @@ pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
     let stores = cache.store()?;
     let opened = open_image(&args.src, &Encoding::none(), &stores, None)?;
     let (src, img) = (&opened.loc, opened.image.clone());
-    if args.out == "-" {
-        let stdout = std::io::stdout();
-        let mut w = std::io::BufWriter::new(stdout.lock());
-        mutate::export(img.as_ref(), &mut w).with_context(|| format!("exporting {src}"))?;
-        w.flush()?;
+    let what = || format!("exporting {src} to {}", args.out);
+    if args.out == crate::location::STDOUT {
+        let mut w = BufWriter::new(Named::new(crate::location::binary_stdout()?, "stdout"));
+        mutate::export(img.as_ref(), &mut w).with_context(what)?;
+        w.flush()
+            .map_err(|e| hoist_image::Error::from_io("stdout", e))?;
         return Ok(());
     }
+    // A regular file is replaced only once complete (a failed export leaves no partial
+    // tar); a device or fifo is written as a stream.
     let path = std::path::Path::new(&args.out);
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => std::path::Path::new("."),
-    };
-    // A temporary file renamed into place: a failed export leaves no partial tar.
-    let tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot write in {}", dir.display()))?;
-    let mut w = std::io::BufWriter::new(tmp);
-    mutate::export(img.as_ref(), &mut w).with_context(|| format!("exporting {src}"))?;
-    let tmp = w.into_inner().map_err(|e| e.into_error())?;
-    // tempfile creates 0600; an exported tar is an ordinary file.
-    #[cfg(unix)]
+    let mut out = Output::create(path).with_context(what)?;
     {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))
-            .with_context(|| format!("writing {}", path.display()))?;
+        let mut w = BufWriter::new(Named::new(out.file(), path.display()));
+        mutate::export(img.as_ref(), &mut w).with_context(what)?;
+        w.flush()
+            .map_err(|e| hoist_image::Error::from_io(path.display(), e))
+            .with_context(what)?;
     }
-    tmp.persist(path)
-        .with_context(|| format!("writing {}", path.display()))?;
+    out.commit().with_context(what)?;
     Ok(())
 }

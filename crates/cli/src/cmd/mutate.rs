@@ -7,7 +7,6 @@
 //! Also the helpers the other image-changing verbs (append, flatten, rebase, export) share:
 //! opening a source image and writing the result to any location.
 
-use std::io::Write;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
@@ -152,7 +151,7 @@ pub fn write_image(
             img.manifest()?.digest().to_string()
         }
     };
-    writeln!(std::io::stdout(), "{loc}: {digest}")?;
+    loc.say(format_args!("{loc}: {digest}"))?;
     Ok(())
 }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use hoist_image::layout::{self, Layout};
 use hoist_image::pipeline::{self, Encoding};
-use hoist_image::{Child, Digest, Platform, Reference, tarball};
+use hoist_image::{Child, Digest, Platform, Reference};
 use hoist_remote::source::Remote;
 use hoist_remote::{Client, Repository, Target, copy, pull, push};
 
@@ -24,8 +24,9 @@ use crate::location::Location;
 pub struct Args {
     /// The image: a registry reference (host[:port]/name[:tag|@digest]), docker:// optional.
     pub src: String,
-    /// Destination: oci:DIR[:NAME], docker-archive:FILE[:REF], or a path (a directory
-    /// becomes a layout, anything else a tarball).
+    /// Destination: oci:DIR[:NAME], docker-archive:FILE[:REF], `-` (a tarball on stdout),
+    /// or a path (a new name ending in .tar or an existing file, device or fifo gets a
+    /// tarball; any other new name a layout).
     pub dst: String,
     /// Pull only this platform of an index (os/arch[/variant]).
     #[arg(long)]
@@ -92,7 +93,8 @@ pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
     let src = source_ref(&args.src)?;
     let d = args.dst.as_str();
     let prefixed = d.contains("://") || d.starts_with("oci:") || d.starts_with("docker-archive:");
-    let dst = if !prefixed && !d.is_empty() && !std::path::Path::new(d).exists() {
+    let bare_new = !prefixed && !d.is_empty() && d != crate::location::STDOUT;
+    let dst = if bare_new && !std::path::Path::new(d).exists() {
         // A new bare path: a tarball when it is named like one, else a layout directory.
         if d.ends_with(".tar") {
             Location::Archive {
@@ -122,7 +124,7 @@ pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
         ..FromRegistry::default()
     };
     let digest = from_registry(&src, &dst, &opts, cache)?;
-    writeln!(std::io::stdout(), "{dst}: {digest}")?;
+    dst.say(format_args!("{dst}: {digest}"))?;
     Ok(())
 }
 
@@ -203,17 +205,11 @@ pub fn from_registry(
             let Child::Image(img) = child else {
                 bail!("docker://{src}: no image for platform {platform}");
             };
-            if file.is_dir() {
-                bail!(
-                    "invalid destination {dst}: {} is a directory",
-                    file.display()
-                );
-            }
             let tags: Vec<Reference> = match reference {
                 Some(r) => vec![r.clone()],
                 None => src.tag().map(|_| src.clone()).into_iter().collect(),
             };
-            tarball::write(file, img.as_ref(), &tags).with_context(what)?;
+            crate::location::write_tarball(file, img.as_ref(), &tags).with_context(what)?;
             Ok(img.manifest()?.digest().clone())
         }
         Location::Registry(d) => {

@@ -1,8 +1,6 @@
 //! `hoist random DST --layers N --size BYTES [--mode random|text] [--seed S]`: write a
 //! seeded, deterministic image to an OCI layout or a docker-save tarball.
 
-use std::io::Write;
-
 use hoist_image::Compression;
 use hoist_image::pipeline::Encoding;
 use hoist_image::random::{self, Mode};
@@ -90,7 +88,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         None => hoist_image::Child::Image(random::image(&opts)?),
     };
     let written = loc.write_local(&source)?;
-    writeln!(std::io::stdout(), "{}", written.digest)?;
+    loc.say(&written.digest)?;
     Ok(())
 }
 
