@@ -5,7 +5,8 @@
 //! ```text
 //! blobs/sha256/<hex>                   compressed blobs, by digest
 //! index/<encoding>/sha256/<hex>.json   diff_id → {digest, size, mediaType}, one small file
-//!                                      per (diff_id, compression, level), e.g. index/gzip.2-6/
+//!                                      per (diff_id, compression, level), e.g. index/gzip.2-6/;
+//!                                      index/gzip.pulled/ for blobs of unknown provenance
 //! tmp/                                 files being written (renamed into place when complete)
 //! ```
 //! Every file is written to `tmp/`, fsynced and renamed into place, so a reader sees a
@@ -16,6 +17,12 @@
 //! evicted (its index entry goes with it at the next lookup) and the layer is sealed
 //! again, never served. With a size limit, least recently
 //! used blobs (access time recorded on each hit) are evicted after each insert.
+//!
+//! The cache never changes output bytes: an entry's key is the encoding that produced its
+//! bytes ([`Encoding::key`], written only by [`Store::seal`]). Blobs hoist did not
+//! compress (pulled from a registry: someone's encoder, some level) are recorded with
+//! [`Cache::record_pulled`] under `<compression>.pulled`, a key no encoding has, so a
+//! request to compress at a level never gets them.
 //!
 //! [`MemoryStore`] keeps small layers in RAM within a byte budget (larger ones spill to
 //! temporary files): for processes that seal the same layers repeatedly without a disk
@@ -35,8 +42,11 @@ use serde::{Deserialize, Serialize};
 use crate::digest::{DiffId, Digest, VerifyingReader};
 use crate::error::{Error, Result};
 use crate::layer::{BoxRead, Sealed, Store};
-use crate::media_type::MediaType;
+use crate::media_type::{Compression, MediaType};
 use crate::pipeline::{self, Encoding};
+
+/// The key suffix of blobs of unknown provenance (`gzip.pulled`).
+const PULLED: &str = "pulled";
 
 /// Temporary files older than this are debris of a crashed process; [`Cache::prune`]
 /// removes them.
@@ -190,11 +200,11 @@ impl Cache {
             .join(digest.hex())
     }
 
-    fn index_path(&self, diff_id: &DiffId, encoding: &Encoding) -> PathBuf {
+    fn index_path(&self, diff_id: &DiffId, key: &str) -> PathBuf {
         let d = diff_id.digest();
         self.root
             .join("index")
-            .join(encoding.key())
+            .join(key)
             .join(d.algorithm().as_str())
             .join(format!("{}.json", d.hex()))
     }
@@ -330,9 +340,27 @@ impl Cache {
         Ok(())
     }
 
-    /// Record that the layer `diff_id`, compressed with `encoding`, is the blob `sealed`
-    /// (already in the cache, e.g. through [`Cache::insert_blob`]).
-    pub fn record(&self, encoding: &Encoding, sealed: &Sealed) -> Result<()> {
+    /// Record a blob hoist did not compress (pulled from a registry, already in the cache
+    /// through [`Cache::link_blob`] or [`Cache::insert_blob`]) as the layer
+    /// `sealed.diff_id` compressed some unknown way: under `<compression>.pulled`, never
+    /// under an [`Encoding::key`], so no lookup for an encoding returns it. A plain tar's
+    /// bytes are its diff_id's, whoever wrote them: it goes under `none`.
+    pub fn record_pulled(&self, sealed: &Sealed) -> Result<()> {
+        let key = match sealed.media_type.layer_compression() {
+            Some(Compression::None) => Encoding::none().key(),
+            Some(c) => format!("{c}.{PULLED}"),
+            None => {
+                return Err(Error::invalid_input(
+                    format!("blob {}", sealed.digest),
+                    format!("media type {} is not a layer type", sealed.media_type),
+                ));
+            }
+        };
+        self.record(&key, sealed)
+    }
+
+    /// Write the index entry `key`/`sealed.diff_id` → `sealed`.
+    fn record(&self, key: &str, sealed: &Sealed) -> Result<()> {
         let entry = IndexEntry {
             digest: sealed.digest.clone(),
             size: sealed.size,
@@ -341,7 +369,7 @@ impl Cache {
         let mut tmp = self.tmp_file()?;
         serde_json::to_writer(tmp.as_file_mut(), &entry)
             .map_err(|e| Error::io(tmp.path().display(), e.into()))?;
-        Self::commit(tmp, &self.index_path(&sealed.diff_id, encoding))
+        Self::commit(tmp, &self.index_path(&sealed.diff_id, key))
     }
 
     /// Every index entry whose blob is present (not verified: see [`Cache::blob`]).
@@ -495,7 +523,7 @@ fn read_entry(path: &Path) -> Option<IndexEntry> {
 
 impl Store for Cache {
     fn lookup(&self, diff_id: &DiffId, encoding: &Encoding) -> Option<Sealed> {
-        let index = self.index_path(diff_id, encoding);
+        let index = self.index_path(diff_id, &encoding.key());
         let Some(entry) = read_entry(&index) else {
             bump(&self.counters.misses);
             return None;
@@ -535,7 +563,7 @@ impl Store for Cache {
             v.insert(sealed.digest.clone());
         }
         self.mark_in_use(&sealed.digest);
-        self.record(encoding, &sealed)?;
+        self.record(&encoding.key(), &sealed)?;
         bump(&self.counters.sealed);
         tracing::debug!(diff_id = %sealed.diff_id, digest = %sealed.digest, "sealed into cache");
         self.enforce_limit();

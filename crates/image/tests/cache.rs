@@ -239,6 +239,49 @@ fn insert_blob_checks_the_digest_before_anything_is_visible() {
     assert_eq!(cache.blob(&right).unwrap().1, data.len() as u64);
 }
 
+/// A pulled blob (someone else's encoder, some level) is recorded as of unknown
+/// provenance: listed, but never returned for an encoding, whose bytes it may not be.
+#[test]
+fn pulled_blobs_are_never_served_for_an_encoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(dir.path()).unwrap();
+    let tar = text(256 << 10, 9);
+    let mut blob = Vec::new();
+    let level1 = Encoding::gzip().level(1);
+    let sealed =
+        hoist_image::pipeline::seal(&tar[..], &level1, MediaType::OciLayerGzip, &mut blob).unwrap();
+    cache
+        .insert_blob(&sealed.digest, Some(sealed.size), &blob[..])
+        .unwrap();
+    cache.record_pulled(&sealed).unwrap();
+    for e in [
+        Encoding::gzip(),
+        level1,
+        Encoding::gzip().level(9),
+        Encoding::zstd(),
+    ] {
+        assert!(cache.lookup(&sealed.diff_id, &e).is_none(), "{}", e.key());
+    }
+    let entries = cache.entries().unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].encoding, "gzip.pulled");
+    assert_eq!(entries[0].sealed, sealed);
+
+    // A plain tar is its diff_id's bytes whoever wrote it: served for `none`.
+    let plain = hoist_image::Sealed {
+        digest: Digest::sha256(&tar),
+        diff_id: sealed.diff_id.clone(),
+        size: tar.len() as u64,
+        media_type: MediaType::OciLayer,
+    };
+    cache
+        .insert_blob(&plain.digest, Some(plain.size), &tar[..])
+        .unwrap();
+    cache.record_pulled(&plain).unwrap();
+    let hit = cache.lookup(&plain.diff_id, &Encoding::none()).unwrap();
+    assert_eq!(hit, plain);
+}
+
 #[test]
 fn memory_store_keeps_small_layers_in_ram_and_spills_the_rest() {
     let store = Arc::new(MemoryStore::new(1 << 20).unwrap());

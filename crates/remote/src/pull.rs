@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use hoist_image::layout::Layout;
-use hoist_image::pipeline::Encoding;
 use hoist_image::{Cache, Descriptor, Manifest, Platform, Sealed};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -277,8 +276,9 @@ async fn pull_inner(
     })
 }
 
-/// Record each pulled layer by its diff_id (from the config) under the default encoding
-/// of its compression, so a later seal of the same tar finds it instead of compressing.
+/// Record each pulled layer by its diff_id (from the config) as a blob of unknown
+/// provenance ([`Cache::record_pulled`]): listed with the cache's entries, never served
+/// for a request to compress at a level, whose bytes it may not be.
 fn record_in_cache(cache: &Cache, layout: &Layout, manifests: &[Manifest]) {
     for m in manifests {
         let Some(image) = m.as_image() else { continue };
@@ -293,9 +293,9 @@ fn record_in_cache(cache: &Cache, layout: &Layout, manifests: &[Manifest]) {
             continue;
         }
         for (d, diff_id) in image.layers.iter().zip(diff_ids) {
-            let Some(c) = d.media_type.layer_compression() else {
+            if d.media_type.layer_compression().is_none() {
                 continue;
-            };
+            }
             if cache.blob(&d.digest).is_none() {
                 continue;
             }
@@ -305,7 +305,7 @@ fn record_in_cache(cache: &Cache, layout: &Layout, manifests: &[Manifest]) {
                 size: d.size,
                 media_type: d.media_type.clone(),
             };
-            if let Err(e) = cache.record(&Encoding::of(c), &sealed) {
+            if let Err(e) = cache.record_pulled(&sealed) {
                 tracing::debug!(digest = %d.digest, error = %e, "pulled layer not recorded");
             }
         }
