@@ -361,8 +361,13 @@ fn mutating_a_config_in_a_registry_uploads_config_and_manifest_only() {
         config_size + manifest_size,
         "only the config and the manifest went over the wire"
     );
-    rt.block_on(hoist_remote::check(&client, &repo, "v2"))
-        .unwrap();
+    rt.block_on(hoist_remote::validate(
+        &client,
+        &repo,
+        "v2",
+        Default::default(),
+    ))
+    .unwrap();
 
     // The same through the CLI: a registry destination, the same wire traffic.
     let before = c.method("PUT");
@@ -376,8 +381,13 @@ fn mutating_a_config_in_a_registry_uploads_config_and_manifest_only() {
     assert_eq!(c.method("PUT") - before, 2, "{}", c.summary());
     assert_eq!(c.method("POST") - posts, 1, "{}", c.summary());
     assert_eq!(c.method("PATCH"), 0, "{}", c.summary());
-    rt.block_on(hoist_remote::check(&client, &repo, "v3"))
-        .unwrap();
+    rt.block_on(hoist_remote::validate(
+        &client,
+        &repo,
+        "v3",
+        Default::default(),
+    ))
+    .unwrap();
     if let Some(sk) = peers::require("skopeo") {
         let out = Command::new(sk)
             .args(["--insecure-policy", "inspect", "--tls-verify=false"])
@@ -552,14 +562,24 @@ fn index_create_append_filter_list_and_layout_gc() {
     let client = hoist_remote::Client::builder().build().unwrap();
     let repo = hoist_remote::Repository::new(reg.addr().to_string(), "idx/app").unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(hoist_remote::check(&client, &repo, "multi"))
-        .unwrap();
+    rt.block_on(hoist_remote::validate(
+        &client,
+        &repo,
+        "multi",
+        Default::default(),
+    ))
+    .unwrap();
     // A registry index as the source, to another repository of the registry.
     let edited_dst = format!("{}/idx/edited:v1", reg.addr());
     e.run(&["mutate", &dst, "-t", &edited_dst, "--env", "X=1"]);
     let edited_repo = hoist_remote::Repository::new(reg.addr().to_string(), "idx/edited").unwrap();
     let r = rt
-        .block_on(hoist_remote::check(&client, &edited_repo, "v1"))
+        .block_on(hoist_remote::validate(
+            &client,
+            &edited_repo,
+            "v1",
+            Default::default(),
+        ))
         .unwrap();
     let listed = e.run(&["index", "list", &edited_dst]);
     assert_eq!(listed.lines().count(), 2, "{listed} {r:?}");

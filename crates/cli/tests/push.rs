@@ -4,7 +4,7 @@
 
 use std::process::{Command, Output};
 
-use hoist_remote::{Client, Repository, check};
+use hoist_remote::{Client, Repository, validate};
 use hoist_testkit::distribution::Distribution;
 
 fn hoist(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -104,7 +104,9 @@ fn push_tarball_to_two_destinations_then_repush_and_tag() {
     let client = Client::new().unwrap();
     let repo = Repository::new(reg.addr().to_string(), "cli/app").unwrap();
     for tag in ["v1", "v2", "v3"] {
-        let r = rt.block_on(check(&client, &repo, tag)).unwrap();
+        let r = rt
+            .block_on(validate(&client, &repo, tag, Default::default()))
+            .unwrap();
         assert_eq!(r.digest.unwrap().to_string(), digest);
         assert_eq!(r.layers, 3);
     }

@@ -29,6 +29,8 @@ pub struct Options {
 /// What was checked.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
+    /// The digest of the top manifest checked (the image's, or the index's).
+    pub digest: Option<Digest>,
     /// Indexes checked (nested ones included).
     pub indexes: usize,
     /// Image manifests checked.
@@ -176,6 +178,7 @@ fn image_with(image: &dyn Image, expected: Option<&Descriptor>, opts: Options) -
         ));
     }
     let mut report = Report {
+        digest: Some(mdigest.clone()),
         images: 1,
         ..Default::default()
     };
@@ -320,6 +323,7 @@ fn index_with(
         )
     })?;
     let mut report = Report {
+        digest: Some(manifest.digest().clone()),
         indexes: 1,
         ..Default::default()
     };

@@ -9,12 +9,13 @@ use std::sync::Arc;
 use hoist_image::pipeline::{self, Encoding};
 use hoist_image::{Child, Platform, Store};
 
-use crate::client::{Client, Mount, Presence};
+use crate::blobs::{Mount, Presence};
 use crate::error::{Error, Result};
 use crate::pull::{resolve, walk};
 use crate::push::{self, Progress, Report};
 use crate::repo::{Repository, Target};
 use crate::source::Remote;
+use crate::transport::Client;
 
 /// How to copy.
 #[derive(Debug, Clone, Default)]
@@ -71,7 +72,7 @@ pub async fn copy(
     let remote = Remote::new(
         client.clone(),
         src.clone(),
-        tokio::runtime::Handle::current(),
+        crate::runtime::Runtime::from_handle(tokio::runtime::Handle::current()),
     );
     let encoding = opts.encoding.clone();
     let store = opts.store.clone();
@@ -126,18 +127,7 @@ async fn mount_one(client: &Client, repo: &Repository, digest: &hoist_image::Dig
     }
     match client.mount(repo, digest, from).await {
         Ok(Mount::Mounted) => {}
-        Ok(Mount::Started(url)) => {
-            let _ = client
-                .send(
-                    repo,
-                    &crate::client::push_scope(repo),
-                    reqwest::Method::DELETE,
-                    url,
-                    &[],
-                    crate::client::Body::Empty,
-                )
-                .await;
-        }
+        Ok(Mount::Started(url)) => crate::upload::cancel(client, repo, url).await,
         Err(e) => tracing::debug!(%digest, error = %e, "mount refused"),
     }
 }

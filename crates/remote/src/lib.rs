@@ -9,6 +9,13 @@
 //! 408/429/5xx) are retried with exponential backoff and jitter, honouring
 //! `Retry-After`. No credential or token ever appears in an error or a log line.
 //!
+//! The client is split by job: the transport (`transport.rs`: ping, challenges, tokens,
+//! retries; every request goes through one send loop there), and the registry
+//! operations on it: blobs (`blobs.rs`: HEAD, mount, and [`Client::download`], the one
+//! verified, resumable download path), manifests (`manifests.rs`), uploads (`upload.rs`:
+//! one upload session as a small state machine), tags, catalog, deletion and referrers
+//! ([`ops`]). A [`Runtime`] drives it all for synchronous callers.
+//!
 //! The push engine ([`push::push`]) takes any [`hoist_image::Image`] or
 //! [`hoist_image::ImageIndex`] to one or more destinations: HEADs first, mounts when a
 //! repository of the same registry holds the blob, parallel uploads of what is missing
@@ -35,25 +42,29 @@
 //! ```
 #![warn(missing_docs)]
 
+mod blobs;
 pub mod challenge;
-mod check;
-mod client;
 pub mod copy;
 mod credential;
 mod error;
+mod manifests;
 pub mod ops;
 pub mod pull;
 pub mod push;
 pub mod redact;
 mod repo;
 pub mod retry;
+mod runtime;
 pub mod source;
 mod stream;
+mod transport;
 mod upload;
 
-pub use check::{CheckReport, check};
-pub use client::{Client, ClientBuilder, Stats};
+pub use blobs::Verify;
 pub use credential::{Anonymous, Credential, DockerConfig, Keychain, StaticKeychain};
 pub use error::{Error, ErrorKind, MAX_ERROR_BODY, ProtocolError, Result};
 pub use repo::{Repository, Target};
+pub use runtime::{DEFAULT_WORKERS, Runtime};
+pub use source::validate;
+pub use transport::{Client, ClientBuilder, Stats};
 pub use upload::{DEFAULT_MONOLITHIC_MAX, FALLBACK_CHUNK};

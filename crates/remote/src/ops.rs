@@ -5,9 +5,9 @@ use hoist_image::{Digest, Manifest};
 use reqwest::Method;
 use url::Url;
 
-use crate::client::{Body, Client, pull_scope, push_scope};
 use crate::error::{Error, ErrorKind, Result};
 use crate::repo::Repository;
+use crate::transport::{Body, Client, pull_scope, push_scope};
 
 /// Entries asked for per page (`n=`). 1000 is the largest ECR accepts.
 pub const PAGE_SIZE: usize = 1000;

@@ -18,11 +18,11 @@ use hoist_image::{Cache, Descriptor, Manifest, Platform, Sealed};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::client::Client;
+use crate::blobs::Verify;
 use crate::error::{Error, Result};
 use crate::push::{BlobOutcome, NoProgress, Progress};
 use crate::repo::Repository;
-use crate::source::download;
+use crate::transport::Client;
 
 /// Blob downloads in flight. Against a local registry on 2 cores, 4 keeps the link busy
 /// while one blob's tail is hashed and written; more adds nothing measurable.
@@ -335,12 +335,13 @@ async fn fetch_to_file(
     let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file());
     let shown = tmp.path().display().to_string();
     let mut done = 0u64;
-    download(client, repo, &d.digest, Some(d.size), true, |c| {
-        done += c.len() as u64;
-        progress.blob_progress(repo, &d.digest, done);
-        std::future::ready(w.write_all(&c).map_err(|e| Error::io(&shown, e)))
-    })
-    .await?;
+    client
+        .download(repo, &d.digest, Some(d.size), Verify::Digest, |c| {
+            done += c.len() as u64;
+            progress.blob_progress(repo, &d.digest, done);
+            std::future::ready(w.write_all(&c).map_err(|e| Error::io(&shown, e)))
+        })
+        .await?;
     w.flush().map_err(|e| Error::io(tmp.path().display(), e))?;
     drop(w);
     tmp.persist(path)

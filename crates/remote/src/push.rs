@@ -20,10 +20,11 @@ use hoist_image::{Child, Digest, Image, Layer, Manifest};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::client::{Client, Mount, Presence};
+use crate::blobs::{Mount, Presence};
 use crate::error::{Error, Result};
 use crate::repo::{Repository, Target};
-use crate::upload::{self, BlobSource, UploadOptions};
+use crate::transport::Client;
+use crate::upload::{self, BlobSource, Upload};
 
 /// Blob requests in flight at once. Measured (bench/runs/2026-11-29-loaded.md): 12 x 16 MiB
 /// incompressible blobs from an OCI layout to a loopback distribution registry on 2 cores,
@@ -710,26 +711,17 @@ async fn one_blob(
         }
     }
     sh.progress.blob_started(repo, digest, size);
-    let progress: Arc<dyn Fn(u64) + Send + Sync> = {
+    let progress: upload::OnProgress = {
         let p = sh.progress.clone();
         let (repo, digest) = (repo.clone(), digest.clone());
         Arc::new(move |done| p.blob_progress(&repo, &digest, done))
     };
-    let opts = UploadOptions {
-        monolithic_max: sh.opts.monolithic_max,
-        chunk_size: sh.opts.chunk_size,
-    };
-    upload::upload(
-        &sh.client,
-        repo,
-        digest,
-        size,
-        src.clone(),
-        opts,
-        session,
-        progress,
-    )
-    .await?;
+    Upload::new(&sh.client, repo, digest, size, src.clone())
+        .monolithic_max(sh.opts.monolithic_max)
+        .chunk_size(sh.opts.chunk_size)
+        .progress(progress)
+        .run(session)
+        .await?;
     Ok(BlobOutcome::Uploaded)
 }
 

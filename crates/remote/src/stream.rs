@@ -14,11 +14,11 @@ use hoist_image::pipeline::{self, Encoding};
 use hoist_image::{Layer, MediaType, Sealed};
 use reqwest::Method;
 use tokio::sync::mpsc;
-use url::Url;
 
-use crate::client::{Body, Client, push_scope};
 use crate::error::{Error, Result};
 use crate::repo::Repository;
+use crate::transport::{Body, Client, push_scope};
+use crate::upload;
 
 const PIECE: usize = 256 << 10;
 
@@ -55,23 +55,6 @@ impl Write for Tee {
     }
 }
 
-async fn start(client: &Client, repo: &Repository) -> Result<Url> {
-    let url = client.url(repo, "blobs/uploads/")?;
-    let r = client
-        .send(
-            repo,
-            &push_scope(repo),
-            Method::POST,
-            url,
-            &[("content-length", "0".into())],
-            Body::Empty,
-        )
-        .await?
-        .expect(&[202])
-        .await?;
-    client.resolve_location(repo, r.what(), r.header("location"))
-}
-
 /// Compress `layer` once into an upload to each of `repos` (one per registry).
 pub(crate) async fn layer(
     client: &Client,
@@ -105,7 +88,8 @@ async fn attempt(
 ) -> Result<Sealed> {
     let mut locations = Vec::new();
     for r in repos {
-        locations.push(start(client, r).await?);
+        // A streamed body cannot be cut in chunks: the minimum chunk length is moot.
+        locations.push(upload::start(client, r, &push_scope(r)).await?.0);
     }
     let mut txs = Vec::new();
     let mut patches = Vec::new();
@@ -167,29 +151,17 @@ async fn attempt(
     let next = next.into_iter().collect::<Result<Vec<_>>>()?;
     let sealed = sealed?;
     for (repo, loc) in repos.iter().zip(next) {
-        let mut u = loc;
-        u.query_pairs_mut()
-            .append_pair("digest", &sealed.digest.to_string());
         let r = client
             .send(
                 repo,
                 &push_scope(repo),
                 Method::PUT,
-                u,
+                upload::with_digest(&loc, &sealed.digest),
                 &[("content-length", "0".into())],
                 Body::Empty,
             )
-            .await?
-            .expect(&[201, 204])
-            .await?;
-        if let Some(d) = r.header("docker-content-digest")
-            && d != sealed.digest.to_string()
-        {
-            return Err(Error::invalid_response(
-                r.what(),
-                format!("registry committed {d}, expected {}", sealed.digest),
-            ));
-        }
+            .await;
+        upload::finish(r, &sealed.digest).await?;
     }
     Ok(sealed)
 }

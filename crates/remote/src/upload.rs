@@ -18,9 +18,9 @@ use reqwest::Method;
 use tokio::sync::mpsc;
 use url::Url;
 
-use crate::client::{Body, Client, push_scope};
 use crate::error::{Error, ErrorKind, Result};
 use crate::repo::Repository;
+use crate::transport::{Body, Client, Response, push_scope};
 
 /// Blobs up to this size go in one request (read into memory once): most configs and
 /// small layers. Bigger blobs stream.
@@ -74,13 +74,6 @@ impl BlobSource {
             }
         }
     }
-}
-
-/// How to upload.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct UploadOptions {
-    pub monolithic_max: u64,
-    pub chunk_size: Option<u64>,
 }
 
 /// Pieces of a blob read on a blocking thread, from `offset` to the end.
@@ -157,7 +150,7 @@ fn body(
     start: u64,
     len: u64,
     client: Client,
-    progress: Arc<dyn Fn(u64) + Send + Sync>,
+    progress: OnProgress,
     source_error: SourceError,
     digest: Digest,
 ) -> reqwest::Body {
@@ -200,216 +193,349 @@ fn body(
     reqwest::Body::wrap_stream(s)
 }
 
-#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
-/// Upload a blob of known digest and size into `repo`. `session` is an upload URL the
-/// registry already opened (a mount that was refused), else one is started.
-pub(crate) async fn upload(
-    client: &Client,
-    repo: &Repository,
-    digest: &Digest,
+/// Reports how many bytes of the blob the registry holds (may go back after a restart).
+pub(crate) type OnProgress = Arc<dyn Fn(u64) + Send + Sync>;
+
+/// One blob upload into one repository, as a state machine: [`Upload::run`] moves it
+/// through [`State`]s, one registry request per step, until the blob is committed or the
+/// failure is one more attempt cannot fix.
+pub(crate) struct Upload<'a> {
+    client: &'a Client,
+    repo: &'a Repository,
+    digest: &'a Digest,
     size: u64,
     src: BlobSource,
-    opts: UploadOptions,
-    session: Option<Url>,
-    progress: Arc<dyn Fn(u64) + Send + Sync>,
-) -> Result<()> {
-    let scopes = push_scope(repo);
-    let policy = client.retry_policy();
-    let mut failures = 0u32;
-    let mut session = session;
-    let mut chunk = opts.chunk_size;
-    'session: loop {
-        let (mut location, min_chunk) = match session.take() {
-            Some(u) => (u, None),
-            None => start(client, repo, &scopes).await?,
+    scopes: Vec<String>,
+    monolithic_max: u64,
+    /// The chunk size in use: asked for, required by the registry, or forced by a 413.
+    chunk: Option<u64>,
+    progress: OnProgress,
+    /// Failed attempts so far (the retry budget is the client's).
+    failures: u32,
+    /// 401s in a row without progress (a token that expired mid-upload is not a failure).
+    unauthorized_streak: u32,
+    /// The feed of blob bytes positioned at an offset, reused by the next PATCH.
+    feed: Option<(u64, Arc<tokio::sync::Mutex<Feed>>)>,
+}
+
+/// Where an [`Upload`] is.
+#[derive(Debug)]
+enum State {
+    /// Open a session, or take the one the registry opened when it refused a mount.
+    Open(Option<Url>),
+    /// Send the whole blob in the `PUT` that commits it.
+    Whole(Url),
+    /// Send the bytes from `offset` in a `PATCH`.
+    Patch { location: Url, offset: u64 },
+    /// A `PATCH` failed: ask the registry what it holds, and resume or start over.
+    Resume { location: Url, error: Error },
+    /// Every byte is sent: commit with the digest.
+    Commit(Url),
+    /// The blob is in the repository.
+    Done,
+}
+
+impl<'a> Upload<'a> {
+    /// An upload of the blob `digest` of `size` bytes from `src` into `repo`.
+    pub(crate) fn new(
+        client: &'a Client,
+        repo: &'a Repository,
+        digest: &'a Digest,
+        size: u64,
+        src: BlobSource,
+    ) -> Upload<'a> {
+        Upload {
+            client,
+            repo,
+            digest,
+            size,
+            src,
+            scopes: push_scope(repo),
+            monolithic_max: DEFAULT_MONOLITHIC_MAX,
+            chunk: None,
+            progress: Arc::new(|_| {}),
+            failures: 0,
+            unauthorized_streak: 0,
+            feed: None,
+        }
+    }
+
+    /// Blobs up to this size go in one request.
+    pub(crate) fn monolithic_max(mut self, n: u64) -> Self {
+        self.monolithic_max = n;
+        self
+    }
+
+    /// Always send chunks of this size (`Content-Range` PATCHes).
+    pub(crate) fn chunk_size(mut self, n: Option<u64>) -> Self {
+        self.chunk = n;
+        self
+    }
+
+    /// Told how many bytes the registry holds as they go.
+    pub(crate) fn progress(mut self, p: OnProgress) -> Self {
+        self.progress = p;
+        self
+    }
+
+    /// Run to the end. `session` is an upload URL the registry already opened (a mount
+    /// it refused), else one is started.
+    pub(crate) async fn run(mut self, session: Option<Url>) -> Result<()> {
+        let mut state = State::Open(session);
+        loop {
+            tracing::trace!(digest = %self.digest, ?state, "upload step");
+            state = match state {
+                State::Open(session) => self.open(session).await?,
+                State::Whole(location) => self.whole(location).await?,
+                State::Patch { location, offset } => self.patch(location, offset).await?,
+                State::Resume { location, error } => self.resume(location, error).await?,
+                State::Commit(location) => self.commit(location).await?,
+                State::Done => return Ok(()),
+            };
+        }
+    }
+
+    /// Wait before another attempt, or give up with `e` when the budget is spent.
+    async fn retry_or(&mut self, e: Error) -> Result<()> {
+        let policy = self.client.retry_policy();
+        if self.failures >= policy.retries {
+            return Err(e);
+        }
+        tokio::time::sleep(policy.delay(self.failures, None)).await;
+        self.failures += 1;
+        Ok(())
+    }
+
+    async fn open(&mut self, session: Option<Url>) -> Result<State> {
+        self.feed = None;
+        self.unauthorized_streak = 0;
+        let location = match session {
+            Some(u) => u,
+            None => {
+                let (u, min_chunk) = start(self.client, self.repo, &self.scopes).await?;
+                if let Some(m) = min_chunk {
+                    self.chunk = Some(self.chunk.unwrap_or(m).max(m));
+                }
+                u
+            }
         };
-        if let Some(m) = min_chunk {
-            chunk = Some(chunk.unwrap_or(m).max(m));
-        }
-
-        if size <= opts.monolithic_max && chunk.is_none() {
-            // One request: PUT the whole blob with the digest.
-            let bytes = match &src {
-                BlobSource::Bytes(b) => b.clone(),
-                BlobSource::Layer(_) => read_all(src.clone(), size).await?,
-            };
-            let url = with_digest(&location, digest);
-            let r = client
-                .send(
-                    repo,
-                    &scopes,
-                    Method::PUT,
-                    url,
-                    &[("content-type", "application/octet-stream".into())],
-                    Body::BytesOnce(bytes),
-                )
-                .await;
-            match finish(r, digest).await {
-                Ok(()) => {
-                    client
-                        .counters()
-                        .bytes_sent
-                        .fetch_add(size, Ordering::Relaxed);
-                    progress(size);
-                    return Ok(());
-                }
-                Err(e) if retryable(&e) && failures < policy.retries => {
-                    tracing::debug!(%digest, error = %e, "small upload failed; new session");
-                    tokio::time::sleep(policy.delay(failures, None)).await;
-                    failures += 1;
-                    continue 'session;
-                }
-                Err(e) => return Err(refused(e, digest)),
-            }
-        }
-
-        let mut offset = 0u64;
-        let mut unauthorized_streak = 0u32;
-        let mut feed: Option<(u64, Arc<tokio::sync::Mutex<Feed>>)> = None;
-        while offset < size {
-            // Reuse the feed when it is positioned at `offset`; else start one there.
-            let f = match feed.take() {
-                Some((at, f)) if at == offset => f,
-                _ => Arc::new(tokio::sync::Mutex::new(Feed::start(src.clone(), offset))),
-            };
-            let len = match chunk {
-                Some(c) => c.min(size - offset),
-                None => size - offset,
-            };
-            let mut headers = vec![
-                ("content-type", "application/octet-stream".to_string()),
-                ("content-length", len.to_string()),
-            ];
-            // A resumed upload says where its bytes go, as chunks do.
-            if chunk.is_some() || offset > 0 {
-                headers.push(("content-range", format!("{}-{}", offset, offset + len - 1)));
-            }
-            let source_error = SourceError::default();
-            let b = body(
-                f.clone(),
-                offset,
-                len,
-                client.clone(),
-                progress.clone(),
-                source_error.clone(),
-                digest.clone(),
-            );
-            let r = client
-                .send(
-                    repo,
-                    &scopes,
-                    Method::PATCH,
-                    location.clone(),
-                    &headers,
-                    Body::Stream(b),
-                )
-                .await;
-            let e: Error = match r {
-                Ok(r) if r.status() == 202 => {
-                    let end = range_end(r.header("range"));
-                    let next = client.resolve_location(repo, r.what(), r.header("location"));
-                    match (end, next) {
-                        (Some(end), Ok(next)) if end + 1 == offset + len => {
-                            unauthorized_streak = 0;
-                            location = next;
-                            offset += len;
-                            feed = Some((offset, f));
-                            continue;
-                        }
-                        (_, Ok(next)) => {
-                            // The registry took a different amount than sent: ask it.
-                            location = next;
-                            Error::invalid_response(r.what(), "Range does not match the bytes sent")
-                        }
-                        (_, Err(e)) => e,
-                    }
-                }
-                Ok(r) if r.status() == 413 => {
-                    let c = chunk.map_or(FALLBACK_CHUNK, |c| (c / 2).max(1 << 20));
-                    tracing::debug!(%digest, chunk = c, "413: switching to chunked upload");
-                    chunk = Some(c);
-                    r.into_error().await
-                }
-                Ok(r) => r.into_error().await,
-                Err(e) => e,
-            };
-            if let Some(e) = source_error
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take()
-            {
-                return Err(e);
-            }
-            let recoverable = retryable(&e)
-                || e.status() == Some(413)
-                || e.status() == Some(416)
-                || matches!(e.kind(), ErrorKind::InvalidResponse { .. });
-            // A token that expired mid-upload is not a failure of the transfer: the
-            // transport re-authenticated already. Only 401s in a row without progress
-            // (credentials the registry keeps refusing) end the upload.
-            let unauthorized = e.status() == Some(401);
-            if unauthorized {
-                unauthorized_streak += 1;
-            }
-            let exhausted = if unauthorized {
-                unauthorized_streak > MAX_UNAUTHORIZED_STREAK
+        Ok(
+            if self.size <= self.monolithic_max && self.chunk.is_none() {
+                State::Whole(location)
             } else {
-                failures >= policy.retries
-            };
-            if !recoverable || exhausted {
+                State::Patch {
+                    location,
+                    offset: 0,
+                }
+            },
+        )
+    }
+
+    async fn whole(&mut self, location: Url) -> Result<State> {
+        let bytes = match &self.src {
+            BlobSource::Bytes(b) => b.clone(),
+            BlobSource::Layer(_) => read_all(self.src.clone(), self.size).await?,
+        };
+        let r = self
+            .client
+            .send(
+                self.repo,
+                &self.scopes,
+                Method::PUT,
+                with_digest(&location, self.digest),
+                &[("content-type", "application/octet-stream".into())],
+                Body::BytesOnce(bytes),
+            )
+            .await;
+        match finish(r, self.digest).await {
+            Ok(()) => {
+                self.client
+                    .counters()
+                    .bytes_sent
+                    .fetch_add(self.size, Ordering::Relaxed);
+                (self.progress)(self.size);
+                Ok(State::Done)
+            }
+            Err(e) if retryable(&e) => {
+                tracing::debug!(digest = %self.digest, error = %e, "small upload failed; new session");
+                self.retry_or(e).await?;
+                Ok(State::Open(None))
+            }
+            Err(e) => Err(refused(e, self.digest)),
+        }
+    }
+
+    async fn patch(&mut self, mut location: Url, offset: u64) -> Result<State> {
+        if offset >= self.size {
+            return Ok(State::Commit(location));
+        }
+        // Reuse the feed when it is positioned at `offset`; else start one there.
+        let feed = match self.feed.take() {
+            Some((at, f)) if at == offset => f,
+            _ => Arc::new(tokio::sync::Mutex::new(Feed::start(
+                self.src.clone(),
+                offset,
+            ))),
+        };
+        let len = match self.chunk {
+            Some(c) => c.min(self.size - offset),
+            None => self.size - offset,
+        };
+        let mut headers = vec![
+            ("content-type", "application/octet-stream".to_string()),
+            ("content-length", len.to_string()),
+        ];
+        // A resumed upload says where its bytes go, as chunks do.
+        if self.chunk.is_some() || offset > 0 {
+            headers.push(("content-range", format!("{}-{}", offset, offset + len - 1)));
+        }
+        let source_error = SourceError::default();
+        let b = body(
+            feed.clone(),
+            offset,
+            len,
+            self.client.clone(),
+            self.progress.clone(),
+            source_error.clone(),
+            self.digest.clone(),
+        );
+        let r = self
+            .client
+            .send(
+                self.repo,
+                &self.scopes,
+                Method::PATCH,
+                location.clone(),
+                &headers,
+                Body::Stream(b),
+            )
+            .await;
+        let error: Error = match r {
+            Ok(r) if r.status() == 202 => {
+                let end = range_end(r.header("range"));
+                let next = self
+                    .client
+                    .resolve_location(self.repo, r.what(), r.header("location"));
+                match (end, next) {
+                    (Some(end), Ok(next)) if end + 1 == offset + len => {
+                        self.unauthorized_streak = 0;
+                        self.feed = Some((offset + len, feed));
+                        return Ok(State::Patch {
+                            location: next,
+                            offset: offset + len,
+                        });
+                    }
+                    (_, Ok(next)) => {
+                        // The registry took a different amount than sent: ask it.
+                        location = next;
+                        Error::invalid_response(r.what(), "Range does not match the bytes sent")
+                    }
+                    (_, Err(e)) => e,
+                }
+            }
+            Ok(r) if r.status() == 413 => {
+                let c = self.chunk.map_or(FALLBACK_CHUNK, |c| (c / 2).max(1 << 20));
+                tracing::debug!(digest = %self.digest, chunk = c, "413: switching to chunked upload");
+                self.chunk = Some(c);
+                r.into_error().await
+            }
+            Ok(r) => r.into_error().await,
+            Err(e) => e,
+        };
+        // A source that broke (a read error, a blob of another size) ends the upload with
+        // its own error: every retry would read the same bytes.
+        if let Some(e) = source_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            return Err(e);
+        }
+        Ok(State::Resume { location, error })
+    }
+
+    async fn resume(&mut self, location: Url, e: Error) -> Result<State> {
+        let recoverable = retryable(&e)
+            || e.status() == Some(413)
+            || e.status() == Some(416)
+            || matches!(e.kind(), ErrorKind::InvalidResponse { .. });
+        if !recoverable {
+            return Err(e);
+        }
+        // A token that expired mid-upload is not a failure of the transfer: the transport
+        // re-authenticated already. Only 401s in a row without progress (credentials the
+        // registry keeps refusing) end the upload.
+        if e.status() == Some(401) {
+            self.unauthorized_streak += 1;
+            if self.unauthorized_streak > MAX_UNAUTHORIZED_STREAK {
                 return Err(e);
             }
-            if !unauthorized {
-                let wait = policy.delay(failures, None);
-                failures += 1;
-                tokio::time::sleep(wait).await;
+        } else {
+            self.retry_or(e).await?;
+        }
+        tracing::debug!(digest = %self.digest, "upload interrupted; resuming");
+        let restart = |this: &mut Self| {
+            this.client
+                .counters()
+                .restarts
+                .fetch_add(1, Ordering::Relaxed);
+            (this.progress)(0);
+            State::Open(None)
+        };
+        // Where is the registry? Resume from there.
+        match status(self.client, self.repo, &self.scopes, &location).await {
+            Ok((Some(at), next)) if at <= self.size => {
+                self.client
+                    .counters()
+                    .resumes
+                    .fetch_add(1, Ordering::Relaxed);
+                (self.progress)(at);
+                Ok(State::Patch {
+                    location: next,
+                    offset: at,
+                })
             }
-            tracing::debug!(%digest, error = %e, "upload interrupted; resuming");
-            // Where is the registry? Resume from there.
-            match status(client, repo, &scopes, &location).await {
-                Ok((Some(at), loc)) if at <= size => {
-                    client.counters().resumes.fetch_add(1, Ordering::Relaxed);
-                    location = loc;
-                    offset = at;
-                    progress(offset);
-                }
-                Ok(_) => {
-                    tracing::debug!(%digest, "upload offset unknown; starting over");
-                    client.counters().restarts.fetch_add(1, Ordering::Relaxed);
-                    progress(0);
-                    continue 'session;
-                }
-                Err(e) if e.is_temporary() => return Err(e),
-                Err(e) => {
-                    // Some registries (distribution) cancel a session whose bytes do not
-                    // match its state token after a broken request: start a new one.
-                    tracing::debug!(%digest, error = %e, "upload session gone; starting over");
-                    client.counters().restarts.fetch_add(1, Ordering::Relaxed);
-                    progress(0);
-                    continue 'session;
-                }
+            Ok(_) => {
+                tracing::debug!(digest = %self.digest, "upload offset unknown; starting over");
+                Ok(restart(self))
+            }
+            Err(e) if e.is_temporary() => Err(e),
+            Err(e) => {
+                // Some registries (distribution) cancel a session whose bytes do not
+                // match its state token after a broken request: start a new one.
+                tracing::debug!(digest = %self.digest, error = %e, "upload session gone; starting over");
+                Ok(restart(self))
             }
         }
-        let r = client
+    }
+
+    async fn commit(&mut self, location: Url) -> Result<State> {
+        let r = self
+            .client
             .send(
-                repo,
-                &scopes,
+                self.repo,
+                &self.scopes,
                 Method::PUT,
-                with_digest(&location, digest),
+                with_digest(&location, self.digest),
                 &[("content-length", "0".into())],
                 Body::Empty,
             )
             .await;
-        match finish(r, digest).await {
-            Ok(()) => return Ok(()),
+        match finish(r, self.digest).await {
+            Ok(()) => Ok(State::Done),
             Err(e) if e.is_not_found() || e.status() == Some(400) => {
                 // A retried commit whose first try landed: the blob is there.
-                if client.blob_exists(repo, digest).await.unwrap_or(false) {
-                    return Ok(());
+                if self
+                    .client
+                    .blob_exists(self.repo, self.digest)
+                    .await
+                    .unwrap_or(false)
+                {
+                    return Ok(State::Done);
                 }
-                return Err(refused(e, digest));
+                Err(refused(e, self.digest))
             }
-            Err(e) => return Err(e),
+            Err(e) => Err(e),
         }
     }
 }
@@ -432,7 +558,8 @@ fn retryable(e: &Error) -> bool {
     e.is_temporary() || e.status() == Some(401)
 }
 
-async fn finish(r: Result<crate::client::Response>, digest: &Digest) -> Result<()> {
+/// Check the answer to a commit (`PUT ...?digest=`): created, under the digest sent.
+pub(crate) async fn finish(r: Result<Response>, digest: &Digest) -> Result<()> {
     let r = r?.expect(&[201, 204]).await?;
     if let Some(d) = r.header("docker-content-digest")
         && let Ok(d) = Digest::parse(d)
@@ -447,7 +574,7 @@ async fn finish(r: Result<crate::client::Response>, digest: &Digest) -> Result<(
 }
 
 /// `POST /v2/<name>/blobs/uploads/`: a session URL and the registry's minimum chunk.
-async fn start(
+pub(crate) async fn start(
     client: &Client,
     repo: &Repository,
     scopes: &[String],
@@ -517,7 +644,26 @@ fn range_end(h: Option<&str>) -> Option<u64> {
     Some(b)
 }
 
-fn with_digest(location: &Url, digest: &Digest) -> Url {
+/// `DELETE` an upload session nobody will finish (a mount the registry answered with a
+/// session instead); failures are only logged, the registry expires sessions anyway.
+pub(crate) async fn cancel(client: &Client, repo: &Repository, location: Url) {
+    let r = client
+        .send(
+            repo,
+            &push_scope(repo),
+            Method::DELETE,
+            location,
+            &[],
+            Body::Empty,
+        )
+        .await;
+    if let Err(e) = r {
+        tracing::debug!(error = %e, "upload session not cancelled");
+    }
+}
+
+/// The session URL with `?digest=` added (the commit).
+pub(crate) fn with_digest(location: &Url, digest: &Digest) -> Url {
     let mut u = location.clone();
     u.query_pairs_mut()
         .append_pair("digest", &digest.to_string());
@@ -554,7 +700,285 @@ async fn read_all(src: BlobSource, size: u64) -> Result<Bytes> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
     use super::*;
+    use crate::retry::RetryPolicy;
+    use hoist_testkit::stub::{Reply, Stub};
+
+    /// How the test registry misbehaves.
+    #[derive(Debug, Default, Clone)]
+    struct Faults {
+        /// Ask for chunks of at least this size.
+        min_chunk: Option<u64>,
+        /// Refuse (413) PATCH bodies over this size.
+        refuse_over: Option<usize>,
+        /// PATCHes that keep half their body and answer 500.
+        break_patches: usize,
+        /// Status GETs answered 404 (the session is gone).
+        lose_sessions: usize,
+    }
+
+    /// The upload half of a registry: sessions that collect bytes (checking
+    /// `Content-Range`), status GETs, commits that check the digest, HEADs.
+    fn registry(faults: Faults) -> Stub {
+        let state = Mutex::new((faults, HashMap::<String, Vec<u8>>::new(), Vec::new(), 0u32));
+        Stub::start(move |req| {
+            let mut guard = state.lock().unwrap();
+            let (faults, sessions, committed, next) = &mut *guard;
+            let route = req.route().to_string();
+            let range = |n: usize| match n {
+                0 => "0-0".to_string(),
+                n => format!("0-{}", n - 1),
+            };
+            match (req.method.as_str(), route.as_str()) {
+                ("GET", "/v2/") => Reply::status(200),
+                ("POST", "/v2/r/blobs/uploads/") => {
+                    *next += 1;
+                    let id = format!("s{next}");
+                    sessions.insert(id.clone(), Vec::new());
+                    let mut r = Reply::status(202)
+                        .header("location", format!("/v2/r/blobs/uploads/{id}"))
+                        .header("range", "0-0");
+                    if let Some(m) = faults.min_chunk {
+                        r = r.header("oci-chunk-min-length", m.to_string());
+                    }
+                    r
+                }
+                ("HEAD", p) => {
+                    let d = p.rsplit('/').next().unwrap();
+                    let there = committed.iter().any(|c: &Digest| c.to_string() == d);
+                    Reply::status(if there { 200 } else { 404 })
+                }
+                (m, p) if p.starts_with("/v2/r/blobs/uploads/") => {
+                    let id = p.rsplit('/').next().unwrap().to_string();
+                    let location = format!("/v2/r/blobs/uploads/{id}");
+                    if m == "GET" && faults.lose_sessions > 0 {
+                        faults.lose_sessions -= 1;
+                        sessions.remove(&id);
+                    }
+                    let Some(held) = sessions.get_mut(&id) else {
+                        return Reply::status(404);
+                    };
+                    match m {
+                        "GET" => Reply::status(204)
+                            .header("location", location)
+                            .header("range", range(held.len())),
+                        "PATCH" => {
+                            if faults.refuse_over.is_some_and(|n| req.body.len() > n) {
+                                return Reply::status(413);
+                            }
+                            if let Some(cr) = req.header("content-range") {
+                                let start: usize = cr.split('-').next().unwrap().parse().unwrap();
+                                if start != held.len() {
+                                    return Reply::status(416);
+                                }
+                            }
+                            if faults.break_patches > 0 {
+                                faults.break_patches -= 1;
+                                held.extend_from_slice(&req.body[..req.body.len() / 2]);
+                                return Reply::status(500);
+                            }
+                            held.extend_from_slice(&req.body);
+                            Reply::status(202)
+                                .header("location", location)
+                                .header("range", range(held.len()))
+                        }
+                        "PUT" => {
+                            held.extend_from_slice(&req.body);
+                            let want = req.query("digest").unwrap();
+                            let got = Digest::sha256(held);
+                            if got.to_string() != want {
+                                return Reply::status(400).json(&serde_json::json!({"errors": [
+                                    {"code": "DIGEST_INVALID", "message": "digest invalid"}
+                                ]}));
+                            }
+                            sessions.remove(&id);
+                            committed.push(got.clone());
+                            Reply::status(201).header("docker-content-digest", got.to_string())
+                        }
+                        _ => Reply::status(405),
+                    }
+                }
+                _ => Reply::status(404),
+            }
+        })
+    }
+
+    fn client() -> Client {
+        Client::builder()
+            .retry(RetryPolicy {
+                retries: 4,
+                base: Duration::from_millis(1),
+                max: Duration::from_millis(5),
+            })
+            .build()
+            .unwrap()
+    }
+
+    fn data(n: usize) -> Bytes {
+        (0..n).map(|i| (i % 253) as u8).collect::<Vec<u8>>().into()
+    }
+
+    /// Upload `blob` with `configure` applied; returns the requests by method.
+    async fn upload(
+        stub: &Stub,
+        c: &Client,
+        blob: &Bytes,
+        configure: impl FnOnce(Upload<'_>) -> Upload<'_>,
+    ) -> Result<HashMap<String, usize>> {
+        let repo = Repository::new(stub.host(), "r").unwrap();
+        let digest = Digest::sha256(blob);
+        let u = Upload::new(
+            c,
+            &repo,
+            &digest,
+            blob.len() as u64,
+            BlobSource::Bytes(blob.clone()),
+        );
+        configure(u).run(None).await?;
+        let mut by = HashMap::new();
+        for r in stub.requests() {
+            if r.route() != "/v2/" {
+                *by.entry(r.method).or_default() += 1;
+            }
+        }
+        Ok(by)
+    }
+
+    fn counts(by: &HashMap<String, usize>) -> [usize; 4] {
+        ["POST", "PATCH", "PUT", "GET"].map(|m| by.get(m).copied().unwrap_or(0))
+    }
+
+    #[tokio::test]
+    async fn small_blobs_go_in_one_put_and_large_ones_stream() {
+        let stub = registry(Faults::default());
+        let blob = data(1000);
+        let by = upload(&stub, &client(), &blob, |u| u).await.unwrap();
+        assert_eq!(counts(&by), [1, 0, 1, 0]);
+
+        let stub = registry(Faults::default());
+        let blob = data(600_000);
+        let by = upload(&stub, &client(), &blob, |u| u.monolithic_max(1000))
+            .await
+            .unwrap();
+        assert_eq!(
+            counts(&by),
+            [1, 1, 1, 0],
+            "one streamed PATCH, then the commit"
+        );
+        let patch = stub
+            .requests()
+            .into_iter()
+            .find(|r| r.method == "PATCH")
+            .unwrap();
+        assert_eq!(patch.header("content-range"), None);
+        assert_eq!(patch.body.len(), blob.len());
+    }
+
+    #[tokio::test]
+    async fn chunks_when_asked_for_or_when_a_body_is_refused() {
+        // The registry's minimum chunk length.
+        let stub = registry(Faults {
+            min_chunk: Some(100_000),
+            ..Default::default()
+        });
+        let blob = data(250_000);
+        let by = upload(&stub, &client(), &blob, |u| u).await.unwrap();
+        assert_eq!(counts(&by), [1, 3, 1, 0]);
+        let ranges: Vec<String> = stub
+            .requests()
+            .iter()
+            .filter_map(|r| r.header("content-range").map(str::to_string))
+            .collect();
+        assert_eq!(ranges, ["0-99999", "100000-199999", "200000-249999"]);
+
+        // 413 for a big body: half the chunk size, down to 1 MiB.
+        let stub = registry(Faults {
+            refuse_over: Some(1_500_000),
+            ..Default::default()
+        });
+        let blob = data(3 << 20);
+        let by = upload(&stub, &client(), &blob, |u| u.chunk_size(Some(2 << 20)))
+            .await
+            .unwrap();
+        assert_eq!(by["PATCH"], 1 + 3, "one refused, then three 1 MiB chunks");
+    }
+
+    #[tokio::test]
+    async fn a_broken_patch_resumes_from_the_registry_offset() {
+        let stub = registry(Faults {
+            break_patches: 1,
+            ..Default::default()
+        });
+        let c = client();
+        let blob = data(400_000);
+        let by = upload(&stub, &c, &blob, |u| u.monolithic_max(1000))
+            .await
+            .unwrap();
+        assert_eq!(
+            counts(&by),
+            [1, 2, 1, 1],
+            "one status GET, one resumed PATCH"
+        );
+        let resumed = stub
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == "PATCH")
+            .nth(1)
+            .unwrap();
+        assert_eq!(resumed.header("content-range"), Some("200000-399999"));
+        let s = c.stats();
+        assert_eq!((s.resumes, s.restarts), (1, 0), "{s:?}");
+    }
+
+    #[tokio::test]
+    async fn a_lost_session_starts_over() {
+        let stub = registry(Faults {
+            break_patches: 1,
+            lose_sessions: 1,
+            ..Default::default()
+        });
+        let c = client();
+        let blob = data(300_000);
+        let by = upload(&stub, &c, &blob, |u| u.monolithic_max(1000))
+            .await
+            .unwrap();
+        assert_eq!(counts(&by), [2, 2, 1, 1]);
+        let s = c.stats();
+        assert_eq!((s.resumes, s.restarts), (0, 1), "{s:?}");
+    }
+
+    #[tokio::test]
+    async fn bytes_that_do_not_hash_to_the_digest_are_a_corrupt_source() {
+        let stub = registry(Faults::default());
+        let c = client();
+        let repo = Repository::new(stub.host(), "r").unwrap();
+        let claimed = Digest::sha256(b"what the manifest says");
+        for max in [DEFAULT_MONOLITHIC_MAX, 10] {
+            let blob = data(5000);
+            let e = Upload::new(&c, &repo, &claimed, 5000, BlobSource::Bytes(blob))
+                .monolithic_max(max)
+                .run(None)
+                .await
+                .unwrap_err();
+            assert!(e.to_string().contains("source's copy is corrupt"), "{e}");
+            assert!(e.to_string().contains(&claimed.to_string()), "{e}");
+        }
+        // A source shorter than its size: its own error, not retried.
+        let blob = data(5000);
+        let digest = Digest::sha256(&blob);
+        let before = stub.count("PATCH");
+        let e = Upload::new(&c, &repo, &digest, 9000, BlobSource::Bytes(blob))
+            .monolithic_max(10)
+            .run(None)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("size"), "{e}");
+        assert_eq!(stub.count("PATCH") - before, 1);
+    }
 
     #[test]
     fn range_table() {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::TestImage;
 use hoist_image::Child;
 use hoist_remote::push::{self, NoProgress, Options};
-use hoist_remote::{Client, Credential, Repository, StaticKeychain, Target, check};
+use hoist_remote::{Client, Credential, Repository, StaticKeychain, Target, validate};
 use hoist_testkit::distribution::{Distribution, Options as DistOptions};
 use hoist_testkit::faults::Proxy;
 use hoist_testkit::token::{self, TokenService};
@@ -107,7 +107,9 @@ async fn basic_auth_against_distribution_htpasswd() {
     )
     .await
     .unwrap();
-    check(&good, &t.repo, "v1").await.unwrap();
+    validate(&good, &t.repo, "v1", Default::default())
+        .await
+        .unwrap();
 
     let wrong = client(&registry, basic("alice", "wrong-password-123"));
     let e = push::push(
@@ -164,17 +166,23 @@ async fn bearer_tokens_basic_and_refresh_grants() {
         s.token_fetches >= 1 && s.token_fetches <= 2,
         "cached per scope: {s:?}"
     );
-    check(&c, &t.repo, "v1").await.unwrap();
+    validate(&c, &t.repo, "v1", Default::default())
+        .await
+        .unwrap();
 
     // An identity token goes through the OAuth2 refresh grant (POST).
     let c = client(&registry, Credential::IdentityToken(REFRESH.into()));
     let before = svc.counters().refresh_grants.load(Ordering::Relaxed);
-    check(&c, &t.repo, "v1").await.unwrap();
+    validate(&c, &t.repo, "v1", Default::default())
+        .await
+        .unwrap();
     assert!(svc.counters().refresh_grants.load(Ordering::Relaxed) > before);
 
     // Bad credentials: an auth error naming the registry, no secret in it.
     let c = client(&registry, basic("alice", "nope-nope-nope"));
-    let e = check(&c, &t.repo, "v1").await.unwrap_err();
+    let e = validate(&c, &t.repo, "v1", Default::default())
+        .await
+        .unwrap_err();
     assert!(e.is_unauthorized(), "{e}");
     assert!(e.to_string().contains(&registry), "{e}");
 
@@ -224,7 +232,9 @@ async fn token_expiry_in_the_middle_of_a_push() {
     assert!(s.reauths >= 2, "{s:?}");
     assert!(svc.counters().expired.load(Ordering::Relaxed) >= 2);
     assert!(s.token_fetches >= 3, "{s:?}");
-    check(&c, &t.repo, "v1").await.unwrap();
+    validate(&c, &t.repo, "v1", Default::default())
+        .await
+        .unwrap();
     let mut secrets = svc.issued_tokens();
     secrets.push(PASSWORD.to_string());
     assert_no_secret(&String::from_utf8_lossy(&logs.lock().unwrap()), &secrets);

@@ -151,7 +151,7 @@ async fn wrong_byte_is_caught_and_not_kept() {
     let remote = Remote::new(
         client.clone(),
         repo.clone(),
-        tokio::runtime::Handle::current(),
+        hoist_remote::Runtime::current().unwrap(),
     );
     let r = tokio::task::spawn_blocking(move || -> hoist_image::Result<()> {
         let Child::Image(img) = remote.open("v1").unwrap() else {
@@ -194,7 +194,7 @@ async fn registry_source_streams_into_layout_and_copies_with_mounts() {
     let remote = Remote::new(
         client.clone(),
         repo.clone(),
-        tokio::runtime::Handle::current(),
+        hoist_remote::Runtime::current().unwrap(),
     );
     let t = tempfile::tempdir().unwrap();
     let dir = t.path().join("l");
@@ -399,7 +399,11 @@ async fn copy_between_registries_resumes_cut_source_downloads() {
         client.stats()
     );
     let check = Repository::new(other.addr().to_string(), "cut/dst").unwrap();
-    let remote = Remote::new(client.clone(), check, tokio::runtime::Handle::current());
+    let remote = Remote::new(
+        client.clone(),
+        check,
+        hoist_remote::Runtime::current().unwrap(),
+    );
     tokio::task::spawn_blocking(move || {
         let Child::Image(img) = remote.open("v1").unwrap() else {
             panic!()

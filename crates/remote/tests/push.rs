@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::TestImage;
 use hoist_image::Child;
 use hoist_remote::push::{self, NoProgress, Options};
-use hoist_remote::{Client, Repository, Target, check};
+use hoist_remote::{Client, Repository, Target, validate};
 use hoist_testkit::distribution::Distribution;
 use hoist_testkit::faults::{Fault, Match, Proxy, Rule};
 
@@ -73,7 +73,9 @@ async fn push_repush_and_tag_against_distribution() {
         r.pushed[0].to_string(),
         format!("{}/hoist/demo@{want}", reg.addr())
     );
-    let c = check(&client, &t1.repo, "v1").await.unwrap();
+    let c = validate(&client, &t1.repo, "v1", Default::default())
+        .await
+        .unwrap();
     assert_eq!((c.images, c.layers, c.digest.as_ref()), (1, 3, Some(&want)));
 
     // Re-push: every blob present, nothing uploaded, the manifest PUT skipped.
@@ -143,9 +145,14 @@ async fn three_tags_two_registries_read_and_compress_once() {
     assert_eq!((r.blobs_uploaded, r.blobs_mounted), (10, 5), "{r:?}");
     assert_eq!(r.pushed.len(), 3);
     for t in &targets {
-        let c = check(&client, &t.repo, t.tag.as_deref().unwrap())
-            .await
-            .unwrap();
+        let c = validate(
+            &client,
+            &t.repo,
+            t.tag.as_deref().unwrap(),
+            Default::default(),
+        )
+        .await
+        .unwrap();
         assert_eq!(c.layers, 4);
         assert_eq!(c.digest.as_ref(), Some(&r.pushed[0].digest));
     }
@@ -208,7 +215,9 @@ async fn faults_retry_and_resume() {
         layer_size + config_size + manifest_size,
         "each byte sent once"
     );
-    check(&client, &t.repo, "v1").await.unwrap();
+    validate(&client, &t.repo, "v1", Default::default())
+        .await
+        .unwrap();
 
     // A reset in the middle of a streamed body: the push still completes.
     proxy.set_rules(vec![Rule::new(
@@ -232,7 +241,9 @@ async fn faults_retry_and_resume() {
     );
     let s2 = client.stats();
     assert!(s2.resumes + s2.restarts > s.resumes + s.restarts, "{s2:?}");
-    check(&client, &t.repo, "v1").await.unwrap();
+    validate(&client, &t.repo, "v1", Default::default())
+        .await
+        .unwrap();
 }
 
 /// The registry asks for chunks (`OCI-Chunk-Min-Length`) and refuses big bodies (413).
@@ -264,7 +275,9 @@ async fn chunked_when_asked_or_refused() {
         patches >= size.div_ceil(128 << 10),
         "{patches} PATCHes for {size} bytes"
     );
-    check(&client, &t.repo, "v1").await.unwrap();
+    validate(&client, &t.repo, "v1", Default::default())
+        .await
+        .unwrap();
 
     proxy.set_rules(vec![Rule::new(
         Match::method("PATCH"),
@@ -293,7 +306,9 @@ async fn chunked_when_asked_or_refused() {
     )]);
     let img = TestImage::new(7, 2, 4 << 20);
     push_one(&client, img.clone(), std::slice::from_ref(&t), &opts).await;
-    check(&client, &t.repo, "v1").await.unwrap();
+    validate(&client, &t.repo, "v1", Default::default())
+        .await
+        .unwrap();
 }
 
 trait SealedSize {
@@ -335,7 +350,9 @@ async fn stream_strategy_compresses_once_into_every_registry() {
         .digest()
         .clone();
     for t in &targets {
-        let c = check(&client, &t.repo, "v1").await.unwrap();
+        let c = validate(&client, &t.repo, "v1", Default::default())
+            .await
+            .unwrap();
         assert_eq!(c.layers, 3);
         // Deterministic compression: the same manifest as sealing first would give.
         assert_eq!(c.digest.as_ref(), Some(&want));

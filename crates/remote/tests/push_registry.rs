@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::TestImage;
 use hoist_image::Child;
 use hoist_remote::push::{self, NoProgress, Options};
-use hoist_remote::{Client, Repository, Target, check};
+use hoist_remote::{Client, Repository, Target, validate};
 use hoist_testkit::faults::{Fault, Match, Proxy, Rule};
 use hoist_testkit::registry::TestRegistry;
 
@@ -57,7 +57,9 @@ async fn push_check_repush_against_the_hoist_registry() {
     .unwrap();
     assert_eq!((r.blobs_uploaded, r.blobs_mounted), (4, 4), "{r:?}");
     for t in [&a, &b] {
-        let k = check(&c, &t.repo, "v1").await.unwrap();
+        let k = validate(&c, &t.repo, "v1", Default::default())
+            .await
+            .unwrap();
         assert_eq!(k.layers, 3);
     }
     let r = push::push(
@@ -122,7 +124,9 @@ async fn reset_mid_body_resumes_from_the_registry_offset() {
         "no byte sent twice: {}",
         pc.summary()
     );
-    check(&c, &t.repo, "v1").await.unwrap();
+    validate(&c, &t.repo, "v1", Default::default())
+        .await
+        .unwrap();
 }
 
 /// Uploads do not hash layout blobs a second time (the registry does): a blob whose bytes

@@ -12,4 +12,5 @@ mod http1;
 pub mod peers;
 pub mod process;
 pub mod registry;
+pub mod stub;
 pub mod token;

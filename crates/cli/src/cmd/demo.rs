@@ -12,7 +12,7 @@ use hoist_image::Cache;
 use hoist_image::Child;
 use hoist_image::random::{self, Mode};
 use hoist_remote::push::{self, NoProgress};
-use hoist_remote::{Client, Repository, Target, check};
+use hoist_remote::{Client, Repository, Target, validate};
 
 use crate::cmd::push::{runtime, size};
 
@@ -151,7 +151,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         });
 
         let t = Instant::now();
-        let c = check(&client, &repo, "v2")
+        let c = validate(&client, &repo, "v2", Default::default())
             .await
             .context("validating what the registry serves")?;
         anyhow::ensure!(

@@ -7,7 +7,6 @@ use std::io::Write;
 use anyhow::{Context, bail};
 use hoist_image::pipeline::Encoding;
 use hoist_image::{Digest, Manifest};
-use hoist_remote::source::download;
 use hoist_remote::{ops, pull};
 
 use super::pull::{parse_platform, repository, source_ref};
@@ -207,14 +206,16 @@ pub fn blob(a: &RefArgs) -> anyhow::Result<()> {
     let client = a.remote.client()?;
     let mut out = std::io::stdout().lock();
     runtime()?
-        .block_on(download(&client, &repo, &digest, None, true, |c| {
-            std::future::ready(out.write_all(&c).map_err(|e| {
-                hoist_remote::Error::new(hoist_remote::ErrorKind::Io {
-                    what: "stdout".into(),
-                    source: e,
-                })
-            }))
-        }))
+        .block_on(
+            client.download(&repo, &digest, None, hoist_remote::Verify::Digest, |c| {
+                std::future::ready(out.write_all(&c).map_err(|e| {
+                    hoist_remote::Error::new(hoist_remote::ErrorKind::Io {
+                        what: "stdout".into(),
+                        source: e,
+                    })
+                }))
+            }),
+        )
         .with_context(|| format!("blob {repo}@{digest}"))?;
     out.flush()?;
     Ok(())

@@ -83,7 +83,11 @@ pub fn open_registry(
     let (m, _) = rt
         .block_on(pull::resolve(&client, &repo, &r.identifier(), platform))
         .with_context(|| format!("docker://{r}"))?;
-    let source = Remote::new(client, repo, rt.handle().clone());
+    let source = Remote::new(
+        client,
+        repo,
+        hoist_remote::Runtime::from_handle(rt.handle().clone()),
+    );
     let child = source.child_of(m);
     Ok((rt, child))
 }

@@ -1,6 +1,7 @@
 //! The transport: one pooled HTTP client (HTTP/1.1 and HTTP/2, rustls), per-registry auth
-//! state (ping, challenge, tokens cached per scope, re-auth on 401), retries with backoff,
-//! and the registry operations built on it (blobs, manifests).
+//! state (ping, challenge, tokens cached per scope, re-auth on 401), and retries with
+//! backoff. [`Client::send`] is what every registry operation (`blobs`, `manifests`,
+//! `upload`, `listing`) goes through.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use hoist_image::{Digest, Manifest, MediaType};
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
@@ -30,7 +30,7 @@ const TOKEN_MARGIN: Duration = Duration::from_secs(5);
 /// A token without `expires_in` lives this long (the docker token spec's default).
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
 /// The manifest types hoist accepts, in preference order.
-const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+pub(crate) const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
 
 /// Counters of what the transport did; see [`Client::stats`].
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -231,6 +231,7 @@ impl Body {
 }
 
 /// A response whose status the caller will check.
+#[derive(Debug)]
 pub(crate) struct Response {
     pub(crate) inner: reqwest::Response,
     what: String,
@@ -347,21 +348,6 @@ impl WithoutUrlRef for reqwest::Error {
         };
         kind.to_string()
     }
-}
-
-/// A blob's presence, as told by a HEAD.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Presence {
-    Present,
-    Missing,
-}
-
-/// The result of a cross-repository mount request.
-#[derive(Debug)]
-pub(crate) enum Mount {
-    Mounted,
-    /// The registry did not mount; it opened an upload session at this URL instead.
-    Started(Url),
 }
 
 impl Client {
@@ -756,234 +742,6 @@ impl Client {
         }
     }
 
-    // ---- registry operations ----
-
-    /// Is the blob in the repository? (`HEAD /v2/<name>/blobs/<digest>`)
-    pub(crate) async fn head_blob(&self, repo: &Repository, digest: &Digest) -> Result<Presence> {
-        let url = self.url(repo, &format!("blobs/{digest}"))?;
-        let r = self
-            .send(repo, &push_scope(repo), Method::HEAD, url, &[], Body::Empty)
-            .await?;
-        match r.status() {
-            200 => Ok(Presence::Present),
-            404 => Ok(Presence::Missing),
-            _ => Err(r.into_error().await),
-        }
-    }
-
-    /// True when the blob exists in the repository.
-    pub async fn blob_exists(&self, repo: &Repository, digest: &Digest) -> Result<bool> {
-        Ok(self.head_blob(repo, digest).await? == Presence::Present)
-    }
-
-    /// Try a cross-repository mount of `digest` from `from` into `repo`.
-    pub(crate) async fn mount(
-        &self,
-        repo: &Repository,
-        digest: &Digest,
-        from: &str,
-    ) -> Result<Mount> {
-        let mut url = self.url(repo, "blobs/uploads/")?;
-        url.query_pairs_mut()
-            .append_pair("mount", &digest.to_string())
-            .append_pair("from", from);
-        let scopes = vec![
-            format!("repository:{}:pull,push", repo.name()),
-            format!("repository:{from}:pull"),
-        ];
-        let r = self
-            .send(repo, &scopes, Method::POST, url, &[], Body::Empty)
-            .await?
-            .expect(&[201, 202])
-            .await?;
-        if r.status() == 201 {
-            return Ok(Mount::Mounted);
-        }
-        let loc = self.resolve_location(repo, r.what(), r.header("location"))?;
-        Ok(Mount::Started(loc))
-    }
-
-    /// `HEAD` a manifest by tag or digest: its digest, when it exists.
-    pub async fn manifest_digest(
-        &self,
-        repo: &Repository,
-        reference: &str,
-    ) -> Result<Option<Digest>> {
-        let url = self.url(repo, &format!("manifests/{reference}"))?;
-        let r = self
-            .send(
-                repo,
-                &pull_scope(repo),
-                Method::HEAD,
-                url,
-                &[("accept", MANIFEST_ACCEPT.to_string())],
-                Body::Empty,
-            )
-            .await?;
-        match r.status() {
-            200 => {
-                let d = r
-                    .header("docker-content-digest")
-                    .and_then(|d| Digest::parse(d).ok());
-                match d {
-                    Some(d) => Ok(Some(d)),
-                    None => Err(Error::invalid_response(
-                        r.what(),
-                        "no valid Docker-Content-Digest header",
-                    )),
-                }
-            }
-            404 => Ok(None),
-            _ => Err(r.into_error().await),
-        }
-    }
-
-    /// `GET` a manifest by tag or digest (verified when asked by digest).
-    pub async fn get_manifest(&self, repo: &Repository, reference: &str) -> Result<Manifest> {
-        let url = self.url(repo, &format!("manifests/{reference}"))?;
-        let r = self
-            .send(
-                repo,
-                &pull_scope(repo),
-                Method::GET,
-                url,
-                &[("accept", MANIFEST_ACCEPT.to_string())],
-                Body::Empty,
-            )
-            .await?
-            .expect(&[200])
-            .await?;
-        let what = r.what().to_string();
-        let ct = r
-            .header("content-type")
-            .map(|c| MediaType::from(c.split(';').next().unwrap_or(c).trim()));
-        let header_digest = r.header("docker-content-digest").map(str::to_string);
-        let raw = r.bytes(hoist_image::MAX_MANIFEST_SIZE).await?;
-        let m = Manifest::from_raw(raw, ct.as_ref())?;
-        if let Ok(want) = Digest::parse(reference)
-            && &want != m.digest()
-        {
-            return Err(Error::new(ErrorKind::Image(hoist_image::Error::new(
-                hoist_image::ErrorKind::DigestMismatch {
-                    expected: want,
-                    actual: m.digest().clone(),
-                    bytes_read: m.raw().len() as u64,
-                },
-            ))));
-        }
-        if let Some(h) = header_digest
-            && Digest::parse(&h).is_ok_and(|h| &h != m.digest())
-        {
-            return Err(Error::invalid_response(
-                &what,
-                "Docker-Content-Digest does not match the body",
-            ));
-        }
-        Ok(m)
-    }
-
-    /// `PUT` a manifest under a tag or its digest; checks the digest the registry reports.
-    pub async fn put_manifest(
-        &self,
-        repo: &Repository,
-        reference: &str,
-        m: &Manifest,
-    ) -> Result<Digest> {
-        let url = self.url(repo, &format!("manifests/{reference}"))?;
-        let r = self
-            .send(
-                repo,
-                &push_scope(repo),
-                Method::PUT,
-                url,
-                &[("content-type", m.media_type().as_str().to_string())],
-                Body::Bytes(m.raw().clone()),
-            )
-            .await?
-            .expect(&[200, 201, 202])
-            .await?;
-        if let Some(d) = r.header("docker-content-digest")
-            && let Ok(d) = Digest::parse(d)
-            && &d != m.digest()
-        {
-            return Err(Error::invalid_response(
-                r.what(),
-                format!("registry stored digest {d}, expected {}", m.digest()),
-            ));
-        }
-        Ok(m.digest().clone())
-    }
-
-    /// Stream a blob, verified: `sink` gets every piece; the digest and size are checked
-    /// at the end (a mismatch is an error, and the bytes must then be discarded).
-    pub async fn fetch_blob(
-        &self,
-        repo: &Repository,
-        digest: &Digest,
-        size: Option<u64>,
-        mut sink: impl FnMut(&[u8]) -> Result<()>,
-    ) -> Result<u64> {
-        self.fetch_blob_with(repo, digest, size, |c| std::future::ready(sink(&c)))
-            .await
-    }
-
-    /// As [`Client::fetch_blob`], with an async sink (pieces handed over as `Bytes`).
-    pub(crate) async fn fetch_blob_with<F, Fut>(
-        &self,
-        repo: &Repository,
-        digest: &Digest,
-        size: Option<u64>,
-        mut sink: F,
-    ) -> Result<u64>
-    where
-        F: FnMut(Bytes) -> Fut,
-        Fut: std::future::Future<Output = Result<()>>,
-    {
-        let url = self.url(repo, &format!("blobs/{digest}"))?;
-        let mut r = self
-            .send(repo, &pull_scope(repo), Method::GET, url, &[], Body::Empty)
-            .await?
-            .expect(&[200])
-            .await?;
-        let size_error = |expected, actual| -> Error {
-            hoist_image::Error::new(hoist_image::ErrorKind::SizeMismatch {
-                what: digest.to_string(),
-                expected,
-                actual,
-            })
-            .into()
-        };
-        let mut h = digest.algorithm().hasher();
-        let mut n = 0u64;
-        while let Some(c) = r.chunk().await? {
-            n += c.len() as u64;
-            if let Some(s) = size
-                && n > s
-            {
-                return Err(size_error(s, n));
-            }
-            h.update(&c);
-            sink(c).await?;
-        }
-        if let Some(s) = size
-            && n != s
-        {
-            return Err(size_error(s, n));
-        }
-        let actual = h.finish();
-        if &actual != digest {
-            return Err(
-                hoist_image::Error::new(hoist_image::ErrorKind::DigestMismatch {
-                    expected: digest.clone(),
-                    actual,
-                    bytes_read: n,
-                })
-                .into(),
-            );
-        }
-        Ok(n)
-    }
-
     /// Check credentials against a registry: ping it and, for token auth, fetch a token
     /// for pulling `repo` (when given).
     pub async fn check_auth(&self, registry: &str, repo: Option<&Repository>) -> Result<()> {
@@ -1044,4 +802,222 @@ pub(crate) fn retry_after(h: &HeaderMap) -> Option<Duration> {
     h.get(header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| parse_retry_after(v, SystemTime::now()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+    use crate::credential::StaticKeychain;
+    use hoist_testkit::stub::{Reply, Stub};
+
+    fn fast_retries(n: u32) -> RetryPolicy {
+        RetryPolicy {
+            retries: n,
+            base: Duration::from_millis(1),
+            max: Duration::from_millis(5),
+        }
+    }
+
+    fn client_with(keychain: Option<(&str, Credential)>) -> Client {
+        let mut b = Client::builder().retry(fast_retries(3));
+        if let Some((host, cred)) = keychain {
+            b = b.keychain(Arc::new(StaticKeychain::new().with(host.to_string(), cred)));
+        }
+        b.build().unwrap()
+    }
+
+    async fn get(c: &Client, repo: &Repository, path: &str) -> Result<Response> {
+        let url = c.url(repo, path)?;
+        c.send(repo, &pull_scope(repo), Method::GET, url, &[], Body::Empty)
+            .await
+    }
+
+    #[tokio::test]
+    async fn an_open_registry_is_pinged_once_and_gets_no_credentials() {
+        let stub = Stub::start(|_| Reply::status(200));
+        let c = client_with(None);
+        let repo = Repository::new(stub.host(), "a").unwrap();
+        for _ in 0..3 {
+            assert_eq!(get(&c, &repo, "tags/list").await.unwrap().status(), 200);
+        }
+        let seen = stub.requests();
+        assert_eq!(seen.iter().filter(|r| r.route() == "/v2/").count(), 1);
+        assert!(seen.iter().all(|r| r.header("authorization").is_none()));
+        assert_eq!(c.stats().requests, 4);
+        // Loopback registries are plain http.
+        assert!(c.base_url(&stub.host()).unwrap().starts_with("http://"));
+    }
+
+    #[tokio::test]
+    async fn basic_challenges_get_the_keychain_credentials() {
+        let stub = Stub::start(|req| match req.header("authorization") {
+            Some(_) => Reply::status(200),
+            None => Reply::status(401).header("www-authenticate", r#"Basic realm="r""#),
+        });
+        let cred = Credential::Basic {
+            username: "alice".into(),
+            password: "s3cret-pass".into(),
+        };
+        let c = client_with(Some((&stub.host(), cred)));
+        let repo = Repository::new(stub.host(), "a").unwrap();
+        get(&c, &repo, "tags/list").await.unwrap();
+        let last = stub.requests().pop().unwrap();
+        use base64::Engine;
+        let want = base64::engine::general_purpose::STANDARD.encode("alice:s3cret-pass");
+        assert_eq!(
+            last.header("authorization"),
+            Some(&*format!("Basic {want}"))
+        );
+    }
+
+    /// A registry and its token service in one stub: tokens `tok-1`, `tok-2`, ...; the
+    /// registry refuses `tok-1` once `expired` is set (a token that died early).
+    fn bearer_registry(expired: Arc<std::sync::atomic::AtomicBool>) -> Stub {
+        let issued = Arc::new(AtomicUsize::new(0));
+        let host = Arc::new(Mutex::new(String::new()));
+        let h = host.clone();
+        let stub = Stub::start(move |req| {
+            if req.route() == "/token" {
+                let n = issued.fetch_add(1, Ordering::SeqCst) + 1;
+                return Reply::status(200).json(&serde_json::json!({"token": format!("tok-{n}")}));
+            }
+            let challenge = format!(
+                r#"Bearer realm="http://{}/token",service="svc""#,
+                h.lock().unwrap()
+            );
+            match req.header("authorization") {
+                Some("Bearer tok-1") if expired.load(Ordering::SeqCst) => {
+                    Reply::status(401).header("www-authenticate", challenge)
+                }
+                Some(a) if a.starts_with("Bearer tok-") => Reply::status(200),
+                _ => Reply::status(401).header("www-authenticate", challenge),
+            }
+        });
+        *host.lock().unwrap() = stub.host();
+        stub
+    }
+
+    #[tokio::test]
+    async fn bearer_tokens_are_cached_per_scope_and_renewed_after_a_401() {
+        let expired = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stub = bearer_registry(expired.clone());
+        let c = client_with(None);
+        let repo = Repository::new(stub.host(), "team/app").unwrap();
+        get(&c, &repo, "tags/list").await.unwrap();
+        get(&c, &repo, "tags/list").await.unwrap();
+        assert_eq!(c.stats().token_fetches, 1, "one token per scope");
+        let token_req = stub
+            .requests()
+            .into_iter()
+            .find(|r| r.route() == "/token")
+            .unwrap();
+        assert_eq!(token_req.query("service").as_deref(), Some("svc"));
+        assert_eq!(
+            token_req.query("scope").as_deref(),
+            Some("repository:team/app:pull")
+        );
+        // The token dies: one 401, a new token, the request replayed.
+        expired.store(true, Ordering::SeqCst);
+        assert_eq!(get(&c, &repo, "tags/list").await.unwrap().status(), 200);
+        let s = c.stats();
+        assert_eq!((s.token_fetches, s.reauths), (2, 1), "{s:?}");
+        // Another scope, another token.
+        let other = Repository::new(stub.host(), "team/other").unwrap();
+        get(&c, &other, "tags/list").await.unwrap();
+        assert_eq!(c.stats().token_fetches, 3);
+    }
+
+    #[tokio::test]
+    async fn temporary_failures_are_retried_and_others_are_not() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let k = calls.clone();
+        let stub = Stub::start(move |req| match req.route() {
+            "/v2/" => Reply::status(200),
+            "/v2/a/flaky" if k.fetch_add(1, Ordering::SeqCst) < 2 => {
+                Reply::status(503).header("retry-after", "0")
+            }
+            "/v2/a/flaky" => Reply::status(200),
+            _ => Reply::status(404).json(&serde_json::json!(
+                {"errors": [{"code": "NAME_UNKNOWN", "message": "repository name not known"}]}
+            )),
+        });
+        let c = client_with(None);
+        let repo = Repository::new(stub.host(), "a").unwrap();
+        assert_eq!(get(&c, &repo, "flaky").await.unwrap().status(), 200);
+        assert_eq!(c.stats().retries, 2);
+        // A 404 is an answer, not a failure: no retry, and its errors are data.
+        let e = get(&c, &repo, "missing")
+            .await
+            .unwrap()
+            .expect(&[200])
+            .await
+            .unwrap_err();
+        assert_eq!(c.stats().retries, 2);
+        assert!(e.is_not_found() && e.has_code("NAME_UNKNOWN"), "{e}");
+        assert_eq!(e.status(), Some(404));
+        // A streamed body cannot be replayed: sent once, the 503 returned.
+        calls.store(0, Ordering::SeqCst);
+        let url = c.url(&repo, "flaky").unwrap();
+        let body = reqwest::Body::from("x");
+        let r = c
+            .send(
+                &repo,
+                &push_scope(&repo),
+                Method::PATCH,
+                url,
+                &[],
+                Body::Stream(body),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 503);
+        assert_eq!(stub.count("PATCH"), 1);
+    }
+
+    #[tokio::test]
+    async fn connection_failures_are_retried_within_the_budget_then_reported() {
+        // A port nothing listens on.
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let c = client_with(None);
+        let repo = Repository::new(format!("127.0.0.1:{port}"), "a").unwrap();
+        let e = get(&c, &repo, "tags/list").await.unwrap_err();
+        assert!(e.is_temporary(), "{e}");
+        assert_eq!(c.stats().retries, 3, "the ping retried 3 times");
+        assert!(!e.to_string().contains('\n'), "{e}");
+    }
+
+    #[tokio::test]
+    async fn urls_in_errors_are_redacted() {
+        let stub = Stub::start(|req| match req.route() {
+            "/v2/" => Reply::status(200),
+            _ => Reply::status(400),
+        });
+        let c = client_with(None);
+        let repo = Repository::new(stub.host(), "a").unwrap();
+        let mut url = c.url(&repo, "blobs/uploads/1").unwrap();
+        url.query_pairs_mut()
+            .append_pair("_state", "very-secret-state")
+            .append_pair("digest", "sha256:00");
+        let e = c
+            .send(
+                &repo,
+                &push_scope(&repo),
+                Method::GET,
+                url,
+                &[],
+                Body::Empty,
+            )
+            .await
+            .unwrap()
+            .into_error()
+            .await;
+        let msg = e.to_string();
+        assert!(!msg.contains("very-secret-state"), "{msg}");
+        assert!(msg.contains("digest=sha256%3A00"), "{msg}");
+    }
 }
