@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README, .ci/run): installs what the tests need on a fresh Debian 12
 # machine (as root), then checks formatting, lints and runs every test, including the
-# interop tests against real peers (skopeo, the distribution registry).
+# interop tests against real peers (skopeo, the distribution registry, Chromium).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +12,8 @@ command -v skopeo >/dev/null || need+=(skopeo)
 command -v htpasswd >/dev/null || need+=(apache2-utils)
 command -v curl >/dev/null || need+=(curl)
 command -v openssl >/dev/null || need+=(openssl)
+# The web page's tests render it in headless Chromium (with a font for its screenshots).
+command -v chromium >/dev/null || need+=(chromium fonts-dejavu-core)
 bash scripts/setup.sh "${need[@]}"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 

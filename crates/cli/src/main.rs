@@ -8,14 +8,16 @@ use clap::{Parser, Subcommand};
 
 mod cmd;
 mod location;
+mod logging;
 
 /// Move container images without waste.
 #[derive(Parser, Debug)]
 #[command(name = "hoist", version, about, propagate_version = true)]
 struct Cli {
-    /// Log level for diagnostics on stderr (error, warn, info, debug, trace).
-    #[arg(long, global = true, env = "HOIST_LOG", default_value = "warn")]
-    log: String,
+    /// Log filter for diagnostics on stderr (error, warn, info, debug, trace, or
+    /// target=level lists) [default: warn; for `serve`: info, which includes the access log].
+    #[arg(long, global = true, env = "HOIST_LOG")]
+    log: Option<String>,
     /// The content cache directory [default: $XDG_CACHE_HOME/hoist, else ~/.cache/hoist].
     #[arg(long, global = true, env = "HOIST_CACHE_DIR", value_name = "DIR")]
     cache_dir: Option<std::path::PathBuf>,
@@ -120,7 +122,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Delete(a) => cmd::inspect::delete(&a),
         Command::Referrers(a) => cmd::inspect::referrers(&a),
         Command::Random(args) => cmd::random::run(&args),
-        Command::Serve(args) => cmd::serve::run(args),
+        Command::Serve(args) => cmd::serve::run(args, cli.log.as_deref()),
         Command::Push(args) => cmd::push::run(&args, &cache),
         Command::Tag(args) => cmd::tag::run(&args),
         Command::Auth { verb } => cmd::auth::run(&verb),
@@ -137,10 +139,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
-        .with_writer(io::stderr)
-        .init();
+    // `serve` sets up its own logging, once its configuration (log format) is known.
+    if !matches!(cli.command, Command::Serve(_)) {
+        logging::init(cli.log.as_deref().unwrap_or("warn"), logging::Format::Text);
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,

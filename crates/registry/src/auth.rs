@@ -101,6 +101,20 @@ impl Htpasswd {
     }
 }
 
+/// The user name of a Basic `Authorization` value (for the access log, once
+/// [`Htpasswd::check`] accepted it). Never the password.
+pub(crate) fn basic_user(authorization: &str) -> Option<String> {
+    let (scheme, creds) = authorization.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(creds.trim())
+        .ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    decoded.split_once(':').map(|(user, _)| user.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +136,8 @@ mod tests {
         assert!(!h.check(Some("Basic !!!")));
         assert!(!h.check(Some("Bearer x")));
         assert!(!h.check(None));
+        assert_eq!(basic_user(&basic("alice:s3cret")).as_deref(), Some("alice"));
+        assert_eq!(basic_user("Bearer x"), None);
         assert!(Htpasswd::parse("alice:{SHA}abc").is_err());
         assert!(Htpasswd::parse("nocolon").is_err());
         assert!(Htpasswd::parse("").is_err());

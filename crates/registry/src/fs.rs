@@ -735,6 +735,26 @@ impl Storage for FsStorage {
         Ok(out)
     }
 
+    /// A sentinel file in `tmp/`, written, read back and removed: the file system is
+    /// mounted, writable and not full.
+    fn probe(&self) -> Result<()> {
+        let p = self
+            .root
+            .join("tmp")
+            .join(format!("probe-{}", self.random_id()));
+        let sentinel = self.random_id();
+        let res = fs::write(&p, &sentinel).and_then(|()| fs::read(&p));
+        let _ = fs::remove_file(&p);
+        match res {
+            Ok(back) if back == sentinel.as_bytes() => Ok(()),
+            Ok(_) => Err(Error::new(
+                Code::Unknown,
+                format!("{}: read back other bytes than written", p.display()),
+            )),
+            Err(e) => Err(Error::io(p.display(), e)),
+        }
+    }
+
     fn referrers(&self, repo: &RepoName, subject: &Digest) -> Result<Vec<Descriptor>> {
         let dir = self.referrers_dir(repo, subject);
         let mut out = Vec::new();

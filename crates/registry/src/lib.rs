@@ -28,24 +28,31 @@
 //! ```
 #![warn(missing_docs)]
 
+mod access;
 mod auth;
 mod error;
 mod fs;
+mod health;
+mod metrics;
 mod names;
 mod server;
 mod storage;
+mod ui;
 
 use std::future::Future;
 use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use access::TARGET as ACCESS_LOG_TARGET;
 pub use auth::Htpasswd;
 pub use error::{Code, Error, Result};
 pub use fs::FsStorage;
+pub use health::READY_TIMEOUT;
+pub use metrics::Metrics;
 pub use names::{Reference, RepoName, validate_tag};
 pub use server::Registry;
-pub use storage::{BlobReader, BodyBlocks, ManifestPut, Storage, StoredManifest};
+pub use storage::{BlobReader, BodyBlocks, ManifestPut, PROBE_REPO, Storage, StoredManifest};
 
 /// How long in-flight requests may finish after a shutdown was asked for.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -72,7 +79,9 @@ pub async fn serve(
         shutdown.await;
         h.graceful_shutdown(Some(SHUTDOWN_GRACE));
     });
-    let app = registry.router().into_make_service();
+    let app = registry
+        .router()
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     match tls {
         None => {
             axum_server::from_tcp(listener)?
@@ -100,4 +109,24 @@ pub async fn serve(
                 .await
         }
     }
+}
+
+/// Serve `registry`'s metrics (`GET /metrics`, no authentication) on `listener`, plain
+/// HTTP, until `shutdown` completes: the separate metrics address of `hoist serve
+/// --metrics-addr`, usually one only the monitoring network reaches.
+pub async fn serve_metrics(
+    listener: std::net::TcpListener,
+    registry: &Registry,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let handle = axum_server::Handle::new();
+    let h = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        h.graceful_shutdown(Some(SHUTDOWN_GRACE));
+    });
+    axum_server::from_tcp(listener)?
+        .handle(handle)
+        .serve(registry.metrics_router().into_make_service())
+        .await
 }

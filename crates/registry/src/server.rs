@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use crate::auth::Htpasswd;
 use crate::error::{Code, Error, Result};
 use crate::fs::{FsStorage, range_header};
+use crate::metrics::Metrics;
 use crate::names::{Reference, RepoName, parse_digest, validate_tag};
 use crate::storage::{ManifestPut, Storage};
 
@@ -36,17 +37,23 @@ const DRAIN_CAP: u64 = 64 << 20;
 const API_VERSION: &str = "registry/2.0";
 const REALM: &str = "Basic realm=\"hoist-registry\"";
 
-/// The registry service: storage plus optional authentication. Cheap to clone.
+/// The registry service: storage plus optional authentication, metrics and the web page.
+/// Cheap to clone.
 #[derive(Clone)]
 pub struct Registry {
     storage: Arc<dyn Storage>,
     auth: Option<Arc<Htpasswd>>,
+    read_only: bool,
+    metrics: Metrics,
+    metrics_endpoint: bool,
+    ui: Arc<crate::ui::Summaries>,
 }
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Registry")
             .field("auth", &self.auth.is_some())
+            .field("read_only", &self.read_only)
             .finish()
     }
 }
@@ -59,9 +66,18 @@ impl Registry {
 
     /// A registry on any storage backend.
     pub fn with_storage(storage: impl Storage) -> Registry {
+        Self::with_shared_storage(Arc::new(storage))
+    }
+
+    /// A registry on a storage backend shared with other users (garbage collection, tests).
+    pub fn with_shared_storage(storage: Arc<dyn Storage>) -> Registry {
         Registry {
-            storage: Arc::new(storage),
+            storage,
             auth: None,
+            read_only: false,
+            metrics: Metrics::new(),
+            metrics_endpoint: true,
+            ui: Arc::default(),
         }
     }
 
@@ -77,24 +93,146 @@ impl Registry {
         self
     }
 
-    /// The axum router serving `/v2/`.
+    /// Refuse every write (405 UNSUPPORTED, saying the registry is read-only), for maintenance.
+    pub fn read_only(mut self, on: bool) -> Registry {
+        self.read_only = on;
+        self
+    }
+
+    /// Whether the main router serves `/metrics` (default yes, behind the same
+    /// authentication as the API). Turn it off when [`Registry::metrics_router`] serves them
+    /// on an address of their own.
+    pub fn metrics_endpoint(mut self, on: bool) -> Registry {
+        self.metrics_endpoint = on;
+        self
+    }
+
+    /// The storage backend.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// This registry's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub(crate) fn ui_summaries(&self) -> &Arc<crate::ui::Summaries> {
+        &self.ui
+    }
+
+    /// The axum router: the API under `/v2/`, the web page at `/` and `/ui/`, `/metrics`,
+    /// and `/healthz`, `/readyz` (those two without authentication).
     pub fn router(&self) -> axum::Router {
         axum::Router::new()
             .fallback(dispatch)
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                crate::access::layer,
+            ))
             .with_state(self.clone())
+    }
+
+    /// A router serving `/metrics` only, without authentication, for a separate metrics
+    /// address (`--metrics-addr`).
+    pub fn metrics_router(&self) -> axum::Router {
+        let m = self.metrics.clone();
+        axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || async move { metrics_response(&m) }),
+        )
     }
 }
 
+fn metrics_response(m: &Metrics) -> Response {
+    let mut r = Response::new(Body::from(m.render()));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    r
+}
+
 async fn dispatch(State(reg): State<Registry>, req: Request) -> Response {
-    let mut resp = match handle(&reg, req).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
+    match req.uri().path() {
+        "/healthz" => return crate::health::healthz(),
+        "/readyz" => return crate::health::readyz(&reg).await,
+        _ => {}
+    }
+    let user = match authenticate(&reg, req.headers()).await {
+        Ok(user) => user,
+        Err(e) => return api_version(e.into_response()),
     };
+    let path = req.uri().path();
+    let mut resp = if path == "/metrics" && reg.metrics_endpoint {
+        metrics_response(&reg.metrics)
+    } else if crate::ui::is_page(path) {
+        crate::ui::page(&reg, req).await
+    } else {
+        api_version(match handle(&reg, req).await {
+            Ok(r) => r,
+            Err(e) => e.into_response(),
+        })
+    };
+    if let Some(u) = user {
+        resp.extensions_mut().insert(crate::access::User(u));
+    }
+    resp
+}
+
+fn api_version(mut resp: Response) -> Response {
     resp.headers_mut().insert(
         "docker-distribution-api-version",
         HeaderValue::from_static(API_VERSION),
     );
     resp
+}
+
+/// Check the request's credentials when the registry has users: the user's name, or an
+/// UNAUTHORIZED error with the Basic challenge.
+async fn authenticate(reg: &Registry, headers: &HeaderMap) -> Result<Option<String>> {
+    let Some(auth) = &reg.auth else {
+        return Ok(None);
+    };
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let auth = auth.clone();
+    let checked = value.clone();
+    let ok = tokio::task::spawn_blocking(move || auth.check(checked.as_deref()))
+        .await
+        .unwrap_or(false);
+    if !ok {
+        return Err(Error::new(Code::Unauthorized, "authentication required")
+            .with_header(header::WWW_AUTHENTICATE, REALM));
+    }
+    Ok(value.as_deref().and_then(crate::auth::basic_user))
+}
+
+/// The template of the endpoint `path` names and its repository: bounded labels for the
+/// access log and metrics.
+pub(crate) fn route_template(path: &str) -> (&'static str, Option<String>) {
+    match path {
+        "/healthz" => return ("/healthz", None),
+        "/readyz" => return ("/readyz", None),
+        "/metrics" => return ("/metrics", None),
+        _ => {}
+    }
+    if crate::ui::is_page(path) {
+        return ("/ui", crate::ui::repo_of(path));
+    }
+    match route(path) {
+        Some(Route::Base) => ("/v2/", None),
+        Some(Route::Catalog) => ("/v2/_catalog", None),
+        Some(Route::Tags(n)) => ("/v2/{name}/tags/list", Some(n)),
+        Some(Route::Manifest(n, _)) => ("/v2/{name}/manifests/{reference}", Some(n)),
+        Some(Route::Blob(n, _)) => ("/v2/{name}/blobs/{digest}", Some(n)),
+        Some(Route::UploadStart(n)) => ("/v2/{name}/blobs/uploads/", Some(n)),
+        Some(Route::Upload(n, _)) => ("/v2/{name}/blobs/uploads/{id}", Some(n)),
+        Some(Route::Referrers(n, _)) => ("/v2/{name}/referrers/{digest}", Some(n)),
+        None => ("other", None),
+    }
 }
 
 /// Which endpoint a path names.
@@ -173,21 +311,6 @@ impl Query {
 }
 
 async fn handle(reg: &Registry, req: Request) -> Result<Response> {
-    if let Some(auth) = &reg.auth {
-        let value = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let auth = auth.clone();
-        let ok = tokio::task::spawn_blocking(move || auth.check(value.as_deref()))
-            .await
-            .unwrap_or(false);
-        if !ok {
-            return Err(Error::new(Code::Unauthorized, "authentication required")
-                .with_header(header::WWW_AUTHENTICATE, REALM));
-        }
-    }
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let query = Query::parse(parts.uri.query());
@@ -200,6 +323,12 @@ async fn handle(reg: &Registry, req: Request) -> Result<Response> {
         )
         .with_status(StatusCode::NOT_FOUND));
     };
+    if reg.read_only && !matches!(method, Method::GET | Method::HEAD) {
+        return Err(Error::new(
+            Code::Unsupported,
+            format!("the registry is read-only (maintenance): {method} {path} is refused"),
+        ));
+    }
     let not_allowed = || {
         Err(Error::new(
             Code::Unsupported,

@@ -139,4 +139,37 @@ pub trait Storage: Send + Sync + 'static {
 
     /// The descriptors of the manifests in `repo` whose subject is `subject`.
     fn referrers(&self, repo: &RepoName, subject: &Digest) -> Result<Vec<Descriptor>>;
+
+    /// A round trip through the storage for a readiness check: something written and read
+    /// back, then removed. By default an upload session of [`PROBE_REPO`] gets a few bytes,
+    /// its size is read back and it is cancelled (the write path pushes take); a backend
+    /// may override it with a direct write and read of a sentinel.
+    fn probe(&self) -> Result<()> {
+        let repo = RepoName::parse(PROBE_REPO)?;
+        let id = self.upload_start(&repo)?;
+        let sentinel = Bytes::from_static(b"hoist readiness probe");
+        let mut body = std::iter::once(Ok(sentinel.clone()));
+        let res = self
+            .upload_append(&repo, &id, Some(0), &mut body)
+            .and_then(|_| {
+                let size = self.upload_size(&repo, &id)?;
+                if size == sentinel.len() as u64 {
+                    Ok(())
+                } else {
+                    Err(crate::error::Error::new(
+                        crate::error::Code::Unknown,
+                        format!(
+                            "probe upload holds {size} bytes after writing {}",
+                            sentinel.len()
+                        ),
+                    ))
+                }
+            });
+        let cancelled = self.upload_cancel(&repo, &id);
+        res.and(cancelled)
+    }
 }
+
+/// The repository the default [`Storage::probe`] opens (and cancels) an upload session in;
+/// nothing is ever committed there.
+pub const PROBE_REPO: &str = "hoist-probe/readyz";

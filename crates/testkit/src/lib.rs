@@ -1,9 +1,10 @@
-//! Test helpers for hoist: wrappers for real peers (skopeo, the distribution registry),
-//! the in-process registry, a distribution-spec conformance harness, a fault-injecting
-//! proxy, a token service, hand-made API requests, child processes and fixtures. Not
-//! published.
+//! Test helpers for hoist: wrappers for real peers (skopeo, the distribution registry,
+//! headless Chromium), the in-process registry, a distribution-spec conformance harness, a
+//! fault-injecting proxy, a token service, hand-made API requests, child processes and
+//! fixtures. Not published.
 
 pub mod api;
+pub mod browser;
 pub mod conformance;
 pub mod counting;
 pub mod distribution;

@@ -11,24 +11,34 @@ use hoist_image::Digest;
 pub struct Server {
     child: Option<Child>,
     url: String,
+    metrics_url: Option<String>,
 }
 
 impl Server {
     /// Start it on `root` with extra arguments; waits for the "listening on" line.
     pub fn start(root: &Path, extra: &[&str]) -> Server {
+        Self::spawn(root, extra, Stdio::inherit())
+    }
+
+    /// As [`Server::start`], with stderr (the log) written to `log`.
+    pub fn start_logged(root: &Path, extra: &[&str], log: &Path) -> Server {
+        let f = std::fs::File::create(log).expect("log file");
+        Self::spawn(root, extra, Stdio::from(f))
+    }
+
+    fn spawn(root: &Path, extra: &[&str], stderr: Stdio) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_hoist"))
             .args(["serve", "--addr", "127.0.0.1:0", "--root"])
             .arg(root)
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("start hoist serve");
+        let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        out.read_line(&mut line).unwrap();
         let url = line
             .trim()
             .rsplit(' ')
@@ -39,10 +49,21 @@ impl Server {
                 panic!("hoist serve did not start: {line:?}")
             })
             .to_string();
+        let metrics_url = extra.contains(&"--metrics-addr").then(|| {
+            let mut line = String::new();
+            out.read_line(&mut line).unwrap();
+            line.trim().rsplit(' ').next().unwrap().to_string()
+        });
         Server {
             child: Some(child),
             url,
+            metrics_url,
         }
+    }
+
+    /// `http://127.0.0.1:PORT/metrics` when started with `--metrics-addr`.
+    pub fn metrics_url(&self) -> Option<String> {
+        self.metrics_url.clone()
     }
 
     /// `http(s)://127.0.0.1:PORT`.
