@@ -54,7 +54,8 @@ TCK=$(getconf CLK_TCK)
 start_hoist() {
   local port; port=$(free_port)
   rm -rf "$WORK/hoist-root"
-  "$HOIST" serve --addr "127.0.0.1:$port" --root "$WORK/hoist-root" >/dev/null &
+  # The access log (one line per request, as distribution writes) goes to a file.
+  "$HOIST" serve --addr "127.0.0.1:$port" --root "$WORK/hoist-root" >/dev/null 2>>"$WORK/hoist-serve.log" &
   SERVER_PID=$!; pids+=("$SERVER_PID"); SERVER_PORT=$port; wait_port "$port"
 }
 start_distribution() {

@@ -1,66 +1,75 @@
 //! `hoist serve`: run the embedded OCI registry.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Args;
 
+use crate::config::Settings;
 use crate::logging;
-
-/// Where the registry listens unless told otherwise: loopback only.
-pub const DEFAULT_ADDR: &str = "127.0.0.1:5000";
-/// Where it stores data unless told otherwise (relative to the working directory).
-pub const DEFAULT_ROOT: &str = "hoist-registry";
 
 /// Arguments of `hoist serve`.
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// Address to listen on (host:port; port 0 picks a free one).
-    #[arg(long, default_value = DEFAULT_ADDR)]
-    addr: SocketAddr,
-    /// Storage directory (created if needed).
-    #[arg(long, default_value = DEFAULT_ROOT)]
-    root: PathBuf,
-    /// Require basic auth against this htpasswd file (bcrypt entries, `htpasswd -B`).
+    #[command(flatten)]
+    settings: Settings,
+    /// Read settings from this TOML file (keys are the flags' names: `addr`, `root`,
+    /// `tls-cert`, ...); flags and HOIST_* variables win over it.
+    #[arg(long, env = "HOIST_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Print the effective settings (flags over environment over file over defaults) as
+    /// TOML, secrets masked, and exit.
     #[arg(long)]
-    htpasswd: Option<PathBuf>,
-    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
-    #[arg(long, requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
-    /// The private key (PEM) for --tls-cert.
-    #[arg(long, requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
-    /// Refuse every write (405 UNSUPPORTED), for maintenance; reads go on.
-    #[arg(long)]
-    read_only: bool,
-    /// Serve Prometheus metrics at http://ADDR/metrics without authentication (and not on
-    /// the main address). Without it, /metrics is on the main address, behind its auth.
-    #[arg(long, value_name = "ADDR")]
-    metrics_addr: Option<SocketAddr>,
-    /// Log lines as text (coloured only on a terminal) or JSON, one object per line.
-    #[arg(long, value_enum, default_value = "text")]
-    log_format: logging::Format,
+    print_config: bool,
+}
+
+/// The effective settings of `hoist serve` (or of anything else run on the registry's
+/// storage, like `hoist registry gc`): flags and environment over the file over defaults.
+pub fn settings(
+    flags: Settings,
+    config: Option<&PathBuf>,
+    log: Option<&str>,
+) -> anyhow::Result<Settings> {
+    let file = match config {
+        Some(p) => Settings::load(p)?,
+        None => Settings::default(),
+    };
+    Settings {
+        log: log.map(str::to_string),
+        ..flags
+    }
+    .over(file)
+    .resolve()
 }
 
 pub fn run(args: ServeArgs, log: Option<&str>) -> anyhow::Result<()> {
-    logging::init(log.unwrap_or("info"), args.log_format);
-    let mut registry = hoist_registry::Registry::open(&args.root)
-        .with_context(|| format!("storage root {}", args.root.display()))?
-        .read_only(args.read_only)
-        .metrics_endpoint(args.metrics_addr.is_none());
-    if let Some(h) = &args.htpasswd {
+    let s = settings(args.settings, args.config.as_ref(), log)?;
+    if args.print_config {
+        print!("{}", s.to_toml_masked());
+        return Ok(());
+    }
+    let (addr, root) = (s.addr.expect("resolved"), s.root.clone().expect("resolved"));
+    let read_only = s.read_only.unwrap_or(false);
+    logging::init(
+        s.log.as_deref().unwrap_or_default(),
+        s.log_format.unwrap_or_default(),
+    );
+    let mut registry = hoist_registry::Registry::open(&root)
+        .with_context(|| format!("storage root {}", root.display()))?
+        .read_only(read_only)
+        .metrics_endpoint(s.metrics_addr.is_none());
+    if let Some(h) = &s.htpasswd {
         let users = hoist_registry::Htpasswd::load(h).map_err(anyhow::Error::msg)?;
         registry = registry.with_auth(users);
     }
-    let tls = match (args.tls_cert, args.tls_key) {
+    let tls = match (s.tls_cert, s.tls_key) {
         (Some(cert), Some(key)) => Some(hoist_registry::Tls { cert, key }),
         _ => None,
     };
-    let listener = std::net::TcpListener::bind(args.addr)
-        .with_context(|| format!("listening on {}", args.addr))?;
+    let listener =
+        std::net::TcpListener::bind(addr).with_context(|| format!("listening on {addr}"))?;
     let local = listener.local_addr().context("local address")?;
-    let metrics = match args.metrics_addr {
+    let metrics = match s.metrics_addr {
         Some(a) => {
             let l =
                 std::net::TcpListener::bind(a).with_context(|| format!("metrics address {a}"))?;
@@ -84,7 +93,7 @@ pub fn run(args: ServeArgs, log: Option<&str>) -> anyhow::Result<()> {
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
     }
-    tracing::info!(root = %args.root.display(), read_only = args.read_only, "serving");
+    tracing::info!(root = %root.display(), read_only, "serving");
     // One async thread for the network; hashing and disk I/O run on tokio's blocking
     // threads (one per request body). Measured with bench/registry.sh: a multi-threaded
     // scheduler only added wake-ups between its workers (about 10% more server CPU).

@@ -27,10 +27,22 @@ impl Server {
     }
 
     fn spawn(root: &Path, extra: &[&str], stderr: Stdio) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hoist"))
-            .args(["serve", "--addr", "127.0.0.1:0", "--root"])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hoist"));
+        cmd.args(["serve", "--addr", "127.0.0.1:0", "--root"])
             .arg(root)
-            .args(extra)
+            .args(extra);
+        Self::spawn_command(cmd, extra.contains(&"--metrics-addr"), stderr)
+    }
+
+    /// `hoist serve` as `cmd` says (arguments, environment), stderr to `log`; with
+    /// `metrics`, it also waits for the metrics address line.
+    pub fn start_command(cmd: Command, metrics: bool, log: &Path) -> Server {
+        let f = std::fs::File::create(log).expect("log file");
+        Self::spawn_command(cmd, metrics, Stdio::from(f))
+    }
+
+    fn spawn_command(mut cmd: Command, metrics: bool, stderr: Stdio) -> Server {
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -49,7 +61,7 @@ impl Server {
                 panic!("hoist serve did not start: {line:?}")
             })
             .to_string();
-        let metrics_url = extra.contains(&"--metrics-addr").then(|| {
+        let metrics_url = metrics.then(|| {
             let mut line = String::new();
             out.read_line(&mut line).unwrap();
             line.trim().rsplit(' ').next().unwrap().to_string()
