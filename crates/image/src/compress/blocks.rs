@@ -96,9 +96,9 @@ where
     }
 }
 
-/// Fill `buf` with up to [`BLOCK_SIZE`] bytes; fewer only at end of input.
+/// Fill `buf` with up to [`BLOCK_SIZE`] bytes; fewer only at end of input. A reused
+/// buffer is not zeroed again (only what it lacks of [`BLOCK_SIZE`]): that cost 1% of a push.
 fn read_block<R: Read>(src: &mut R, buf: &mut Vec<u8>) -> io::Result<()> {
-    buf.clear();
     buf.resize(BLOCK_SIZE, 0);
     let mut n = 0;
     while n < BLOCK_SIZE {
