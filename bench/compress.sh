@@ -1,143 +1,103 @@
 #!/usr/bin/env bash
-# Compare hoist's layer compression with pigz and zstd -T0 on the same layers, in one run:
-# `hoist copy docker-archive:X oci:Y` (gzip level 6 and --fast, zstd) against pigz -6 and
-# zstd -3 -T0 over the same uncompressed layer tars, each writing its output to files.
-# Prints a markdown table (times, MB/s, output sizes, ratios against the peer) and the
-# peak RSS of hoist sealing one big layer.
+# Layer compression: hoist against pigz and zstd -T0 on the same layers, in one run, on
+# each kind of data (bench/lib.sh). hoist runs `hoist --no-cache copy --compression C
+# docker-archive:X oci:Y` (reading the tarball, both sha256, writing a layout); the peers
+# compress each layer tar to a file, one after another (as a tool driving them would).
 #
-#   bench/compress.sh [LAYERS] [SIZE]        default: 4 layers of 50MiB of text
-#   env: RUNS=3 (hyperfine runs), WORK=dir (default a fresh dir in /dev/shm),
-#        RSS_SIZE=2GiB (size of the one-layer image for the RSS check; 0 skips it),
-#        MODE=text|random
+#   bash bench/compress.sh                      # DATA="text random real" RUNS=3 LAYERS=4
+#   DATA=text RUNS=5 bash bench/compress.sh
 #
-# Needs pigz, zstd, hyperfine and python3. Uses /work/shared/bench/mkimage.py when it
-# exists (the reference image generator), otherwise `hoist random`.
+# Pairs: hoist gzip (level 6, the default at rest) vs pigz -6; hoist gzip --level 1 (the
+# push default) vs pigz -1; hoist zstd (level 3) vs zstd -3 -T0. Also hoist --fast (igzip;
+# bytes depend on the CPU family). Work files live in BENCH_TMP (default /dev/shm, so
+# that no tool waits for the disk: hoist fsyncs layout blobs). RSS_SIZE=2GiB adds the peak
+# RSS of sealing one layer that big (0 skips it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+LAYERS=${LAYERS:-4}
+BENCH_TMP=${BENCH_TMP:-/dev/shm}
 source bench/lib.sh
 
-LAYERS=${1:-4}
-SIZE=${2:-50MiB}
-RUNS=${RUNS:-3}
-MODE=${MODE:-text}
-RSS_SIZE=${RSS_SIZE:-2GiB}
-for t in pigz zstd hyperfine python3; do
-  command -v "$t" >/dev/null || { echo "bench/compress.sh needs $t (apt-get install $t)" >&2; exit 1; }
-done
-[ -x /usr/bin/time ] || { echo "bench/compress.sh needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
-
-WORK=${WORK:-$(mktemp -d /dev/shm/hoist-bench.XXXXXX)}
-mkdir -p "$WORK"
-trap 'rm -rf "$WORK"' EXIT
-
+RSS_SIZE=${RSS_SIZE:-0}
+BENCH_ENV="LAYERS=$LAYERS RSS_SIZE=$RSS_SIZE "
+need pigz "apt-get install pigz"
+need zstd "apt-get install zstd"
+need python3 "apt-get install python3"
+need_time
+bench_workdir hoist-compress
 build_hoist
+: >"$W/results"
 
-MKIMAGE=/work/shared/bench/mkimage.py
-make_image() { # make_image FILE LAYERS SIZE
-  if [ -f "$MKIMAGE" ]; then
-    python3 "$MKIMAGE" -n "$2" -s "$3" -m "$MODE" --seed 1 "$1" >/dev/null 2>&1
-  else
-    "$HOIST" random "docker-archive:$1" --layers "$2" --size "$3" --mode "$MODE" --seed 1 >/dev/null
-  fi
-}
-
-make_image "$WORK/img.tar" "$LAYERS" "$SIZE"
-mkdir -p "$WORK/x"
-tar -xf "$WORK/img.tar" -C "$WORK/x"
-mapfile -t TARS < <(python3 -c '
-import json, sys
-m = json.load(open(sys.argv[1] + "/manifest.json"))
-for l in m[0]["Layers"]:
-    print(sys.argv[1] + "/" + l)
-' "$WORK/x")
-BYTES=$(stat -c %s "${TARS[@]}" | awk '{s += $1} END {print s}')
-
-# The peers compress each layer into a file, one layer after another (as a tool that
-# drives them would); hoist reads the tarball and writes an OCI layout.
-export TARS_LIST="${TARS[*]}"
-cat >"$WORK/peer.sh" <<'SH'
+# peer OUTDIR CMD...: CMD -c LAYER > OUTDIR/i for each layer tar in TARS.
+cat >"$W/peer.sh" <<'SH'
 #!/usr/bin/env bash
 set -euo pipefail
 out=$1; shift
+mkdir -p "$out"
 i=0
 for f in $TARS_LIST; do
   "$@" -c "$f" >"$out/$i"
   i=$((i + 1))
 done
 SH
-chmod +x "$WORK/peer.sh"
-
-W=$WORK
-hyperfine --style basic --runs "$RUNS" --warmup 1 --export-json "$WORK/h.json" \
-  --prepare "rm -rf $W/o-gzip $W/o-fast $W/o-zstd $W/p-gzip $W/p-zstd; mkdir -p $W/p-gzip $W/p-zstd" \
-  -n "hoist gzip" "$HOIST --no-cache copy --compression gzip docker-archive:$W/img.tar oci:$W/o-gzip" \
-  -n "pigz -6" "$W/peer.sh $W/p-gzip pigz -6 -n" \
-  -n "hoist gzip --fast" "$HOIST --no-cache copy --compression gzip --fast docker-archive:$W/img.tar oci:$W/o-fast" \
-  -n "hoist zstd" "$HOIST --no-cache copy --compression zstd docker-archive:$W/img.tar oci:$W/o-zstd" \
-  -n "zstd -3 -T0" "$W/peer.sh $W/p-zstd zstd -q -3 -T0" \
-  >"$WORK/hyperfine.txt"
-
-# hyperfine's --prepare cleared the outputs: make them once more (untimed) for the sizes.
-rm -rf "$W/o-gzip" "$W/o-fast" "$W/o-zstd" "$W/p-gzip" "$W/p-zstd"
-mkdir -p "$W/p-gzip" "$W/p-zstd"
-"$HOIST" --no-cache copy --compression gzip "docker-archive:$W/img.tar" "oci:$W/o-gzip" >/dev/null
-"$HOIST" --no-cache copy --compression gzip --fast "docker-archive:$W/img.tar" "oci:$W/o-fast" >/dev/null
-"$HOIST" --no-cache copy --compression zstd "docker-archive:$W/img.tar" "oci:$W/o-zstd" >/dev/null
-"$W/peer.sh" "$W/p-gzip" pigz -6 -n
-"$W/peer.sh" "$W/p-zstd" zstd -q -3 -T0
-layer_bytes() { # the layers of the one image in an OCI layout
-  python3 -c '
-import json, sys
-d = sys.argv[1]
-idx = json.load(open(d + "/index.json"))
-m = idx["manifests"][0]["digest"].split(":")[1]
-man = json.load(open(d + "/blobs/sha256/" + m))
-print(sum(l["size"] for l in man["layers"]))
-' "$1"
-}
+chmod +x "$W/peer.sh"
 dir_bytes() { stat -c %s "$1"/* | awk '{s += $1} END {print s}'; }
 
-python3 - "$WORK/h.json" "$BYTES" \
-  "$(layer_bytes "$W/o-gzip")" "$(dir_bytes "$W/p-gzip")" \
-  "$(layer_bytes "$W/o-fast")" "$(layer_bytes "$W/o-zstd")" "$(dir_bytes "$W/p-zstd")" <<'PY'
+for kind in $DATA; do
+  rm -rf "$W/img" "$W/x"
+  make_image "$kind" "$W/img"
+  rm -rf "$W/img/img.oci"
+  mkdir -p "$W/x"
+  tar -xf "$W/img/img.tar" -C "$W/x"
+  TARS_LIST=$(python3 -c '
 import json, sys
-h = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
-raw = int(sys.argv[2])
-size = {
-    "hoist gzip": int(sys.argv[3]), "pigz -6": int(sys.argv[4]),
-    "hoist gzip --fast": int(sys.argv[5]),
-    "hoist zstd": int(sys.argv[6]), "zstd -3 -T0": int(sys.argv[7]),
-}
-peer = {"hoist gzip": "pigz -6", "hoist gzip --fast": "pigz -6", "hoist zstd": "zstd -3 -T0"}
-print(f"input: {raw} bytes of uncompressed layers\n")
-print("Wall times suffer when other work shares the cores; CPU (user+sys) is the load-independent")
-print("cost. 'vs peer' columns: >1 is better for speed and CPU, <1 is smaller for size.\n")
-print("| tool | median wall s | MB/s | CPU s | output bytes | ratio | speed vs peer | CPU vs peer | size vs peer |")
-print("|---|---|---|---|---|---|---|---|---|")
-cpu = {n: r["user"] + r["system"] for n, r in h.items()}
-for name, r in h.items():
-    t = r["median"]
-    row = f"| {name} | {t:.3f} | {raw / t / 1e6:.0f} | {cpu[name]:.2f} | {size[name]} | {raw / size[name]:.3f} |"
-    if name in peer:
-        p = peer[name]
-        row += f" {h[p]['median'] / t:.2f}x | {cpu[p] / cpu[name]:.2f}x | {size[name] / size[p]:.4f} |"
-    else:
-        row += " | | |"
-    print(row)
+m = json.load(open(sys.argv[1] + "/manifest.json"))
+print(" ".join(sys.argv[1] + "/" + l for l in m[0]["Layers"]))' "$W/x")
+  export TARS_LIST
+  # shellcheck disable=SC2086
+  fact "$kind" layer_bytes "$(stat -c %s $TARS_LIST | awk '{s += $1} END {print s}')"
+  IMG=$W/img/img.tar
+  for run in $(seq "$RUNS"); do
+    echo "$kind: run $run/$RUNS" >&2
+    for t in hoist-gzip pigz-6 hoist-gzip-1 pigz-1 hoist-fast hoist-zstd zstd-3; do
+      rm -rf "$W/o"
+      case $t in
+        hoist-gzip) timed "$kind" "$t" "$run" "$HOIST" --no-cache copy --compression gzip "docker-archive:$IMG" "oci:$W/o" ;;
+        hoist-gzip-1) timed "$kind" "$t" "$run" "$HOIST" --no-cache copy --compression gzip --level 1 "docker-archive:$IMG" "oci:$W/o" ;;
+        hoist-fast) timed "$kind" "$t" "$run" "$HOIST" --no-cache copy --compression gzip --fast "docker-archive:$IMG" "oci:$W/o" ;;
+        hoist-zstd) timed "$kind" "$t" "$run" "$HOIST" --no-cache copy --compression zstd "docker-archive:$IMG" "oci:$W/o" ;;
+        pigz-6) timed "$kind" "$t" "$run" "$W/peer.sh" "$W/o" pigz -6 -n ;;
+        pigz-1) timed "$kind" "$t" "$run" "$W/peer.sh" "$W/o" pigz -1 -n ;;
+        zstd-3) timed "$kind" "$t" "$run" "$W/peer.sh" "$W/o" zstd -q -3 -T0 ;;
+      esac
+      if [ "$run" = 1 ]; then
+        case $t in
+          hoist-*) fact "$kind" "bytes_$t" "$(layout_layer_bytes "$W/o")" ;;
+          *) fact "$kind" "bytes_$t" "$(dir_bytes "$W/o")" ;;
+        esac
+      fi
+    done
+  done
+  python3 - "$W/facts" "$kind" >>"$W/facts" <<'PY'
+import sys
+f = {}
+for line in open(sys.argv[1]):
+    k, key, v = line.rstrip("\n").split(" ", 2)
+    if k == sys.argv[2]:
+        f[key] = v
+for h, p in [("hoist-gzip", "pigz-6"), ("hoist-gzip-1", "pigz-1"), ("hoist-fast", "pigz-1"), ("hoist-zstd", "zstd-3")]:
+    print(f"{sys.argv[2]} size_{h}/{p} {int(f['bytes_' + h]) / int(f['bytes_' + p]):.4f}")
 PY
+  rm -rf "$W/x" "$W/o"
+done
 
 if [ "$RSS_SIZE" != 0 ]; then
-  make_image "$WORK/big.tar" 1 "$RSS_SIZE"
-  echo
-  echo "peak RSS, one $RSS_SIZE layer (docker-archive -> oci, --no-cache):"
+  "$HOIST" random "docker-archive:$W/big.tar" --layers 1 --size "${RSS_SIZE%iB}" --mode text --seed 1 >/dev/null
   for c in gzip zstd; do
-    rm -rf "$WORK/big-$c"
-    /usr/bin/time -v "$HOIST" --no-cache copy --compression "$c" "docker-archive:$WORK/big.tar" "oci:$WORK/big-$c" \
-      2>"$WORK/time-$c.txt" >/dev/null
-    rss=$(awk -F: '/Maximum resident set size/ {gsub(/ /, "", $2); print $2}' "$WORK/time-$c.txt")
-    wall=$(awk '/Elapsed \(wall clock\)/ {print $NF}' "$WORK/time-$c.txt")
-    echo "- $c: $((rss / 1024)) MiB max RSS, wall $wall"
+    rm -rf "$W/o"
+    timed rss "hoist-$c-one-$RSS_SIZE-layer" 1 "$HOIST" --no-cache copy --compression "$c" "docker-archive:$W/big.tar" "oci:$W/o"
   done
 fi
-echo
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg)"
+
+report "Layer compression: hoist vs pigz and zstd on the same layers" \
+  "hoist-gzip:pigz-6 hoist-gzip-1:pigz-1 hoist-fast:pigz-1 hoist-zstd:zstd-3"

@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# End-to-end push benchmark: the same docker-save tarball (10 layers x 50 MiB of
-# compressible text by default) pushed to the distribution registry by hoist, skopeo
-# and (when on PATH) crane, in one run, so the ratios compare like with like.
+# End-to-end push benchmark: the same images pushed to the distribution registry by hoist,
+# skopeo and (when on PATH) crane, in one run, on each kind of data (bench/lib.sh: text,
+# random, real), so the ratios compare like with like.
 #
-#   bash bench/push.sh            # RUNS=3 LAYERS=10 SIZE=50MiB by default
-#   RUNS=1 LAYERS=4 SIZE=16MiB bash bench/push.sh
+#   bash bench/push.sh                          # DATA="text random real" RUNS=3
+#   DATA=real RUNS=5 bash bench/push.sh
+#   HOIST_FLAGS="--level 6" DATA=text bash bench/push.sh
 #
-# Measures, per tool: cold push (empty registry, empty caches), re-push (every blob
-# present; hoist with its content cache, skopeo with its blob-info cache warm), and a
-# push from an OCI layout (pre-compressed blobs). Wall time and peak RSS come from
-# /usr/bin/time -v; blob sizes from the manifests the registry serves.
+# Per kind and run, each into a fresh, empty registry:
+# - cold push of the docker-save tarball (uncompressed layers: every tool compresses;
+#   hoist with an empty content cache, skopeo with an empty blob-info cache);
+# - re-push of the same tarball into the same registry (hoist with its cache warm,
+#   skopeo with its blob-info cache warm; crane has no cache and is not measured);
+# - push from an OCI layout (gzip layers: nothing to compress).
+# Reported: wall time, the client's CPU (user+system), the registry's CPU meanwhile, peak
+# RSS, and the layer bytes each tool left in the registry.
 #
 # skopeo keeps a host-wide blob-info cache as root (/var/lib/containers/cache): each
 # skopeo session runs in a private mount namespace (unshare -m) with a fresh tmpfs
@@ -18,120 +23,94 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
 
-RUNS=${RUNS:-3}
-LAYERS=${LAYERS:-10}
-SIZE=${SIZE:-50MiB}
-SEED=${SEED:-1}
-REGISTRY_BIN=${REGISTRY_BIN:-/usr/bin/docker-registry}
-# Extra flags for hoist push (e.g. HOIST_FLAGS="--level 2").
+# Extra flags for hoist push (e.g. HOIST_FLAGS="--level 6").
 HOIST_FLAGS=${HOIST_FLAGS:-}
-bench_workdir hoist-bench
+BENCH_ENV=${HOIST_FLAGS:+HOIST_FLAGS=\"$HOIST_FLAGS\" }
 
 need skopeo "apt-get install skopeo"
 need unshare "util-linux"
+need python3 "apt-get install python3"
 need_time
 need_registry
-
-echo "building hoist (release)..." >&2
+bench_workdir hoist-push
 build_hoist
-
-# ---- the image ----
-MK=/work/shared/bench/mkimage.py
-if [ -f "$MK" ]; then
-  echo "making the image with mkimage.py ($LAYERS x $SIZE text)..." >&2
-  python3 "$MK" --layers "$LAYERS" --layer-size "$SIZE" --mode text --seed "$SEED" "$W/img.tar" --oci "$W/img.oci" >&2
-  OCI="oci:$W/img.oci"
-else
-  echo "making the image with hoist random ($LAYERS x $SIZE text)..." >&2
-  "$HOIST" random "docker-archive:$W/img.tar" --layers "$LAYERS" --size "${SIZE%iB}" --mode text --seed "$SEED" >/dev/null
-  "$HOIST" random "oci:$W/img.oci:bench" --layers "$LAYERS" --size "${SIZE%iB}" --mode text --seed "$SEED" >/dev/null
-  OCI="oci:$W/img.oci:bench"
-fi
-TAR_BYTES=$(stat -c %s "$W/img.tar")
-
-# ---- a fresh distribution registry per measurement ----
-REG=""
-start_registry() {
-  start_distribution REG "$(mktemp -d "$W/reg.XXXXXX")" "delete: {enabled: true}, "
-  wait_v2 "$REG" && return
-  echo "registry did not start" >&2; exit 1
-}
-stop_registries() {
-  kill_servers
-  PIDS=()
-  rm -rf "$W"/reg.*
-}
-
-# Sum of layer sizes of the manifest at REG/REPO:TAG.
-blob_bytes() { registry_layer_bytes "$REG" "$1" "$2"; }
-
-# skopeo in a private mount namespace with an empty blob-info cache for the whole script
-skopeo_ns() {
-  mkdir -p "$W/skopeo-home"
-  "${NO_BLOB_CACHE[@]}" env HOME="$W/skopeo-home" "$@"
-}
-
 : >"$W/results"
-for run in $(seq "$RUNS"); do
-  echo "run $run/$RUNS" >&2
-  # hoist: cold (empty cache), re-push (warm cache), from the layout
-  start_registry
-  rm -rf "$W/cache"
-  timed hoist-cold env HOIST_CACHE_DIR="$W/cache" "$HOIST" push --quiet $HOIST_FLAGS "docker-archive:$W/img.tar" "$REG/bench/hoist:v1"
-  echo "hoist-blobs $(blob_bytes bench/hoist v1) 0" >>"$W/results"
-  timed hoist-repush env HOIST_CACHE_DIR="$W/cache" "$HOIST" push --quiet $HOIST_FLAGS "docker-archive:$W/img.tar" "$REG/bench/hoist:v1"
-  stop_registries
-  start_registry
-  timed hoist-layout env HOIST_CACHE_DIR="$W/cache" "$HOIST" push --quiet "$OCI" "$REG/bench/layout:v1"
-  stop_registries
 
-  # skopeo: cold and warm re-push in one namespace (its cache persists between them)
-  start_registry
-  cat >"$W/skopeo-two.sh" <<SH
+# fresh_registry: a new, empty registry; sets REG, and SERVERS to its pid.
+fresh_registry() {
+  kill_servers
+  rm -rf "$W/reg"
+  start_distribution REG "$W/reg" "delete: {enabled: true}, "
+  SERVERS=$REG_PID
+}
+
+# skopeo in a private mount namespace with an empty blob-info cache.
+skopeo_ns() { "${NO_BLOB_CACHE[@]}" env HOME="$W/skopeo-home" "$@"; }
+
+for kind in $DATA; do
+  rm -rf "$W/img"
+  make_image "$kind" "$W/img"
+  IMG=$W/img/img.tar
+  OCI=$W/img/img.oci
+  for run in $(seq "$RUNS"); do
+    echo "$kind: run $run/$RUNS" >&2
+    # hoist: cold (empty cache), then re-push (warm cache)
+    fresh_registry
+    rm -rf "$W/cache"
+    # shellcheck disable=SC2086
+    timed "$kind" hoist-cold "$run" env HOIST_CACHE_DIR="$W/cache" "$HOIST" push --quiet $HOIST_FLAGS "docker-archive:$IMG" "$REG/bench/hoist:v1"
+    if [ "$run" = 1 ]; then fact "$kind" blobs_hoist "$(registry_layer_bytes "$REG" bench/hoist v1)"; fi
+    # shellcheck disable=SC2086
+    timed "$kind" hoist-repush "$run" env HOIST_CACHE_DIR="$W/cache" "$HOIST" push --quiet $HOIST_FLAGS "docker-archive:$IMG" "$REG/bench/hoist:v1"
+
+    # skopeo: cold and warm re-push in one namespace (its cache persists between them)
+    fresh_registry
+    rm -rf "$W/skopeo-home"
+    cat >"$W/skopeo-two.sh" <<SH
 set -e
-/usr/bin/time -v -o "$W/t1.txt" skopeo copy -q --dest-tls-verify=false docker-archive:$W/img.tar docker://$REG/bench/skopeo:v1
-/usr/bin/time -v -o "$W/t2.txt" skopeo copy -q --dest-tls-verify=false docker-archive:$W/img.tar docker://$REG/bench/skopeo:v1
+/usr/bin/time -f '%e %U %S %M' -o "$W/t1.txt" skopeo copy -q --dest-tls-verify=false docker-archive:$IMG docker://$REG/bench/skopeo:v1
+echo \$(awk '{print \$14 + \$15}' /proc/$REG_PID/stat) >"$W/s1.txt"
+/usr/bin/time -f '%e %U %S %M' -o "$W/t2.txt" skopeo copy -q --dest-tls-verify=false docker-archive:$IMG docker://$REG/bench/skopeo:v1
 SH
-  skopeo_ns sh "$W/skopeo-two.sh" >"$W/out.txt" 2>"$W/err.txt" || { cat "$W/err.txt" >&2; exit 1; }
-  time_row skopeo-cold "$W/t1.txt"
-  time_row skopeo-repush "$W/t2.txt"
-  echo "skopeo-blobs $(blob_bytes bench/skopeo v1) 0" >>"$W/results"
-  stop_registries
-  start_registry
-  skopeo_ns /usr/bin/time -v -o "$W/t3.txt" skopeo copy -q --dest-tls-verify=false "$OCI" "docker://$REG/bench/layout:v1" \
-    >"$W/out.txt" 2>"$W/err.txt" || { cat "$W/err.txt" >&2; exit 1; }
-  time_row skopeo-layout "$W/t3.txt"
-  stop_registries
+    s0=$(server_ticks)
+    skopeo_ns sh "$W/skopeo-two.sh" >"$W/out.txt" 2>"$W/err.txt" || { cat "$W/err.txt" >&2; exit 1; }
+    s2=$(server_ticks)
+    s1=$(cat "$W/s1.txt")
+    time_row "$kind" skopeo-cold "$run" "$W/t1.txt" "$s0" "$s1"
+    time_row "$kind" skopeo-repush "$run" "$W/t2.txt" "$s1" "$s2"
+    if [ "$run" = 1 ]; then fact "$kind" blobs_skopeo "$(registry_layer_bytes "$REG" bench/skopeo v1)"; fi
 
-  if command -v crane >/dev/null; then
-    start_registry
-    timed crane-cold crane push --insecure "$W/img.tar" "$REG/bench/crane:v1"
-    stop_registries
-    start_registry
-    timed crane-layout crane push --insecure "$W/img.oci" "$REG/bench/crane:layout"
-    stop_registries
-  fi
+    if have_crane; then
+      fresh_registry
+      timed "$kind" crane-cold "$run" crane push --insecure "$IMG" "$REG/bench/crane:v1"
+      if [ "$run" = 1 ]; then fact "$kind" blobs_crane "$(registry_layer_bytes "$REG" bench/crane v1)"; fi
+    fi
+
+    # from the layout: nothing to compress
+    fresh_registry
+    rm -rf "$W/cache"
+    timed "$kind" hoist-layout "$run" env HOIST_CACHE_DIR="$W/cache" "$HOIST" push --quiet "oci:$OCI:bench" "$REG/bench/layout:v1"
+    fresh_registry
+    timed "$kind" skopeo-layout "$run" "${NO_BLOB_CACHE[@]}" skopeo copy -q --dest-tls-verify=false "oci:$OCI:bench" "docker://$REG/bench/layout:v1"
+    if have_crane; then
+      fresh_registry
+      timed "$kind" crane-layout "$run" crane push --insecure "$OCI" "$REG/bench/layout:v1"
+    fi
+    kill_servers
+  done
+  python3 - "$W/facts" "$kind" >>"$W/facts" <<'PY'
+import sys
+f = {}
+for line in open(sys.argv[1]):
+    k, key, v = line.rstrip("\n").split(" ", 2)
+    if k == sys.argv[2]:
+        f[key] = v
+h = int(f['blobs_hoist'])
+for peer in ["skopeo", "crane"]:
+    if f"blobs_{peer}" in f:
+        print(f"{sys.argv[2]} blobs_hoist/{peer} {h / int(f['blobs_' + peer]):.3f}")
+PY
 done
 
-# ---- report: medians ----
-python3 - "$W/results" "$TAR_BYTES" <<'PY'
-import sys, statistics, collections
-rows = collections.defaultdict(list)
-for line in open(sys.argv[1]):
-    k, wall, rss = line.split()
-    rows[k].append((float(wall), int(rss)))
-tar = int(sys.argv[2])
-med = lambda k, i: statistics.median(v[i] for v in rows[k]) if k in rows else None
-print(f"image: docker-save tarball {tar/2**20:.0f} MiB; medians of {len(rows['hoist-cold'])} run(s)")
-print(f"{'measurement':<16}{'wall s':>9}{'peak RSS MiB':>14}")
-for k in ["hoist-cold","skopeo-cold","crane-cold","hoist-repush","skopeo-repush","hoist-layout","skopeo-layout","crane-layout"]:
-    if k in rows:
-        print(f"{k:<16}{med(k,0):>9.2f}{med(k,1)/1024:>14.1f}")
-hb, sb = med("hoist-blobs",0), med("skopeo-blobs",0)
-print(f"layer bytes in the registry: hoist {hb/2**20:.1f} MiB, skopeo {sb/2**20:.1f} MiB (hoist/skopeo {hb/sb:.3f})")
-def ratio(a, b):
-    if a in rows and b in rows:
-        print(f"{b} / {a}: {med(b,0)/med(a,0):.2f}x")
-ratio("hoist-cold","skopeo-cold"); ratio("hoist-cold","crane-cold")
-ratio("hoist-repush","skopeo-repush"); ratio("hoist-layout","skopeo-layout"); ratio("hoist-layout","crane-layout")
-PY
+report "Push: hoist vs skopeo and crane into distribution" \
+  "hoist-cold:skopeo-cold hoist-cold:crane-cold hoist-repush:skopeo-repush hoist-layout:skopeo-layout hoist-layout:crane-layout"
