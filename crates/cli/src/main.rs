@@ -1,5 +1,6 @@
-//! `hoist`: the command-line front end. Thin: each verb parses its arguments and calls a
-//! library function. Exit codes: 0 success, 1 any error (one line on stderr), 2 usage error.
+//! `hoist`: the command-line front end. Thin: each verb parses its arguments, makes one
+//! call of [`hoist_ops`] (the verbs as a library), and formats the result. Exit codes: 0
+//! success, 1 any error (one line on stderr), 2 usage error.
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -8,8 +9,9 @@ use clap::{Parser, Subcommand};
 
 mod cmd;
 mod config;
-mod location;
 mod logging;
+mod options;
+mod progress;
 
 /// Move container images without waste.
 #[derive(Parser, Debug)]
@@ -42,13 +44,7 @@ enum Command {
     #[command(subcommand)]
     Cache(cmd::cache::CacheCommand),
     /// Recompute and check every digest, size and diff_id of an image or index.
-    Validate {
-        /// oci:DIR[:NAME], docker-archive:FILE[:REF], docker://REF, or a path.
-        location: String,
-        /// Check manifests, configs and reported facts only; do not read layer bytes.
-        #[arg(long)]
-        fast: bool,
-    },
+    Validate(cmd::validate::Args),
     /// Write a seeded, deterministic random image (for tests and benchmarks).
     Random(cmd::random::Args),
     /// Run the embedded OCI registry.
@@ -72,7 +68,7 @@ enum Command {
     Blob(cmd::inspect::RefArgs),
     /// Delete a tag (REPO:TAG, the tag only) or a manifest (REPO@DIGEST, with every tag
     /// that points to it) from a registry.
-    Delete(cmd::inspect::DeleteArgs),
+    Delete(cmd::delete::DeleteArgs),
     /// List the referrers of a manifest (the OCI referrers index, as JSON).
     Referrers(cmd::inspect::RefArgs),
     /// Push an image from a layout or tarball to one or more registry destinations.
@@ -103,7 +99,7 @@ enum Command {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let cache = cmd::cache::CacheOpts {
+    let cache = options::CacheOpts {
         dir: cli.cache_dir,
         disabled: cli.no_cache,
         max: cli.cache_max,
@@ -112,20 +108,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Version => cmd::version::run(),
         Command::Copy(args) => cmd::copy::run(&args, &cache),
         Command::Cache(c) => cmd::cache::run(&c, &cache),
-        Command::Validate { location, fast } => cmd::validate::run(&location, fast),
+        Command::Validate(a) => cmd::validate::run(&a, &cache),
         Command::Pull(args) => cmd::pull::run(&args, &cache),
-        Command::Digest(a) => cmd::inspect::digest(&a),
-        Command::Manifest(a) => cmd::inspect::manifest(&a),
-        Command::Config(a) => cmd::inspect::config(&a),
-        Command::Ls(a) => cmd::inspect::ls(&a),
-        Command::Catalog(a) => cmd::inspect::catalog(&a),
-        Command::Blob(a) => cmd::inspect::blob(&a),
-        Command::Delete(a) => cmd::inspect::delete(&a),
-        Command::Referrers(a) => cmd::inspect::referrers(&a),
+        Command::Digest(a) => cmd::inspect::digest(&a, &cache),
+        Command::Manifest(a) => cmd::inspect::manifest(&a, &cache),
+        Command::Config(a) => cmd::inspect::config(&a, &cache),
+        Command::Ls(a) => cmd::inspect::ls(&a, &cache),
+        Command::Catalog(a) => cmd::inspect::catalog(&a, &cache),
+        Command::Blob(a) => cmd::inspect::blob(&a, &cache),
+        Command::Delete(a) => cmd::delete::run(&a, &cache),
+        Command::Referrers(a) => cmd::inspect::referrers(&a, &cache),
         Command::Random(args) => cmd::random::run(&args),
         Command::Serve(args) => cmd::serve::run(args, cli.log.as_deref()),
         Command::Push(args) => cmd::push::run(&args, &cache),
-        Command::Tag(args) => cmd::tag::run(&args),
+        Command::Tag(args) => cmd::tag::run(&args, &cache),
         Command::Auth { verb } => cmd::auth::run(&verb),
         Command::Append(args) => cmd::append::run(&args, &cache),
         Command::Mutate(args) => cmd::mutate::run(&args, &cache),
@@ -157,6 +153,11 @@ fn main() -> ExitCode {
 /// A closed stdout (`hoist ... | head`) is not an error.
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
+        if c.downcast_ref::<hoist_ops::Error>()
+            .is_some_and(|e| e.is_broken_pipe())
+        {
+            return true;
+        }
         let io = c.downcast_ref::<io::Error>().or_else(|| {
             match c.downcast_ref::<hoist_image::Error>().map(|e| e.kind()) {
                 Some(hoist_image::ErrorKind::Io { source, .. }) => Some(source),

@@ -14,6 +14,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::manifest::Descriptor;
 use crate::media_type::{Compression, MediaType};
 use crate::pipeline::{self, Encoding};
+use crate::reference::Reference;
 
 /// A boxed reader that can cross threads.
 pub type BoxRead = Box<dyn Read + Send>;
@@ -60,6 +61,13 @@ pub trait Layer: Send + Sync + fmt::Debug {
     /// The uncompressed tar.
     fn uncompressed(&self) -> Result<BoxRead>;
 
+    /// A registry repository that holds this layer's compressed blob, when the layer is
+    /// read from one (a reference without tag or digest): a sink on the same registry
+    /// mounts the blob from there instead of uploading its bytes. Default: none.
+    fn origin(&self) -> Option<Reference> {
+        None
+    }
+
     /// All facts at once.
     fn sealed(&self) -> Result<Sealed> {
         Ok(Sealed {
@@ -82,6 +90,10 @@ pub trait CompressedSource: Send + Sync + fmt::Debug {
     fn descriptor(&self) -> &Descriptor;
     /// The raw blob bytes; [`FromCompressed`] verifies them.
     fn open(&self) -> Result<BoxRead>;
+    /// The registry repository the blob is read from, if any (see [`Layer::origin`]).
+    fn origin(&self) -> Option<Reference> {
+        None
+    }
 }
 
 /// A full [`Layer`] from a [`CompressedSource`]: the diff_id is taken from `diff_id_hint`
@@ -156,6 +168,9 @@ impl<S: CompressedSource> Layer for FromCompressed<S> {
     }
     fn uncompressed(&self) -> Result<BoxRead> {
         pipeline::decoder(self.compression()?, self.compressed()?)
+    }
+    fn origin(&self) -> Option<Reference> {
+        self.src.origin()
     }
 }
 

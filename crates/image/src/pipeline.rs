@@ -387,6 +387,9 @@ impl Layer for Retyped {
     fn uncompressed(&self) -> Result<BoxRead> {
         self.inner.uncompressed()
     }
+    fn origin(&self) -> Option<crate::reference::Reference> {
+        self.inner.origin()
+    }
 }
 
 #[cfg(test)]

@@ -652,11 +652,14 @@ async fn blob_everywhere(
         let (registry, repos) = (registry.clone(), repos.clone());
         let (digest, src) = (digest.clone(), src.clone());
         set.spawn(async move {
+            // Who holds it: a repository of this registry the push memory knows, else
+            // the one a registry layer was read from.
             let mut holder: Option<String> = sh
                 .memory
                 .lock()
                 .expect("memory lock")
-                .get(&registry, &digest);
+                .get(&registry, &digest)
+                .or_else(|| src.origin_in(&registry));
             for repo in &repos {
                 let _permit = sh.jobs.acquire().await.expect("never closed");
                 let how = one_blob(&sh, repo, &digest, size, &src, holder.as_deref()).await?;

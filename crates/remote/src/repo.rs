@@ -62,6 +62,11 @@ impl Repository {
         &self.name
     }
 
+    /// The repository as a reference (no tag, no digest), `registry/name`.
+    pub fn reference(&self) -> Reference {
+        Reference::parse(&self.to_string()).expect("a repository is a valid reference")
+    }
+
     /// True when the registry is a loopback host (`localhost`, `127.0.0.0/8`, `[::1]`),
     /// which hoist talks to over plain http by default.
     pub fn is_loopback(&self) -> bool {
@@ -208,6 +213,11 @@ mod tests {
                 "{s}"
             );
             assert_eq!(parsed.repo.is_loopback(), r.is_loopback(), "{s}");
+            // And back: the repository as a reference views as the same repository.
+            assert_eq!(
+                Repository::from_reference(&parsed.repo.reference()),
+                parsed.repo
+            );
         }
     }
 

@@ -192,6 +192,9 @@ impl CompressedSource for RemoteBlob {
     fn open(&self) -> hoist_image::Result<BoxRead> {
         self.remote.open_blob(&self.descriptor).map_err(image_error)
     }
+    fn origin(&self) -> Option<hoist_image::Reference> {
+        Some(self.remote.repo.reference())
+    }
 }
 
 /// An image in a registry.

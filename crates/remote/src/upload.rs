@@ -44,6 +44,16 @@ pub(crate) enum BlobSource {
 }
 
 impl BlobSource {
+    /// The repository of `registry` the blob can be mounted from: a registry layer's
+    /// origin on the same registry.
+    pub(crate) fn origin_in(&self, registry: &str) -> Option<String> {
+        let BlobSource::Layer(l) = self else {
+            return None;
+        };
+        let origin = Repository::from_reference(&l.origin()?);
+        (origin.registry() == registry).then(|| origin.name().to_string())
+    }
+
     /// The bytes from `offset` on. Re-opening skips by reading. The source checks the
     /// size only: the registry hashes what it receives and refuses to commit the blob
     /// under a digest its bytes do not have (400 DIGEST_INVALID), so a second hash here

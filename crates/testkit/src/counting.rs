@@ -63,6 +63,9 @@ impl Layer for Counting {
         self.uncompressed.fetch_add(1, Ordering::SeqCst);
         self.inner.uncompressed()
     }
+    fn origin(&self) -> Option<hoist_image::Reference> {
+        self.inner.origin()
+    }
 }
 
 /// An image whose layers are [`Counting`] wrappers sharing one counter.

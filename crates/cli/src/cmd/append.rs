@@ -1,16 +1,13 @@
 //! `hoist append BASE --layer FILE_OR_DIR... -t DST [--time T] [--owner UID:GID]
-//! [--compression gzip|zstd|none]`: new layers on top of an image (or of `scratch`). A
-//! directory becomes a deterministic tar (sorted entries, mtime from `--time` or the epoch,
-//! owner 0:0 unless `--owner`); a tar file (plain, gzip or zstd) is taken as it is, its paths
-//! checked. Each new layer is compressed once, through the content cache; the base's layers
-//! are never read.
+//! [--compression gzip|zstd|none]`: new layers on top of an image (or of `scratch`), with
+//! [`hoist_ops::append`].
 
 use anyhow::{Context, bail};
-use hoist_image::mutate::{self, Addendum, DirOptions};
-use hoist_image::pipeline::Encoding;
+use hoist_ops::Location;
+use hoist_ops::append::{self, Base};
 
-use super::cache::CacheOpts;
-use super::mutate::{NewLayerCompression, open_image, parse_time, write_image};
+use super::mutate::NewLayerCompression;
+use crate::options::{self, CacheOpts, Ctx, say};
 
 /// Arguments of `hoist append`.
 #[derive(clap::Args, Debug)]
@@ -36,6 +33,8 @@ pub struct Args {
     /// The platform of `scratch`: os/arch[/variant].
     #[arg(long)]
     pub platform: Option<String>,
+    #[command(flatten)]
+    pub remote: crate::options::RemoteArgs,
 }
 
 fn parse_owner(s: &str) -> anyhow::Result<(u64, u64)> {
@@ -47,49 +46,26 @@ fn parse_owner(s: &str) -> anyhow::Result<(u64, u64)> {
 
 /// Run `hoist append`.
 pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
-    let (uid, gid) = parse_owner(&args.owner)?;
-    let time = parse_time(args.time.as_deref())?;
-    let stores = cache.store()?;
-    let encoding = args.compression.encoding();
-    let mut opened = None;
+    let owner = parse_owner(&args.owner)?;
+    let time = options::time(args.time.as_deref())?;
     let base = if args.base == "scratch" {
-        let p = args
-            .platform
-            .as_deref()
-            .map(hoist_image::Platform::parse)
-            .transpose()?;
-        mutate::scratch(p.as_ref())? as std::sync::Arc<dyn hoist_image::Image>
+        Base::Scratch(options::platform(args.platform.as_deref())?)
     } else {
         if args.platform.is_some() {
             bail!(
                 "--platform is for `scratch` bases; use hoist mutate --platform to change an image's"
             );
         }
-        let o = open_image(&args.base, &Encoding::gzip(), &stores, None)?;
-        let img = o.image.clone();
-        opened = Some(o);
-        img
+        Base::Image(Location::parse(&args.base)?)
     };
-    let mt = mutate::layer_media_type(base.as_ref(), encoding.compression)?;
-    let dir = DirOptions {
-        mtime: time.unwrap_or(0),
-        uid,
-        gid,
+    let dst = Location::parse(&args.dst)?;
+    let opts = append::Options {
+        encoding: args.compression.encoding(),
+        time,
+        owner,
     };
-    let mut add = Vec::new();
-    for p in &args.layer {
-        let layer = mutate::layer_from_path(p, dir, &encoding, mt.clone(), stores.store.clone())
-            .with_context(|| format!("layer {}", p.display()))?;
-        let name = p
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| p.display().to_string());
-        add.push(Addendum {
-            layer,
-            created_by: format!("hoist append {name}"),
-        });
-    }
-    let out =
-        mutate::append(base, add, time).with_context(|| format!("appending to {}", args.base))?;
-    write_image(&args.dst, out, &stores, &opened.iter().collect::<Vec<_>>())
+    let ctx = Ctx::new(cache).remote(&args.remote).build()?;
+    let report = append::append(&base, &args.layer, &opts, &dst, &ctx)?;
+    say(&dst, &report.written[0])?;
+    Ok(())
 }

@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use anyhow::{Context, bail};
 use hoist_remote::{Credential, DockerConfig, Keychain};
 
-use crate::cmd::push::{RemoteArgs, runtime};
+use crate::options::RemoteArgs;
 
 /// `hoist auth` verbs.
 #[derive(clap::Subcommand, Debug)]
@@ -82,8 +82,8 @@ pub fn run(verb: &Verb) -> anyhow::Result<()> {
                     b = b.insecure(r.clone());
                 }
                 let client = b.build()?;
-                runtime()?
-                    .block_on(client.check_auth(registry, None))
+                hoist_remote::Runtime::new()
+                    .block_on(client.check_auth(registry, None))?
                     .with_context(|| format!("logging in to {registry}"))?;
             }
             config.login(registry, username, &password)?;

@@ -1,73 +1,14 @@
-//! The content cache options every verb shares (`--cache-dir`, `HOIST_CACHE_DIR`,
-//! `--no-cache`, `--cache-max`), and `hoist cache ls | prune | path`.
+//! `hoist cache ls | prune | path`: the content cache of compressed layers, and the size
+//! values the cache options take.
 
 use std::io::Write;
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use hoist_image::{Cache, SpoolStore, Store};
+use hoist_image::Cache;
 
-/// Where sealed layers go, as the global options say.
-#[derive(Debug, Clone, Default)]
-pub struct CacheOpts {
-    /// `--cache-dir` / `HOIST_CACHE_DIR`; None or empty: the default directory.
-    pub dir: Option<PathBuf>,
-    /// `--no-cache`.
-    pub disabled: bool,
-    /// `--cache-max`: keep the cache under this many bytes (LRU eviction).
-    pub max: Option<u64>,
-}
-
-impl CacheOpts {
-    /// The cache directory in effect.
-    pub fn dir(&self) -> anyhow::Result<PathBuf> {
-        match &self.dir {
-            Some(d) if !d.as_os_str().is_empty() => Ok(d.clone()),
-            _ => Cache::default_dir().context(
-                "no cache directory: set XDG_CACHE_HOME or HOME, or give --cache-dir / HOIST_CACHE_DIR",
-            ),
-        }
-    }
-
-    /// Open the cache, unless disabled.
-    pub fn open(&self) -> anyhow::Result<Option<Arc<Cache>>> {
-        if self.disabled {
-            return Ok(None);
-        }
-        let dir = self.dir()?;
-        let mut cache = Cache::open(&dir)
-            .with_context(|| format!("cannot open the cache in {}", dir.display()))?;
-        if let Some(max) = self.max {
-            cache = cache.with_limit(max);
-        }
-        Ok(Some(Arc::new(cache)))
-    }
-
-    /// The store for sealed layers: the cache, or temporary files with `--no-cache`.
-    pub fn store(&self) -> anyhow::Result<Stores> {
-        Ok(match self.open()? {
-            Some(c) => Stores {
-                store: c.clone(),
-                cache: Some(c),
-            },
-            None => Stores {
-                store: Arc::new(SpoolStore::new()?),
-                cache: None,
-            },
-        })
-    }
-}
-
-/// Where a command seals layers, and the cache behind it if any (for its counters).
-pub struct Stores {
-    /// The store to seal into.
-    pub store: Arc<dyn Store>,
-    /// The cache, unless `--no-cache`.
-    pub cache: Option<Arc<Cache>>,
-}
+use crate::options::CacheOpts;
 
 /// Parse a size: `1048576`, `512k`, `100MiB`, `10G`, `1.5GiB` (k/M/G/T are binary).
 pub fn parse_size(s: &str) -> Result<u64, String> {

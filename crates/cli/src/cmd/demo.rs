@@ -14,7 +14,7 @@ use hoist_image::random::{self, Mode};
 use hoist_remote::push::{self, NoProgress};
 use hoist_remote::{Client, Repository, Target, validate};
 
-use crate::cmd::push::{runtime, size};
+use crate::progress::size;
 
 /// Arguments of `hoist demo`.
 #[derive(clap::Args, Debug)]
@@ -51,7 +51,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let cache = Arc::new(Cache::open(tmp.path().join("cache"))?);
-    let rt = runtime()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = rt.spawn(async move {
         hoist_registry::serve(listener, &registry, None, async {

@@ -1,12 +1,10 @@
 //! `hoist flatten SRC -t DST [--compression gzip|zstd|none] [--time T]`: one layer with the
-//! image's merged filesystem (whiteouts applied), compressed once through the content cache.
+//! image's merged filesystem (whiteouts applied), with [`hoist_ops::flatten`].
 
-use anyhow::Context;
-use hoist_image::mutate;
-use hoist_image::pipeline::Encoding;
+use hoist_ops::Location;
 
-use super::cache::CacheOpts;
-use super::mutate::{NewLayerCompression, open_image, parse_time, write_image};
+use super::mutate::NewLayerCompression;
+use crate::options::{self, CacheOpts, Ctx, say};
 
 /// Arguments of `hoist flatten`.
 #[derive(clap::Args, Debug)]
@@ -22,20 +20,17 @@ pub struct Args {
     /// `created` and the history entry's time: seconds since 1970 or YYYY-MM-DDTHH:MM:SSZ.
     #[arg(long)]
     pub time: Option<String>,
+    #[command(flatten)]
+    pub remote: crate::options::RemoteArgs,
 }
 
 /// Run `hoist flatten`.
 pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
-    let time = parse_time(args.time.as_deref())?;
-    let stores = cache.store()?;
-    // Tarball layers are read uncompressed: no need to compress them on the way.
-    let src = open_image(&args.src, &Encoding::none(), &stores, None)?;
-    let out = mutate::flatten(
-        src.image.clone(),
-        &args.compression.encoding(),
-        stores.store.clone(),
-        time,
-    )
-    .with_context(|| format!("flattening {}", src.loc))?;
-    write_image(&args.dst, out, &stores, &[])
+    let time = options::time(args.time.as_deref())?;
+    let src = Location::parse(&args.src)?;
+    let dst = Location::parse(&args.dst)?;
+    let ctx = Ctx::new(cache).remote(&args.remote).build()?;
+    let report = hoist_ops::flatten::flatten(&src, &args.compression.encoding(), time, &dst, &ctx)?;
+    say(&dst, &report.written[0])?;
+    Ok(())
 }

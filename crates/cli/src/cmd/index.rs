@@ -1,18 +1,13 @@
-//! `hoist index create|append|filter|list`: multi-platform indexes from images in local
-//! locations, written to a layout or a registry (through the push engine).
+//! `hoist index create|append|filter|list`: multi-platform indexes from images in any
+//! location, written to a layout or a registry ([`hoist_ops::index`]).
 
 use std::io::Write;
-use std::sync::Arc;
 
-use anyhow::{Context, bail};
 use clap::Subcommand;
-use hoist_image::mutate::index;
-use hoist_image::pipeline::Encoding;
-use hoist_image::{Child, ImageIndex, Platform};
+use hoist_image::Platform;
+use hoist_ops::{Location, index};
 
-use super::cache::{CacheOpts, Stores};
-use super::mutate::{Opened, open_image};
-use crate::location::Location;
+use crate::options::{CacheOpts, Ctx, say};
 
 /// The index verbs.
 #[derive(Subcommand, Debug)]
@@ -25,6 +20,8 @@ pub enum IndexCommand {
         /// Destination: oci:DIR[:NAME] or a registry reference.
         #[arg(short = 't', long = "tag", value_name = "DST")]
         dst: String,
+        #[command(flatten)]
+        remote: crate::options::RemoteArgs,
     },
     /// Add images to an index; an image of a platform already listed replaces it.
     Append {
@@ -36,6 +33,8 @@ pub enum IndexCommand {
         /// Destination: oci:DIR[:NAME] or a registry reference.
         #[arg(short = 't', long = "tag", value_name = "DST")]
         dst: String,
+        #[command(flatten)]
+        remote: crate::options::RemoteArgs,
     },
     /// Keep only the images of some platforms.
     Filter {
@@ -47,133 +46,65 @@ pub enum IndexCommand {
         /// Destination: oci:DIR[:NAME] or a registry reference.
         #[arg(short = 't', long = "tag", value_name = "DST")]
         dst: String,
+        #[command(flatten)]
+        remote: crate::options::RemoteArgs,
     },
     /// List an index's entries: digest, platform, media type, size.
     List {
         /// The index.
         index: String,
+        #[command(flatten)]
+        remote: crate::options::RemoteArgs,
     },
 }
 
-/// An opened index, and the runtime a registry index is read on.
-type OpenedIndex = (
-    Location,
-    Arc<dyn ImageIndex>,
-    Option<tokio::runtime::Runtime>,
-);
-
-fn open_index(s: &str, stores: &Stores) -> anyhow::Result<OpenedIndex> {
-    let loc = Location::parse(s)?;
-    if let Location::Registry(r) = &loc {
-        let remote = super::push::RemoteArgs::default();
-        let (rt, child) = super::pull::open_registry(r, &remote, None)?;
-        return match child {
-            Child::Index(i) => Ok((loc, i, Some(rt))),
-            Child::Image(_) => bail!("{loc} is a single image, not an index"),
-        };
-    }
-    match loc
-        .open_local(&Encoding::gzip(), Some(stores.store.clone()))
-        .with_context(|| format!("opening {loc}"))?
-    {
-        Child::Index(i) => Ok((loc, i, None)),
-        Child::Image(_) => bail!("{loc} is a single image, not an index"),
-    }
-}
-
-/// Open images for an index; registry images stay readable while the returned handles live.
-fn images(list: &[String], stores: &Stores) -> anyhow::Result<(Vec<Child>, Vec<Opened>)> {
-    let opened = list
-        .iter()
-        .map(|s| open_image(s, &Encoding::gzip(), stores, None))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok((
-        opened
-            .iter()
-            .map(|o| Child::Image(o.image.clone()))
-            .collect(),
-        opened,
-    ))
-}
-
-/// Write an index to `dst` (a layout or a registry); print `DST: DIGEST`. With `origin`
-/// (a registry source's repository and layer digests), those layers are mounted first
-/// into a destination repository of the same registry.
-pub fn write_index(
-    dst: &str,
-    idx: Arc<dyn ImageIndex>,
-    stores: &Stores,
-    origin: Option<&(hoist_remote::Repository, Vec<hoist_image::Digest>)>,
-) -> anyhow::Result<()> {
-    let loc = Location::parse(dst)?;
-    let digest = match &loc {
-        Location::Registry(r) => {
-            let target = hoist_remote::Target::from_reference(r)?;
-            if let Some(o) = origin {
-                super::mutate::mount_from_origin(&target, o, &super::push::RemoteArgs::default())?;
-            }
-            let opts = hoist_remote::push::Options {
-                memory_dir: stores.cache.as_ref().map(|c| c.path().join("remote")),
-                ..Default::default()
-            };
-            let pushed = super::push::push_source(
-                hoist_image::Child::Index(idx),
-                &[target],
-                &opts,
-                &super::push::RemoteArgs::default(),
-                true,
-            )
-            .with_context(|| format!("writing {loc}"))?;
-            pushed
-                .first()
-                .and_then(|p| p.rsplit_once('@'))
-                .map(|(_, d)| d.to_string())
-                .context("the push reported no digest")?
-        }
-        _ => loc.write_local(&Child::Index(idx))?.digest.to_string(),
-    };
-    writeln!(std::io::stdout(), "{loc}: {digest}")?;
-    Ok(())
+fn locations(list: &[String]) -> anyhow::Result<Vec<Location>> {
+    list.iter().map(|s| Ok(Location::parse(s)?)).collect()
 }
 
 /// Run an index verb.
 pub fn run(c: &IndexCommand, cache: &CacheOpts) -> anyhow::Result<()> {
-    let stores = cache.store()?;
-    match c {
-        IndexCommand::Create { images: list, dst } => {
-            let (children, _keep) = images(list, &stores)?;
-            let idx = index::create(children)?;
-            write_index(dst, idx, &stores, None)
+    let remote = match c {
+        IndexCommand::Create { remote, .. }
+        | IndexCommand::Append { remote, .. }
+        | IndexCommand::Filter { remote, .. }
+        | IndexCommand::List { remote, .. } => remote,
+    };
+    let ctx = Ctx::new(cache).remote(remote).build()?;
+    let (dst, report) = match c {
+        IndexCommand::Create { images, dst, .. } => {
+            let dst = Location::parse(dst)?;
+            let r = index::create(&locations(images)?, &dst, &ctx)?;
+            (dst, r)
         }
         IndexCommand::Append {
             index: src,
-            images: list,
+            images,
             dst,
+            ..
         } => {
-            let (_, base, _rt) = open_index(src, &stores)?;
-            let (children, _keep) = images(list, &stores)?;
-            let idx = index::append_to(base, children)?;
-            write_index(dst, idx, &stores, None)
+            let (src, dst) = (Location::parse(src)?, Location::parse(dst)?);
+            let r = index::append(&src, &locations(images)?, &dst, &ctx)?;
+            (dst, r)
         }
         IndexCommand::Filter {
             index: src,
             platform,
             dst,
+            ..
         } => {
-            let (loc, base, _rt) = open_index(src, &stores)?;
+            let (src, dst) = (Location::parse(src)?, Location::parse(dst)?);
             let platforms = platform
                 .iter()
                 .map(|p| Platform::parse(p))
                 .collect::<Result<Vec<_>, _>>()?;
-            let idx =
-                index::filter(base, &platforms).with_context(|| format!("filtering {loc}"))?;
-            write_index(dst, idx, &stores, None)
+            let r = index::filter(&src, &platforms, &dst, &ctx)?;
+            (dst, r)
         }
-        IndexCommand::List { index: src } => {
-            let (_, idx, _rt) = open_index(src, &stores)?;
-            let m = idx.manifest()?;
+        IndexCommand::List { index: src, .. } => {
+            let src = Location::parse(src)?;
             let mut out = std::io::stdout().lock();
-            for d in &m.as_index().context("not an index")?.manifests {
+            for d in index::list(&src, &ctx)? {
                 let platform = d
                     .platform
                     .as_ref()
@@ -190,7 +121,9 @@ pub fn run(c: &IndexCommand, cache: &CacheOpts) -> anyhow::Result<()> {
                     d.digest, d.media_type, d.size
                 )?;
             }
-            Ok(())
+            return Ok(());
         }
-    }
+    };
+    say(&dst, &report.written[0])?;
+    Ok(())
 }

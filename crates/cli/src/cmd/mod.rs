@@ -4,6 +4,7 @@ pub mod append;
 pub mod auth;
 pub mod cache;
 pub mod copy;
+pub mod delete;
 pub mod demo;
 pub mod export;
 pub mod flatten;

@@ -5,7 +5,9 @@ use hoist_image::Compression;
 use hoist_image::pipeline::Encoding;
 use hoist_image::random::{self, Mode};
 
-use crate::location::Location;
+use hoist_ops::Location;
+
+use crate::options::{not_local, say};
 
 /// Arguments of `hoist random`.
 #[derive(clap::Args, Debug)]
@@ -70,6 +72,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let loc = Location::parse(&args.dst)?;
+    if let Location::Registry(r) = &loc {
+        return Err(not_local(r));
+    }
     let encoding = match args.compression {
         Compression::Gzip => Encoding::gzip(),
         Compression::Zstd => Encoding::zstd(),
@@ -87,8 +92,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         Some(n) => hoist_image::Child::Index(random::index(&opts, n)?),
         None => hoist_image::Child::Image(random::image(&opts)?),
     };
-    let written = loc.write_local(&source)?;
-    loc.say(&written.digest)?;
+    // Layers are sealed into a temporary spool of the image's own, not the cache.
+    let report = hoist_ops::write(&loc, source, &hoist_ops::Context::default())?;
+    say(&loc, &report.written[0].digest)?;
     Ok(())
 }
 

@@ -1,13 +1,9 @@
 //! `hoist rebase SRC --old-base OLD --new-base NEW -t DST`: replace the layers of OLD at the
-//! bottom of SRC with NEW's. OLD's layers must be SRC's first layers (by digest and
-//! diff_id). No layer is read: SRC's own layers and NEW's are copied or mounted as they are.
+//! bottom of SRC with NEW's ([`hoist_ops::rebase`]). No layer is read.
 
-use anyhow::Context;
-use hoist_image::mutate;
-use hoist_image::pipeline::Encoding;
+use hoist_ops::Location;
 
-use super::cache::CacheOpts;
-use super::mutate::{open_image, write_image};
+use crate::options::{CacheOpts, Ctx, say};
 
 /// Arguments of `hoist rebase`.
 #[derive(clap::Args, Debug)]
@@ -23,16 +19,18 @@ pub struct Args {
     /// Destination: oci:DIR[:NAME], docker-archive:FILE[:REF], or a registry reference.
     #[arg(short = 't', long = "tag", value_name = "DST")]
     pub dst: String,
+    #[command(flatten)]
+    pub remote: crate::options::RemoteArgs,
 }
 
 /// Run `hoist rebase`.
 pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
-    let stores = cache.store()?;
-    let gz = Encoding::gzip();
-    let src = open_image(&args.src, &gz, &stores, None)?;
-    let old = open_image(&args.old_base, &gz, &stores, None)?;
-    let new = open_image(&args.new_base, &gz, &stores, None)?;
-    let out = mutate::rebase(src.image.clone(), old.image.as_ref(), new.image.as_ref())
-        .with_context(|| format!("rebasing {}", src.loc))?;
-    write_image(&args.dst, out, &stores, &[&src, &new])
+    let src = Location::parse(&args.src)?;
+    let old = Location::parse(&args.old_base)?;
+    let new = Location::parse(&args.new_base)?;
+    let dst = Location::parse(&args.dst)?;
+    let ctx = Ctx::new(cache).remote(&args.remote).build()?;
+    let report = hoist_ops::rebase::rebase(&src, &old, &new, &dst, &ctx)?;
+    say(&dst, &report.written[0])?;
+    Ok(())
 }

@@ -1,13 +1,13 @@
 //! `hoist tag REF TAG...`: give an image in a registry more tags, one manifest PUT each
-//! (none when the tag already points at it). Prints `REPO:TAG@DIGEST` per tag.
+//! (none when the tag already points at it), with [`hoist_ops::tag`]. Prints
+//! `REPO:TAG@DIGEST` per tag.
 
 use std::io::Write;
 
-use anyhow::Context;
-use hoist_image::Reference;
-use hoist_remote::{Repository, Target};
+use hoist_ops::Location;
+use hoist_remote::Repository;
 
-use crate::cmd::push::{RemoteArgs, runtime};
+use crate::options::{self, CacheOpts, Ctx, RemoteArgs};
 
 /// Arguments of `hoist tag`.
 #[derive(clap::Args, Debug)]
@@ -21,41 +21,22 @@ pub struct Args {
     pub remote: RemoteArgs,
 }
 
-pub fn run(args: &Args) -> anyhow::Result<()> {
-    let s = args
-        .reference
-        .strip_prefix("docker://")
-        .unwrap_or(&args.reference);
-    let r = Reference::parse(s).with_context(|| format!("invalid reference {s:?}"))?;
-    let repo = Repository::new(r.api_host(), r.repository())?;
-    let targets = args
-        .tags
-        .iter()
-        .map(|t| Target::tagged(repo.clone(), t.clone()))
-        .collect::<Result<Vec<_>, _>>()?;
-    let client = args.remote.client()?;
-    let rt = runtime()?;
-    let out = rt.block_on(async {
-        let m = client
-            .get_manifest(&repo, &r.identifier())
-            .await
-            .with_context(|| format!("fetching {r}"))?;
-        let mut out = Vec::new();
-        for t in &targets {
-            let tag = t.tag.as_deref().expect("tagged");
-            if client.manifest_digest(&repo, tag).await?.as_ref() != Some(m.digest()) {
-                client
-                    .put_manifest(&repo, tag, &m)
-                    .await
-                    .with_context(|| format!("tagging {t}"))?;
-            }
-            out.push(format!("{t}@{}", m.digest()));
-        }
-        anyhow::Ok(out)
-    })?;
+/// Run `hoist tag`.
+pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
+    let r = options::reference(&args.reference, "reference")?;
+    let ctx = Ctx::new(cache).remote(&args.remote).build()?;
+    let report = hoist_ops::tag::tag(&r, &args.tags, &ctx)?;
     let mut stdout = std::io::stdout().lock();
-    for line in out {
-        writeln!(stdout, "{line}")?;
+    for w in &report.written {
+        if let Location::Registry(t) = &w.location {
+            let tag = t.tag().unwrap_or_default();
+            writeln!(
+                stdout,
+                "{}:{tag}@{}",
+                Repository::from_reference(t),
+                w.digest
+            )?;
+        }
     }
     Ok(())
 }

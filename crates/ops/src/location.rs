@@ -10,19 +10,18 @@
 //! | anything else                | a registry reference                                   |
 //!
 //! A tarball destination that is a device or a fifo (`/dev/stdout`, a named pipe) is
-//! written as a stream, never replaced by a regular file (`hoist_image::output`).
+//! written as a stream, never replaced by a regular file ([`hoist_image::output`]).
 //!
 //! As in skopeo, `oci:` and `docker-archive:` split at the first `:` after the path, so
 //! `docker-archive:x.tar:localhost:5000/app:v1` names `localhost:5000/app:v1`.
+//! [`Location`]'s `Display` writes the prefixed form, which parses back to an equal value.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use anyhow::{Context, bail};
-use hoist_image::layout::{self, Layout};
-use hoist_image::pipeline::Encoding;
-use hoist_image::{Child, Descriptor, Digest, Reference, Store, tarball};
+use hoist_image::{Digest, Reference};
+
+use crate::error::{Context, Result, bail};
 
 /// Where an image is (or goes).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +33,7 @@ pub enum Location {
         /// A ref name (`org.opencontainers.image.ref.name`) or a digest.
         name: Option<String>,
     },
-    /// A `docker save` tarball.
+    /// A `docker save` tarball (`-`: stdout).
     Archive {
         /// The file.
         file: PathBuf,
@@ -81,24 +80,18 @@ impl Location {
         matches!(self, Location::Archive { file, .. } if file.as_os_str() == STDOUT)
     }
 
-    /// Print a verb's result line (`DST: DIGEST`): on stdout, unless the image itself goes
-    /// there, then on stderr.
-    pub fn say(&self, line: impl fmt::Display) -> std::io::Result<()> {
-        use std::io::Write;
-        if self.is_stdout() {
-            writeln!(std::io::stderr(), "{line}")
-        } else {
-            writeln!(std::io::stdout(), "{line}")
-        }
+    /// True for a registry location.
+    pub fn is_registry(&self) -> bool {
+        matches!(self, Location::Registry(_))
     }
 
     /// Parse a location, looking at the filesystem for bare arguments.
-    pub fn parse(s: &str) -> anyhow::Result<Location> {
+    pub fn parse(s: &str) -> Result<Location> {
         Self::parse_with(s, probe)
     }
 
     /// Parse with a custom filesystem probe (for tests).
-    pub fn parse_with(s: &str, probe: impl Fn(&Path) -> PathKind) -> anyhow::Result<Location> {
+    pub fn parse_with(s: &str, probe: impl Fn(&Path) -> PathKind) -> Result<Location> {
         let what = || format!("location {s:?}");
         if let Some(rest) = s.strip_prefix("oci:") {
             let (dir, name) = split_path(rest);
@@ -131,7 +124,7 @@ impl Location {
                 );
             }
             let reference = reference
-                .map(|r| {
+                .map(|r| -> Result<Reference> {
                     let r = Reference::parse(r).with_context(|| format!("invalid {}", what()))?;
                     if r.digest().is_some() {
                         bail!(
@@ -188,109 +181,6 @@ impl Location {
     }
 }
 
-impl Location {
-    /// Open a local location as a source. A layout without a name gives its only entry, or
-    /// the whole `index.json` when it has several; a tarball without a reference gives its
-    /// only image. Layers of tarballs are compressed with `encoding` into `store` when sealed.
-    /// Registry locations are the registry client's.
-    pub fn open_local(
-        &self,
-        encoding: &Encoding,
-        store: Option<Arc<dyn Store>>,
-    ) -> anyhow::Result<Child> {
-        Ok(match self {
-            Location::Layout { dir, name } => {
-                let layout = Layout::open(dir)?;
-                let child = match name {
-                    Some(n) => Some(layout.get(n)?),
-                    None => {
-                        let entries = layout.index_manifest()?.manifests;
-                        match entries.as_slice() {
-                            [only] => Some(layout.child(only)?),
-                            [] => bail!("{self}: the layout holds no images"),
-                            _ => None,
-                        }
-                    }
-                };
-                match child {
-                    Some(Child::Image(i)) => Child::Image(i),
-                    Some(Child::Index(i)) => Child::Index(i),
-                    None => Child::Index(layout.index()?),
-                }
-            }
-            Location::Archive { .. } if self.is_stdout() => {
-                bail!("{self}: stdout is a destination; a tarball is read from a file")
-            }
-            Location::Archive { file, reference } => {
-                let opts = tarball::Options {
-                    tag: reference.as_ref().map(|r| r.to_string()),
-                    encoding: encoding.clone(),
-                    store,
-                };
-                Child::Image(Arc::new(tarball::Image::open(file, &opts)?))
-            }
-            Location::Registry(r) => return Err(not_local(r)),
-        })
-    }
-
-    /// Write `source` to a local location: into a layout (under its name, if any), or as a
-    /// tarball (single images only). Returns the descriptor of what was written (for a
-    /// tarball: of the image's config, its image ID).
-    pub fn write_local(&self, source: &Child) -> anyhow::Result<Descriptor> {
-        let written = match (self, source) {
-            (Location::Layout { dir, name }, Child::Image(i)) => {
-                layout::write(&Layout::create(dir)?, i.as_ref(), name.as_deref())
-            }
-            (Location::Layout { dir, name }, Child::Index(i)) => {
-                layout::write_index(&Layout::create(dir)?, i.as_ref(), name.as_deref())
-            }
-            (Location::Archive { file, reference }, Child::Image(i)) => {
-                let tags: Vec<Reference> = reference.iter().cloned().collect();
-                write_tarball(file, i.as_ref(), &tags)
-                    .with_context(|| format!("writing {self}"))?;
-                i.config()
-                    .map(|c| c.descriptor(hoist_image::MediaType::OciConfig))
-            }
-            (Location::Archive { .. }, Child::Index(_)) => bail!(
-                "invalid destination {self}: a docker-archive holds single images, not an index; pick a platform"
-            ),
-            (Location::Registry(r), _) => return Err(not_local(r)),
-        };
-        written.with_context(|| format!("writing {self}"))
-    }
-}
-
-/// Write `image` as a docker-save tarball to `file`: `-` is stdout (refused when it is a
-/// terminal), a device or fifo is written as a stream, a regular file is replaced only
-/// once the tarball is complete.
-pub fn write_tarball(
-    file: &Path,
-    image: &dyn hoist_image::Image,
-    tags: &[Reference],
-) -> anyhow::Result<()> {
-    if file.as_os_str() != STDOUT {
-        return Ok(tarball::write(file, image, tags)?);
-    }
-    Ok(tarball::write_stream(
-        binary_stdout()?,
-        &"stdout",
-        image,
-        tags,
-    )?)
-}
-
-/// Stdout, for a tar: refused when it is a terminal (as `docker save` does).
-pub fn binary_stdout() -> anyhow::Result<std::io::StdoutLock<'static>> {
-    use std::io::IsTerminal;
-    let stdout = std::io::stdout();
-    if stdout.is_terminal() {
-        bail!(
-            "refusing to write a tar archive to a terminal; redirect stdout (> FILE, | docker load) or name a file"
-        );
-    }
-    Ok(stdout.lock())
-}
-
 /// `PATH[:NAME]` split at the first ':' (skopeo's rule).
 fn split_path(s: &str) -> (&str, Option<&str>) {
     match s.split_once(':') {
@@ -319,13 +209,6 @@ impl fmt::Display for Location {
             Location::Registry(r) => write!(f, "docker://{r}"),
         }
     }
-}
-
-/// The error for a registry location where only a local one (layout, tarball) is taken.
-pub fn not_local(r: &Reference) -> anyhow::Error {
-    anyhow::anyhow!(
-        "docker://{r}: expected a local location here (oci:DIR or docker-archive:FILE); registries are reached with hoist pull, push and copy"
-    )
 }
 
 #[cfg(test)]
@@ -448,61 +331,5 @@ mod tests {
             assert_eq!(l.to_string(), s);
             assert_eq!(Location::parse_with(&l.to_string(), fs).unwrap(), l);
         }
-    }
-
-    #[test]
-    fn open_and_write_local() {
-        let t = tempfile::tempdir().unwrap();
-        let img: Arc<dyn hoist_image::Image> =
-            hoist_image::random::image(&hoist_image::random::Options {
-                layers: 1,
-                size: 2000,
-                ..Default::default()
-            })
-            .unwrap();
-        let none = Encoding::none();
-        let dir = t.path().join("l");
-        let at = |s: String| Location::parse(&s).unwrap();
-        let d = at(format!("oci:{}:one", dir.display()))
-            .write_local(&Child::Image(img.clone()))
-            .unwrap();
-        // One entry: the bare layout opens as that image.
-        match at(dir.display().to_string())
-            .open_local(&none, None)
-            .unwrap()
-        {
-            Child::Image(i) => assert_eq!(i.manifest().unwrap().digest(), &d.digest),
-            Child::Index(_) => panic!("expected the only image"),
-        }
-        let idx: Arc<dyn hoist_image::ImageIndex> =
-            hoist_image::random::index(&Default::default(), 2).unwrap();
-        at(format!("oci:{}:multi", dir.display()))
-            .write_local(&Child::Index(idx.clone()))
-            .unwrap();
-        // Two entries: the whole index.json.
-        assert!(matches!(
-            at(format!("oci:{}", dir.display()))
-                .open_local(&none, None)
-                .unwrap(),
-            Child::Index(_)
-        ));
-        // A tarball holds single images.
-        let tar = format!("docker-archive:{}:x:y", t.path().join("x.tar").display());
-        let e = at(tar.clone()).write_local(&Child::Index(idx)).unwrap_err();
-        assert!(format!("{e:#}").contains("not an index"), "{e:#}");
-        let d = at(tar.clone())
-            .write_local(&Child::Image(img.clone()))
-            .unwrap();
-        match at(tar).open_local(&none, None).unwrap() {
-            Child::Image(i) => assert_eq!(i.config().unwrap().digest(), &d.digest),
-            Child::Index(_) => panic!("expected an image"),
-        }
-        let e = at("docker://localhost:5000/a".into())
-            .open_local(&none, None)
-            .unwrap_err();
-        assert!(
-            e.to_string().contains("expected a local location here"),
-            "{e}"
-        );
     }
 }

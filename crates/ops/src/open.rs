@@ -1,0 +1,167 @@
+//! Sources: [`open`] any [`Location`] as an image or an index ([`Child`]).
+//!
+//! - A layout by name (a ref name or a digest), or without one: its only image (entries
+//!   naming the same manifest count once), or the whole `index.json` as an index when it
+//!   lists several.
+//! - A docker-save tarball: the image of its reference, or its only one. Its layers are
+//!   plain tars: with [`Open::encoding`] they are compressed that way into the context's
+//!   store when a sink needs their compressed form; without, they are read as they are.
+//! - A registry reference: its manifest, resolved to the image of [`Open::platform`]
+//!   through indexes when one is given. Layers stream from the registry when read.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use hoist_image::layout::Layout;
+use hoist_image::pipeline::Encoding;
+use hoist_image::{Child, Image, ImageIndex, Manifest, Platform, Reference, SpoolStore, tarball};
+use hoist_remote::source::Remote;
+use hoist_remote::{Repository, pull};
+
+use crate::context::Context;
+use crate::error::{Context as _, Result, bail};
+use crate::location::Location;
+
+/// How to open a location.
+#[derive(Debug, Clone, Default)]
+pub struct Open {
+    /// For a registry index: follow it to the image of this platform.
+    pub platform: Option<Platform>,
+    /// For a tarball: compress its layers this way (into the context's store) when a sink
+    /// needs them compressed. `None`: read them as they are (a temporary spool holds them
+    /// if a digest of their compressed form is asked).
+    pub encoding: Option<Encoding>,
+}
+
+impl Open {
+    /// Tarball layers compressed with `encoding` when needed.
+    pub fn encoding(encoding: Encoding) -> Open {
+        Open {
+            encoding: Some(encoding),
+            ..Open::default()
+        }
+    }
+}
+
+/// Open `loc` as an image or an index, with the defaults of [`Open`].
+pub fn open(loc: &Location, ctx: &Context) -> Result<Child> {
+    open_with(loc, &Open::default(), ctx)
+}
+
+/// Open `loc` as an image or an index.
+pub fn open_with(loc: &Location, how: &Open, ctx: &Context) -> Result<Child> {
+    match loc {
+        Location::Layout { dir, name } => {
+            let layout = Layout::open(dir)?;
+            Ok(match name {
+                Some(n) => layout.get(n)?,
+                None => {
+                    // Several tags of one manifest are one image.
+                    let mut index = layout.index_manifest()?;
+                    let mut seen = HashSet::new();
+                    index.manifests.retain(|d| seen.insert(d.digest.clone()));
+                    match index.manifests.as_slice() {
+                        [only] => layout.child(only)?,
+                        [] => bail!("{loc}: the layout holds no images"),
+                        _ => Child::Index(layout.index()?),
+                    }
+                }
+            })
+        }
+        Location::Archive { file, reference } => Ok(Child::Image(Arc::new(open_tarball(
+            loc,
+            file,
+            reference.as_ref(),
+            how.encoding.as_ref(),
+            ctx,
+        )?))),
+        Location::Registry(r) => {
+            let m = resolve(r, how.platform.as_ref(), ctx)?;
+            Ok(remote(r, ctx)?.child_of(m))
+        }
+    }
+}
+
+/// Open `loc` as one image. A registry index resolves to the image of `how.platform`,
+/// by default this machine's; a local index is refused (name one of its images).
+pub fn open_image(loc: &Location, how: &Open, ctx: &Context) -> Result<Arc<dyn Image>> {
+    if let Location::Registry(_) = loc {
+        let platform = how.platform.clone().unwrap_or_else(pull::host_platform);
+        let how = Open {
+            platform: Some(platform.clone()),
+            ..how.clone()
+        };
+        return match open_with(loc, &how, ctx)? {
+            Child::Image(i) => Ok(i),
+            Child::Index(_) => bail!("{loc}: no image for platform {platform}"),
+        };
+    }
+    match open_with(loc, how, ctx).with_context(|| format!("opening {loc}"))? {
+        Child::Image(i) => Ok(i),
+        Child::Index(_) => bail!(
+            "{loc} is an index (several images): name one image, e.g. oci:DIR:NAME or oci:DIR:sha256:..."
+        ),
+    }
+}
+
+/// Open `loc` as an index (a layout's `index.json` or nested index, a registry's
+/// multi-platform image).
+pub fn open_index(loc: &Location, how: &Open, ctx: &Context) -> Result<Arc<dyn ImageIndex>> {
+    let child = match loc {
+        Location::Registry(_) => open_with(loc, how, ctx)?,
+        _ => open_with(loc, how, ctx).with_context(|| format!("opening {loc}"))?,
+    };
+    match child {
+        Child::Index(i) => Ok(i),
+        Child::Image(_) => bail!("{loc} is a single image, not an index"),
+    }
+}
+
+/// A tarball's image; see [`Open::encoding`].
+pub(crate) fn open_tarball(
+    loc: &Location,
+    file: &std::path::Path,
+    reference: Option<&Reference>,
+    encoding: Option<&Encoding>,
+    ctx: &Context,
+) -> Result<tarball::Image> {
+    if loc.is_stdout() {
+        bail!("{loc}: stdout is a destination; a tarball is read from a file");
+    }
+    let (encoding, store) = match encoding {
+        Some(e) => (e.clone(), ctx.store()?),
+        None => (
+            Encoding::none(),
+            Arc::new(SpoolStore::new()?) as Arc<dyn hoist_image::Store>,
+        ),
+    };
+    let opts = tarball::Options {
+        tag: reference.map(|r| r.to_string()),
+        encoding,
+        store: Some(store),
+    };
+    Ok(tarball::Image::open(file, &opts)?)
+}
+
+/// The manifest a registry reference names, resolved to `platform` through indexes.
+pub(crate) fn resolve(
+    r: &Reference,
+    platform: Option<&Platform>,
+    ctx: &Context,
+) -> Result<Manifest> {
+    let client = ctx.client()?;
+    let repo = Repository::from_reference(r);
+    let (m, _) = ctx
+        .block_on(pull::resolve(&client, &repo, &r.identifier(), platform))
+        .with_context(|| format!("docker://{r}"))?;
+    Ok(m)
+}
+
+/// A registry source in the repository of `r`, driven on the context's runtime.
+pub(crate) fn remote(r: &Reference, ctx: &Context) -> Result<Arc<Remote>> {
+    Ok(Remote::new(
+        ctx.client()?,
+        Repository::from_reference(r),
+        ctx.runtime().clone(),
+    ))
+}
