@@ -56,6 +56,16 @@ pub fn append(
     dst: &Location,
     ctx: &Context,
 ) -> Result<Report> {
+    ctx.blocking(|| append_here(base, layers, opts, dst, ctx))
+}
+
+fn append_here(
+    base: &Base,
+    layers: &[PathBuf],
+    opts: &Options,
+    dst: &Location,
+    ctx: &Context,
+) -> Result<Report> {
     let (base, shown): (Arc<dyn Image>, String) = match base {
         Base::Scratch(p) => (mutate::scratch(p.as_ref())?, "scratch".into()),
         Base::Image(loc) => (

@@ -203,8 +203,9 @@ impl ContextBuilder {
     }
 
     /// Drive registry I/O on this runtime (a clone shares it; [`Runtime::from_handle`]
-    /// borrows an application's). Default: one of the context's own, started when first
-    /// needed.
+    /// borrows an application's multi-threaded runtime: a current-thread runtime cannot
+    /// drive I/O while its only thread waits for a verb). Default: one of the context's
+    /// own, started when first needed.
     pub fn runtime(mut self, runtime: Runtime) -> Self {
         self.runtime = Some(runtime);
         self
@@ -336,6 +337,21 @@ impl Context {
     /// The runtime registry I/O runs on.
     pub fn runtime(&self) -> &Runtime {
         &self.runtime
+    }
+
+    /// Run `f`, a verb's synchronous body, where blocking is allowed: on this thread,
+    /// unless it drives async tasks (a verb called from async code), then on a helper
+    /// thread while this one waits. Reading a registry layer blocks on a channel, which
+    /// tokio forbids on a runtime's threads.
+    pub(crate) fn blocking<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return f();
+        }
+        std::thread::scope(|s| {
+            s.spawn(f)
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        })
     }
 
     /// Run a registry future to completion from synchronous code.

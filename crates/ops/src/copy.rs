@@ -76,6 +76,10 @@ impl Options {
 
 /// Copy `src` to `dst`.
 pub fn copy(src: &Location, dst: &Location, opts: &Options, ctx: &Context) -> Result<Report> {
+    ctx.blocking(|| copy_here(src, dst, opts, ctx))
+}
+
+fn copy_here(src: &Location, dst: &Location, opts: &Options, ctx: &Context) -> Result<Report> {
     if let Location::Registry(r) = src {
         let popts = pull::Options {
             platform: opts.platform.clone(),

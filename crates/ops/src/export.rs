@@ -16,6 +16,10 @@ use crate::write::binary_stdout;
 /// Write the merged filesystem of the image at `src` to `out` (`-`: stdout). A regular
 /// file is replaced only once the tar is complete.
 pub fn export(src: &Location, out: &Path, ctx: &Context) -> Result<()> {
+    ctx.blocking(|| export_here(src, out, ctx))
+}
+
+fn export_here(src: &Location, out: &Path, ctx: &Context) -> Result<()> {
     let img = open_image(src, &Open::default(), ctx)?;
     let what = || format!("exporting {src} to {}", out.display());
     if out.as_os_str() == STDOUT {
@@ -38,7 +42,11 @@ pub fn export(src: &Location, out: &Path, ctx: &Context) -> Result<()> {
 }
 
 /// Write the merged filesystem of the image at `src` to `w`.
-pub fn export_to(src: &Location, w: &mut dyn Write, ctx: &Context) -> Result<()> {
+pub fn export_to(src: &Location, w: &mut (dyn Write + Send), ctx: &Context) -> Result<()> {
+    ctx.blocking(|| export_to_here(src, w, ctx))
+}
+
+fn export_to_here(src: &Location, w: &mut (dyn Write + Send), ctx: &Context) -> Result<()> {
     let img = open_image(src, &Open::default(), ctx)?;
     mutate::export(img.as_ref(), w).with_context(|| format!("exporting {src}"))?;
     Ok(())

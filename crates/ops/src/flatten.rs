@@ -19,6 +19,16 @@ pub fn flatten(
     dst: &Location,
     ctx: &Context,
 ) -> Result<Report> {
+    ctx.blocking(|| flatten_here(src, encoding, time, dst, ctx))
+}
+
+fn flatten_here(
+    src: &Location,
+    encoding: &Encoding,
+    time: Option<u64>,
+    dst: &Location,
+    ctx: &Context,
+) -> Result<Report> {
     // A tarball's layers are read as they are: no need to compress them on the way.
     let img = open_image(src, &Open::default(), ctx)?;
     let out = mutate::flatten(img, encoding, ctx.store()?, time)

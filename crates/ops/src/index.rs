@@ -21,12 +21,25 @@ fn images(list: &[Location], ctx: &Context) -> Result<Vec<Child>> {
 
 /// Make an index of `images` (each of one platform); write it to `dst`.
 pub fn create(images_at: &[Location], dst: &Location, ctx: &Context) -> Result<Report> {
+    ctx.blocking(|| create_here(images_at, dst, ctx))
+}
+
+fn create_here(images_at: &[Location], dst: &Location, ctx: &Context) -> Result<Report> {
     let idx = index::create(images(images_at, ctx)?)?;
     write(dst, Child::Index(idx), ctx)
 }
 
 /// Add `images` to the index at `src`; write the result to `dst`.
 pub fn append(
+    src: &Location,
+    images_at: &[Location],
+    dst: &Location,
+    ctx: &Context,
+) -> Result<Report> {
+    ctx.blocking(|| append_here(src, images_at, dst, ctx))
+}
+
+fn append_here(
     src: &Location,
     images_at: &[Location],
     dst: &Location,
@@ -39,6 +52,15 @@ pub fn append(
 
 /// Keep only the images of `platforms` of the index at `src`; write the result to `dst`.
 pub fn filter(
+    src: &Location,
+    platforms: &[Platform],
+    dst: &Location,
+    ctx: &Context,
+) -> Result<Report> {
+    ctx.blocking(|| filter_here(src, platforms, dst, ctx))
+}
+
+fn filter_here(
     src: &Location,
     platforms: &[Platform],
     dst: &Location,

@@ -17,6 +17,10 @@ use crate::write::{Report, write};
 /// Apply `edits` to the image (or every image of the index) at `src`; write the result
 /// to `dst`.
 pub fn mutate(src: &Location, edits: &Edits, dst: &Location, ctx: &Context) -> Result<Report> {
+    ctx.blocking(|| mutate_here(src, edits, dst, ctx))
+}
+
+fn mutate_here(src: &Location, edits: &Edits, dst: &Location, ctx: &Context) -> Result<Report> {
     let how = Open::encoding(Encoding::gzip());
     let child = match src {
         Location::Registry(_) => open_with(src, &how, ctx)?,

@@ -8,6 +8,9 @@
 //!   store when a sink needs their compressed form; without, they are read as they are.
 //! - A registry reference: its manifest, resolved to the image of [`Open::platform`]
 //!   through indexes when one is given. Layers stream from the registry when read.
+//!
+//! Reading a registry layer blocks the reading thread on a channel: do it outside async
+//! tasks (a plain thread, `spawn_blocking`). The verbs of this crate do so themselves.
 
 use std::collections::HashSet;
 use std::sync::Arc;

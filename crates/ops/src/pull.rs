@@ -56,6 +56,10 @@ pub fn destination(s: &str) -> Result<Location> {
 
 /// Pull `src` into `dst`, a layout or a tarball.
 pub fn pull(src: &Reference, dst: &Location, opts: &Options, ctx: &Context) -> Result<Report> {
+    ctx.blocking(|| pull_here(src, dst, opts, ctx))
+}
+
+fn pull_here(src: &Reference, dst: &Location, opts: &Options, ctx: &Context) -> Result<Report> {
     if dst.is_registry() {
         bail!(
             "invalid destination {dst}: expected oci:DIR[:NAME] or docker-archive:FILE[:REF] (use hoist copy for registries)"

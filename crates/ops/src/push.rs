@@ -44,6 +44,10 @@ impl Options {
 /// Push `src` (a layout or a tarball) to every destination (`latest` when one has no
 /// tag). The report has one entry per destination, in order.
 pub fn push(src: &Location, dsts: &[Reference], opts: &Options, ctx: &Context) -> Result<Report> {
+    ctx.blocking(|| push_here(src, dsts, opts, ctx))
+}
+
+fn push_here(src: &Location, dsts: &[Reference], opts: &Options, ctx: &Context) -> Result<Report> {
     let encoding = opts.encoding()?;
     if let Location::Registry(r) = src {
         bail!(

@@ -20,6 +20,16 @@ pub fn rebase(
     dst: &Location,
     ctx: &Context,
 ) -> Result<Report> {
+    ctx.blocking(|| rebase_here(src, old_base, new_base, dst, ctx))
+}
+
+fn rebase_here(
+    src: &Location,
+    old_base: &Location,
+    new_base: &Location,
+    dst: &Location,
+    ctx: &Context,
+) -> Result<Report> {
     let how = Open::encoding(Encoding::gzip());
     let img = open_image(src, &how, ctx)?;
     let old = open_image(old_base, &how, ctx)?;

@@ -19,6 +19,10 @@ use crate::open::open;
 
 /// Check what is at `loc`.
 pub fn validate(loc: &Location, opts: Options, ctx: &Context) -> Result<Report> {
+    ctx.blocking(|| validate_here(loc, opts, ctx))
+}
+
+fn validate_here(loc: &Location, opts: Options, ctx: &Context) -> Result<Report> {
     let check = |child: Child| match child {
         Child::Image(i) => validate::image(i.as_ref(), opts),
         Child::Index(i) => validate::index(i.as_ref(), opts),

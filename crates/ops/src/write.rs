@@ -116,6 +116,10 @@ impl Report {
 
 /// Write `src` to `dst` (see the [module docs](self)).
 pub fn write(dst: &Location, src: Child, ctx: &Context) -> Result<Report> {
+    ctx.blocking(|| write_here(dst, src, ctx))
+}
+
+fn write_here(dst: &Location, src: Child, ctx: &Context) -> Result<Report> {
     match dst {
         Location::Registry(r) => {
             let opts = ctx.push_options()?;
