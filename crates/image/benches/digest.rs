@@ -1,4 +1,4 @@
-//! SHA-256 / SHA-512 throughput (issue 2: SHA-256 must run at >= 1 GB/s on the 2-core
+//! SHA-256 / SHA-512 throughput (the target: SHA-256 at >= 1 GB/s on the 2-core
 //! reference machine; sha2 picks SHA-NI at run time).
 //!
 //! `cargo bench -p hoist-image --bench digest`
