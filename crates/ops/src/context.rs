@@ -53,7 +53,8 @@ pub struct Stores {
     pub cache: Option<Arc<Cache>>,
 }
 
-/// The shared settings and resources of hoist-ops' verbs; see the [module docs](self).
+/// The shared settings and resources of hoist-ops' verbs: registry options, where layers
+/// are sealed, progress, and the runtime, each made on first use.
 /// Build one with [`Context::builder`] (or [`Context::default`]) and pass it to every
 /// call; it is `Send + Sync`, and clones of what it made (the client, the stores) are
 /// shared.

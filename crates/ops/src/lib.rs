@@ -11,7 +11,7 @@
 //!   flight), where layers are sealed (the content cache, temporary files, a store of
 //!   yours), a progress sink, and the async runtime — made when first needed, owned by
 //!   the context, invisible to synchronous callers.
-//! - [`open`] any location as an image or index ([`Child`](hoist_image::Child)); [`write`]
+//! - [`open`] any location as an image or index ([`Child`](hoist_image::Child)); [`write()`]
 //!   one to any location (layout, tarball, or the push engine, mounting layers read from
 //!   a repository of the destination's registry instead of uploading them). Verbs that
 //!   write return a [`Report`]: the digest written at each destination.

@@ -17,7 +17,7 @@ use crate::context::Context;
 use crate::error::{Context as _, Error, Result, bail};
 use crate::location::{Location, STDOUT};
 use crate::open::{Open, open_image, open_with};
-use crate::write::{Report, Written, image_id, pushed_report, write_tarball};
+use crate::write::{Report, Written, pushed_report, write_tarball};
 
 /// How to pull (or copy out of a registry).
 #[derive(Debug, Clone, Default)]
@@ -101,11 +101,10 @@ pub(crate) fn from_registry(
                     &popts,
                 ))
                 .with_context(what)?;
-            Ok(Report::one(Written {
-                location: dst.clone(),
-                digest: report.descriptor.digest,
-                kind: crate::write::DigestKind::Manifest,
-            }))
+            Ok(Report::one(Written::manifest(
+                dst.clone(),
+                report.descriptor.digest,
+            )))
         }
         Location::Layout { dir, name } => {
             let encoding = opts.encoding.clone().expect("matched above");
@@ -132,11 +131,7 @@ pub(crate) fn from_registry(
             if r.is_err() && !existed {
                 let _ = std::fs::remove_dir_all(dir);
             }
-            Ok(Report::one(Written {
-                location: dst.clone(),
-                digest: r?.digest,
-                kind: crate::write::DigestKind::Manifest,
-            }))
+            Ok(Report::one(Written::manifest(dst.clone(), r?.digest)))
         }
         Location::Archive { file, reference } => {
             let platform = opts.platform.clone().unwrap_or_else(pull::host_platform);
@@ -151,10 +146,8 @@ pub(crate) fn from_registry(
             };
             write_tarball(file, img.as_ref(), &tags).with_context(what)?;
             // A registry image's manifest digest is known: report it, not the image ID.
-            let mut w = image_id(dst, img.as_ref())?;
-            w.digest = img.manifest()?.digest().clone();
-            w.kind = crate::write::DigestKind::Manifest;
-            Ok(Report::one(w))
+            let digest = img.manifest()?.digest().clone();
+            Ok(Report::one(Written::manifest(dst.clone(), digest)))
         }
         Location::Registry(d) => {
             let client = ctx.client()?;

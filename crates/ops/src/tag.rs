@@ -28,11 +28,10 @@ pub fn tag(r: &Reference, tags: &[String], ctx: &Context) -> Result<Report> {
             ctx.block_on(client.put_manifest(&repo, tag, &m))
                 .with_context(|| format!("tagging {t}"))?;
         }
-        written.push(Written {
-            location: Location::Registry(r.with_tag(name)?),
-            digest: m.digest().clone(),
-            kind: crate::write::DigestKind::Manifest,
-        });
+        written.push(Written::manifest(
+            Location::Registry(r.with_tag(name)?),
+            m.digest().clone(),
+        ));
     }
     Ok(Report {
         written,

@@ -16,7 +16,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 
 use hoist_image::layout::{self, Layout};
-use hoist_image::{Child, Digest, Image, MediaType, Reference, tarball};
+use hoist_image::{Child, Digest, Image, Reference, tarball};
 use hoist_remote::push::{self, Pushed};
 use hoist_remote::{Repository, Target};
 
@@ -45,7 +45,8 @@ pub struct Written {
 }
 
 impl Written {
-    fn manifest(location: Location, digest: Digest) -> Written {
+    /// A manifest written at `location`.
+    pub(crate) fn manifest(location: Location, digest: Digest) -> Written {
         Written {
             location,
             digest,
@@ -114,7 +115,8 @@ impl Report {
     }
 }
 
-/// Write `src` to `dst` (see the [module docs](self)).
+/// Write `src` to `dst`: a layout, a docker-save tarball (single images; the image ID
+/// is reported) or a registry (the push engine).
 pub fn write(dst: &Location, src: Child, ctx: &Context) -> Result<Report> {
     ctx.blocking(|| write_here(dst, src, ctx))
 }
@@ -155,7 +157,7 @@ fn write_here(dst: &Location, src: Child, ctx: &Context) -> Result<Report> {
 pub(crate) fn image_id(dst: &Location, img: &dyn Image) -> Result<Written> {
     Ok(Written {
         location: dst.clone(),
-        digest: img.config()?.descriptor(MediaType::OciConfig).digest,
+        digest: img.config()?.digest().clone(),
         kind: DigestKind::ImageId,
     })
 }

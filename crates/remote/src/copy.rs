@@ -107,20 +107,6 @@ pub async fn copy(
 
 /// Mount a blob from `from` unless `repo` has it; a refused mount is left to the push
 /// engine (which uploads), and an upload session the registry opened instead is cancelled.
-/// Mount each of `digests` into `repo` from repository `from` of the same registry, unless
-/// present; refusals are not errors (the push that follows uploads what is missing). For
-/// sources other than [`copy`]'s, e.g. an edited registry image pushed to another repository.
-pub async fn mount_all(
-    client: &Client,
-    repo: &Repository,
-    digests: &[hoist_image::Digest],
-    from: &str,
-) {
-    for d in digests {
-        mount_one(client, repo, d, from).await;
-    }
-}
-
 async fn mount_one(client: &Client, repo: &Repository, digest: &hoist_image::Digest, from: &str) {
     if matches!(client.head_blob(repo, digest).await, Ok(Presence::Present)) {
         return;
