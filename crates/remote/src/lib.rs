@@ -9,8 +9,9 @@
 //! 408/429/5xx) are retried with exponential backoff and jitter, honouring
 //! `Retry-After`. No credential or token ever appears in an error or a log line.
 //!
-//! The client is split by job: the transport (`transport.rs`: ping, challenges, tokens,
-//! retries; every request goes through one send loop there), and the registry
+//! The client is split by job: the transport (`transport.rs`: connections, retries; every
+//! request goes through one send loop there) with authentication (`auth.rs`: ping,
+//! challenges, tokens), and the registry
 //! operations on it: blobs (`blobs.rs`: HEAD, mount, and [`Client::download`], the one
 //! verified, resumable download path), manifests (`manifests.rs`), uploads (`upload.rs`:
 //! one upload session as a small state machine), tags, catalog, deletion and referrers
@@ -42,6 +43,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod auth;
 mod blobs;
 pub mod challenge;
 pub mod copy;

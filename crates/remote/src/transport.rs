@@ -1,20 +1,20 @@
-//! The transport: one pooled HTTP client (HTTP/1.1 and HTTP/2, rustls), per-registry auth
-//! state (ping, challenge, tokens cached per scope, re-auth on 401), and retries with
-//! backoff. [`Client::send`] is what every registry operation (`blobs`, `manifests`,
-//! `upload`, `listing`) goes through.
+//! The transport: one pooled HTTP client (HTTP/1.1 and HTTP/2, rustls), the state kept
+//! per registry (base URL, credential, the auth state of `auth.rs`), and the send loop
+//! every registry operation (`blobs`, `manifests`, `upload`, `ops`) goes through:
+//! authorization, a re-authentication after a 401, retries with backoff of temporary
+//! failures (`Retry-After` honoured) for bodies that can be sent again.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
-use serde::Deserialize;
 use url::Url;
 
-use crate::challenge::{self, Challenge, Scheme};
+use crate::auth::AuthState;
 use crate::credential::{Anonymous, Credential, Keychain};
 use crate::error::{Error, ErrorKind, MAX_ERROR_BODY, Result, decode_errors, is_retryable_status};
 use crate::redact;
@@ -25,10 +25,6 @@ use crate::retry::{RetryPolicy, parse_retry_after};
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// The longest a response may go silent (no byte read) before the request is retried.
 pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
-/// Tokens are refreshed this long before they expire.
-const TOKEN_MARGIN: Duration = Duration::from_secs(5);
-/// A token without `expires_in` lives this long (the docker token spec's default).
-const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
 /// The manifest types hoist accepts, in preference order.
 pub(crate) const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
 
@@ -55,10 +51,10 @@ pub struct Stats {
 
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    requests: AtomicU64,
-    retries: AtomicU64,
-    reauths: AtomicU64,
-    token_fetches: AtomicU64,
+    pub(crate) requests: AtomicU64,
+    pub(crate) retries: AtomicU64,
+    pub(crate) reauths: AtomicU64,
+    pub(crate) token_fetches: AtomicU64,
     pub(crate) resumes: AtomicU64,
     pub(crate) restarts: AtomicU64,
     pub(crate) bytes_sent: AtomicU64,
@@ -162,45 +158,25 @@ impl ClientBuilder {
 /// An async registry client. Cheap to clone; clones share connections, tokens and stats.
 #[derive(Debug, Clone)]
 pub struct Client {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 #[derive(Debug)]
-struct Inner {
-    http: reqwest::Client,
-    keychain: Arc<dyn Keychain>,
+pub(crate) struct Inner {
+    pub(crate) http: reqwest::Client,
+    pub(crate) keychain: Arc<dyn Keychain>,
     insecure: HashSet<String>,
-    retry: RetryPolicy,
+    pub(crate) retry: RetryPolicy,
     registries: Mutex<HashMap<String, Arc<RegistryState>>>,
-    counters: Counters,
+    pub(crate) counters: Counters,
 }
 
 #[derive(Debug)]
-struct RegistryState {
-    base: Url,
-    registry: String,
-    credential: tokio::sync::OnceCell<Credential>,
-    auth: tokio::sync::Mutex<AuthState>,
-}
-
-#[derive(Debug, Default)]
-struct AuthState {
-    /// `None` until pinged.
-    challenge: Option<Option<Challenge>>,
-    /// Bearer tokens by scope set.
-    tokens: HashMap<String, Token>,
-}
-
-#[derive(Clone)]
-struct Token {
-    value: String,
-    expires: Instant,
-}
-
-impl std::fmt::Debug for Token {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Token(REDACTED)")
-    }
+pub(crate) struct RegistryState {
+    pub(crate) base: Url,
+    pub(crate) registry: String,
+    pub(crate) credential: tokio::sync::OnceCell<Credential>,
+    pub(crate) auth: tokio::sync::Mutex<AuthState>,
 }
 
 /// A request body.
@@ -234,7 +210,7 @@ impl Body {
 #[derive(Debug)]
 pub(crate) struct Response {
     pub(crate) inner: reqwest::Response,
-    what: String,
+    pub(crate) what: String,
 }
 
 impl Response {
@@ -300,7 +276,7 @@ impl Response {
     }
 }
 
-async fn read_capped(mut r: reqwest::Response, max: usize) -> Vec<u8> {
+pub(crate) async fn read_capped(mut r: reqwest::Response, max: usize) -> Vec<u8> {
     let mut buf = Vec::new();
     while let Ok(Some(c)) = r.chunk().await {
         let room = max - buf.len();
@@ -312,7 +288,7 @@ async fn read_capped(mut r: reqwest::Response, max: usize) -> Vec<u8> {
     buf
 }
 
-fn transport_error(what: &str, e: &reqwest::Error) -> Error {
+pub(crate) fn transport_error(what: &str, e: &reqwest::Error) -> Error {
     // Walk the source chain for the root cause, without the URL (which we redact ourselves).
     let mut message = e.without_url_ref();
     let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
@@ -392,7 +368,7 @@ impl Client {
         self.inner.retry
     }
 
-    fn state(&self, registry: &str) -> Result<Arc<RegistryState>> {
+    pub(crate) fn state(&self, registry: &str) -> Result<Arc<RegistryState>> {
         let mut map = self.inner.registries.lock().expect("registry map lock");
         if let Some(s) = map.get(registry) {
             return Ok(s.clone());
@@ -438,228 +414,6 @@ impl Client {
         st.base
             .join(loc)
             .map_err(|_| Error::invalid_response(what, "unparseable Location header"))
-    }
-
-    async fn credential(&self, st: &RegistryState) -> Result<Credential> {
-        let keychain = self.inner.keychain.clone();
-        let registry = st.registry.clone();
-        st.credential
-            .get_or_try_init(|| async move {
-                tokio::task::spawn_blocking(move || keychain.resolve(&registry))
-                    .await
-                    .map_err(|e| Error::auth(&st.registry, format!("credential lookup: {e}")))?
-            })
-            .await
-            .cloned()
-    }
-
-    /// `GET /v2/`: learn whether and how the registry wants authentication.
-    async fn ping(&self, st: &RegistryState) -> Result<Option<Challenge>> {
-        let url = st.base.join("v2/").expect("static path");
-        let what = format!("GET {}", redact::url(&url));
-        let mut attempt = 0;
-        loop {
-            self.inner.counters.requests.fetch_add(1, Ordering::Relaxed);
-            let r = self.inner.http.get(url.clone()).send().await;
-            let delay = match r {
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    match status {
-                        200..=299 => return Ok(None),
-                        401 => {
-                            let challenges: Vec<Challenge> = resp
-                                .headers()
-                                .get_all(header::WWW_AUTHENTICATE)
-                                .iter()
-                                .filter_map(|v| v.to_str().ok())
-                                .flat_map(challenge::parse)
-                                .collect();
-                            return pick_challenge(&st.registry, challenges).map(Some);
-                        }
-                        s if is_retryable_status(s) && attempt < self.inner.retry.retries => {
-                            retry_after(resp.headers())
-                        }
-                        _ => {
-                            return Err(Response { inner: resp, what }.into_error().await);
-                        }
-                    }
-                }
-                Err(e) if attempt < self.inner.retry.retries => {
-                    tracing::debug!(what = %what, error = %transport_error(&what, &e), "retrying");
-                    None
-                }
-                Err(e) => return Err(transport_error(&what, &e)),
-            };
-            let d = self.inner.retry.delay(attempt, delay);
-            self.inner.counters.retries.fetch_add(1, Ordering::Relaxed);
-            tokio::time::sleep(d).await;
-            attempt += 1;
-        }
-    }
-
-    /// The `Authorization` value for a request to `st` needing `scopes`.
-    async fn authorization(&self, st: &RegistryState, scopes: &[String]) -> Result<Option<String>> {
-        let mut auth = st.auth.lock().await;
-        if auth.challenge.is_none() {
-            auth.challenge = Some(self.ping(st).await?);
-        }
-        let challenge = auth.challenge.clone().flatten();
-        let Some(challenge) = challenge else {
-            return Ok(None);
-        };
-        let cred = self.credential(st).await?;
-        match challenge.scheme {
-            Scheme::Basic => Ok(cred.basic_header()),
-            Scheme::Bearer => {
-                let key = scopes.join(" ");
-                if let Some(t) = auth.tokens.get(&key)
-                    && t.expires > Instant::now() + TOKEN_MARGIN
-                {
-                    return Ok(Some(format!("Bearer {}", t.value)));
-                }
-                let t = self.fetch_token(st, &challenge, &cred, scopes).await?;
-                let v = format!("Bearer {}", t.value);
-                auth.tokens.insert(key, t);
-                Ok(Some(v))
-            }
-            Scheme::Other(s) => Err(Error::auth(
-                &st.registry,
-                format!("unsupported authentication scheme {s:?}"),
-            )),
-        }
-    }
-
-    /// A 401 arrived: forget the tokens for these scopes and take the new challenge.
-    async fn unauthorized(&self, st: &RegistryState, scopes: &[String], headers: &HeaderMap) {
-        self.inner.counters.reauths.fetch_add(1, Ordering::Relaxed);
-        let mut auth = st.auth.lock().await;
-        auth.tokens.remove(&scopes.join(" "));
-        let challenges: Vec<Challenge> = headers
-            .get_all(header::WWW_AUTHENTICATE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(challenge::parse)
-            .collect();
-        if let Ok(c) = pick_challenge(&st.registry, challenges) {
-            auth.challenge = Some(Some(c));
-        }
-    }
-
-    async fn fetch_token(
-        &self,
-        st: &RegistryState,
-        ch: &Challenge,
-        cred: &Credential,
-        scopes: &[String],
-    ) -> Result<Token> {
-        let realm = ch
-            .realm()
-            .ok_or_else(|| Error::auth(&st.registry, "Bearer challenge without a realm"))?;
-        let realm = Url::parse(realm)
-            .map_err(|_| Error::auth(&st.registry, "Bearer challenge with an unparseable realm"))?;
-        let service = ch.service().unwrap_or(&st.registry).to_string();
-        let what = format!("token service {}", redact::url(&realm));
-        let secrets = cred.secrets();
-        self.inner
-            .counters
-            .token_fetches
-            .fetch_add(1, Ordering::Relaxed);
-        let mut attempt = 0;
-        loop {
-            self.inner.counters.requests.fetch_add(1, Ordering::Relaxed);
-            let req = match cred {
-                Credential::IdentityToken(refresh) => {
-                    let mut form = url::form_urlencoded::Serializer::new(String::new());
-                    form.append_pair("grant_type", "refresh_token")
-                        .append_pair("service", &service)
-                        .append_pair("client_id", "hoist")
-                        .append_pair("refresh_token", refresh);
-                    if !scopes.is_empty() {
-                        form.append_pair("scope", &scopes.join(" "));
-                    }
-                    self.inner
-                        .http
-                        .post(realm.clone())
-                        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                        .body(form.finish())
-                }
-                _ => {
-                    let mut u = realm.clone();
-                    {
-                        let mut q = u.query_pairs_mut();
-                        q.append_pair("service", &service);
-                        for s in scopes {
-                            q.append_pair("scope", s);
-                        }
-                        if let Credential::Basic { username, .. } = cred {
-                            q.append_pair("account", username);
-                        }
-                    }
-                    let mut r = self.inner.http.get(u);
-                    if let Some(b) = cred.basic_header() {
-                        r = r.header(header::AUTHORIZATION, b);
-                    }
-                    r
-                }
-            };
-            let resp = match req.send().await {
-                Ok(r) => r,
-                Err(e) if attempt < self.inner.retry.retries => {
-                    tracing::debug!(what = %what, error = %transport_error(&what, &e), "retrying");
-                    self.inner.counters.retries.fetch_add(1, Ordering::Relaxed);
-                    tokio::time::sleep(self.inner.retry.delay(attempt, None)).await;
-                    attempt += 1;
-                    continue;
-                }
-                Err(e) => return Err(transport_error(&what, &e)),
-            };
-            let status = resp.status().as_u16();
-            if is_retryable_status(status) && attempt < self.inner.retry.retries {
-                let ra = retry_after(resp.headers());
-                self.inner.counters.retries.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(self.inner.retry.delay(attempt, ra)).await;
-                attempt += 1;
-                continue;
-            }
-            let body = read_capped(resp, MAX_ERROR_BODY).await;
-            if status != 200 {
-                let msg = decode_errors(&body)
-                    .into_iter()
-                    .next()
-                    .map(|e| format!(": {}", redact::scrub(&e.message, &secrets)))
-                    .unwrap_or_default();
-                return Err(Error::auth(
-                    &st.registry,
-                    format!("{what} answered status {status}{msg}"),
-                ));
-            }
-            #[derive(Deserialize)]
-            struct TokenResponse {
-                token: Option<String>,
-                access_token: Option<String>,
-                expires_in: Option<u64>,
-            }
-            let t: TokenResponse = serde_json::from_slice(&body).map_err(|_| {
-                Error::auth(
-                    &st.registry,
-                    format!("{what} answered something that is not a token"),
-                )
-            })?;
-            let value = t
-                .token
-                .filter(|s| !s.is_empty())
-                .or(t.access_token)
-                .filter(|s| !s.is_empty())
-                .ok_or_else(|| Error::auth(&st.registry, format!("{what} answered no token")))?;
-            let life = t
-                .expires_in
-                .map(Duration::from_secs)
-                .unwrap_or(DEFAULT_TOKEN_LIFETIME);
-            return Ok(Token {
-                value,
-                expires: Instant::now() + life,
-            });
-        }
     }
 
     /// Send a request with auth and retries. A `Body::Stream` is sent once; its 401 still
@@ -741,38 +495,6 @@ impl Client {
             attempt += 1;
         }
     }
-
-    /// Check credentials against a registry: ping it and, for token auth, fetch a token
-    /// for pulling `repo` (when given).
-    pub async fn check_auth(&self, registry: &str, repo: Option<&Repository>) -> Result<()> {
-        let st = self.state(registry)?;
-        let scopes = repo.map(pull_scope).unwrap_or_default();
-        let a = self.authorization(&st, &scopes).await?;
-        // Basic auth is only checked by a request.
-        if let Some(a) = a
-            && a.starts_with("Basic ")
-        {
-            let url = st.base.join("v2/").expect("static path");
-            let mut v =
-                HeaderValue::from_str(&a).map_err(|_| Error::auth(registry, "bad header"))?;
-            v.set_sensitive(true);
-            let r = self
-                .inner
-                .http
-                .get(url.clone())
-                .header(header::AUTHORIZATION, v)
-                .send()
-                .await
-                .map_err(|e| transport_error(&format!("GET {}", redact::url(&url)), &e))?;
-            if r.status() != StatusCode::OK {
-                return Err(Error::auth(
-                    registry,
-                    format!("credentials refused (status {})", r.status().as_u16()),
-                ));
-            }
-        }
-        Ok(())
-    }
 }
 
 pub(crate) fn push_scope(repo: &Repository) -> Vec<String> {
@@ -781,21 +503,6 @@ pub(crate) fn push_scope(repo: &Repository) -> Vec<String> {
 
 pub(crate) fn pull_scope(repo: &Repository) -> Vec<String> {
     vec![format!("repository:{}:pull", repo.name())]
-}
-
-fn pick_challenge(registry: &str, cs: Vec<Challenge>) -> Result<Challenge> {
-    let mut basic = None;
-    let mut other = None;
-    for c in cs {
-        match c.scheme {
-            Scheme::Bearer => return Ok(c),
-            Scheme::Basic => basic = Some(c),
-            Scheme::Other(_) => other = Some(c),
-        }
-    }
-    basic
-        .or(other)
-        .ok_or_else(|| Error::auth(registry, "401 without a usable WWW-Authenticate challenge"))
 }
 
 pub(crate) fn retry_after(h: &HeaderMap) -> Option<Duration> {
@@ -809,7 +516,6 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
 
     use super::*;
-    use crate::credential::StaticKeychain;
     use hoist_testkit::stub::{Reply, Stub};
 
     fn fast_retries(n: u32) -> RetryPolicy {
@@ -820,12 +526,8 @@ mod tests {
         }
     }
 
-    fn client_with(keychain: Option<(&str, Credential)>) -> Client {
-        let mut b = Client::builder().retry(fast_retries(3));
-        if let Some((host, cred)) = keychain {
-            b = b.keychain(Arc::new(StaticKeychain::new().with(host.to_string(), cred)));
-        }
-        b.build().unwrap()
+    fn client() -> Client {
+        Client::builder().retry(fast_retries(3)).build().unwrap()
     }
 
     async fn get(c: &Client, repo: &Repository, path: &str) -> Result<Response> {
@@ -837,7 +539,7 @@ mod tests {
     #[tokio::test]
     async fn an_open_registry_is_pinged_once_and_gets_no_credentials() {
         let stub = Stub::start(|_| Reply::status(200));
-        let c = client_with(None);
+        let c = client();
         let repo = Repository::new(stub.host(), "a").unwrap();
         for _ in 0..3 {
             assert_eq!(get(&c, &repo, "tags/list").await.unwrap().status(), 200);
@@ -848,85 +550,6 @@ mod tests {
         assert_eq!(c.stats().requests, 4);
         // Loopback registries are plain http.
         assert!(c.base_url(&stub.host()).unwrap().starts_with("http://"));
-    }
-
-    #[tokio::test]
-    async fn basic_challenges_get_the_keychain_credentials() {
-        let stub = Stub::start(|req| match req.header("authorization") {
-            Some(_) => Reply::status(200),
-            None => Reply::status(401).header("www-authenticate", r#"Basic realm="r""#),
-        });
-        let cred = Credential::Basic {
-            username: "alice".into(),
-            password: "s3cret-pass".into(),
-        };
-        let c = client_with(Some((&stub.host(), cred)));
-        let repo = Repository::new(stub.host(), "a").unwrap();
-        get(&c, &repo, "tags/list").await.unwrap();
-        let last = stub.requests().pop().unwrap();
-        use base64::Engine;
-        let want = base64::engine::general_purpose::STANDARD.encode("alice:s3cret-pass");
-        assert_eq!(
-            last.header("authorization"),
-            Some(&*format!("Basic {want}"))
-        );
-    }
-
-    /// A registry and its token service in one stub: tokens `tok-1`, `tok-2`, ...; the
-    /// registry refuses `tok-1` once `expired` is set (a token that died early).
-    fn bearer_registry(expired: Arc<std::sync::atomic::AtomicBool>) -> Stub {
-        let issued = Arc::new(AtomicUsize::new(0));
-        let host = Arc::new(Mutex::new(String::new()));
-        let h = host.clone();
-        let stub = Stub::start(move |req| {
-            if req.route() == "/token" {
-                let n = issued.fetch_add(1, Ordering::SeqCst) + 1;
-                return Reply::status(200).json(&serde_json::json!({"token": format!("tok-{n}")}));
-            }
-            let challenge = format!(
-                r#"Bearer realm="http://{}/token",service="svc""#,
-                h.lock().unwrap()
-            );
-            match req.header("authorization") {
-                Some("Bearer tok-1") if expired.load(Ordering::SeqCst) => {
-                    Reply::status(401).header("www-authenticate", challenge)
-                }
-                Some(a) if a.starts_with("Bearer tok-") => Reply::status(200),
-                _ => Reply::status(401).header("www-authenticate", challenge),
-            }
-        });
-        *host.lock().unwrap() = stub.host();
-        stub
-    }
-
-    #[tokio::test]
-    async fn bearer_tokens_are_cached_per_scope_and_renewed_after_a_401() {
-        let expired = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let stub = bearer_registry(expired.clone());
-        let c = client_with(None);
-        let repo = Repository::new(stub.host(), "team/app").unwrap();
-        get(&c, &repo, "tags/list").await.unwrap();
-        get(&c, &repo, "tags/list").await.unwrap();
-        assert_eq!(c.stats().token_fetches, 1, "one token per scope");
-        let token_req = stub
-            .requests()
-            .into_iter()
-            .find(|r| r.route() == "/token")
-            .unwrap();
-        assert_eq!(token_req.query("service").as_deref(), Some("svc"));
-        assert_eq!(
-            token_req.query("scope").as_deref(),
-            Some("repository:team/app:pull")
-        );
-        // The token dies: one 401, a new token, the request replayed.
-        expired.store(true, Ordering::SeqCst);
-        assert_eq!(get(&c, &repo, "tags/list").await.unwrap().status(), 200);
-        let s = c.stats();
-        assert_eq!((s.token_fetches, s.reauths), (2, 1), "{s:?}");
-        // Another scope, another token.
-        let other = Repository::new(stub.host(), "team/other").unwrap();
-        get(&c, &other, "tags/list").await.unwrap();
-        assert_eq!(c.stats().token_fetches, 3);
     }
 
     #[tokio::test]
@@ -943,7 +566,7 @@ mod tests {
                 {"errors": [{"code": "NAME_UNKNOWN", "message": "repository name not known"}]}
             )),
         });
-        let c = client_with(None);
+        let c = client();
         let repo = Repository::new(stub.host(), "a").unwrap();
         assert_eq!(get(&c, &repo, "flaky").await.unwrap().status(), 200);
         assert_eq!(c.stats().retries, 2);
@@ -983,7 +606,7 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        let c = client_with(None);
+        let c = client();
         let repo = Repository::new(format!("127.0.0.1:{port}"), "a").unwrap();
         let e = get(&c, &repo, "tags/list").await.unwrap_err();
         assert!(e.is_temporary(), "{e}");
@@ -997,7 +620,7 @@ mod tests {
             "/v2/" => Reply::status(200),
             _ => Reply::status(400),
         });
-        let c = client_with(None);
+        let c = client();
         let repo = Repository::new(stub.host(), "a").unwrap();
         let mut url = c.url(&repo, "blobs/uploads/1").unwrap();
         url.query_pairs_mut()
