@@ -57,6 +57,7 @@ pub mod redact;
 mod repo;
 pub mod retry;
 mod runtime;
+mod sessions;
 pub mod source;
 mod stream;
 mod transport;

@@ -23,6 +23,7 @@ use tokio::task::JoinSet;
 use crate::blobs::{Mount, Presence};
 use crate::error::{Error, Result};
 use crate::repo::{Repository, Target};
+use crate::sessions::Sessions;
 use crate::transport::Client;
 use crate::upload::{self, BlobSource, Upload};
 
@@ -297,6 +298,8 @@ struct Shared {
     tally: Mutex<Tally>,
     top: Mutex<Option<Digest>>,
     jobs: Semaphore,
+    /// Upload sessions opened and not finished: cancelled when the push ends.
+    sessions: Sessions,
 }
 
 /// Push `source` (an image or an index) to every target. Returns one [`Pushed`] per target, in order.
@@ -328,7 +331,20 @@ pub async fn push(
         tally: Mutex::new(Tally::default()),
         top: Mutex::new(None),
         jobs: Semaphore::new(opts.jobs),
+        sessions: Sessions::default(),
     });
+    let r = run(&shared, source, targets).await;
+    // Failed, or done with sessions abandoned on the way: free what the registry holds.
+    let left = shared.sessions.cancel_all(&shared.client).await;
+    if left > 0 {
+        tracing::debug!(sessions = left, "upload sessions cancelled");
+    }
+    r
+}
+
+/// The push, once its shared state is set up; its tasks are aborted when it returns.
+async fn run(shared: &Arc<Shared>, source: Child, targets: &[Target]) -> Result<Report> {
+    let opts = &shared.opts;
 
     let src = source.clone();
     let nodes = tokio::task::spawn_blocking(move || {
@@ -339,7 +355,7 @@ pub async fn push(
     .map_err(join_error)??;
 
     if let Strategy::Stream(encoding) = &opts.strategy {
-        return push_streamed(&shared, nodes, targets, encoding).await;
+        return push_streamed(shared, nodes, targets, encoding).await;
     }
 
     // Blobs: configs at once, layers as they are sealed.
@@ -426,11 +442,11 @@ pub async fn push(
         .await
         .map_err(join_error)??
     };
-    let (put, skipped) = put_manifests(&shared, manifests, targets).await?;
+    let (put, skipped) = put_manifests(shared, manifests, targets).await?;
     Ok(report(
-        &shared,
+        shared,
         targets,
-        &top_digest_of(&shared)?,
+        &top_digest_of(shared)?,
         put,
         skipped,
     ))
@@ -571,7 +587,14 @@ async fn push_streamed(
     let mut descriptors = Vec::new();
     for l in layers {
         let _permit = shared.jobs.acquire().await.expect("never closed");
-        let sealed = crate::stream::layer(&shared.client, &firsts, l.clone(), encoding).await?;
+        let sealed = crate::stream::layer(
+            &shared.client,
+            &firsts,
+            l.clone(),
+            encoding,
+            &shared.sessions,
+        )
+        .await?;
         shared.progress.sealed(&sealed.digest, sealed.size);
         for repos in shared.registries.values() {
             let first = &repos[0];
@@ -703,9 +726,26 @@ async fn one_blob(
     }
     let mut session = None;
     if let Some(from) = holder.filter(|h| *h != repo.name()) {
-        match sh.client.mount(repo, digest, from).await {
-            Ok(Mount::Mounted) => return Ok(BlobOutcome::Mounted),
-            Ok(Mount::Started(url)) => session = Some(url),
+        // The mount runs as a session-opening request: a session the registry opens
+        // instead is recorded, and cancelled if the upload never commits it.
+        let (c, r, d, f) = (
+            sh.client.clone(),
+            repo.clone(),
+            digest.clone(),
+            from.to_string(),
+        );
+        let post = async move {
+            let m = c.mount(&r, &d, &f).await?;
+            let url = match &m {
+                Mount::Started(u) => Some(u.clone()),
+                Mount::Mounted => None,
+            };
+            Ok((m, url))
+        };
+        match sh.sessions.open(repo, post).await {
+            Ok((Mount::Mounted, _)) => return Ok(BlobOutcome::Mounted),
+            Ok((Mount::Started(url), Some(id))) => session = Some((url, id)),
+            Ok((Mount::Started(_), None)) => unreachable!("a started mount is recorded"),
             // A refused mount (no access to `from`, or the memory is stale) is not fatal.
             Err(e) if !e.is_temporary() => {
                 tracing::debug!(%digest, from, error = %e, "mount refused; uploading");
@@ -723,6 +763,7 @@ async fn one_blob(
         .monolithic_max(sh.opts.monolithic_max)
         .chunk_size(sh.opts.chunk_size)
         .progress(progress)
+        .sessions(&sh.sessions)
         .run(session)
         .await?;
     Ok(BlobOutcome::Uploaded)

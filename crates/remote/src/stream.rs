@@ -14,9 +14,12 @@ use hoist_image::pipeline::{self, Encoding};
 use hoist_image::{Layer, MediaType, Sealed};
 use reqwest::Method;
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use url::Url;
 
 use crate::error::{Error, Result};
 use crate::repo::Repository;
+use crate::sessions::{SessionId, Sessions};
 use crate::transport::{Body, Client, push_scope};
 use crate::upload;
 
@@ -55,45 +58,74 @@ impl Write for Tee {
     }
 }
 
-/// Compress `layer` once into an upload to each of `repos` (one per registry).
+/// Compress `layer` once into an upload to each of `repos` (one per registry). The
+/// sessions of a failed attempt are cancelled before the next.
 pub(crate) async fn layer(
     client: &Client,
     repos: &[Repository],
     layer: Arc<dyn Layer>,
     encoding: &Encoding,
+    sessions: &Sessions,
 ) -> Result<Sealed> {
     let policy = client.retry_policy();
     let mut failures = 0;
     loop {
-        match attempt(client, repos, layer.clone(), encoding).await {
+        let mut opened = Vec::new();
+        let r = attempt(
+            client,
+            repos,
+            layer.clone(),
+            encoding,
+            sessions,
+            &mut opened,
+        )
+        .await;
+        let e = match r {
             Ok(s) => return Ok(s),
-            Err(e)
-                if (e.is_temporary() || e.status() == Some(401)) && failures < policy.retries =>
-            {
-                tracing::debug!(error = %e, "streamed layer failed; compressing it again");
-                client.counters().restarts.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(policy.delay(failures, None)).await;
-                failures += 1;
-            }
-            Err(e) => return Err(e),
+            Err(e) => e,
+        };
+        for id in opened {
+            sessions.cancel(client, id).await;
+        }
+        if (e.is_temporary() || e.status() == Some(401)) && failures < policy.retries {
+            tracing::debug!(error = %e, "streamed layer failed; compressing it again");
+            client.counters().restarts.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(policy.delay(failures, None)).await;
+            failures += 1;
+        } else {
+            return Err(e);
         }
     }
 }
 
+/// One try: a session per repository, one compression pass teed into their PATCHes,
+/// then the commits. The sessions it opens are pushed to `opened` (and closed in
+/// `sessions` when committed); when it fails, its PATCHes have stopped by the time it
+/// returns, and when it is aborted they stop with it.
 async fn attempt(
     client: &Client,
     repos: &[Repository],
     layer: Arc<dyn Layer>,
     encoding: &Encoding,
+    sessions: &Sessions,
+    opened: &mut Vec<SessionId>,
 ) -> Result<Sealed> {
+    let _busy = sessions.busy();
     let mut locations = Vec::new();
     for r in repos {
         // A streamed body cannot be cut in chunks: the minimum chunk length is moot.
-        locations.push(upload::start(client, r, &push_scope(r)).await?.0);
+        let (c, repo) = (client.clone(), r.clone());
+        let post = async move {
+            let url = upload::start(&c, &repo, &push_scope(&repo)).await?.0;
+            Ok((url.clone(), Some(url)))
+        };
+        let (url, id) = sessions.open(r, post).await?;
+        opened.push(id.expect("a started upload is recorded"));
+        locations.push(url);
     }
     let mut txs = Vec::new();
-    let mut patches = Vec::new();
-    for (repo, loc) in repos.iter().zip(&locations) {
+    let mut patches: JoinSet<(usize, Result<Url>)> = JoinSet::new();
+    for (i, (repo, loc)) in repos.iter().zip(&locations).enumerate() {
         let (tx, rx) = mpsc::channel::<Bytes>(4);
         txs.push(tx);
         let counters_client = client.clone();
@@ -109,21 +141,26 @@ async fn attempt(
         });
         let client = client.clone();
         let (repo, loc) = (repo.clone(), loc.clone());
-        patches.push(tokio::spawn(async move {
-            let r = client
-                .send(
-                    &repo,
-                    &push_scope(&repo),
-                    Method::PATCH,
-                    loc,
-                    &[("content-type", "application/octet-stream".into())],
-                    Body::Stream(reqwest::Body::wrap_stream(body)),
-                )
-                .await?
-                .expect(&[202])
-                .await?;
-            client.resolve_location(&repo, r.what(), r.header("location"))
-        }));
+        let busy = sessions.busy();
+        patches.spawn(async move {
+            let _busy = busy;
+            let r = async {
+                let r = client
+                    .send(
+                        &repo,
+                        &push_scope(&repo),
+                        Method::PATCH,
+                        loc,
+                        &[("content-type", "application/octet-stream".into())],
+                        Body::Stream(reqwest::Body::wrap_stream(body)),
+                    )
+                    .await?
+                    .expect(&[202])
+                    .await?;
+                client.resolve_location(&repo, r.what(), r.header("location"))
+            };
+            (i, r.await)
+        });
     }
     let enc = encoding.clone();
     let sealer = tokio::task::spawn_blocking(move || -> hoist_image::Result<Sealed> {
@@ -139,18 +176,22 @@ async fn attempt(
     });
     let sealed = sealer
         .await
-        .map_err(|e| Error::io("streamed layer", std::io::Error::other(e.to_string())))?;
-    let mut next = Vec::new();
-    for p in patches {
-        next.push(
-            p.await
-                .map_err(|e| Error::io("streamed upload", std::io::Error::other(e.to_string())))?,
-        );
+        .map_err(|e| Error::io("streamed layer", std::io::Error::other(e.to_string())));
+    // Every PATCH ends once the pass has dropped its channels (its last piece sent).
+    let mut next: Vec<Option<Result<Url>>> = repos.iter().map(|_| None).collect();
+    while let Some(r) = patches.join_next().await {
+        let (i, r) =
+            r.map_err(|e| Error::io("streamed upload", std::io::Error::other(e.to_string())))?;
+        next[i] = Some(r);
     }
     // An upload error explains a failed pass better than "upload stopped".
-    let next = next.into_iter().collect::<Result<Vec<_>>>()?;
-    let sealed = sealed?;
-    for (repo, loc) in repos.iter().zip(next) {
+    let next = next
+        .into_iter()
+        .map(|r| r.expect("every PATCH reported"))
+        .collect::<Result<Vec<_>>>()?;
+    let sealed = sealed??;
+    for ((repo, loc), id) in repos.iter().zip(next).zip(opened.iter()) {
+        sessions.moved(*id, &loc);
         let r = client
             .send(
                 repo,
@@ -162,6 +203,7 @@ async fn attempt(
             )
             .await;
         upload::finish(r, &sealed.digest).await?;
+        sessions.closed(*id);
     }
     Ok(sealed)
 }

@@ -20,6 +20,7 @@ use url::Url;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::repo::Repository;
+use crate::sessions::{SessionId, Sessions};
 use crate::transport::{Body, Client, Response, push_scope};
 
 /// Blobs up to this size go in one request (read into memory once): most configs and
@@ -226,19 +227,30 @@ pub(crate) struct Upload<'a> {
     unauthorized_streak: u32,
     /// The feed of blob bytes positioned at an offset, reused by the next PATCH.
     feed: Option<(u64, Arc<tokio::sync::Mutex<Feed>>)>,
+    /// A request is being sent again: it says where its bytes go (`Content-Range`).
+    again: bool,
+    /// Where open sessions are recorded until committed (see [`Sessions`]).
+    sessions: Sessions,
+    /// The session in use.
+    session: Option<SessionId>,
 }
 
 /// Where an [`Upload`] is.
 #[derive(Debug)]
 enum State {
     /// Open a session, or take the one the registry opened when it refused a mount.
-    Open(Option<Url>),
+    Open(Option<(Url, SessionId)>),
     /// Send the whole blob in the `PUT` that commits it.
     Whole(Url),
     /// Send the bytes from `offset` in a `PATCH`.
     Patch { location: Url, offset: u64 },
-    /// A `PATCH` failed: ask the registry what it holds, and resume or start over.
-    Resume { location: Url, error: Error },
+    /// The `PATCH` of the bytes from `offset` failed: ask the registry what it holds, and
+    /// resume or start over.
+    Resume {
+        location: Url,
+        offset: u64,
+        error: Error,
+    },
     /// Every byte is sent: commit with the digest.
     Commit(Url),
     /// The blob is in the repository.
@@ -267,7 +279,16 @@ impl<'a> Upload<'a> {
             failures: 0,
             unauthorized_streak: 0,
             feed: None,
+            again: false,
+            sessions: Sessions::default(),
+            session: None,
         }
+    }
+
+    /// Record the sessions in `sessions` until committed (the push cancels the rest).
+    pub(crate) fn sessions(mut self, sessions: &Sessions) -> Self {
+        self.sessions = sessions.clone();
+        self
     }
 
     /// Blobs up to this size go in one request.
@@ -288,9 +309,11 @@ impl<'a> Upload<'a> {
         self
     }
 
-    /// Run to the end. `session` is an upload URL the registry already opened (a mount
-    /// it refused), else one is started.
-    pub(crate) async fn run(mut self, session: Option<Url>) -> Result<()> {
+    /// Run to the end. `session` is an upload session the registry already opened (a
+    /// mount it refused), recorded in the [`Sessions`] given, else one is started. A
+    /// session abandoned for a new one is cancelled at once.
+    pub(crate) async fn run(mut self, session: Option<(Url, SessionId)>) -> Result<()> {
+        let _busy = self.sessions.busy();
         let mut state = State::Open(session);
         loop {
             tracing::trace!(digest = %self.digest, ?state, "upload step");
@@ -298,7 +321,11 @@ impl<'a> Upload<'a> {
                 State::Open(session) => self.open(session).await?,
                 State::Whole(location) => self.whole(location).await?,
                 State::Patch { location, offset } => self.patch(location, offset).await?,
-                State::Resume { location, error } => self.resume(location, error).await?,
+                State::Resume {
+                    location,
+                    offset,
+                    error,
+                } => self.resume(location, offset, error).await?,
                 State::Commit(location) => self.commit(location).await?,
                 State::Done => return Ok(()),
             };
@@ -316,13 +343,40 @@ impl<'a> Upload<'a> {
         Ok(())
     }
 
-    async fn open(&mut self, session: Option<Url>) -> Result<State> {
+    /// The session continues at `url`.
+    fn moved(&self, url: &Url) {
+        if let Some(id) = self.session {
+            self.sessions.moved(id, url);
+        }
+    }
+
+    /// The session is committed: nothing to cancel.
+    fn committed(&mut self) {
+        if let Some(id) = self.session.take() {
+            self.sessions.closed(id);
+        }
+    }
+
+    async fn open(&mut self, session: Option<(Url, SessionId)>) -> Result<State> {
         self.feed = None;
         self.unauthorized_streak = 0;
+        self.again = false;
+        if let Some(old) = self.session.take() {
+            self.sessions.cancel(self.client, old).await;
+        }
         let location = match session {
-            Some(u) => u,
+            Some((u, id)) => {
+                self.session = Some(id);
+                u
+            }
             None => {
-                let (u, min_chunk) = start(self.client, self.repo, &self.scopes).await?;
+                let (c, r, s) = (self.client.clone(), self.repo.clone(), self.scopes.clone());
+                let post = async move {
+                    let (url, min) = start(&c, &r, &s).await?;
+                    Ok(((url.clone(), min), Some(url)))
+                };
+                let ((u, min_chunk), id) = self.sessions.open(self.repo, post).await?;
+                self.session = id;
                 if let Some(m) = min_chunk {
                     self.chunk = Some(self.chunk.unwrap_or(m).max(m));
                 }
@@ -359,6 +413,7 @@ impl<'a> Upload<'a> {
             .await;
         match finish(r, self.digest).await {
             Ok(()) => {
+                self.committed();
                 self.client
                     .counters()
                     .bytes_sent
@@ -396,7 +451,7 @@ impl<'a> Upload<'a> {
             ("content-length", len.to_string()),
         ];
         // A resumed upload says where its bytes go, as chunks do.
-        if self.chunk.is_some() || offset > 0 {
+        if self.chunk.is_some() || offset > 0 || self.again {
             headers.push(("content-range", format!("{}-{}", offset, offset + len - 1)));
         }
         let source_error = SourceError::default();
@@ -429,6 +484,7 @@ impl<'a> Upload<'a> {
                 match (end, next) {
                     (Some(end), Ok(next)) if end + 1 == offset + len => {
                         self.unauthorized_streak = 0;
+                        self.moved(&next);
                         self.feed = Some((offset + len, feed));
                         return Ok(State::Patch {
                             location: next,
@@ -437,6 +493,7 @@ impl<'a> Upload<'a> {
                     }
                     (_, Ok(next)) => {
                         // The registry took a different amount than sent: ask it.
+                        self.moved(&next);
                         location = next;
                         Error::invalid_response(r.what(), "Range does not match the bytes sent")
                     }
@@ -461,10 +518,14 @@ impl<'a> Upload<'a> {
         {
             return Err(e);
         }
-        Ok(State::Resume { location, error })
+        Ok(State::Resume {
+            location,
+            offset,
+            error,
+        })
     }
 
-    async fn resume(&mut self, location: Url, e: Error) -> Result<State> {
+    async fn resume(&mut self, location: Url, offset: u64, e: Error) -> Result<State> {
         let recoverable = retryable(&e)
             || e.status() == Some(413)
             || e.status() == Some(416)
@@ -475,14 +536,18 @@ impl<'a> Upload<'a> {
         // A token that expired mid-upload is not a failure of the transfer: the transport
         // re-authenticated already. Only 401s in a row without progress (credentials the
         // registry keeps refusing) end the upload.
+        self.again = true;
         if e.status() == Some(401) {
             self.unauthorized_streak += 1;
             if self.unauthorized_streak > MAX_UNAUTHORIZED_STREAK {
                 return Err(e);
             }
-        } else {
-            self.retry_or(e).await?;
+            // Refused before a byte was taken, and the transport holds a new token now:
+            // the same request again, at the same offset.
+            tracing::debug!(digest = %self.digest, "upload unauthorized; sending again");
+            return Ok(State::Patch { location, offset });
         }
+        self.retry_or(e).await?;
         tracing::debug!(digest = %self.digest, "upload interrupted; resuming");
         let restart = |this: &mut Self| {
             this.client
@@ -495,6 +560,7 @@ impl<'a> Upload<'a> {
         // Where is the registry? Resume from there.
         match status(self.client, self.repo, &self.scopes, &location).await {
             Ok((Some(at), next)) if at <= self.size => {
+                self.moved(&next);
                 self.client
                     .counters()
                     .resumes
@@ -532,7 +598,10 @@ impl<'a> Upload<'a> {
             )
             .await;
         match finish(r, self.digest).await {
-            Ok(()) => Ok(State::Done),
+            Ok(()) => {
+                self.committed();
+                Ok(State::Done)
+            }
             Err(e) if e.is_not_found() || e.status() == Some(400) => {
                 // A retried commit whose first try landed: the blob is there.
                 if self
@@ -541,6 +610,7 @@ impl<'a> Upload<'a> {
                     .await
                     .unwrap_or(false)
                 {
+                    self.committed();
                     return Ok(State::Done);
                 }
                 Err(refused(e, self.digest))

@@ -358,3 +358,22 @@ async fn stream_strategy_compresses_once_into_every_registry() {
         assert_eq!(c.digest.as_ref(), Some(&want));
     }
 }
+
+/// A failed push cancels the upload sessions it opened: distribution keeps none of their
+/// bytes (no `_uploads/<id>/data`). Only sessions between requests: one interrupted in the
+/// middle of a request holds a stale `_state` token, with which distribution refuses to
+/// cancel it (README, Caveats).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_push_cancels_its_upload_sessions_in_distribution() {
+    let Some(reg) = Distribution::start() else {
+        return;
+    };
+    let root = reg.root().to_path_buf();
+    common::failed_push_leaves_no_sessions(
+        reg.addr(),
+        &fast_client(),
+        common::Failure::AtCommit,
+        || common::files_named(&root, "_uploads", "data"),
+    )
+    .await;
+}

@@ -138,3 +138,18 @@ async fn corrupt_layout_blobs_are_refused_and_named() {
     let reg = TestRegistry::start();
     common::corrupt_layout_push(reg.addr(), &client()).await;
 }
+
+/// A failed push cancels the upload sessions it opened, those aborted in the middle of a
+/// request included: the registry's uploads/ is empty afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_push_cancels_its_upload_sessions() {
+    common::logs();
+    let reg = TestRegistry::start();
+    let uploads = reg.root().join("uploads");
+    for failure in [common::Failure::MidRequest, common::Failure::AtCommit] {
+        common::failed_push_leaves_no_sessions(reg.addr(), &client(), failure, || {
+            std::fs::read_dir(&uploads).map(|r| r.count()).unwrap()
+        })
+        .await;
+    }
+}

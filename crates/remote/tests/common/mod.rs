@@ -272,3 +272,112 @@ pub async fn corrupt_layout_push(addr: std::net::SocketAddr, c: &hoist_remote::C
         std::fs::write(&path, &good).unwrap();
     }
 }
+
+/// How [`failed_push_leaves_no_sessions`] makes a push fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The first layer's blob is truncated (its upload ends with the source's error in the
+    /// middle of a PATCH) while a proxy holds every PATCH answer back: the other uploads are
+    /// aborted in the middle of their requests.
+    MidRequest,
+    /// The first layer's blob has a flipped byte, uploads go one at a time: the registry
+    /// refuses the commit (DIGEST_INVALID) between requests.
+    AtCommit,
+}
+
+/// Push a layout with a corrupt first layer to `registry` (through a counting proxy) so
+/// the push fails with upload sessions open. Afterwards no session is left:
+/// `open_sessions` (which reads the registry's storage) answers 0, and the client sent a
+/// `DELETE` for each session still open.
+pub async fn failed_push_leaves_no_sessions(
+    registry: std::net::SocketAddr,
+    c: &hoist_remote::Client,
+    failure: Failure,
+    open_sessions: impl Fn() -> usize,
+) {
+    use hoist_remote::push::{self, NoProgress, Options};
+    use hoist_remote::{Repository, Target};
+    use hoist_testkit::faults::{Fault, Match, Proxy, Rule};
+    let rules = match failure {
+        Failure::MidRequest => vec![Rule::new(
+            Match::method("PATCH"),
+            Fault::Stall(std::time::Duration::from_secs(3)),
+            u64::MAX,
+        )],
+        Failure::AtCommit => Vec::new(),
+    };
+    let proxy = Proxy::start(registry, rules);
+    let dir = tempfile::tempdir().unwrap();
+    let layout = hoist_image::layout::Layout::create(dir.path()).unwrap();
+    let img = TestImage::new(23, 4, 1 << 20);
+    hoist_image::layout::write(&layout, &*img, Some("v1")).unwrap();
+    let manifest = hoist_image::Image::manifest(&*img).unwrap();
+    let victim = &manifest.as_image().unwrap().layers[0];
+    let path = layout.blob_path(&victim.digest);
+    let mut bytes = std::fs::read(&path).unwrap();
+    match failure {
+        Failure::MidRequest => bytes.truncate(bytes.len() - 100),
+        Failure::AtCommit => bytes[100] ^= 0x40,
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    let src = hoist_image::layout::Layout::open(dir.path())
+        .unwrap()
+        .image("v1")
+        .unwrap();
+    let t = Target::tagged(
+        Repository::new(proxy.addr().to_string(), "sessions/failed").unwrap(),
+        "v1",
+    )
+    .unwrap();
+    let opts = Options {
+        monolithic_max: 0,
+        jobs: if failure == Failure::MidRequest { 8 } else { 1 },
+        ..Options::default()
+    };
+    let e = push::push(
+        c,
+        hoist_image::Child::Image(src),
+        std::slice::from_ref(&t),
+        &opts,
+        Arc::new(NoProgress),
+    )
+    .await
+    .expect_err("a corrupt blob must not be pushed");
+    let want = match failure {
+        Failure::MidRequest => "size mismatch",
+        Failure::AtCommit => "DIGEST_INVALID",
+    };
+    assert!(e.to_string().contains(want), "{e}");
+    let pc = proxy.counters();
+    let (posts, deletes) = (pc.method("POST"), pc.method("DELETE"));
+    match failure {
+        Failure::MidRequest => {
+            assert!(posts >= 2, "uploads were under way: {}", pc.summary());
+            assert_eq!(deletes, posts, "each session cancelled: {}", pc.summary());
+        }
+        Failure::AtCommit => assert!(deletes >= 1, "{}", pc.summary()),
+    }
+    assert_eq!(open_sessions(), 0, "{}", pc.summary());
+}
+
+/// Files named `file` below `root` inside a directory named `within` (distribution's
+/// upload sessions keep their bytes in `.../_uploads/<id>/data`).
+pub fn files_named(root: &std::path::Path, within: &str, file: &str) -> usize {
+    let mut n = 0;
+    let mut stack = vec![(root.to_path_buf(), false)];
+    while let Some((d, inside)) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                let inside = inside || p.file_name().is_some_and(|f| f == within);
+                stack.push((p, inside));
+            } else if inside && p.file_name().is_some_and(|f| f == file) {
+                n += 1;
+            }
+        }
+    }
+    n
+}
