@@ -113,3 +113,88 @@ fn random_index_into_a_layout() {
         "expected 1 to 7",
     );
 }
+
+/// A registry that answers every request with `status` and `body` (one connection at a
+/// time, closed after each answer); stops when the test process ends.
+fn hostile_registry(status: &'static str, body: &'static str) -> std::net::SocketAddr {
+    use std::io::{BufRead, BufReader, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut line = String::new();
+            while r.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                line.clear();
+            }
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    addr
+}
+
+/// Untrusted bytes (a registry's error message, code and detail; a tar member name) reach
+/// the terminal quoted, control characters escaped: one line, no escape sequence.
+#[test]
+fn untrusted_bytes_in_errors_are_quoted() {
+    let no_raw_controls = |args: &[&str], want: &[&str]| {
+        let out = hoist(args);
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(
+            err.lines().count(),
+            1,
+            "{args:?}: one line expected: {err:?}"
+        );
+        let body = err.trim_end_matches('\n');
+        assert!(
+            !body.chars().any(|c| c.is_control() || c == '\u{202e}'),
+            "{args:?}: raw control characters in {err:?}"
+        );
+        for w in want {
+            assert!(err.contains(w), "{args:?}: {err:?} lacks {w:?}");
+        }
+    };
+
+    let addr = hostile_registry(
+        "400 Bad Request",
+        r#"{"errors":[{"code":"EVIL\u001b[31m","message":"first\nsecond\u001b[2J\r","detail":"\u202egpj.exe"}]}"#,
+    );
+    no_raw_controls(
+        &["manifest", &format!("{addr}/app:v1")],
+        &[
+            r#""EVIL\u{1b}[31m""#,
+            r#""first\nsecond\u{1b}[2J\r""#,
+            r#"(detail "\u{202e}gpj.exe")"#,
+        ],
+    );
+    // A body that is not the spec's JSON: its first line, quoted.
+    let addr = hostile_registry("500 Internal Server Error", "\u{1b}]0;owned\u{7}\nmore");
+    no_raw_controls(
+        &["manifest", "--retries", "0", &format!("{addr}/app:v1")],
+        &[r#""\u{1b}]0;owned\u{7}""#],
+    );
+
+    // A tarball whose member name carries an escape sequence and '..'.
+    let t = tempfile::tempdir().unwrap();
+    let tar_path = t.path().join("evil.tar");
+    let mut b = tar::Builder::new(fs::File::create(&tar_path).unwrap());
+    let mut h = tar::Header::new_gnu();
+    let name = b"x\x1b[2J/../../etc/passwd";
+    h.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name);
+    h.set_size(1);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append(&h, &b"x"[..]).unwrap();
+    b.finish().unwrap();
+    drop(b);
+    no_raw_controls(
+        &["validate", tar_path.to_str().unwrap()],
+        &[r#""x\u{1b}[2J/../../etc/passwd""#],
+    );
+}

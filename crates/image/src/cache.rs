@@ -352,7 +352,10 @@ impl Cache {
             None => {
                 return Err(Error::invalid_input(
                     format!("blob {}", sealed.digest),
-                    format!("media type {} is not a layer type", sealed.media_type),
+                    format!(
+                        "media type {} is not a layer type",
+                        crate::quote(sealed.media_type.as_str())
+                    ),
                 ));
             }
         };

@@ -4,6 +4,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use crate::digest::Digest;
+use crate::quote::quote;
 
 /// What went wrong, as data. Match on it through [`Error::kind`].
 #[derive(Debug)]
@@ -187,10 +188,10 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &*self.kind {
             ErrorKind::InvalidReference { input, reason } => {
-                write!(f, "invalid reference {input:?}: {reason}")
+                write!(f, "invalid reference {}: {reason}", quote(input))
             }
             ErrorKind::InvalidDigest { input, reason } => {
-                write!(f, "invalid digest {input:?}: {reason}")
+                write!(f, "invalid digest {}: {reason}", quote(input))
             }
             ErrorKind::DigestMismatch {
                 expected,

@@ -124,7 +124,10 @@ impl<S: CompressedSource> FromCompressed<S> {
         mt.layer_compression().ok_or_else(|| {
             Error::invalid_manifest(
                 format!("layer {}", self.src.descriptor().digest),
-                format!("media type {mt} is not a layer type"),
+                format!(
+                    "media type {} is not a layer type",
+                    crate::quote(mt.as_str())
+                ),
             )
         })
     }

@@ -28,6 +28,7 @@ use crate::manifest::{
     Manifest,
 };
 use crate::media_type::MediaType;
+use crate::quote::quote;
 
 /// The `oci-layout` file's content, as written by hoist.
 const OCI_LAYOUT_CONTENT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
@@ -72,8 +73,8 @@ impl Layout {
             return Err(Error::invalid_format(
                 &marker,
                 format!(
-                    "imageLayoutVersion {:?}, expected {LAYOUT_VERSION:?}",
-                    m.image_layout_version
+                    "imageLayoutVersion {}, expected {LAYOUT_VERSION:?}",
+                    quote(&m.image_layout_version)
                 ),
             ));
         }
@@ -219,13 +220,15 @@ impl Layout {
             })
             .cloned()
             .ok_or_else(|| {
-                let names: Vec<&str> = index
+                let names: Vec<String> = index
                     .manifests
                     .iter()
-                    .filter_map(|d| d.annotations.get(ANNOTATION_REF_NAME).map(String::as_str))
+                    .filter_map(|d| d.annotations.get(ANNOTATION_REF_NAME))
+                    .map(|n| quote(n).to_string())
                     .collect();
                 Error::not_found(format!(
-                    "{name_or_digest:?} in layout {} (ref names: {})",
+                    "{} in layout {} (ref names: {})",
+                    quote(name_or_digest),
                     self.root.display(),
                     if names.is_empty() {
                         "none".to_string()
@@ -265,7 +268,11 @@ impl Layout {
         match self.get(name_or_digest)? {
             Child::Image(i) => Ok(i),
             Child::Index(_) => Err(Error::invalid_input(
-                format!("{name_or_digest:?} in layout {}", self.root.display()),
+                format!(
+                    "{} in layout {}",
+                    quote(name_or_digest),
+                    self.root.display()
+                ),
                 "is an image index, not a single image",
             )),
         }
@@ -662,6 +669,9 @@ mod tests {
         assert_eq!(l.find("v2").unwrap().digest, a.digest);
         assert_eq!(l.find(&b.digest.to_string()).unwrap().digest, b.digest);
         let e = l.find("v3").unwrap_err();
-        assert!(e.is_not_found() && e.to_string().contains("v1, v2"), "{e}");
+        assert!(
+            e.is_not_found() && e.to_string().contains(r#""v1", "v2""#),
+            "{e}"
+        );
     }
 }

@@ -35,6 +35,7 @@ pub mod mutate;
 pub mod output;
 pub mod partial;
 pub mod pipeline;
+mod quote;
 pub mod random;
 mod reference;
 pub mod tarball;
@@ -55,6 +56,7 @@ pub use manifest::{
     MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE, Manifest, Parsed, Platform, RootFs,
 };
 pub use media_type::{Compression, MediaType};
+pub use quote::{MAX_QUOTED_CHARS, Quoted, quote};
 pub use reference::{
     DEFAULT_TAG, DOCKER_HUB, DOCKER_HUB_API, NAME_MAX_LEN, Reference, TAG_MAX_LEN, is_loopback,
     validate_registry, validate_repository, validate_tag,

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::digest::{DiffId, Digest};
 use crate::error::{Error, Result};
 use crate::media_type::MediaType;
+use crate::quote::quote;
 
 /// Manifests (and indexes) larger than this are refused, as registries do.
 pub const MAX_MANIFEST_SIZE: usize = 4 << 20;
@@ -90,7 +91,7 @@ impl Platform {
         let parts: Vec<&str> = s.split('/').collect();
         if !(2..=3).contains(&parts.len()) || parts.iter().any(|p| p.is_empty()) {
             return Err(Error::invalid_input(
-                format!("platform {s:?}"),
+                format!("platform {}", quote(s)),
                 "expected os/arch or os/arch/variant, like linux/amd64 or linux/arm/v7",
             ));
         }
@@ -218,7 +219,11 @@ impl Manifest {
             (Some(inner), Some(outer)) if inner != outer && is_manifest_type(outer) => {
                 return Err(Error::invalid_manifest(
                     what(),
-                    format!("its mediaType {inner} disagrees with {outer}"),
+                    format!(
+                        "its mediaType {} disagrees with {}",
+                        quote(inner.as_str()),
+                        quote(outer.as_str())
+                    ),
                 ));
             }
             (Some(inner), _) => inner.clone(),
@@ -243,7 +248,7 @@ impl Manifest {
         } else {
             return Err(Error::invalid_manifest(
                 what(),
-                format!("unknown manifest media type {mt}"),
+                format!("unknown manifest media type {}", quote(mt.as_str())),
             ));
         };
         let schema = match &parsed {

@@ -157,7 +157,7 @@ pub fn seal<R: Read, W: Write>(
 ) -> Result<Sealed> {
     if media_type.layer_compression() != Some(encoding.compression) {
         return Err(Error::invalid_input(
-            format!("media type {media_type}"),
+            format!("media type {}", crate::quote(media_type.as_str())),
             format!("not a layer type for {} compression", encoding.compression),
         ));
     }

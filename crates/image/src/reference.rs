@@ -29,6 +29,7 @@ use std::str::FromStr;
 
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind, Result};
+use crate::quote::quote;
 
 /// The canonical name of Docker Hub in references.
 pub const DOCKER_HUB: &str = "docker.io";
@@ -78,9 +79,9 @@ impl Reference {
             Some((rest, d)) => {
                 let digest = Digest::parse(d).map_err(|e| match e.kind() {
                     ErrorKind::InvalidDigest { reason, .. } => {
-                        bad(format!("invalid digest {d:?}: {reason}"))
+                        bad(format!("invalid digest {}: {reason}", quote(d)))
                     }
-                    _ => bad(format!("invalid digest {d:?}")),
+                    _ => bad(format!("invalid digest {}", quote(d))),
                 })?;
                 (rest, Some(digest))
             }
@@ -306,7 +307,8 @@ fn check_tag(tag: &str) -> std::result::Result<(), String> {
     let first = tag.as_bytes()[0];
     if !word(first) {
         return Err(format!(
-            "tag {tag:?} must start with a letter, digit or '_' (tags match [\\w][\\w.-]{{0,127}})"
+            "tag {} must start with a letter, digit or '_' (tags match [\\w][\\w.-]{{0,127}})",
+            quote(tag)
         ));
     }
     if let Some(c) = tag
@@ -314,7 +316,8 @@ fn check_tag(tag: &str) -> std::result::Result<(), String> {
         .find(|&c| !(c.is_ascii() && (word(c as u8) || c == '.' || c == '-')))
     {
         return Err(format!(
-            "tag {tag:?} contains {c:?}; tags may contain only letters, digits, '_', '.' and '-'"
+            "tag {} contains {c:?}; tags may contain only letters, digits, '_', '.' and '-'",
+            quote(tag)
         ));
     }
     Ok(())
@@ -325,11 +328,11 @@ fn check_repository(path: &str) -> std::result::Result<(), String> {
         return Err("missing repository name".into());
     }
     if path.bytes().any(|b| b.is_ascii_uppercase()) {
-        return Err(format!("repository name {path:?} must be lowercase"));
+        return Err(format!("repository name {} must be lowercase", quote(path)));
     }
     for component in path.split('/') {
         check_component(component)
-            .map_err(|why| format!("repository path component {component:?} {why}"))?;
+            .map_err(|why| format!("repository path component {} {why}", quote(component)))?;
     }
     Ok(())
 }
@@ -383,12 +386,15 @@ fn check_host(hostport: &str) -> std::result::Result<(), String> {
     let (host, port) = if let Some(rest) = hostport.strip_prefix('[') {
         let Some((v6, after)) = rest.split_once(']') else {
             return Err(format!(
-                "registry host {hostport:?} has '[' without a closing ']'"
+                "registry host {} has '[' without a closing ']'",
+                quote(hostport)
             ));
         };
         if v6.parse::<Ipv6Addr>().is_err() {
             return Err(format!(
-                "registry host {hostport:?}: {v6:?} in brackets is not an IPv6 address"
+                "registry host {}: {} in brackets is not an IPv6 address",
+                quote(hostport),
+                quote(v6)
             ));
         }
         let port = match after {
@@ -397,7 +403,8 @@ fn check_host(hostport: &str) -> std::result::Result<(), String> {
                 Some(p) => Some(p),
                 None => {
                     return Err(format!(
-                        "registry host {hostport:?}: only ':port' may follow ']'"
+                        "registry host {}: only ':port' may follow ']'",
+                        quote(hostport)
                     ));
                 }
             },
@@ -406,7 +413,8 @@ fn check_host(hostport: &str) -> std::result::Result<(), String> {
     } else {
         if hostport.matches(':').count() > 1 {
             return Err(format!(
-                "registry host {hostport:?}: an IPv6 address must be written in brackets, like [::1]:5000"
+                "registry host {}: an IPv6 address must be written in brackets, like [::1]:5000",
+                quote(hostport)
             ));
         }
         match hostport.split_once(':') {
@@ -416,7 +424,10 @@ fn check_host(hostport: &str) -> std::result::Result<(), String> {
     };
     if let Some(host) = host {
         if host.is_empty() {
-            return Err(format!("registry host {hostport:?} has an empty host name"));
+            return Err(format!(
+                "registry host {} has an empty host name",
+                quote(hostport)
+            ));
         }
         for label in host.split('.') {
             let b = label.as_bytes();
@@ -426,7 +437,8 @@ fn check_host(hostport: &str) -> std::result::Result<(), String> {
                 && b.iter().all(|&x| x.is_ascii_alphanumeric() || x == b'-');
             if !ok {
                 return Err(format!(
-                    "registry host {hostport:?}: each dot-separated part of a host name must be letters, digits and inner '-'"
+                    "registry host {}: each dot-separated part of a host name must be letters, digits and inner '-'",
+                    quote(hostport)
                 ));
             }
         }
@@ -434,7 +446,9 @@ fn check_host(hostport: &str) -> std::result::Result<(), String> {
     if let Some(port) = port {
         if !port.bytes().all(|b| b.is_ascii_digit()) || port.parse::<u16>().is_err() {
             return Err(format!(
-                "registry host {hostport:?}: port {port:?} must be a number from 0 to 65535"
+                "registry host {}: port {} must be a number from 0 to 65535",
+                quote(hostport),
+                quote(port)
             ));
         }
     }
@@ -724,7 +738,10 @@ mod tests {
                 reason.contains(fragment),
                 "{input:?}: reason {reason:?} does not mention {fragment:?}"
             );
-            assert!(err.to_string().contains(&format!("{input:?}")), "{err}");
+            assert!(
+                err.to_string().contains(&format!("{}", quote(input))),
+                "{err}"
+            );
         }
     }
 

@@ -30,6 +30,7 @@ use crate::media_type::{Compression, MediaType};
 use crate::output::{Named, Output};
 use crate::partial::Assembled;
 use crate::pipeline::{self, Encoding};
+use crate::quote::quote;
 use crate::reference::{DOCKER_HUB, Reference};
 
 /// Symlinks followed when resolving a member, at most.
@@ -77,7 +78,8 @@ fn normalize(path: &Path, name: &str) -> Result<String> {
         return Err(Error::invalid_format(
             path,
             format!(
-                "tar member {name:?} has an absolute path; refusing an archive that writes outside its root"
+                "tar member {} has an absolute path; refusing an archive that writes outside its root",
+                quote(name)
             ),
         ));
     }
@@ -89,7 +91,8 @@ fn normalize(path: &Path, name: &str) -> Result<String> {
                 return Err(Error::invalid_format(
                     path,
                     format!(
-                        "tar member {name:?} contains '..'; refusing an archive that escapes its root"
+                        "tar member {} contains '..'; refusing an archive that escapes its root",
+                        quote(name)
                     ),
                 ));
             }
@@ -142,10 +145,7 @@ impl Archive {
             let name = std::str::from_utf8(&raw_name).map_err(|_| {
                 Error::invalid_format(
                     &path,
-                    format!(
-                        "tar member name {:?} is not UTF-8",
-                        String::from_utf8_lossy(&raw_name)
-                    ),
+                    format!("tar member name {} is not UTF-8", quote(&raw_name[..])),
                 )
             })?;
             let name = normalize(&path, name)?;
@@ -160,7 +160,7 @@ impl Archive {
                     .map_err(|_| {
                         Error::invalid_format(
                             &path,
-                            format!("link target of {name:?} is not UTF-8"),
+                            format!("link target of {} is not UTF-8", quote(&name)),
                         )
                     })?
                     .to_string())
@@ -171,7 +171,8 @@ impl Archive {
                         return Err(Error::invalid_format(
                             &path,
                             format!(
-                                "truncated archive: member {name:?} needs bytes up to {data_end}, the file has {file_len}"
+                                "truncated archive: member {} needs bytes up to {data_end}, the file has {file_len}",
+                                quote(&name)
                             ),
                         ));
                     }
@@ -183,7 +184,11 @@ impl Archive {
                     let resolved = resolve_link(&name, &target).ok_or_else(|| {
                         Error::invalid_format(
                             &path,
-                            format!("tar member {name:?} is a symlink to {target:?}, outside the archive"),
+                            format!(
+                                "tar member {} is a symlink to {}, outside the archive",
+                                quote(&name),
+                                quote(&target)
+                            ),
                         )
                     })?;
                     Kind::Symlink(resolved)
@@ -220,7 +225,9 @@ impl Archive {
                     return Err(Error::invalid_format(
                         &path,
                         format!(
-                            "tar member {name:?} is under {prefix:?}, which is a symlink; refusing to go through it"
+                            "tar member {} is under {}, which is a symlink; refusing to go through it",
+                            quote(name),
+                            quote(prefix)
                         ),
                     ));
                 }
@@ -280,12 +287,13 @@ impl Archive {
                 Some(Kind::Dir) => {
                     return Err(Error::invalid_format(
                         self.path.as_path(),
-                        format!("member {name:?} is a directory, expected a file"),
+                        format!("member {} is a directory, expected a file", quote(&name)),
                     ));
                 }
                 None => {
                     return Err(Error::not_found(format!(
-                        "member {name:?} in {}",
+                        "member {} in {}",
+                        quote(&name),
                         self.path.display()
                     )));
                 }
@@ -293,7 +301,10 @@ impl Archive {
         }
         Err(Error::invalid_format(
             self.path.as_path(),
-            format!("member {name:?}: more than {MAX_LINK_HOPS} links deep"),
+            format!(
+                "member {}: more than {MAX_LINK_HOPS} links deep",
+                quote(&name)
+            ),
         ))
     }
 
@@ -307,7 +318,10 @@ impl Archive {
         if size > cap {
             return Err(Error::invalid_format(
                 self.path.as_path(),
-                format!("member {name:?} is {size} bytes, over the {cap} byte limit"),
+                format!(
+                    "member {} is {size} bytes, over the {cap} byte limit",
+                    quote(name)
+                ),
             ));
         }
         let mut buf = Vec::with_capacity(size as usize);
@@ -330,7 +344,7 @@ impl Archive {
         let config = Config::from_raw(raw).map_err(|e| {
             Error::invalid_format(
                 self.path.as_path(),
-                format!("config {:?}: {e}", entry.config),
+                format!("config {}: {e}", quote(&entry.config)),
             )
         })?;
         let diff_ids = &config.parsed().rootfs.diff_ids;
@@ -338,9 +352,9 @@ impl Archive {
             return Err(Error::invalid_format(
                 self.path.as_path(),
                 format!(
-                    "manifest.json lists {} layers, config {:?} has {} rootfs.diff_ids",
+                    "manifest.json lists {} layers, config {} has {} rootfs.diff_ids",
                     entry.layers.len(),
-                    entry.config,
+                    quote(&entry.config),
                     diff_ids.len()
                 ),
             ));
@@ -376,10 +390,10 @@ impl Archive {
     /// and `docker.io/library/ubuntu:latest`), or the only image when `tag` is None.
     pub fn find(&self, tag: Option<&str>) -> Result<usize> {
         let all_tags = || {
-            let t: Vec<&str> = self
+            let t: Vec<String> = self
                 .manifest
                 .iter()
-                .flat_map(|e| e.repo_tags.iter().map(String::as_str))
+                .flat_map(|e| e.repo_tags.iter().map(|t| quote(t).to_string()))
                 .collect();
             if t.is_empty() {
                 "none".to_string()
@@ -411,7 +425,8 @@ impl Archive {
             })
             .ok_or_else(|| {
                 Error::not_found(format!(
-                    "tag {tag:?} in {} (tags: {})",
+                    "tag {} in {} (tags: {})",
+                    quote(tag),
                     self.path.display(),
                     all_tags()
                 ))
@@ -455,8 +470,9 @@ impl<R: Read> Read for Exact<R> {
             return Err(Error::invalid_format(
                 &self.path,
                 format!(
-                    "truncated archive: member {:?} ends {} bytes early",
-                    self.name, self.left
+                    "truncated archive: member {} ends {} bytes early",
+                    quote(&self.name),
+                    self.left
                 ),
             )
             .into_io());

@@ -43,8 +43,9 @@ impl Htpasswd {
             };
             if !(hash.starts_with("$2y$") || hash.starts_with("$2b$") || hash.starts_with("$2a$")) {
                 return Err(format!(
-                    "line {}: user {user:?} has no bcrypt hash (create it with htpasswd -B)",
-                    i + 1
+                    "line {}: user {} has no bcrypt hash (create it with htpasswd -B)",
+                    i + 1,
+                    hoist_image::quote(user)
                 ));
             }
             users.insert(user.to_string(), hash.to_string());

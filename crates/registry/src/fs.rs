@@ -152,7 +152,7 @@ impl FsStorage {
         let unknown = || {
             Error::new(
                 Code::BlobUploadUnknown,
-                format!("upload {id:?} is not known"),
+                format!("upload {} is not known", hoist_image::quote(id)),
             )
         };
         if id.len() != 32 || !id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
@@ -677,7 +677,7 @@ impl Storage for FsStorage {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::new(
                 Code::ManifestUnknown,
-                format!("tag {tag:?} is not known to {repo}"),
+                format!("tag {} is not known to {repo}", hoist_image::quote(tag)),
             )),
             Err(e) => Err(Error::io(p.display(), e)),
         }

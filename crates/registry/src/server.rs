@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use hoist_image::{Descriptor, Digest, MAX_MANIFEST_SIZE, Manifest, MediaType, Parsed};
+use hoist_image::{Descriptor, Digest, MAX_MANIFEST_SIZE, Manifest, MediaType, Parsed, quote};
 use tokio::sync::mpsc;
 
 use crate::auth::Htpasswd;
@@ -475,7 +475,10 @@ fn content_range(headers: &HeaderMap) -> Result<Option<u64>> {
     let bad = || {
         Error::new(
             Code::BlobUploadInvalid,
-            format!("Content-Range {v:?}: expected <start>-<end>, like 0-1023"),
+            format!(
+                "Content-Range {}: expected <start>-<end>, like 0-1023",
+                quote(v.as_bytes())
+            ),
         )
     };
     let s = v.to_str().map_err(|_| bad())?;
@@ -690,7 +693,8 @@ fn byte_range(v: &HeaderValue, size: u64) -> Result<(u64, u64)> {
     };
     let bad = || {
         unsatisfiable(format!(
-            "Range {v:?}: expected one range, bytes=START-END, bytes=START- or bytes=-N"
+            "Range {}: expected one range, bytes=START-END, bytes=START- or bytes=-N",
+            quote(v.as_bytes())
         ))
     };
     let s = v.to_str().map_err(|_| bad())?;
@@ -810,7 +814,7 @@ async fn resolve(reg: &Registry, repo: &RepoName, reference: &Reference) -> Resu
                 .ok_or_else(|| {
                     Error::new(
                         Code::ManifestUnknown,
-                        format!("tag {t:?} is not known to {repo}"),
+                        format!("tag {} is not known to {repo}", quote(&t)),
                     )
                 })
         }
@@ -1054,7 +1058,7 @@ fn paginate(
         Some(v) => Some(v.parse::<usize>().map_err(|_| {
             Error::new(
                 Code::Unsupported,
-                format!("n={v:?}: expected a non-negative number"),
+                format!("n={}: expected a non-negative number", quote(v)),
             )
             .with_status(StatusCode::BAD_REQUEST)
         })?),

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use hoist_image::quote;
 use reqwest::StatusCode;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use serde::Deserialize;
@@ -137,7 +138,7 @@ impl Client {
             }
             Scheme::Other(s) => Err(Error::auth(
                 &st.registry,
-                format!("unsupported authentication scheme {s:?}"),
+                format!("unsupported authentication scheme {}", quote(&s)),
             )),
         }
     }
@@ -244,7 +245,7 @@ impl Client {
                 let msg = decode_errors(&body)
                     .into_iter()
                     .next()
-                    .map(|e| format!(": {}", redact::scrub(&e.message, &secrets)))
+                    .map(|e| format!(": {}", quote(&redact::scrub(&e.message, &secrets))))
                     .unwrap_or_default();
                 return Err(Error::auth(
                     &st.registry,

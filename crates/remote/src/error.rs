@@ -6,6 +6,7 @@
 
 use std::fmt;
 
+use hoist_image::quote;
 use serde::Deserialize;
 
 /// Error bodies are read up to this many bytes (a hostile or broken registry cannot make
@@ -231,13 +232,23 @@ impl fmt::Display for Error {
                 errors,
             } => {
                 write!(f, "{method} {url}: status {status}")?;
+                // The registry's words are untrusted bytes: quoted, control characters
+                // escaped. A code of the spec's form is shown as is.
                 for e in errors {
-                    write!(f, ": {}", e.code)?;
+                    f.write_str(":")?;
+                    let spec_code = !e.code.is_empty()
+                        && e.code.len() <= 64
+                        && e.code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_');
+                    if spec_code {
+                        write!(f, " {}", e.code)?;
+                    } else if !e.code.is_empty() {
+                        write!(f, " {}", quote(&e.code))?;
+                    }
                     if !e.message.is_empty() {
-                        write!(f, " ({})", e.message)?;
+                        write!(f, " {}", quote(&e.message))?;
                     }
                     if let Some(d) = &e.detail {
-                        write!(f, " [{d}]")?;
+                        write!(f, " (detail {})", quote(d))?;
                     }
                 }
                 Ok(())
@@ -342,6 +353,36 @@ mod tests {
         assert_eq!(
             p(400, "DIGEST_INVALID").to_string(),
             "GET u: status 400: DIGEST_INVALID"
+        );
+    }
+
+    #[test]
+    fn the_registry_s_words_are_quoted() {
+        let e = |code: &str, message: &str, detail: Option<&str>| {
+            Error::new(ErrorKind::Protocol {
+                method: "GET".into(),
+                url: "u".into(),
+                status: 400,
+                errors: vec![ProtocolError {
+                    code: code.into(),
+                    message: message.into(),
+                    detail: detail.map(Into::into),
+                }],
+            })
+            .to_string()
+        };
+        assert_eq!(
+            e("BLOB_UNKNOWN", "blob unknown to registry", None),
+            r#"GET u: status 400: BLOB_UNKNOWN "blob unknown to registry""#
+        );
+        let shown = e("EVIL\u{1b}[31m", "first\nsecond", Some("\u{202e}rtl"));
+        assert!(
+            !shown.chars().any(|c| c.is_control() || c == '\u{202e}'),
+            "{shown:?}"
+        );
+        assert_eq!(
+            shown,
+            r#"GET u: status 400: "EVIL\u{1b}[31m" "first\nsecond" (detail "\u{202e}rtl")"#
         );
     }
 }

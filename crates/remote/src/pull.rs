@@ -119,7 +119,8 @@ pub async fn resolve(
             let have: Vec<String> = index
                 .manifests
                 .iter()
-                .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
+                .filter_map(|d| d.platform.as_ref())
+                .map(|p| hoist_image::quote(&p.to_string()).to_string())
                 .collect();
             return Err(Error::invalid_input(
                 format!("platform {want}"),

@@ -79,7 +79,10 @@ pub fn export(image: &dyn Image, w: impl Write) -> Result<()> {
                     .map_err(io)?
                     .ok_or_else(|| {
                         Error::invalid_input(
-                            format!("{what}: tar entry {:?}", path.display().to_string()),
+                            format!(
+                                "{what}: tar entry {}",
+                                crate::quote(path.as_os_str().as_encoded_bytes())
+                            ),
                             "a link without a target",
                         )
                     })?

@@ -210,7 +210,10 @@ pub(crate) fn clean_path(p: &Path, what: &str) -> Result<PathBuf> {
             Component::CurDir | Component::RootDir => {}
             Component::ParentDir | Component::Prefix(_) => {
                 return Err(Error::invalid_input(
-                    format!("{what}: tar entry {:?}", p.display().to_string()),
+                    format!(
+                        "{what}: tar entry {}",
+                        crate::quote(p.as_os_str().as_encoded_bytes())
+                    ),
                     "expected a path inside the layer, without '..'",
                 ));
             }

@@ -335,7 +335,10 @@ pub fn append(
         if docker && !mt.is_docker() {
             return Err(Error::invalid_input(
                 format!("layer for {}", a.created_by),
-                format!("a {mt} layer cannot go in a Docker schema 2 image"),
+                format!(
+                    "a {} layer cannot go in a Docker schema 2 image",
+                    crate::quote(mt.as_str())
+                ),
             ));
         }
         config.rootfs.diff_ids.push(a.layer.diff_id()?);
