@@ -19,7 +19,7 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
-use crate::digest::{Digest, HashingWriter, VerifyingReader};
+use crate::digest::{Digest, VerifyingReader};
 use crate::error::{Error, ErrorKind, Result};
 use crate::image::{Child, Image, ImageIndex};
 use crate::layer::{BoxRead, CompressedSource, FromCompressed, Layer};
@@ -290,14 +290,13 @@ impl Layout {
         }
         let dir = path.parent().expect("blob path has a parent");
         fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;
-        let tmp = temp_builder(".tmp-")
+        let mut tmp = temp_builder(".tmp-")
             .tempfile_in(dir)
             .map_err(|e| Error::io(dir.display(), e))?;
-        let mut w = HashingWriter::with_algorithm(tmp, descriptor.digest.algorithm());
+        // One hash: the verifying reader's (the file is not hashed again as it is written).
         let mut src = VerifyingReader::new(src, descriptor.digest.clone(), Some(descriptor.size));
-        io::copy(&mut src, &mut w)
+        io::copy(&mut src, &mut tmp)
             .map_err(|e| Error::from_io(format!("blob {}", descriptor.digest), e))?;
-        let (tmp, _, _) = w.finish();
         tmp.as_file()
             .sync_all()
             .map_err(|e| Error::io(tmp.path().display(), e))?;
