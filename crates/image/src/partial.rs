@@ -6,7 +6,8 @@
 //!
 //! Asking for the manifest asks each layer for its descriptor: a field read for layers
 //! that are sealed already (a layout's, a registry's, a cache hit), one sealing pass for
-//! the others (each at most once: layers memoize it).
+//! the others (each at most once: layers memoize it; [`crate::pipeline::SEAL_JOBS`] at
+//! once).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -83,11 +84,7 @@ impl Image for Assembled {
         if let Some(m) = self.manifest.get() {
             return Ok(m.clone());
         }
-        let layers = self
-            .layers
-            .iter()
-            .map(|l| l.descriptor())
-            .collect::<Result<Vec<_>>>()?;
+        let layers = crate::pipeline::descriptors(&self.layers)?;
         let (manifest_type, config_type, annotations) = if self.docker {
             (
                 MediaType::DockerManifest,

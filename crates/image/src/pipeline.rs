@@ -4,7 +4,7 @@
 
 use std::io::{self, Read, Write};
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::compress;
 use crate::digest::{DiffId, Digest, HashingReader, HashingWriter};
@@ -41,6 +41,10 @@ pub const DEFAULT_GZIP_LEVEL: u32 = 6;
 pub const DEFAULT_PUSH_GZIP_LEVEL: u32 = 1;
 /// zstd level used when none is given (the zstd CLI's default).
 pub const DEFAULT_ZSTD_LEVEL: u32 = 3;
+/// Layers [`descriptors`] seals at once. Compression uses every core for one layer
+/// already, but each layer's pass starts and ends with fewer busy workers than cores (the
+/// pipeline fills and drains); a second layer keeps the cores busy meanwhile.
+pub const SEAL_JOBS: usize = 2;
 
 impl Encoding {
     fn with(compression: Compression) -> Self {
@@ -190,6 +194,46 @@ pub fn seal<R: Read, W: Write>(
         size,
         media_type,
     })
+}
+
+/// The descriptors of `layers`, in order, sealing up to [`SEAL_JOBS`] layers at once (a
+/// sealed layer answers with a field read). On an error, no further layer starts, and the
+/// error of the first failed layer in order is returned.
+pub fn descriptors(layers: &[Arc<dyn Layer>]) -> Result<Vec<Descriptor>> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    if layers.len() < 2 {
+        return layers.iter().map(|l| l.descriptor()).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let done: Vec<OnceLock<Result<Descriptor>>> = layers.iter().map(|_| OnceLock::new()).collect();
+    std::thread::scope(|s| {
+        for _ in 0..SEAL_JOBS.min(layers.len()) {
+            s.spawn(|| {
+                while !failed.load(Ordering::Relaxed) {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(layer) = layers.get(i) else { return };
+                    let d = layer.descriptor();
+                    if d.is_err() {
+                        failed.store(true, Ordering::Relaxed);
+                    }
+                    let _ = done[i].set(d);
+                }
+            });
+        }
+    });
+    // Layers are taken in order: every layer before a failed one has its result.
+    let mut out = Vec::with_capacity(layers.len());
+    for d in done {
+        match d.into_inner() {
+            Some(d) => out.push(d?),
+            None => {
+                let e = io::Error::other("a layer was not sealed");
+                return Err(Error::io("sealing layers", e));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// A streaming decoder: gzip (all members, as multi-member gzip is valid and used by
@@ -409,6 +453,73 @@ mod tests {
         let mut out = Vec::new();
         let sealed = seal(&b"x"[..], &fast, MediaType::OciLayerGzip, &mut out);
         assert_eq!(sealed.is_ok(), cfg!(feature = "isal"));
+    }
+
+    /// A layer whose descriptor is known, or an error, after a pause; counts the asks.
+    #[derive(Debug)]
+    struct Slow {
+        i: usize,
+        fail: bool,
+        asked: Arc<std::sync::atomic::AtomicUsize>,
+    }
+    impl Layer for Slow {
+        fn media_type(&self) -> Result<MediaType> {
+            Ok(MediaType::OciLayerGzip)
+        }
+        fn digest(&self) -> Result<Digest> {
+            Ok(Digest::sha256(&self.i.to_le_bytes()))
+        }
+        fn diff_id(&self) -> Result<DiffId> {
+            Ok(DiffId(Digest::sha256(&[])))
+        }
+        fn size(&self) -> Result<u64> {
+            Ok(self.i as u64)
+        }
+        fn compressed(&self) -> Result<BoxRead> {
+            unreachable!()
+        }
+        fn uncompressed(&self) -> Result<BoxRead> {
+            unreachable!()
+        }
+        fn sealed(&self) -> Result<Sealed> {
+            self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            // Later layers finish first, so results arrive out of order.
+            std::thread::sleep(std::time::Duration::from_millis(20 - 2 * self.i as u64));
+            if self.fail {
+                return Err(Error::invalid_input(format!("layer {}", self.i), "broken"));
+            }
+            Ok(Sealed {
+                digest: self.digest()?,
+                diff_id: self.diff_id()?,
+                size: self.size()?,
+                media_type: self.media_type()?,
+            })
+        }
+    }
+
+    #[test]
+    fn descriptors_in_order_and_the_first_error() {
+        let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let layers = |fail: &[usize]| -> Vec<Arc<dyn Layer>> {
+            (0..8)
+                .map(|i| {
+                    Arc::new(Slow {
+                        i,
+                        fail: fail.contains(&i),
+                        asked: asked.clone(),
+                    }) as Arc<dyn Layer>
+                })
+                .collect()
+        };
+        let ds = descriptors(&layers(&[])).unwrap();
+        let sizes: Vec<u64> = ds.iter().map(|d| d.size).collect();
+        assert_eq!(sizes, (0..8).collect::<Vec<u64>>());
+        assert_eq!(asked.swap(0, std::sync::atomic::Ordering::SeqCst), 8);
+        // Layers 3 and 4 fail: the error is layer 3's, and no layer after them starts
+        // (at most SEAL_JOBS were in progress when the first failed).
+        let e = descriptors(&layers(&[3, 4])).unwrap_err();
+        assert!(e.to_string().contains("layer 3"), "{e}");
+        assert!(asked.load(std::sync::atomic::Ordering::SeqCst) <= 3 + 2 * SEAL_JOBS);
     }
 
     #[test]
