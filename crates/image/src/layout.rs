@@ -516,46 +516,55 @@ pub fn write_index(
 }
 
 fn write_image_blobs(layout: &Layout, image: &dyn Image) -> Result<Descriptor> {
-    let manifest = match image.manifest() {
-        Ok(m) => m,
-        Err(e) => {
-            return Err(match image.config() {
-                Ok(c) => crate::validate::name_by_config(e, &c),
-                Err(_) => e,
-            });
-        }
-    };
-    let m = manifest.as_image().ok_or_else(|| {
-        Error::invalid_manifest(
-            format!("manifest {}", manifest.digest()),
-            "expected an image manifest, found an index",
-        )
-    })?;
-    let layers = image.layers()?;
-    if layers.len() != m.layers.len() {
-        return Err(Error::invalid_manifest(
-            format!("manifest {}", manifest.digest()),
-            format!(
-                "lists {} layers, the image has {}",
-                m.layers.len(),
-                layers.len()
-            ),
-        ));
-    }
     let config = image.config()?;
     let diff_ids = &config.parsed().rootfs.diff_ids;
-    for (i, (layer, d)) in layers.iter().zip(&m.layers).enumerate() {
-        if layout.has_blob(&d.digest) {
-            continue;
-        }
+    let layers = image.layers()?;
+    // Each layer sealed (when it is not yet) and its blob written by one worker, a few
+    // layers at once: a blob's copy and fsync overlap the next layers' compression.
+    let written = crate::pipeline::each_layer(&layers, |i, layer| {
         let named = |e: Error| match diff_ids.get(i) {
             Some(diff_id) => {
                 crate::validate::name_diff_id_error(e, &format!("layer {i}"), diff_id.digest())
             }
             None => e,
         };
-        let src = layer.compressed().map_err(named)?;
-        layout.write_blob(d, src).map_err(named)?;
+        let d = layer.descriptor().map_err(named)?;
+        if !layout.has_blob(&d.digest) {
+            let src = layer.compressed().map_err(named)?;
+            layout.write_blob(&d, src).map_err(named)?;
+        }
+        Ok(d)
+    });
+    let written = written.map_err(|e| crate::validate::name_by_config(e, &config))?;
+    let manifest = image
+        .manifest()
+        .map_err(|e| crate::validate::name_by_config(e, &config))?;
+    let m = manifest.as_image().ok_or_else(|| {
+        Error::invalid_manifest(
+            format!("manifest {}", manifest.digest()),
+            "expected an image manifest, found an index",
+        )
+    })?;
+    if written.len() != m.layers.len() {
+        return Err(Error::invalid_manifest(
+            format!("manifest {}", manifest.digest()),
+            format!(
+                "lists {} layers, the image has {}",
+                m.layers.len(),
+                written.len()
+            ),
+        ));
+    }
+    for (i, (w, d)) in written.iter().zip(&m.layers).enumerate() {
+        if w.digest != d.digest || w.size != d.size {
+            return Err(Error::invalid_manifest(
+                format!("manifest {}", manifest.digest()),
+                format!(
+                    "layer {i} is {} ({} bytes), the layer has {} ({} bytes)",
+                    d.digest, d.size, w.digest, w.size
+                ),
+            ));
+        }
     }
     if config.digest() != &m.config.digest {
         return Err(Error::new(ErrorKind::DigestMismatch {

@@ -197,39 +197,49 @@ pub fn seal<R: Read, W: Write>(
 }
 
 /// The descriptors of `layers`, in order, sealing up to [`SEAL_JOBS`] layers at once (a
-/// sealed layer answers with a field read). On an error, no further layer starts, and the
-/// error of the first failed layer in order is returned.
+/// sealed layer answers with a field read); see [`each_layer`] for errors.
 pub fn descriptors(layers: &[Arc<dyn Layer>]) -> Result<Vec<Descriptor>> {
+    each_layer(layers, |_, l| l.descriptor())
+}
+
+/// `f(index, layer)` for every layer, on up to [`SEAL_JOBS`] threads, results in order: a
+/// layer's work (sealing it, writing it somewhere) overlaps the next one's. On an error,
+/// no further layer starts, and the error of the first failed layer in order is returned.
+pub fn each_layer<T, F>(layers: &[Arc<dyn Layer>], f: F) -> Result<Vec<T>>
+where
+    T: Send + Sync,
+    F: Fn(usize, &Arc<dyn Layer>) -> Result<T> + Sync,
+{
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     if layers.len() < 2 {
-        return layers.iter().map(|l| l.descriptor()).collect();
+        return layers.iter().enumerate().map(|(i, l)| f(i, l)).collect();
     }
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
-    let done: Vec<OnceLock<Result<Descriptor>>> = layers.iter().map(|_| OnceLock::new()).collect();
+    let done: Vec<OnceLock<Result<T>>> = layers.iter().map(|_| OnceLock::new()).collect();
     std::thread::scope(|s| {
         for _ in 0..SEAL_JOBS.min(layers.len()) {
             s.spawn(|| {
                 while !failed.load(Ordering::Relaxed) {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(layer) = layers.get(i) else { return };
-                    let d = layer.descriptor();
-                    if d.is_err() {
+                    let r = f(i, layer);
+                    if r.is_err() {
                         failed.store(true, Ordering::Relaxed);
                     }
-                    let _ = done[i].set(d);
+                    let _ = done[i].set(r);
                 }
             });
         }
     });
     // Layers are taken in order: every layer before a failed one has its result.
     let mut out = Vec::with_capacity(layers.len());
-    for d in done {
-        match d.into_inner() {
-            Some(d) => out.push(d?),
+    for r in done {
+        match r.into_inner() {
+            Some(r) => out.push(r?),
             None => {
-                let e = io::Error::other("a layer was not sealed");
-                return Err(Error::io("sealing layers", e));
+                let e = io::Error::other("a layer was not processed");
+                return Err(Error::io("layers", e));
             }
         }
     }
