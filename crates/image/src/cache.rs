@@ -554,12 +554,11 @@ impl Store for Cache {
 
     fn seal(&self, src: BoxRead, encoding: &Encoding, media_type: MediaType) -> Result<Sealed> {
         let mut tmp = self.tmp_file()?;
-        let sealed = pipeline::seal(
-            src,
-            encoding,
-            media_type,
-            io::BufWriter::new(tmp.as_file_mut()),
-        )?;
+        let tmp_path = tmp.path().to_path_buf();
+        // Past the page cache: the blob is read back at most once or twice (an upload).
+        let mut out = crate::direct::DirectWriter::new(tmp.as_file_mut(), &tmp_path);
+        let sealed = pipeline::seal(src, encoding, media_type, &mut out)?;
+        out.finish().map_err(|e| Error::io(tmp_path.display(), e))?;
         let path = self.blob_path(&sealed.digest);
         Self::commit(tmp, &path)?;
         if let Ok(mut v) = self.verified.lock() {
@@ -585,8 +584,7 @@ impl Store for Cache {
                 actual: fs::metadata(&path).map_or(0, |m| m.len()),
             }));
         }
-        let f = File::open(&path).map_err(|e| Error::io(path.display(), e))?;
-        Ok(Box::new(f))
+        crate::direct::open(&path).map_err(|e| Error::io(path.display(), e))
     }
 }
 

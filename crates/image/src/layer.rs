@@ -4,7 +4,6 @@
 //! Every derived fact is computed at most once and memoized.
 
 use std::fmt;
-use std::fs::File;
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -237,7 +236,11 @@ impl Store for SpoolStore {
     fn seal(&self, src: BoxRead, encoding: &Encoding, media_type: MediaType) -> Result<Sealed> {
         let mut tmp = tempfile::NamedTempFile::new_in(self.dir.path())
             .map_err(|e| Error::io(self.dir.path().display(), e))?;
-        let sealed = pipeline::seal(src, encoding, media_type, tmp.as_file_mut())?;
+        let tmp_path = tmp.path().to_path_buf();
+        // Past the page cache: a spooled blob is read back once or twice.
+        let mut out = crate::direct::DirectWriter::new(tmp.as_file_mut(), &tmp_path);
+        let sealed = pipeline::seal(src, encoding, media_type, &mut out)?;
+        out.finish().map_err(|e| Error::io(tmp_path.display(), e))?;
         let path = self.path(&sealed.digest);
         tmp.persist(&path)
             .map_err(|e| Error::io(path.display(), e.error))?;
@@ -246,8 +249,7 @@ impl Store for SpoolStore {
 
     fn open(&self, sealed: &Sealed) -> Result<BoxRead> {
         let path = self.path(&sealed.digest);
-        let f = File::open(&path).map_err(|e| Error::io(path.display(), e))?;
-        Ok(Box::new(f))
+        crate::direct::open(&path).map_err(|e| Error::io(path.display(), e))
     }
 }
 

@@ -294,8 +294,12 @@ impl Layout {
             .tempfile_in(dir)
             .map_err(|e| Error::io(dir.display(), e))?;
         // One hash: the verifying reader's (the file is not hashed again as it is written).
+        // Past the page cache: a layout's blobs are written now and read some other time.
         let mut src = VerifyingReader::new(src, descriptor.digest.clone(), Some(descriptor.size));
-        io::copy(&mut src, &mut tmp)
+        let tmp_path = tmp.path().to_path_buf();
+        let mut out = crate::direct::DirectWriter::new(tmp.as_file_mut(), &tmp_path);
+        io::copy(&mut src, &mut out)
+            .and_then(|_| out.finish())
             .map_err(|e| Error::from_io(format!("blob {}", descriptor.digest), e))?;
         tmp.as_file()
             .sync_all()

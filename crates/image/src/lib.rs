@@ -25,6 +25,7 @@
 mod cache;
 pub mod compress;
 mod digest;
+mod direct;
 mod error;
 mod image;
 mod layer;
