@@ -21,7 +21,8 @@ use crate::error::{Error, MAX_ERROR_BODY, Result, decode_errors, is_retryable_st
 use crate::redact;
 use crate::repo::Repository;
 use crate::transport::{
-    Client, RegistryState, Response, pull_scope, read_capped, retry_after, transport_error,
+    Client, FALLBACK_DELAY, RegistryState, Response, pull_scope, read_capped, retry_after,
+    transport_error,
 };
 
 /// Tokens are refreshed this long before they expire.
@@ -63,15 +64,77 @@ impl Client {
             .cloned()
     }
 
-    /// `GET /v2/`: learn whether and how the registry wants authentication.
+    /// `GET /v2/`: learn whether and how the registry wants authentication, and settle
+    /// the scheme: https, or for a registry that may fall back (loopback, insecure) plain
+    /// http when https fails for any reason but an untrusted certificate, or has not
+    /// answered within [`FALLBACK_DELAY`] while http has (crane's race).
     async fn ping(&self, st: &RegistryState) -> Result<Option<Challenge>> {
-        let url = st.base.join("v2/").expect("static path");
+        if !st.fallback {
+            let c = self.ping_at(st, "https", true).await?;
+            st.settle("https");
+            return Ok(c);
+        }
+        let https = self.ping_at(st, "https", false);
+        tokio::pin!(https);
+        let first = tokio::select! {
+            r = &mut https => Some(r),
+            _ = tokio::time::sleep(FALLBACK_DELAY) => None,
+        };
+        let mut https_err = match first {
+            Some(Ok(c)) => {
+                st.settle("https");
+                return Ok(c);
+            }
+            Some(Err(e)) if e.is_untrusted_certificate() => return Err(e),
+            Some(Err(e)) => Some(e),
+            None => None,
+        };
+        let http = self.ping_at(st, "http", true);
+        tokio::pin!(http);
+        let mut http_err = None;
+        let note = loop {
+            tokio::select! {
+                r = &mut https, if https_err.is_none() => match r {
+                    Ok(c) => {
+                        st.settle("https");
+                        return Ok(c);
+                    }
+                    Err(e) if e.is_untrusted_certificate() => return Err(e),
+                    Err(e) => https_err = Some(e),
+                },
+                r = &mut http, if http_err.is_none() => match r {
+                    Ok(c) => {
+                        st.settle("http");
+                        return Ok(c);
+                    }
+                    Err(e) => http_err = Some(e),
+                },
+            }
+            if let (Some(s), Some(_)) = (&https_err, &http_err) {
+                break s.cause_text();
+            }
+        };
+        // Both failed: the plain http answer says most (nothing listens, or an error
+        // status); the https one goes along.
+        let p = http_err.expect("both failed");
+        Err(p.noted(&format!("over https: {note}")))
+    }
+
+    /// One scheme's ping; temporary failures retried when `retry`.
+    async fn ping_at(
+        &self,
+        st: &RegistryState,
+        scheme: &'static str,
+        retry: bool,
+    ) -> Result<Option<Challenge>> {
+        let url = st.base_with(scheme).join("v2/").expect("static path");
         let what = format!("GET {}", redact::url(&url));
+        let retries = if retry { self.inner.retry.retries } else { 0 };
         let mut attempt = 0;
         loop {
             self.inner.counters.requests.fetch_add(1, Ordering::Relaxed);
-            let r = self.inner.http.get(url.clone()).send().await;
-            let delay = match r {
+            let r = st.http.get(url.clone()).send().await;
+            let (delay, err) = match r {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     match status {
@@ -86,22 +149,32 @@ impl Client {
                                 .collect();
                             return pick_challenge(&st.registry, challenges).map(Some);
                         }
-                        s if is_retryable_status(s) && attempt < self.inner.retry.retries => {
-                            retry_after(resp.headers())
+                        s if is_retryable_status(s) && attempt < retries => {
+                            let ra = retry_after(resp.headers());
+                            let err = Response {
+                                inner: resp,
+                                what: what.clone(),
+                            }
+                            .into_error()
+                            .await;
+                            (ra, err)
                         }
                         _ => {
                             return Err(Response { inner: resp, what }.into_error().await);
                         }
                     }
                 }
-                Err(e) if attempt < self.inner.retry.retries => {
-                    tracing::debug!(what = %what, error = %transport_error(&what, &e), "retrying");
-                    None
+                Err(e) => {
+                    let err = transport_error(&what, &e);
+                    // A refused connection, a name that does not resolve, an untrusted
+                    // certificate: waiting changes nothing, fail now.
+                    if !err.is_temporary() || attempt >= retries {
+                        return Err(err);
+                    }
+                    (None, err)
                 }
-                Err(e) => return Err(transport_error(&what, &e)),
             };
-            let d = self.inner.retry.delay(attempt, delay);
-            self.inner.counters.retries.fetch_add(1, Ordering::Relaxed);
+            let d = self.retrying(&what, attempt, delay, &err);
             tokio::time::sleep(d).await;
             attempt += 1;
         }
@@ -196,8 +269,7 @@ impl Client {
                     if !scopes.is_empty() {
                         form.append_pair("scope", &scopes.join(" "));
                     }
-                    self.inner
-                        .http
+                    st.http
                         .post(realm.clone())
                         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
                         .body(form.finish())
@@ -214,7 +286,7 @@ impl Client {
                             q.append_pair("account", username);
                         }
                     }
-                    let mut r = self.inner.http.get(u);
+                    let mut r = st.http.get(u);
                     if let Some(b) = cred.basic_header() {
                         r = r.header(header::AUTHORIZATION, b);
                     }
@@ -223,20 +295,21 @@ impl Client {
             };
             let resp = match req.send().await {
                 Ok(r) => r,
-                Err(e) if attempt < self.inner.retry.retries => {
-                    tracing::debug!(what = %what, error = %transport_error(&what, &e), "retrying");
-                    self.inner.counters.retries.fetch_add(1, Ordering::Relaxed);
-                    tokio::time::sleep(self.inner.retry.delay(attempt, None)).await;
+                Err(e) => {
+                    let err = transport_error(&what, &e);
+                    if !err.is_temporary() || attempt >= self.inner.retry.retries {
+                        return Err(err);
+                    }
+                    tokio::time::sleep(self.retrying(&what, attempt, None, &err)).await;
                     attempt += 1;
                     continue;
                 }
-                Err(e) => return Err(transport_error(&what, &e)),
             };
             let status = resp.status().as_u16();
             if is_retryable_status(status) && attempt < self.inner.retry.retries {
                 let ra = retry_after(resp.headers());
-                self.inner.counters.retries.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(self.inner.retry.delay(attempt, ra)).await;
+                let err = Error::auth(&st.registry, format!("{what} answered status {status}"));
+                tokio::time::sleep(self.retrying(&what, attempt, ra, &err)).await;
                 attempt += 1;
                 continue;
             }
@@ -291,12 +364,11 @@ impl Client {
         if let Some(a) = a
             && a.starts_with("Basic ")
         {
-            let url = st.base.join("v2/").expect("static path");
+            let url = st.base().join("v2/").expect("static path");
             let mut v =
                 HeaderValue::from_str(&a).map_err(|_| Error::auth(registry, "bad header"))?;
             v.set_sensitive(true);
-            let r = self
-                .inner
+            let r = st
                 .http
                 .get(url.clone())
                 .header(header::AUTHORIZATION, v)

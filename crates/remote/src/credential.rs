@@ -1,6 +1,7 @@
 //! Credentials: what to authenticate with, per registry. [`DockerConfig`] reads docker's
 //! `config.json` (`auths`, `credsStore`, `credHelpers`, through the `docker_credential`
-//! crate) and writes it for `hoist auth login|logout`.
+//! crate) and writes it for `hoist auth login|logout`; [`AuthFiles`] reads it, then the
+//! containers tools' `auth.json` (podman, skopeo, buildah), the way those tools find it.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -279,8 +280,103 @@ fn run_helper(helper: &str, verb: &str, input: &str) -> Result<()> {
     }
 }
 
+/// Every credential file a user may have logged in with, asked in order: docker's
+/// `config.json` ([`DockerConfig`]), then the containers tools' `auth.json`:
+/// `$REGISTRY_AUTH_FILE` when set, else `$XDG_RUNTIME_DIR/containers/auth.json` and
+/// `$XDG_CONFIG_HOME/containers/auth.json` (`~/.config/containers/auth.json`). The first
+/// file with a credential for the registry wins; none: anonymous.
+#[derive(Debug, Clone)]
+pub struct AuthFiles {
+    docker: Option<DockerConfig>,
+    containers: Vec<PathBuf>,
+}
+
+impl AuthFiles {
+    /// The files at their default places (which may not exist).
+    pub fn new() -> AuthFiles {
+        let env = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        let containers = match env("REGISTRY_AUTH_FILE") {
+            Some(f) => vec![f],
+            None => {
+                let config =
+                    env("XDG_CONFIG_HOME").or_else(|| env("HOME").map(|h| h.join(".config")));
+                [env("XDG_RUNTIME_DIR"), config]
+                    .into_iter()
+                    .flatten()
+                    .map(|d| d.join("containers/auth.json"))
+                    .collect()
+            }
+        };
+        AuthFiles {
+            docker: DockerConfig::new().ok(),
+            containers,
+        }
+    }
+
+    /// Explicit files: a docker `config.json` (or none) and `auth.json` files, in order.
+    pub fn at(docker: Option<PathBuf>, containers: Vec<PathBuf>) -> AuthFiles {
+        AuthFiles {
+            docker: docker.map(DockerConfig::at),
+            containers,
+        }
+    }
+
+    /// The files asked, in order.
+    pub fn paths(&self) -> Vec<&Path> {
+        self.docker
+            .iter()
+            .map(DockerConfig::path)
+            .chain(self.containers.iter().map(PathBuf::as_path))
+            .collect()
+    }
+}
+
+impl Default for AuthFiles {
+    fn default() -> Self {
+        AuthFiles::new()
+    }
+}
+
+impl Keychain for AuthFiles {
+    fn resolve(&self, registry: &str) -> Result<Credential> {
+        if let Some(d) = &self.docker {
+            let c = d.resolve(registry)?;
+            if c != Credential::Anonymous {
+                return Ok(c);
+            }
+        }
+        // The containers tools key Docker Hub as `docker.io`.
+        let keys: &[&str] = if config_key(registry) == DOCKER_HUB_KEY {
+            &[hoist_image::DOCKER_HUB, "index.docker.io", DOCKER_HUB_KEY]
+        } else {
+            &[registry]
+        };
+        for f in &self.containers {
+            let file = DockerConfig::at(f);
+            for k in keys {
+                let c = file.resolve_key(registry, k)?;
+                if c != Credential::Anonymous {
+                    return Ok(c);
+                }
+            }
+        }
+        Ok(Credential::Anonymous)
+    }
+}
+
 impl Keychain for DockerConfig {
     fn resolve(&self, registry: &str) -> Result<Credential> {
+        self.resolve_key(registry, config_key(registry))
+    }
+}
+
+impl DockerConfig {
+    /// The credential stored under `key` (for `registry`, named in errors).
+    fn resolve_key(&self, registry: &str, key: &str) -> Result<Credential> {
         use docker_credential::{CredentialRetrievalError as E, DockerCredential};
         let f = match std::fs::File::open(&self.path) {
             Ok(f) => f,
@@ -289,10 +385,7 @@ impl Keychain for DockerConfig {
             }
             Err(e) => return Err(Error::io(self.path.display(), e)),
         };
-        match docker_credential::get_credential_from_reader(
-            std::io::BufReader::new(f),
-            config_key(registry),
-        ) {
+        match docker_credential::get_credential_from_reader(std::io::BufReader::new(f), key) {
             Ok(DockerCredential::UsernamePassword(username, password)) => {
                 Ok(Credential::Basic { username, password })
             }
@@ -372,6 +465,47 @@ mod tests {
         std::fs::write(&path, "[1,2]").unwrap();
         let e = c.login("reg.example", "a", "b").unwrap_err().to_string();
         assert!(e.contains("expected a JSON object"), "{e}");
+    }
+
+    #[test]
+    fn containers_auth_json_is_read_after_docker_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let docker = dir.path().join("docker.json");
+        let containers = dir.path().join("auth.json");
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        std::fs::write(
+            &docker,
+            format!(
+                r#"{{"auths": {{"both.example": {{"auth": "{}"}}}}}}"#,
+                b64("docker:d")
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            &containers,
+            format!(
+                r#"{{"auths": {{"both.example": {{"auth": "{}"}}, "podman.example": {{"auth": "{}"}}, "docker.io": {{"auth": "{}"}}}}}}"#,
+                b64("podman:p"),
+                b64("podman:q"),
+                b64("hub:h")
+            ),
+        )
+        .unwrap();
+        let k = AuthFiles::at(
+            Some(docker),
+            vec![dir.path().join("missing.json"), containers],
+        );
+        let basic = |u: &str, p: &str| Credential::Basic {
+            username: u.into(),
+            password: p.into(),
+        };
+        assert_eq!(k.resolve("both.example").unwrap(), basic("docker", "d"));
+        assert_eq!(k.resolve("podman.example").unwrap(), basic("podman", "q"));
+        assert_eq!(
+            k.resolve(hoist_image::DOCKER_HUB).unwrap(),
+            basic("hub", "h")
+        );
+        assert_eq!(k.resolve("nobody.example").unwrap(), Credential::Anonymous);
     }
 
     #[test]

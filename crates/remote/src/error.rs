@@ -59,6 +59,8 @@ pub enum ErrorKind {
         message: String,
         /// True when it was a timeout.
         timeout: bool,
+        /// What kind of failure it was, as far as it can be told.
+        cause: TransportCause,
     },
     /// Authentication failed or could not be attempted (bad challenge, token service error).
     Auth {
@@ -99,6 +101,26 @@ pub enum ErrorKind {
         /// The underlying error.
         source: std::io::Error,
     },
+}
+
+/// Why a request could not be completed ([`ErrorKind::Transport`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TransportCause {
+    /// Nothing listens at the address (connection refused).
+    Refused,
+    /// The registry's name does not resolve.
+    NameNotResolved,
+    /// The registry's TLS certificate is not trusted (unknown issuer, wrong name,
+    /// expired): it speaks TLS, but cannot be verified.
+    UntrustedCertificate,
+    /// No answer in time.
+    Timeout,
+    /// The answer is not what the scheme speaks: plain http from a TLS server, TLS from
+    /// an http one, or no HTTP at all.
+    WrongProtocol,
+    /// Anything else (reset, broken TLS, a malformed answer).
+    Other,
 }
 
 /// The error type of hoist-remote.
@@ -159,6 +181,23 @@ impl Error {
         })
     }
 
+    /// A transport error with `note` added to its message; other errors as they are.
+    pub(crate) fn noted(mut self, note: &str) -> Error {
+        if let ErrorKind::Transport { message, .. } = &mut *self.kind {
+            message.push_str(&format!(" ({note})"));
+        }
+        self
+    }
+
+    /// What went wrong, without the request: a transport error's message, else the
+    /// whole message.
+    pub(crate) fn cause_text(&self) -> String {
+        match &*self.kind {
+            ErrorKind::Transport { message, .. } => message.clone(),
+            _ => self.to_string(),
+        }
+    }
+
     /// The HTTP status, for protocol errors.
     pub fn status(&self) -> Option<u16> {
         match &*self.kind {
@@ -192,11 +231,14 @@ impl Error {
         }
     }
 
-    /// True when trying again later may succeed: connection errors, timeouts, and the
-    /// statuses 408, 429, 500, 502, 503, 504.
+    /// True when trying again later may succeed: connection errors (but not a refused
+    /// connection, a name that does not resolve or an untrusted certificate), timeouts,
+    /// and the statuses 408, 429, 500, 502, 503, 504.
     pub fn is_temporary(&self) -> bool {
         match &*self.kind {
-            ErrorKind::Transport { .. } => true,
+            ErrorKind::Transport { cause, .. } => {
+                matches!(cause, TransportCause::Timeout | TransportCause::Other)
+            }
             ErrorKind::Protocol { status, .. } => is_retryable_status(*status),
             _ => false,
         }
@@ -207,6 +249,26 @@ impl Error {
         matches!(&*self.kind, ErrorKind::Unsupported { .. })
     }
 
+    /// True when the registry speaks TLS with a certificate that cannot be verified
+    /// (trust its CA, or skip verification for it).
+    pub fn is_untrusted_certificate(&self) -> bool {
+        matches!(
+            &*self.kind,
+            ErrorKind::Transport {
+                cause: TransportCause::UntrustedCertificate,
+                ..
+            }
+        )
+    }
+
+    /// The transport failure's cause, for transport errors.
+    pub fn transport_cause(&self) -> Option<TransportCause> {
+        match &*self.kind {
+            ErrorKind::Transport { cause, .. } => Some(*cause),
+            _ => None,
+        }
+    }
+
     /// True for 401/403 answers and authentication failures.
     pub fn is_unauthorized(&self) -> bool {
         match &*self.kind {
@@ -215,6 +277,19 @@ impl Error {
             _ => false,
         }
     }
+}
+
+/// What to do about a 401 or 403 from `at` (a URL or `host[:port]`).
+fn login_hint(at: &str) -> String {
+    let host = at
+        .split_once("://")
+        .map_or(at, |(_, rest)| rest)
+        .split('/')
+        .next()
+        .unwrap_or(at);
+    format!(
+        "credentials for {host} are missing or not allowed this: log in with `hoist auth login {host}`"
+    )
 }
 
 /// The statuses worth a retry.
@@ -232,6 +307,7 @@ impl fmt::Display for Error {
                 errors,
             } => {
                 write!(f, "{method} {url}: status {status}")?;
+                let hint = (*status == 401 || *status == 403).then(|| login_hint(url));
                 // The registry's words are untrusted bytes: quoted, control characters
                 // escaped. A code of the spec's form is shown as is.
                 for e in errors {
@@ -251,11 +327,18 @@ impl fmt::Display for Error {
                         write!(f, " (detail {})", quote(d))?;
                     }
                 }
+                if let Some(h) = hint {
+                    write!(f, "; {h}")?;
+                }
                 Ok(())
             }
             ErrorKind::Transport { what, message, .. } => write!(f, "{what}: {message}"),
             ErrorKind::Auth { registry, reason } => {
-                write!(f, "authentication with {registry} failed: {reason}")
+                write!(f, "authentication with {registry} failed: {reason}")?;
+                if reason.contains("status 401") || reason.contains("status 403") {
+                    write!(f, "; {}", login_hint(registry))?;
+                }
+                Ok(())
             }
             ErrorKind::InvalidInput { what, reason } => write!(f, "invalid {what}: {reason}"),
             ErrorKind::InvalidResponse { what, reason } => {

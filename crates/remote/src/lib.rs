@@ -1,13 +1,17 @@
 //! # hoist-remote: the async registry client
 //!
 //! The transport ([`Client`]) speaks the OCI distribution protocol over HTTP/1.1 and
-//! HTTP/2 (rustls, pooled connections): https by default, plain http for loopback
-//! registries and those named insecure. It authenticates the way registries ask
-//! (`WWW-Authenticate`: Basic, or Bearer tokens from a token service, cached per scope
-//! and refreshed on a 401 in the middle of a long push), with credentials from docker's
-//! `config.json` ([`DockerConfig`]). Temporary failures (connection errors, timeouts,
-//! 408/429/5xx) are retried with exponential backoff and jitter, honouring
-//! `Retry-After`. No credential or token ever appears in an error or a log line.
+//! HTTP/2 (rustls, pooled connections): https first, falling back to plain http for
+//! loopback registries and those named insecure (as crane and skopeo do); certificates
+//! verified against the system's roots and CA files of the caller's, or not at all where
+//! asked. It authenticates the way registries ask (`WWW-Authenticate`: Basic, or Bearer
+//! tokens from a token service, cached per scope and refreshed on a 401 in the middle of
+//! a long push), with credentials from docker's `config.json` and the containers tools'
+//! `auth.json` ([`AuthFiles`]). Temporary failures (connection resets, timeouts,
+//! 408/429/5xx) are retried with exponential backoff and jitter, honouring `Retry-After`,
+//! and announced to a progress sink; a refused connection, a name that does not resolve
+//! or an untrusted certificate fail at once. No credential or token ever appears in an
+//! error or a log line.
 //!
 //! The client is split by job: the transport (`transport.rs`: connections, retries; every
 //! request goes through one send loop there) with authentication (`auth.rs`: ping,
@@ -64,10 +68,10 @@ mod transport;
 mod upload;
 
 pub use blobs::Verify;
-pub use credential::{Anonymous, Credential, DockerConfig, Keychain, StaticKeychain};
-pub use error::{Error, ErrorKind, MAX_ERROR_BODY, ProtocolError, Result};
+pub use credential::{Anonymous, AuthFiles, Credential, DockerConfig, Keychain, StaticKeychain};
+pub use error::{Error, ErrorKind, MAX_ERROR_BODY, ProtocolError, Result, TransportCause};
 pub use repo::{Repository, Target};
 pub use runtime::{DEFAULT_WORKERS, Runtime};
 pub use source::validate;
-pub use transport::{Client, ClientBuilder, Stats};
+pub use transport::{Client, ClientBuilder, FALLBACK_DELAY, Stats};
 pub use upload::{DEFAULT_MONOLITHIC_MAX, FALLBACK_CHUNK};

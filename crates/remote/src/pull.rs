@@ -207,6 +207,7 @@ async fn pull_inner(
 ) -> Result<Report> {
     let (top, platform) = resolve(client, repo, reference, opts.platform.as_ref()).await?;
     let (manifests, blobs) = walk(client, repo, top.clone()).await?;
+    opts.progress.planned(blobs.iter().map(|b| b.size).sum());
     let layout = Layout::create(dir)?;
 
     let gate = Arc::new(Semaphore::new(opts.jobs));

@@ -52,10 +52,39 @@ pub enum BlobOutcome {
     Downloaded,
 }
 
+/// A request that failed with a temporary error and is tried again
+/// ([`Progress::retrying`]).
+#[derive(Debug)]
+pub struct Retrying<'a> {
+    /// `METHOD url` (redacted).
+    pub what: &'a str,
+    /// This retry's number, from 1.
+    pub retry: u32,
+    /// Retries allowed in all.
+    pub retries: u32,
+    /// The wait before it.
+    pub delay: std::time::Duration,
+    /// What failed.
+    pub error: &'a Error,
+}
+
 /// Progress callbacks (of pushes, and of pulls: `blob_*` with
-/// [`BlobOutcome::Downloaded`] or [`BlobOutcome::Present`]). Every method has a no-op
-/// default; they are called from many tasks at once.
+/// [`BlobOutcome::Downloaded`] or [`BlobOutcome::Present`]), and the transport's
+/// retries. Every method has a no-op default; they are called from many tasks at once.
+///
+/// The order a sink can rely on: [`planned`](Progress::planned) comes at most once per
+/// push or pull; for each blob and repository, `blob_started` (only when bytes will
+/// move), `blob_progress` (never above the blob's size), then one `blob_done`.
 pub trait Progress: Send + Sync {
+    /// The bytes the operation moves in all, once known: the size of every blob times
+    /// the repositories it goes to (blobs found present or mounted count too, as done
+    /// at once). A pull knows it before the first byte; a push once every layer is
+    /// sealed (at once for layouts, registries and cached layers, later for layers it
+    /// compresses: bytes of the first ones may flow before). Not called for a streamed
+    /// push, whose sizes are known only at the end.
+    fn planned(&self, _bytes: u64) {}
+    /// A request failed with a temporary error and is sent again after a wait.
+    fn retrying(&self, _retry: &Retrying<'_>) {}
     /// A layer is sealed (digest and size known).
     fn sealed(&self, _digest: &Digest, _size: u64) {}
     /// A blob upload to `repo` started.
@@ -64,6 +93,15 @@ pub trait Progress: Send + Sync {
     fn blob_progress(&self, _repo: &Repository, _digest: &Digest, _done: u64) {}
     /// A blob is in `repo`.
     fn blob_done(&self, _repo: &Repository, _digest: &Digest, _size: u64, _how: BlobOutcome) {}
+    /// A blob starts being written to a local destination `dst` (a layout, an archive;
+    /// as the location prints): `size` when known (a layer written uncompressed, as
+    /// docker-save tarballs hold them, is known only at its end; `digest` is then its
+    /// diff_id's).
+    fn local_started(&self, _dst: &str, _digest: &Digest, _size: Option<u64>) {}
+    /// `done` bytes of it are written.
+    fn local_progress(&self, _dst: &str, _digest: &Digest, _done: u64) {}
+    /// It is written, `bytes` in all.
+    fn local_done(&self, _dst: &str, _digest: &Digest, _bytes: u64) {}
     /// A manifest is at `reference` (`skipped`: it already was).
     fn manifest_done(
         &self,
@@ -141,6 +179,32 @@ impl Options {
     }
 }
 
+/// What happened to the blobs of one destination repository.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BlobCounts {
+    /// Blobs found there already.
+    pub present: u64,
+    /// Blobs mounted from another repository of its registry.
+    pub mounted: u64,
+    /// Blobs uploaded.
+    pub uploaded: u64,
+    /// Their bytes (sizes; retries not counted).
+    pub bytes_uploaded: u64,
+}
+
+impl BlobCounts {
+    fn add(&mut self, how: BlobOutcome, size: u64) {
+        match how {
+            BlobOutcome::Present => self.present += 1,
+            BlobOutcome::Mounted => self.mounted += 1,
+            BlobOutcome::Uploaded | BlobOutcome::Downloaded => {
+                self.uploaded += 1;
+                self.bytes_uploaded += size;
+            }
+        }
+    }
+}
+
 /// One destination's result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pushed {
@@ -148,6 +212,8 @@ pub struct Pushed {
     pub target: Target,
     /// The top manifest's digest.
     pub digest: Digest,
+    /// The blobs of its repository (destinations in one repository share them).
+    pub blobs: BlobCounts,
 }
 
 impl std::fmt::Display for Pushed {
@@ -286,6 +352,24 @@ struct Tally {
     mounted: u64,
     uploaded: u64,
     bytes: u64,
+    per_repo: HashMap<Repository, BlobCounts>,
+}
+
+impl Tally {
+    fn add(&mut self, repo: &Repository, how: BlobOutcome, size: u64) {
+        match how {
+            BlobOutcome::Present => self.present += 1,
+            BlobOutcome::Mounted => self.mounted += 1,
+            BlobOutcome::Uploaded | BlobOutcome::Downloaded => {
+                self.uploaded += 1;
+                self.bytes += size;
+            }
+        }
+        self.per_repo
+            .entry(repo.clone())
+            .or_default()
+            .add(how, size);
+    }
 }
 
 struct Shared {
@@ -358,7 +442,10 @@ async fn run(shared: &Arc<Shared>, source: Child, targets: &[Target]) -> Result<
         return push_streamed(shared, nodes, targets, encoding).await;
     }
 
-    // Blobs: configs at once, layers as they are sealed.
+    // Blobs: configs at once, layers as they are sealed. The bytes planned (every blob
+    // once per destination repository) are announced once every size is known.
+    let repos: u64 = shared.registries.values().map(|r| r.len() as u64).sum();
+    let mut planned = 0u64;
     let mut tasks: JoinSet<Result<()>> = JoinSet::new();
     let mut claimed: HashSet<Digest> = HashSet::new();
     for n in &nodes {
@@ -369,6 +456,7 @@ async fn run(shared: &Arc<Shared>, source: Child, targets: &[Target]) -> Result<
         } = n
             && claimed.insert(config_digest.clone())
         {
+            planned += config.len() as u64 * repos;
             let sh = shared.clone();
             let (d, size) = (config_digest.clone(), config.len() as u64);
             let src = BlobSource::Bytes(config.clone());
@@ -408,6 +496,7 @@ async fn run(shared: &Arc<Shared>, source: Child, targets: &[Target]) -> Result<
             continue; // foreign layers are not pushed
         }
         if claimed.insert(sealed.digest.clone()) {
+            planned += sealed.size * repos;
             let sh = shared.clone();
             tasks.spawn(async move {
                 blob_everywhere(&sh, sealed.digest, sealed.size, BlobSource::Layer(layer)).await
@@ -420,6 +509,7 @@ async fn run(shared: &Arc<Shared>, source: Child, targets: &[Target]) -> Result<
             }
         }
     }
+    shared.progress.planned(planned);
     while let Some(r) = tasks.join_next().await {
         if let Err(e) = r.map_err(join_error).and_then(|r| r) {
             return Err(fail(e, &mut tasks, &mut seals));
@@ -468,6 +558,7 @@ fn report(sh: &Shared, targets: &[Target], top: &Digest, put: u64, skipped: u64)
             .map(|t| Pushed {
                 target: t.clone(),
                 digest: top.clone(),
+                blobs: tally.per_repo.get(&t.repo).copied().unwrap_or_default(),
             })
             .collect(),
         blobs_present: tally.present,
@@ -601,11 +692,11 @@ async fn push_streamed(
             shared
                 .progress
                 .blob_done(first, &sealed.digest, sealed.size, BlobOutcome::Uploaded);
-            {
-                let mut t = shared.tally.lock().expect("tally lock");
-                t.uploaded += 1;
-                t.bytes += sealed.size;
-            }
+            shared
+                .tally
+                .lock()
+                .expect("tally lock")
+                .add(first, BlobOutcome::Uploaded, sealed.size);
             shared
                 .memory
                 .lock()
@@ -625,17 +716,17 @@ async fn push_streamed(
                 shared
                     .progress
                     .blob_done(repo, &sealed.digest, sealed.size, how);
-                let mut t = shared.tally.lock().expect("tally lock");
-                match how {
-                    BlobOutcome::Present => t.present += 1,
-                    BlobOutcome::Mounted => t.mounted += 1,
-                    BlobOutcome::Uploaded | BlobOutcome::Downloaded => {
-                        return Err(Error::invalid_response(
-                            format!("mount into {repo}"),
-                            "the registry refused to mount a blob it holds",
-                        ));
-                    }
+                if matches!(how, BlobOutcome::Uploaded | BlobOutcome::Downloaded) {
+                    return Err(Error::invalid_response(
+                        format!("mount into {repo}"),
+                        "the registry refused to mount a blob it holds",
+                    ));
                 }
+                shared
+                    .tally
+                    .lock()
+                    .expect("tally lock")
+                    .add(repo, how, sealed.size);
             }
         }
         descriptors.push(sealed.descriptor());
@@ -687,17 +778,7 @@ async fn blob_everywhere(
                 let _permit = sh.jobs.acquire().await.expect("never closed");
                 let how = one_blob(&sh, repo, &digest, size, &src, holder.as_deref()).await?;
                 sh.progress.blob_done(repo, &digest, size, how);
-                {
-                    let mut t = sh.tally.lock().expect("tally lock");
-                    match how {
-                        BlobOutcome::Present => t.present += 1,
-                        BlobOutcome::Mounted => t.mounted += 1,
-                        BlobOutcome::Uploaded | BlobOutcome::Downloaded => {
-                            t.uploaded += 1;
-                            t.bytes += size;
-                        }
-                    }
-                }
+                sh.tally.lock().expect("tally lock").add(repo, how, size);
                 sh.memory
                     .lock()
                     .expect("memory lock")

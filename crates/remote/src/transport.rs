@@ -2,11 +2,22 @@
 //! per registry (base URL, credential, the auth state of `auth.rs`), and the send loop
 //! every registry operation (`blobs`, `manifests`, `upload`, `ops`) goes through:
 //! authorization, a re-authentication after a 401, retries with backoff of temporary
-//! failures (`Retry-After` honoured) for bodies that can be sent again.
+//! failures (`Retry-After` honoured) for bodies that can be sent again, each announced
+//! to the client's [`Progress`] sink.
+//!
+//! Every registry is spoken to over https first. Loopback registries and those named
+//! insecure fall back to plain http when https fails for any reason but an untrusted
+//! certificate (or is slow to answer), as crane and skopeo do; the scheme that answered
+//! the first request (the ping) is used from then on. Certificates are verified against
+//! the system's roots (`SSL_CERT_FILE` and `SSL_CERT_DIR` replace them) plus the CA files
+//! given ([`ClientBuilder::ca_file`]), except for insecure registries and with
+//! [`ClientBuilder::skip_tls_verify`]. A refused connection, a name that does not
+//! resolve and an untrusted certificate are not retried: nothing will change by waiting.
 
 use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -16,7 +27,10 @@ use url::Url;
 
 use crate::auth::AuthState;
 use crate::credential::{Anonymous, Credential, Keychain};
-use crate::error::{Error, ErrorKind, MAX_ERROR_BODY, Result, decode_errors, is_retryable_status};
+use crate::error::{
+    Error, ErrorKind, MAX_ERROR_BODY, Result, TransportCause, decode_errors, is_retryable_status,
+};
+use crate::push::{NoProgress, Progress, Retrying};
 use crate::redact;
 use crate::repo::Repository;
 use crate::retry::{RetryPolicy, parse_retry_after};
@@ -62,7 +76,6 @@ pub(crate) struct Counters {
 }
 
 /// Builds a [`Client`].
-#[derive(Debug)]
 pub struct ClientBuilder {
     keychain: Arc<dyn Keychain>,
     insecure: HashSet<String>,
@@ -71,6 +84,20 @@ pub struct ClientBuilder {
     read_timeout: Duration,
     user_agent: String,
     http1_only: bool,
+    ca_files: Vec<PathBuf>,
+    skip_tls_verify: bool,
+    progress: Arc<dyn Progress>,
+}
+
+impl std::fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("insecure", &self.insecure)
+            .field("retry", &self.retry)
+            .field("ca_files", &self.ca_files)
+            .field("skip_tls_verify", &self.skip_tls_verify)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ClientBuilder {
@@ -80,9 +107,31 @@ impl ClientBuilder {
         self
     }
 
-    /// Talk plain http to `registry` (`host[:port]`). Loopback registries always are.
+    /// Let `registry` (`host[:port]`) answer over plain http when https fails, and do not
+    /// verify its TLS certificate (crane's and skopeo's meaning of insecure). Loopback
+    /// registries fall back to http too, but their certificates are verified.
     pub fn insecure(mut self, registry: impl Into<String>) -> Self {
         self.insecure.insert(registry.into());
+        self
+    }
+
+    /// Trust the CA certificates (PEM, one or more) in `path` too, besides the system's
+    /// roots: for registries with certificates of a private CA.
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_files.push(path.into());
+        self
+    }
+
+    /// Do not verify any registry's TLS certificate (a self-signed registry). The
+    /// connection is still encrypted, but anyone on the path can read and change it.
+    pub fn skip_tls_verify(mut self, yes: bool) -> Self {
+        self.skip_tls_verify = yes;
+        self
+    }
+
+    /// Where retries are announced ([`Progress::retrying`]). Default: nowhere.
+    pub fn progress(mut self, p: Arc<dyn Progress>) -> Self {
+        self.progress = p;
         self
     }
 
@@ -127,32 +176,69 @@ impl ClientBuilder {
         // ring as the process-wide rustls provider (reqwest uses the default when one is
         // installed). An error means one is installed already: fine.
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let mut b = reqwest::Client::builder()
-            .user_agent(self.user_agent)
-            .connect_timeout(self.connect_timeout)
-            .read_timeout(self.read_timeout)
-            .pool_max_idle_per_host(32)
-            .tcp_nodelay(true)
-            // Redirects for blob GETs are followed by hand is not needed: reqwest follows
-            // them, and drops Authorization when the host changes.
-            .redirect(reqwest::redirect::Policy::limited(5));
-        if self.http1_only {
-            b = b.http1_only();
+        let mut roots = Vec::new();
+        for f in &self.ca_files {
+            roots.extend(read_ca_file(f)?);
         }
-        let http = b.build().map_err(|e| {
-            Error::invalid_input("HTTP client settings", e.without_url().to_string())
-        })?;
+        let make = |verify: bool| {
+            let mut b = reqwest::Client::builder()
+                .user_agent(self.user_agent.clone())
+                .connect_timeout(self.connect_timeout)
+                .read_timeout(self.read_timeout)
+                .pool_max_idle_per_host(32)
+                .tcp_nodelay(true)
+                // reqwest follows redirects (blob GETs to storage), and drops
+                // Authorization when the host changes.
+                .redirect(reqwest::redirect::Policy::limited(5));
+            if verify {
+                if !roots.is_empty() {
+                    b = b.tls_certs_merge(roots.iter().cloned());
+                }
+            } else {
+                b = b.tls_danger_accept_invalid_certs(true);
+            }
+            if self.http1_only {
+                b = b.http1_only();
+            }
+            b.build().map_err(|e| {
+                Error::invalid_input("HTTP client settings", e.without_url().to_string())
+            })
+        };
+        let http = make(!self.skip_tls_verify)?;
+        // A second client, without verification, only when some registry needs it.
+        let unverified = if self.skip_tls_verify || self.insecure.is_empty() {
+            http.clone()
+        } else {
+            make(false)?
+        };
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
+                unverified,
                 keychain: self.keychain,
                 insecure: self.insecure,
                 retry: self.retry,
                 registries: Mutex::new(HashMap::new()),
                 counters: Counters::default(),
+                progress: self.progress,
             }),
         })
     }
+}
+
+/// The certificates of a PEM file, or an error naming it.
+fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>> {
+    let what = || format!("CA file {}", path.display());
+    let pem = std::fs::read(path).map_err(|e| Error::io(what(), e))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|_| Error::invalid_input(what(), "expected PEM certificates"))?;
+    if certs.is_empty() {
+        return Err(Error::invalid_input(
+            what(),
+            "no certificate in it (expected -----BEGIN CERTIFICATE-----)",
+        ));
+    }
+    Ok(certs)
 }
 
 /// An async registry client. Cheap to clone; clones share connections, tokens and stats.
@@ -161,22 +247,82 @@ pub struct Client {
     pub(crate) inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
 pub(crate) struct Inner {
-    pub(crate) http: reqwest::Client,
+    /// Verifies certificates (unless told to skip verification everywhere).
+    http: reqwest::Client,
+    /// Does not: for insecure registries.
+    unverified: reqwest::Client,
     pub(crate) keychain: Arc<dyn Keychain>,
     insecure: HashSet<String>,
     pub(crate) retry: RetryPolicy,
     registries: Mutex<HashMap<String, Arc<RegistryState>>>,
     pub(crate) counters: Counters,
+    progress: Arc<dyn Progress>,
 }
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("insecure", &self.insecure)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long https gets to answer a registry that may fall back to http before http is
+/// tried alongside (crane's `fallbackDelay`).
+pub const FALLBACK_DELAY: Duration = Duration::from_millis(300);
 
 #[derive(Debug)]
 pub(crate) struct RegistryState {
-    pub(crate) base: Url,
+    /// `https://host[:port]/`: the scheme until the ping settles it.
+    provisional: Url,
+    /// The scheme that answered the ping.
+    scheme: OnceLock<&'static str>,
+    /// Plain http may be tried when https fails (loopback and insecure registries).
+    pub(crate) fallback: bool,
+    /// The HTTP client for this registry (verifying certificates, or not).
+    pub(crate) http: reqwest::Client,
     pub(crate) registry: String,
     pub(crate) credential: tokio::sync::OnceCell<Credential>,
     pub(crate) auth: tokio::sync::Mutex<AuthState>,
+}
+
+impl RegistryState {
+    /// The base URL: `https://host[:port]/` or, once the ping settled on it, `http://`.
+    pub(crate) fn base(&self) -> Url {
+        let mut u = self.provisional.clone();
+        if let Some(s) = self.scheme.get()
+            && *s != u.scheme()
+        {
+            let _ = u.set_scheme(s);
+        }
+        u
+    }
+
+    /// The base URL with `scheme`.
+    pub(crate) fn base_with(&self, scheme: &'static str) -> Url {
+        let mut u = self.provisional.clone();
+        let _ = u.set_scheme(scheme);
+        u
+    }
+
+    /// Use `scheme` from now on.
+    pub(crate) fn settle(&self, scheme: &'static str) {
+        let _ = self.scheme.set(scheme);
+    }
+
+    /// `url` with the settled scheme, when it points at this registry.
+    fn rebase(&self, mut url: Url) -> Url {
+        if let Some(s) = self.scheme.get()
+            && url.scheme() != *s
+            && url.host_str() == self.provisional.host_str()
+            && url.port() == self.provisional.port()
+        {
+            let _ = url.set_scheme(s);
+        }
+        url
+    }
 }
 
 /// A request body.
@@ -296,11 +442,73 @@ pub(crate) fn transport_error(what: &str, e: &reqwest::Error) -> Error {
         message = format!("{message}: {s}");
         src = s.source();
     }
+    let cause = cause_of(e);
+    match cause {
+        TransportCause::UntrustedCertificate => message.push_str(
+            " (the registry's certificate is not trusted: add its CA (a CA file, or SSL_CERT_FILE), or skip verification for it)",
+        ),
+        TransportCause::WrongProtocol if what.contains(" https://") => message.push_str(
+            " (the registry may speak plain http only: name it insecure to let it)",
+        ),
+        _ => {}
+    }
     Error::new(ErrorKind::Transport {
         what: what.to_string(),
         message,
         timeout: e.is_timeout(),
+        cause,
     })
+}
+
+/// What a failed request's error chain says happened.
+fn cause_of(e: &reqwest::Error) -> TransportCause {
+    if e.is_timeout() {
+        return TransportCause::Timeout;
+    }
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = src {
+        // io::Error::source skips the error it wraps: look inside it by hand.
+        let inner = s
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| {
+                if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                    return Some(TransportCause::Refused);
+                }
+                io.get_ref()
+                    .and_then(|i| i.downcast_ref::<rustls::Error>())
+                    .and_then(tls_cause)
+            })
+            .or_else(|| s.downcast_ref::<rustls::Error>().and_then(tls_cause));
+        if let Some(c) = inner {
+            return c;
+        }
+        // What the chain's text says, where its types are private to hyper.
+        let text = s.to_string();
+        if text.starts_with("dns error") {
+            return TransportCause::NameNotResolved;
+        }
+        if text.contains("invalid peer certificate") {
+            return TransportCause::UntrustedCertificate;
+        }
+        if text.contains("invalid HTTP version")
+            || text.contains("invalid HTTP status")
+            || text.contains("received corrupt message")
+        {
+            return TransportCause::WrongProtocol;
+        }
+        src = s.source();
+    }
+    TransportCause::Other
+}
+
+fn tls_cause(e: &rustls::Error) -> Option<TransportCause> {
+    match e {
+        rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => {
+            Some(TransportCause::UntrustedCertificate)
+        }
+        rustls::Error::InvalidMessage(_) => Some(TransportCause::WrongProtocol),
+        _ => None,
+    }
 }
 
 trait WithoutUrlRef {
@@ -327,7 +535,8 @@ impl WithoutUrlRef for reqwest::Error {
 }
 
 impl Client {
-    /// A builder with defaults: anonymous, https except loopback, 5 retries.
+    /// A builder with defaults: anonymous, https (loopback registries may fall back to
+    /// http), certificates verified, 5 retries.
     pub fn builder() -> ClientBuilder {
         ClientBuilder {
             keychain: Arc::new(Anonymous),
@@ -337,6 +546,9 @@ impl Client {
             read_timeout: DEFAULT_READ_TIMEOUT,
             user_agent: format!("hoist/{}", env!("CARGO_PKG_VERSION")),
             http1_only: false,
+            ca_files: Vec::new(),
+            skip_tls_verify: false,
+            progress: Arc::new(NoProgress),
         }
     }
 
@@ -368,21 +580,44 @@ impl Client {
         self.inner.retry
     }
 
+    /// Count a retry, log it and announce it to the progress sink; returns the wait.
+    pub(crate) fn retrying(
+        &self,
+        what: &str,
+        attempt: u32,
+        retry_after: Option<Duration>,
+        error: &Error,
+    ) -> Duration {
+        let delay = self.inner.retry.delay(attempt, retry_after);
+        self.inner.counters.retries.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(what = %what, error = %error, delay_ms = delay.as_millis() as u64, "retrying");
+        self.inner.progress.retrying(&Retrying {
+            what,
+            retry: attempt + 1,
+            retries: self.inner.retry.retries,
+            delay,
+            error,
+        });
+        delay
+    }
+
     pub(crate) fn state(&self, registry: &str) -> Result<Arc<RegistryState>> {
         let mut map = self.inner.registries.lock().expect("registry map lock");
         if let Some(s) = map.get(registry) {
             return Ok(s.clone());
         }
-        let scheme = if hoist_image::is_loopback(registry) || self.inner.insecure.contains(registry)
-        {
-            "http"
-        } else {
-            "https"
-        };
-        let base = Url::parse(&format!("{scheme}://{registry}/"))
+        let insecure = self.inner.insecure.contains(registry);
+        let provisional = Url::parse(&format!("https://{registry}/"))
             .map_err(|e| Error::invalid_input(format!("registry {registry:?}"), e.to_string()))?;
         let s = Arc::new(RegistryState {
-            base,
+            provisional,
+            scheme: OnceLock::new(),
+            fallback: insecure || hoist_image::is_loopback(registry),
+            http: if insecure {
+                self.inner.unverified.clone()
+            } else {
+                self.inner.http.clone()
+            },
             registry: registry.to_string(),
             credential: tokio::sync::OnceCell::new(),
             auth: tokio::sync::Mutex::new(AuthState::default()),
@@ -391,14 +626,15 @@ impl Client {
         Ok(s)
     }
 
-    /// The base URL of a registry (`https://host/` or `http://host/`).
+    /// The base URL of a registry (`https://host/`, or `http://host/` once a request
+    /// found it answers plain http only).
     pub fn base_url(&self, registry: &str) -> Result<String> {
-        Ok(self.state(registry)?.base.to_string())
+        Ok(self.state(registry)?.base().to_string())
     }
 
     pub(crate) fn url(&self, repo: &Repository, path: &str) -> Result<Url> {
         let st = self.state(repo.registry())?;
-        st.base
+        st.base()
             .join(&format!("v2/{}/{}", repo.name(), path))
             .map_err(|e| Error::invalid_input(format!("repository {repo}"), e.to_string()))
     }
@@ -411,7 +647,7 @@ impl Client {
     ) -> Result<Url> {
         let loc = loc.ok_or_else(|| Error::invalid_response(what, "no Location header"))?;
         let st = self.state(repo.registry())?;
-        st.base
+        st.base()
             .join(loc)
             .map_err(|_| Error::invalid_response(what, "unparseable Location header"))
     }
@@ -428,12 +664,19 @@ impl Client {
         mut body: Body,
     ) -> Result<Response> {
         let st = self.state(repo.registry())?;
-        let what = format!("{method} {}", redact::url(&url));
+        let mut what = format!("{method} {}", redact::url(&url));
         let mut attempt = 0u32;
         let mut reauthed = false;
+        let mut url = url;
         loop {
             let authz = self.authorization(&st, scopes).await?;
-            let mut rb = self.inner.http.request(method.clone(), url.clone());
+            // The ping may have settled on http: URLs made before it follow.
+            let rebased = st.rebase(url.clone());
+            if rebased != url {
+                url = rebased;
+                what = format!("{method} {}", redact::url(&url));
+            }
+            let mut rb = st.http.request(method.clone(), url.clone());
             for (k, v) in headers {
                 rb = rb.header(*k, v);
             }
@@ -482,15 +725,18 @@ impl Client {
                 }
                 Err(e) => {
                     let err = transport_error(&what, &e);
-                    if !replayable || attempt >= self.inner.retry.retries {
+                    // The ping reached this registry: a refused connection now is a
+                    // restart, worth waiting for. A name that stopped resolving or a
+                    // certificate that is not trusted is not.
+                    let worth = err.is_temporary()
+                        || err.transport_cause() == Some(TransportCause::Refused);
+                    if !replayable || !worth || attempt >= self.inner.retry.retries {
                         return Err(err);
                     }
                     (None, err)
                 }
             };
-            let d = self.inner.retry.delay(attempt, delay);
-            tracing::debug!(what = %what, error = %err, delay_ms = d.as_millis() as u64, "retrying");
-            self.inner.counters.retries.fetch_add(1, Ordering::Relaxed);
+            let d = self.retrying(&what, attempt, delay, &err);
             tokio::time::sleep(d).await;
             attempt += 1;
         }
@@ -547,8 +793,9 @@ mod tests {
         let seen = stub.requests();
         assert_eq!(seen.iter().filter(|r| r.route() == "/v2/").count(), 1);
         assert!(seen.iter().all(|r| r.header("authorization").is_none()));
-        assert_eq!(c.stats().requests, 4);
-        // Loopback registries are plain http.
+        // 3 requests and the ping, over http after an https attempt the stub could not
+        // answer (a loopback registry falls back to plain http).
+        assert_eq!(c.stats().requests, 5);
         assert!(c.base_url(&stub.host()).unwrap().starts_with("http://"));
     }
 
@@ -600,8 +847,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn connection_failures_are_retried_within_the_budget_then_reported() {
-        // A port nothing listens on.
+    async fn a_refused_connection_or_an_unknown_name_fails_at_once() {
+        // A port nothing listens on: nothing will change by waiting (crane fails in
+        // milliseconds too).
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
@@ -609,9 +857,57 @@ mod tests {
         let c = client();
         let repo = Repository::new(format!("127.0.0.1:{port}"), "a").unwrap();
         let e = get(&c, &repo, "tags/list").await.unwrap_err();
-        assert!(e.is_temporary(), "{e}");
-        assert_eq!(c.stats().retries, 3, "the ping retried 3 times");
-        assert!(!e.to_string().contains('\n'), "{e}");
+        assert!(!e.is_temporary(), "{e}");
+        assert_eq!(e.transport_cause(), Some(TransportCause::Refused), "{e}");
+        assert_eq!(c.stats().retries, 0, "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&format!("GET http://127.0.0.1:{port}/v2/")),
+            "{msg}"
+        );
+        assert!(msg.contains("over https:"), "{msg}");
+        assert!(!msg.contains('\n'), "{msg}");
+        // A name that does not resolve (`.invalid` never does, RFC 2606).
+        let repo = Repository::new("registry.invalid", "a").unwrap();
+        let e = get(&c, &repo, "tags/list").await.unwrap_err();
+        assert_eq!(
+            e.transport_cause(),
+            Some(TransportCause::NameNotResolved),
+            "{e}"
+        );
+        assert_eq!(c.stats().retries, 0, "{e}");
+    }
+
+    #[tokio::test]
+    async fn retries_are_announced_to_the_progress_sink() {
+        #[derive(Default)]
+        struct Seen(Mutex<Vec<(String, u32, u32)>>);
+        impl Progress for Seen {
+            fn retrying(&self, r: &Retrying<'_>) {
+                self.0
+                    .lock()
+                    .unwrap()
+                    .push((r.what.to_string(), r.retry, r.retries));
+            }
+        }
+        let calls = Arc::new(AtomicUsize::new(0));
+        let k = calls.clone();
+        let stub = Stub::start(move |req| match req.route() {
+            "/v2/" => Reply::status(200),
+            _ if k.fetch_add(1, Ordering::SeqCst) < 2 => Reply::status(503),
+            _ => Reply::status(200),
+        });
+        let seen = Arc::new(Seen::default());
+        let c = Client::builder()
+            .retry(fast_retries(3))
+            .progress(seen.clone())
+            .build()
+            .unwrap();
+        let repo = Repository::new(stub.host(), "a").unwrap();
+        assert_eq!(get(&c, &repo, "tags/list").await.unwrap().status(), 200);
+        let seen = seen.0.lock().unwrap().clone();
+        let what = format!("GET http://{}/v2/a/tags/list", stub.host());
+        assert_eq!(seen, vec![(what.clone(), 1, 3), (what, 2, 3)]);
     }
 
     #[tokio::test]
