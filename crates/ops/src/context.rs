@@ -22,11 +22,11 @@
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use hoist_image::{Cache, SpoolStore, Store};
 use hoist_remote::push::{self, NoProgress, Progress};
-use hoist_remote::{Client, DockerConfig, Keychain, Runtime};
+use hoist_remote::{AuthFiles, Client, Keychain, Runtime};
 
 use crate::error::{Context as _, Error, Result};
 
@@ -61,6 +61,8 @@ pub struct Stores {
 pub struct Context {
     retries: u32,
     insecure: Vec<String>,
+    ca_files: Vec<PathBuf>,
+    skip_tls_verify: bool,
     keychain: Option<Arc<dyn Keychain>>,
     jobs: Option<usize>,
     sealing: Sealing,
@@ -69,6 +71,9 @@ pub struct Context {
     runtime: Runtime,
     client: OnceLock<Client>,
     stores: OnceLock<Stores>,
+    /// Temporary directories sources are read from (unpacked archives), removed with
+    /// the context.
+    temps: Mutex<Vec<tempfile::TempDir>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -96,6 +101,8 @@ impl Default for Context {
 pub struct ContextBuilder {
     retries: u32,
     insecure: Vec<String>,
+    ca_files: Vec<PathBuf>,
+    skip_tls_verify: bool,
     keychain: Option<Arc<dyn Keychain>>,
     jobs: Option<usize>,
     sealing: Sealing,
@@ -122,6 +129,8 @@ impl Default for ContextBuilder {
         ContextBuilder {
             retries: hoist_remote::retry::DEFAULT_RETRIES,
             insecure: Vec::new(),
+            ca_files: Vec::new(),
+            skip_tls_verify: false,
             keychain: None,
             jobs: None,
             sealing: Sealing::Spool,
@@ -142,14 +151,30 @@ impl ContextBuilder {
         self
     }
 
-    /// Talk plain http to this registry (`host[:port]`); loopback registries always are.
+    /// Let this registry (`host[:port]`) answer plain http when https fails, and do not
+    /// verify its certificate (crane's and skopeo's insecure). Loopback registries fall
+    /// back to http too, with their certificates verified.
     pub fn insecure(mut self, registry: impl Into<String>) -> Self {
         self.insecure.push(registry.into());
         self
     }
 
+    /// Trust the CA certificates (PEM) in this file too, besides the system's roots
+    /// (which `SSL_CERT_FILE` replaces).
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_files.push(path.into());
+        self
+    }
+
+    /// Do not verify registries' TLS certificates (self-signed registries).
+    pub fn skip_tls_verify(mut self, yes: bool) -> Self {
+        self.skip_tls_verify = yes;
+        self
+    }
+
     /// Where registry credentials come from. Default: docker's `config.json` (and the
-    /// credential helpers it names), anonymous when there is none.
+    /// credential helpers it names), then the containers tools' `auth.json`
+    /// ([`AuthFiles`]); anonymous when none has the registry.
     pub fn keychain(mut self, keychain: Arc<dyn Keychain>) -> Self {
         self.keychain = Some(keychain);
         self
@@ -197,7 +222,8 @@ impl ContextBuilder {
         self
     }
 
-    /// Told when blobs start, advance and finish (pushes, pulls, copies).
+    /// Told when blobs start, advance and finish (pushes, pulls, copies), and of the
+    /// registry client's retries.
     pub fn progress(mut self, progress: Arc<dyn Progress>) -> Self {
         self.progress = Some(progress);
         self
@@ -234,6 +260,8 @@ impl ContextBuilder {
         Context {
             retries: self.retries,
             insecure: self.insecure,
+            ca_files: self.ca_files,
+            skip_tls_verify: self.skip_tls_verify,
             keychain: self.keychain,
             jobs: self.jobs,
             sealing: self.sealing,
@@ -242,6 +270,7 @@ impl ContextBuilder {
             runtime: self.runtime.unwrap_or_default(),
             client: OnceLock::new(),
             stores: OnceLock::new(),
+            temps: Mutex::new(Vec::new()),
         }
     }
 }
@@ -257,18 +286,20 @@ impl Context {
         if let Some(c) = self.client.get() {
             return Ok(c.clone());
         }
-        let mut b = Client::builder().retries(self.retries);
         let keychain = match &self.keychain {
-            Some(k) => Some(k.clone()),
-            None => DockerConfig::new()
-                .ok()
-                .map(|d| Arc::new(d) as Arc<dyn Keychain>),
+            Some(k) => k.clone(),
+            None => Arc::new(AuthFiles::new()) as Arc<dyn Keychain>,
         };
-        if let Some(k) = keychain {
-            b = b.keychain(k);
-        }
+        let mut b = Client::builder()
+            .retries(self.retries)
+            .keychain(keychain)
+            .skip_tls_verify(self.skip_tls_verify)
+            .progress(self.progress.clone());
         for r in &self.insecure {
             b = b.insecure(r.clone());
+        }
+        for f in &self.ca_files {
+            b = b.ca_file(f.clone());
         }
         let c = b.build()?;
         Ok(self.client.get_or_init(|| c).clone())
@@ -323,6 +354,18 @@ impl Context {
     /// The content cache if it was opened by a verb (for its counters after the fact).
     pub fn opened_cache(&self) -> Option<Arc<Cache>> {
         self.stores.get().and_then(|s| s.cache.clone())
+    }
+
+    /// The registry client if a verb made one (for its counters after the fact).
+    pub fn opened_client(&self) -> Option<Client> {
+        self.client.get().cloned()
+    }
+
+    /// Keep `dir` until the context goes; returns its path.
+    pub(crate) fn keep(&self, dir: tempfile::TempDir) -> PathBuf {
+        let path = dir.path().to_path_buf();
+        self.temps.lock().expect("temps lock").push(dir);
+        path
     }
 
     /// The progress sink.

@@ -5,12 +5,12 @@
 //! and the destination share a registry.
 
 use hoist_image::pipeline::{self, Encoding};
-use hoist_image::{Child, Compression, Platform, Reference};
+use hoist_image::{Child, Compression, Reference};
 
 use crate::context::Context;
 use crate::error::{Context as _, Result, bail};
 use crate::location::Location;
-use crate::open::{Open, open_tarball, open_with};
+use crate::open::{Open, Platforms, open_tarball, open_with, select};
 use crate::pull;
 use crate::write::{Report, image_id, looks_like_digest, push_to, write, write_tarball};
 
@@ -38,8 +38,9 @@ pub struct Options {
     pub fast: bool,
     /// Compression threads (0: all cores); the output is the same for any number.
     pub threads: usize,
-    /// From a registry: only this platform of an index.
-    pub platform: Option<Platform>,
+    /// Which platforms of an index ([`Platforms::Default`]: all of them, or this
+    /// machine's for a docker-save tarball).
+    pub platforms: Platforms,
     /// To a registry: refuse to overwrite a tag that exists.
     pub no_clobber: bool,
     /// Registry to registry: every tag of the source repository.
@@ -82,15 +83,15 @@ pub fn copy(src: &Location, dst: &Location, opts: &Options, ctx: &Context) -> Re
 fn copy_here(src: &Location, dst: &Location, opts: &Options, ctx: &Context) -> Result<Report> {
     if let Location::Registry(r) = src {
         let popts = pull::Options {
-            platform: opts.platform.clone(),
+            platforms: opts.platforms.clone(),
             encoding: opts.encoding(true, dst.is_registry())?,
             no_clobber: opts.no_clobber,
             all_tags: opts.all_tags,
         };
         return pull::from_registry(r, dst, &popts, ctx);
     }
-    if opts.all_tags || opts.platform.is_some() {
-        bail!("--all-tags and --platform apply to registry sources; {src} is local");
+    if opts.all_tags {
+        bail!("--all-tags copies a registry repository; {src} is local");
     }
     let what = || format!("copying {src} to {dst}");
     // The source, and the tags a tarball gives its image (kept in a tarball destination).
@@ -111,6 +112,7 @@ fn copy_here(src: &Location, dst: &Location, opts: &Options, ctx: &Context) -> R
         _ => {
             let child =
                 open_with(src, &Open::default(), ctx).with_context(|| format!("source {src}"))?;
+            let child = select(child, &opts.platforms, src)?;
             let child = match opts.encoding(true, dst.is_registry())? {
                 None => child,
                 Some(e) => {
@@ -138,7 +140,8 @@ fn copy_here(src: &Location, dst: &Location, opts: &Options, ctx: &Context) -> R
                 Some(r) => vec![r.clone()],
                 None => tags,
             };
-            write_tarball(file, img.as_ref(), &tags).with_context(what)?;
+            let watched = crate::watch::image(img.clone(), ctx, dst);
+            write_tarball(file, watched.as_ref(), &tags).with_context(what)?;
             Ok(Report::one(image_id(dst, img.as_ref())?))
         }
         Location::Registry(r) => {
@@ -154,6 +157,8 @@ fn copy_here(src: &Location, dst: &Location, opts: &Options, ctx: &Context) -> R
             let opts = ctx.push_options()?;
             push_to(std::slice::from_ref(r), child, &opts, ctx).with_context(what)
         }
-        Location::Layout { .. } => write(dst, child, ctx).with_context(what),
+        Location::Layout { .. } | Location::OciArchive { .. } => {
+            write(dst, child, ctx).with_context(what)
+        }
     }
 }

@@ -10,7 +10,7 @@ use hoist_remote::{Repository, Verify, ops};
 use crate::context::Context;
 use crate::error::{Context as _, Error, Result, bail};
 use crate::location::Location;
-use crate::open::{Open, open, open_with, resolve};
+use crate::open::{Platforms, open, resolve, select};
 
 /// The manifest at `loc`; for an index with `platform`, the manifest of that
 /// platform's entry.
@@ -48,21 +48,26 @@ pub fn digest(loc: &Location, platform: Option<&Platform>, ctx: &Context) -> Res
     Ok(manifest(loc, platform, ctx)?.digest().clone())
 }
 
-/// The config of the image at `loc` (for a registry index, the image of `platform`);
-/// [`Config::raw`] is as stored.
+/// The config of the image at `loc`. An index (a registry's multi-platform image, a
+/// layout's) gives the image of `platform`, by default this machine's (as crane does);
+/// when it has none, the error lists the platforms it has.
 pub fn config(loc: &Location, platform: Option<&Platform>, ctx: &Context) -> Result<Config> {
-    let how = Open {
-        platform: platform.cloned(),
-        ..Open::default()
-    };
-    match open_with(loc, &how, ctx)? {
+    let child = open(loc, ctx)?;
+    let p = platform
+        .cloned()
+        .unwrap_or_else(hoist_remote::pull::host_platform);
+    let chosen = select(child, &Platforms::one(p.clone()), loc).map_err(|e| {
+        if platform.is_none() {
+            e.context(format!(
+                "{loc} is an index; it has no image for this machine's platform {p}: pick one with --platform"
+            ))
+        } else {
+            e
+        }
+    })?;
+    match chosen {
         Child::Image(i) => Ok(i.config()?),
-        Child::Index(_) => match loc {
-            Location::Registry(r) => bail!(
-                "docker://{r} is an index, which has no config; pick an image with --platform"
-            ),
-            _ => bail!("{loc} is an index, which has no config; name one image"),
-        },
+        Child::Index(_) => bail!("{loc}: the entry for {p} is an index, which has no config"),
     }
 }
 

@@ -3,11 +3,16 @@
 //! | form                         | meaning                                               |
 //! |------------------------------|-------------------------------------------------------|
 //! | `oci:DIR[:NAME]`             | an OCI image layout; NAME is a ref name or a digest    |
+//! | `oci-archive:FILE[:NAME]`    | a tar of an OCI image layout (skopeo's `oci-archive:`) |
 //! | `docker-archive:FILE[:REF]`  | a `docker save` tarball; REF picks (or names) an image |
 //! | `docker://REF`               | a registry reference                                   |
 //! | `PATH` (exists)              | a directory with `oci-layout` is a layout, a file a tarball |
 //! | `-`                          | a docker-save tarball on stdout (destinations only)    |
 //! | anything else                | a registry reference                                   |
+//!
+//! skopeo's other transports (`dir:`, `containers-storage:`, `docker-daemon:`, `ostree:`,
+//! `sif:`, `tarball:`) are refused by name, never taken for a Docker Hub image; so is a
+//! bare name ending like a tar file (`app.tar`, `app.tar.gz`) that is not on disk.
 //!
 //! A tarball destination that is a device or a fifo (`/dev/stdout`, a named pipe) is
 //! written as a stream, never replaced by a regular file ([`hoist_image::output`]).
@@ -31,6 +36,13 @@ pub enum Location {
         /// The directory.
         dir: PathBuf,
         /// A ref name (`org.opencontainers.image.ref.name`) or a digest.
+        name: Option<String>,
+    },
+    /// A tar of an OCI image layout (`-`: stdout).
+    OciArchive {
+        /// The file.
+        file: PathBuf,
+        /// A ref name or a digest, as in a layout.
         name: Option<String>,
     },
     /// A `docker save` tarball (`-`: stdout).
@@ -74,10 +86,53 @@ fn probe(p: &Path) -> PathKind {
     }
 }
 
+/// Transports of skopeo's that hoist does not read or write.
+const UNSUPPORTED_TRANSPORTS: [&str; 6] = [
+    "dir",
+    "containers-storage",
+    "docker-daemon",
+    "ostree",
+    "sif",
+    "tarball",
+];
+
+/// Endings of a file name that a tar file has, and an image reference practically never.
+const TAR_ENDINGS: [&str; 5] = [".tar", ".tar.gz", ".tgz", ".tar.zst", ".tar.xz"];
+
 impl Location {
     /// True for a tarball written to stdout (`-`).
     pub fn is_stdout(&self) -> bool {
-        matches!(self, Location::Archive { file, .. } if file.as_os_str() == STDOUT)
+        match self {
+            Location::Archive { file, .. } | Location::OciArchive { file, .. } => {
+                file.as_os_str() == STDOUT
+            }
+            _ => false,
+        }
+    }
+
+    /// Parse a location that must be local (a layout or an archive): a bare argument
+    /// that is not on disk is "no such file or directory", never a registry reference.
+    pub fn parse_local(s: &str) -> Result<Location> {
+        Self::parse_local_with(s, probe)
+    }
+
+    /// [`Location::parse_local`] with a custom filesystem probe (for tests).
+    pub fn parse_local_with(s: &str, probe: impl Fn(&Path) -> PathKind) -> Result<Location> {
+        let bare = !s.contains(':') || !(s.starts_with("docker://") || has_transport(s));
+        if bare && s != STDOUT && !s.is_empty() && probe(Path::new(s)) == PathKind::Missing {
+            return Err(crate::Error::msg(
+                crate::ErrorKind::NotFound,
+                format!(
+                    "location {s:?}: no such file or directory (expected oci:DIR, oci-archive:FILE, docker-archive:FILE or an existing path)"
+                ),
+            ));
+        }
+        match Self::parse_with(s, probe)? {
+            Location::Registry(r) => bail!(
+                "docker://{r}: expected a local image here (oci:DIR, oci-archive:FILE, docker-archive:FILE or a path); registries are reached with hoist copy"
+            ),
+            l => Ok(l),
+        }
     }
 
     /// True for a registry location.
@@ -93,6 +148,28 @@ impl Location {
     /// Parse with a custom filesystem probe (for tests).
     pub fn parse_with(s: &str, probe: impl Fn(&Path) -> PathKind) -> Result<Location> {
         let what = || format!("location {s:?}");
+        if let Some((transport, _)) = s.split_once(':')
+            && UNSUPPORTED_TRANSPORTS.contains(&transport)
+        {
+            bail!(
+                "invalid {}: unsupported transport \"{transport}:\" (hoist reads and writes oci:, oci-archive:, docker-archive: and docker://)",
+                what()
+            );
+        }
+        if let Some(rest) = s.strip_prefix("oci-archive:") {
+            let (file, name) = split_path(rest);
+            if file.is_empty() {
+                bail!(
+                    "invalid {}: expected oci-archive:FILE[:NAME], the file name is empty",
+                    what()
+                );
+            }
+            let name = check_layout_name(name, &what)?;
+            return Ok(Location::OciArchive {
+                file: file.into(),
+                name,
+            });
+        }
         if let Some(rest) = s.strip_prefix("oci:") {
             let (dir, name) = split_path(rest);
             if dir.is_empty() {
@@ -101,18 +178,10 @@ impl Location {
                     what()
                 );
             }
-            if let Some(n) = name {
-                if n.is_empty() {
-                    bail!("invalid {}: empty name after the directory's ':'", what());
-                }
-                // OCI ref names may contain ':', but one that starts like a digest must be one.
-                if n.starts_with("sha256:") || n.starts_with("sha512:") {
-                    Digest::parse(n).with_context(|| format!("invalid {}", what()))?;
-                }
-            }
+            let name = check_layout_name(name, &what)?;
             return Ok(Location::Layout {
                 dir: dir.into(),
-                name: name.map(str::to_string),
+                name,
             });
         }
         if let Some(rest) = s.strip_prefix("docker-archive:") {
@@ -152,7 +221,7 @@ impl Location {
         }
         if s.is_empty() {
             bail!(
-                "invalid location \"\": expected oci:DIR, docker-archive:FILE, docker://REF or a path"
+                "invalid location \"\": expected oci:DIR, oci-archive:FILE, docker-archive:FILE, docker://REF or a path"
             );
         }
         match probe(Path::new(s)) {
@@ -168,6 +237,12 @@ impl Location {
                 "invalid {}: directory has no oci-layout file; expected an OCI image layout",
                 what()
             ),
+            PathKind::Missing if TAR_ENDINGS.iter().any(|e| s.ends_with(e)) => {
+                Err(crate::Error::msg(
+                    crate::ErrorKind::NotFound,
+                    format!("location {s:?}: no such file or directory"),
+                ))
+            }
             PathKind::Missing => {
                 let r = Reference::parse(s).with_context(|| {
                     format!(
@@ -179,6 +254,29 @@ impl Location {
             }
         }
     }
+}
+
+/// True when `s` starts with a transport hoist knows (`oci:`, `docker-archive:`, ...).
+fn has_transport(s: &str) -> bool {
+    ["oci:", "oci-archive:", "docker-archive:", "docker://"]
+        .iter()
+        .any(|t| s.starts_with(t))
+        || s.split_once(':')
+            .is_some_and(|(t, _)| UNSUPPORTED_TRANSPORTS.contains(&t))
+}
+
+/// A layout's ref name after `:`: not empty, and a digest when it starts like one (OCI
+/// ref names may contain ':').
+fn check_layout_name(name: Option<&str>, what: &dyn Fn() -> String) -> Result<Option<String>> {
+    if let Some(n) = name {
+        if n.is_empty() {
+            bail!("invalid {}: empty name after the file's ':'", what());
+        }
+        if n.starts_with("sha256:") || n.starts_with("sha512:") {
+            Digest::parse(n).with_context(|| format!("invalid {}", what()))?;
+        }
+    }
+    Ok(name.map(str::to_string))
 }
 
 /// `PATH[:NAME]` split at the first ':' (skopeo's rule).
@@ -194,6 +292,13 @@ impl fmt::Display for Location {
         match self {
             Location::Layout { dir, name } => {
                 write!(f, "oci:{}", dir.display())?;
+                if let Some(n) = name {
+                    write!(f, ":{n}")?;
+                }
+                Ok(())
+            }
+            Location::OciArchive { file, name } => {
+                write!(f, "oci-archive:{}", file.display())?;
                 if let Some(n) = name {
                     write!(f, ":{n}")?;
                 }
@@ -254,6 +359,20 @@ mod tests {
             ),
             (format!("oci:dir:{d}"), layout("dir", Some(&d))),
             ("oci:missing-dir".into(), layout("missing-dir", None)),
+            (
+                "oci-archive:img.tar".into(),
+                Location::OciArchive {
+                    file: "img.tar".into(),
+                    name: None,
+                },
+            ),
+            (
+                "oci-archive:/x/img.tar:v1".into(),
+                Location::OciArchive {
+                    file: "/x/img.tar".into(),
+                    name: Some("v1".into()),
+                },
+            ),
             ("docker-archive:x.tar".into(), archive("x.tar", None)),
             (
                 "docker-archive:x.tar:app:v1".into(),
@@ -307,7 +426,13 @@ mod tests {
             ("docker://UPPER/x:", "empty tag"),
             ("plain-dir", "no oci-layout"),
             ("./missing", "not a registry reference"),
-            ("/tmp/Missing.tar", "not a registry reference"),
+            ("/tmp/Missing.tar", "no such file or directory"),
+            ("missing.tar", "no such file or directory"),
+            ("app.tar.gz", "no such file or directory"),
+            ("oci-archive:", "the file name is empty"),
+            ("dir:/tmp/x", "unsupported transport \"dir:\""),
+            ("containers-storage:app", "unsupported transport"),
+            ("docker-daemon:app:v1", "unsupported transport"),
         ];
         for (input, want) in table {
             let e = Location::parse_with(input, fs).expect_err(input);
@@ -321,9 +446,32 @@ mod tests {
     }
 
     #[test]
+    fn local_locations() {
+        for (input, want) in [
+            ("missing", "location \"missing\": no such file or directory"),
+            ("app.tar", "location \"app.tar\": no such file or directory"),
+            ("docker://ubuntu", "expected a local image here"),
+            ("dir:x", "unsupported transport"),
+        ] {
+            let e = Location::parse_local_with(input, fs).expect_err(input);
+            let msg = format!("{e:#}");
+            assert!(msg.contains(want), "{input:?}: {msg:?} lacks {want:?}");
+        }
+        assert_eq!(
+            Location::parse_local_with("img.tar", fs).unwrap(),
+            archive("img.tar", None)
+        );
+        assert_eq!(
+            Location::parse_local_with("oci:new-dir", fs).unwrap(),
+            layout("new-dir", None)
+        );
+    }
+
+    #[test]
     fn display_round_trips() {
         for s in [
             "oci:dir:v1",
+            "oci-archive:x.tar:v1",
             "docker-archive:x.tar:docker.io/library/app:v1",
             "docker://ghcr.io/a/b:c",
         ] {

@@ -46,6 +46,95 @@ impl Open {
     }
 }
 
+/// Which images of an index a verb takes (`--platform`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Platforms {
+    /// The verb's default: the whole index, except where one image is needed (a
+    /// docker-save tarball, a config), which takes this machine's platform.
+    #[default]
+    Default,
+    /// The whole index (`--platform all`).
+    All,
+    /// These platforms: one is that platform's image; several are an index of those
+    /// images only (a new index, whose digest is not the source's).
+    List(Vec<Platform>),
+}
+
+impl Platforms {
+    /// Just this platform.
+    pub fn one(p: Platform) -> Platforms {
+        Platforms::List(vec![p])
+    }
+
+    /// The platform, when exactly one is asked for.
+    pub fn single(&self) -> Option<&Platform> {
+        match self {
+            Platforms::List(l) if l.len() == 1 => Some(&l[0]),
+            _ => None,
+        }
+    }
+
+    /// True when several platforms are asked for (the result is a filtered index).
+    pub fn several(&self) -> bool {
+        matches!(self, Platforms::List(l) if l.len() > 1)
+    }
+
+    /// The platform one image is taken for: the one asked, else this machine's. `what`
+    /// names the destination that holds one image, for the errors.
+    pub fn one_image(&self, what: &str) -> Result<Platform> {
+        match self {
+            Platforms::Default => Ok(pull::host_platform()),
+            Platforms::List(l) if l.len() == 1 => Ok(l[0].clone()),
+            Platforms::All | Platforms::List(_) => bail!(
+                "{what} holds one image: pick one platform with --platform os/arch (this machine's is {})",
+                pull::host_platform()
+            ),
+        }
+    }
+}
+
+/// `child` narrowed to `platforms`: an index with one platform asked is that platform's
+/// image, with several an index of those; anything else is `child` as it is.
+pub fn select(child: Child, platforms: &Platforms, what: &dyn std::fmt::Display) -> Result<Child> {
+    let Child::Index(index) = child else {
+        return Ok(child);
+    };
+    match platforms {
+        Platforms::Default | Platforms::All => Ok(Child::Index(index)),
+        Platforms::List(l) if l.len() == 1 => {
+            let p = &l[0];
+            let m = index.manifest()?;
+            let entries = m
+                .as_index()
+                .ok_or_else(|| crate::Error::invalid(format!("{what}: not an index")))?;
+            let available: Vec<String> = entries
+                .manifests
+                .iter()
+                .filter_map(|d| d.platform.as_ref().map(ToString::to_string))
+                .collect();
+            let d = entries
+                .manifests
+                .iter()
+                .find(|d| d.platform.as_ref().is_some_and(|q| p.matches(q)))
+                .ok_or_else(|| {
+                    crate::Error::msg(
+                        crate::ErrorKind::NotFound,
+                        format!(
+                            "{what}: no image for platform {p} (the index has: {})",
+                            if available.is_empty() {
+                                "none".to_string()
+                            } else {
+                                available.join(", ")
+                            }
+                        ),
+                    )
+                })?;
+            Ok(index.child(d)?)
+        }
+        Platforms::List(l) => Ok(Child::Index(hoist_image::mutate::index::filter(index, l)?)),
+    }
+}
+
 /// Open `loc` as an image or an index, with the defaults of [`Open`].
 pub fn open(loc: &Location, ctx: &Context) -> Result<Child> {
     open_with(loc, &Open::default(), ctx)
@@ -78,6 +167,17 @@ pub fn open_with(loc: &Location, how: &Open, ctx: &Context) -> Result<Child> {
             how.encoding.as_ref(),
             ctx,
         )?))),
+        Location::OciArchive { file, name } => {
+            if loc.is_stdout() {
+                bail!("{loc}: stdout is a destination; an archive is read from a file");
+            }
+            let dir = ctx.keep(crate::oci_archive::unpack(file)?);
+            let layout = Location::Layout {
+                dir,
+                name: name.clone(),
+            };
+            open_with(&layout, how, ctx).with_context(|| format!("reading {loc}"))
+        }
         Location::Registry(r) => {
             let m = resolve(r, how.platform.as_ref(), ctx)?;
             Ok(remote(r, ctx)?.child_of(m))

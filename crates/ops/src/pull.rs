@@ -1,29 +1,30 @@
-//! Pull: an image or index from a registry into an OCI layout (every platform unless one
-//! is asked for) or a docker-save tarball (one image: the asked platform, by default this
-//! machine's). Blobs are downloaded in parallel, verified as they stream, resumed with
-//! `Range` when cut; nothing half-written is left at the destination on failure.
+//! Pull: an image or index from a registry into an OCI layout or an oci-archive (every
+//! platform unless some are asked for) or a docker-save tarball (one image: the asked
+//! platform, by default this machine's). Blobs are downloaded in parallel, verified as
+//! they stream, resumed with `Range` when cut; nothing half-written is left at the
+//! destination on failure.
 //!
 //! [`copy`](crate::copy) from a registry comes here too, and also goes registry to
 //! registry (every tag of a repository with `all_tags`).
 
 use std::path::Path;
 
-use hoist_image::layout::{self, Layout};
 use hoist_image::pipeline::{self, Encoding};
-use hoist_image::{Child, Platform, Reference};
+use hoist_image::{Child, Reference};
 use hoist_remote::{Repository, Target, copy, pull};
 
 use crate::context::Context;
 use crate::error::{Context as _, Error, Result, bail};
 use crate::location::{Location, STDOUT};
-use crate::open::{Open, open_image, open_with};
-use crate::write::{Report, Written, pushed_report, write_tarball};
+use crate::open::{Open, Platforms, open_image, open_with, select};
+use crate::write::{Report, Written, pushed_report, write, write_tarball};
 
 /// How to pull (or copy out of a registry).
 #[derive(Debug, Clone, Default)]
 pub struct Options {
-    /// Only this platform of an index.
-    pub platform: Option<Platform>,
+    /// Which platforms of an index ([`Platforms::Default`]: all of them, or this
+    /// machine's for a docker-save tarball).
+    pub platforms: Platforms,
     /// Convert layers to this compression (`None`: keep them as they are).
     pub encoding: Option<Encoding>,
     /// To a registry: refuse to overwrite a tag that exists.
@@ -81,12 +82,13 @@ pub(crate) fn from_registry(
         bail!("--all-tags copies a repository to a registry repository; {dst} is not one");
     }
     let repo = Repository::from_reference(src);
+    let platform = opts.platforms.single().cloned();
     match dst {
-        Location::Layout { dir, name } if opts.encoding.is_none() => {
+        Location::Layout { dir, name } if opts.encoding.is_none() && !opts.platforms.several() => {
             let client = ctx.client()?;
             let popts = pull::Options {
                 jobs,
-                platform: opts.platform.clone(),
+                platform,
                 cache: ctx.cache()?,
                 progress: ctx.progress(),
             };
@@ -106,37 +108,9 @@ pub(crate) fn from_registry(
                 report.descriptor.digest,
             )))
         }
-        Location::Layout { dir, name } => {
-            let encoding = opts.encoding.clone().expect("matched above");
-            let how = Open {
-                platform: opts.platform.clone(),
-                ..Open::default()
-            };
-            let child = open_with(&Location::Registry(src.clone()), &how, ctx)?;
-            let store = ctx.store()?;
-            let existed = dir.exists();
-            let r = match child {
-                Child::Image(img) => pipeline::recompress(img, &encoding, store).and_then(|img| {
-                    Layout::create(dir)
-                        .and_then(|l| layout::write(&l, img.as_ref(), name.as_deref()))
-                }),
-                Child::Index(ix) => {
-                    pipeline::recompress_index(ix, &encoding, store).and_then(|ix| {
-                        Layout::create(dir)
-                            .and_then(|l| layout::write_index(&l, ix.as_ref(), name.as_deref()))
-                    })
-                }
-            }
-            .with_context(what);
-            if r.is_err() && !existed {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-            Ok(Report::one(Written::manifest(dst.clone(), r?.digest)))
-        }
         Location::Archive { file, reference } => {
-            let platform = opts.platform.clone().unwrap_or_else(pull::host_platform);
             let how = Open {
-                platform: Some(platform),
+                platform: Some(opts.platforms.one_image(&dst.to_string())?),
                 ..Open::default()
             };
             let img = open_image(&Location::Registry(src.clone()), &how, ctx)?;
@@ -144,18 +118,19 @@ pub(crate) fn from_registry(
                 Some(r) => vec![r.clone()],
                 None => src.tag().map(|_| src.clone()).into_iter().collect(),
             };
+            let img = crate::watch::image(img, ctx, dst);
             write_tarball(file, img.as_ref(), &tags).with_context(what)?;
             // A registry image's manifest digest is known: report it, not the image ID.
             let digest = img.manifest()?.digest().clone();
             Ok(Report::one(Written::manifest(dst.clone(), digest)))
         }
-        Location::Registry(d) => {
+        Location::Registry(d) if !opts.platforms.several() => {
             let client = ctx.client()?;
             let mut push = ctx.push_options()?;
             push.jobs = jobs;
             let copts = copy::Options {
                 push,
-                platform: opts.platform.clone(),
+                platform,
                 encoding: opts.encoding.clone(),
                 store: Some(ctx.store()?),
                 no_clobber: opts.no_clobber,
@@ -202,6 +177,52 @@ pub(crate) fn from_registry(
                 return Err(Error::invalid("no tag copied"));
             }
             Ok(out)
+        }
+        // A layout with converted layers or some platforms only, an oci-archive, a
+        // registry with some platforms only: the registry source, narrowed, converted,
+        // written.
+        Location::Layout { .. } | Location::OciArchive { .. } | Location::Registry(_) => {
+            if opts.all_tags {
+                bail!("--all-tags copies whole repositories: give one --platform, or none");
+            }
+            if let Location::Registry(d) = dst
+                && opts.no_clobber
+                && let Some(tag) = d.tag()
+            {
+                let client = ctx.client()?;
+                let to = Repository::from_reference(d);
+                if let Some(at) = ctx.block_on(client.manifest_digest(&to, tag))? {
+                    bail!("destination {dst}: the tag exists (at {at}) and --no-clobber is set");
+                }
+            }
+            let how = Open {
+                platform,
+                ..Open::default()
+            };
+            let from = Location::Registry(src.clone());
+            let child = select(open_with(&from, &how, ctx)?, &opts.platforms, &from)?;
+            let child = match &opts.encoding {
+                None => child,
+                Some(e) => {
+                    let store = ctx.store()?;
+                    match child {
+                        Child::Image(img) => Child::Image(pipeline::recompress(img, e, store)?),
+                        Child::Index(ix) => Child::Index(pipeline::recompress_index(ix, e, store)?),
+                    }
+                }
+            };
+            let (dir, existed) = match dst {
+                Location::Layout { dir, .. } => (Some(dir), dir.exists()),
+                _ => (None, true),
+            };
+            let r = write(dst, child, ctx).with_context(what);
+            if r.is_err()
+                && !existed
+                && let Some(dir) = dir
+            {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            r
         }
     }
 }

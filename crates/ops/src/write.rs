@@ -66,6 +66,26 @@ impl Written {
     }
 }
 
+impl Written {
+    /// What a CLI prints for this destination, `REF@DIGEST`: a registry reference with
+    /// the tag written and the digest (`127.0.0.1:5000/app:v1@sha256:...`; `latest` when
+    /// the destination named no tag), else the location and the digest written there
+    /// (`oci:out:v1@sha256:...`; for a docker-save tarball, the image ID).
+    pub fn reference(&self) -> String {
+        match &self.location {
+            Location::Registry(r) => {
+                let repo = format!("{}/{}", r.registry(), r.repository());
+                match (r.tag(), r.digest()) {
+                    (Some(t), _) => format!("{repo}:{t}@{}", self.digest),
+                    (None, Some(_)) => format!("{repo}@{}", self.digest),
+                    (None, None) => format!("{repo}:{}@{}", hoist_image::DEFAULT_TAG, self.digest),
+                }
+            }
+            other => format!("{other}@{}", self.digest),
+        }
+    }
+}
+
 impl fmt::Display for Written {
     /// `LOCATION: DIGEST`, or `LOCATION: image ID DIGEST` for a tarball.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -128,6 +148,14 @@ fn write_here(dst: &Location, src: Child, ctx: &Context) -> Result<Report> {
             push_to(std::slice::from_ref(r), src, &opts, ctx)
                 .with_context(|| format!("writing {dst}"))
         }
+        _ => write_local(dst, crate::watch::child(src, ctx, dst)),
+    }
+}
+
+/// Write to a layout, an oci-archive or a docker-save tarball.
+fn write_local(dst: &Location, src: Child) -> Result<Report> {
+    match dst {
+        Location::Registry(_) => unreachable!("a local destination"),
         Location::Layout { name: Some(n), .. } if looks_like_digest(n) => {
             bail!("destination {dst}: name the image with a tag, not a digest")
         }
@@ -139,6 +167,30 @@ fn write_here(dst: &Location, src: Child, ctx: &Context) -> Result<Report> {
                 })
                 .with_context(|| format!("writing {dst}"))?;
             Ok(Report::one(Written::manifest(dst.clone(), d.digest)))
+        }
+        Location::OciArchive { name: Some(n), .. } if looks_like_digest(n) => {
+            bail!("destination {dst}: name the image with a tag, not a digest")
+        }
+        Location::OciArchive { file, name } => {
+            // The layout is made beside the archive (not in a /tmp that may be in RAM).
+            let beside = match file.parent() {
+                _ if dst.is_stdout() => std::env::temp_dir(),
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => std::path::PathBuf::from("."),
+            };
+            let tmp = tempfile::Builder::new()
+                .prefix(".hoist-oci-archive-")
+                .tempdir_in(&beside)
+                .map_err(|e| hoist_image::Error::io(beside.display(), e))
+                .with_context(|| format!("writing {dst}"))?;
+            let layout = Location::Layout {
+                dir: tmp.path().to_path_buf(),
+                name: name.clone(),
+            };
+            let r = write_local(&layout, src).with_context(|| format!("writing {dst}"))?;
+            crate::oci_archive::pack(tmp.path(), file).with_context(|| format!("writing {dst}"))?;
+            let digest = r.digest().expect("a layout write reports").clone();
+            Ok(Report::one(Written::manifest(dst.clone(), digest)))
         }
         Location::Archive { file, reference } => {
             let Child::Image(img) = src else {

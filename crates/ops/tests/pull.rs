@@ -23,7 +23,7 @@ fn index_to_layout_and_one_platform_to_a_tarball() {
 
     let tar = t.path().join("arm.tar");
     let opts = Options {
-        platform: Some(Platform::parse("linux/arm64").unwrap()),
+        platforms: hoist_ops::Platforms::one(Platform::parse("linux/arm64").unwrap()),
         ..Options::default()
     };
     let w = &pull::pull(&src, &archive(&tar), &opts, &ctx)

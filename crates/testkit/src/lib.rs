@@ -14,4 +14,5 @@ pub mod peers;
 pub mod process;
 pub mod registry;
 pub mod stub;
+pub mod tls;
 pub mod token;
