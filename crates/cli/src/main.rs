@@ -1,81 +1,74 @@
 //! `hoist`: the command-line front end. Thin: each verb parses its arguments, makes one
-//! call of [`hoist_ops`] (the verbs as a library), and formats the result. Exit codes: 0
-//! success, 1 any error (one line on stderr), 2 usage error.
+//! call of [`hoist_ops`] (the verbs as a library), and formats the result.
+//!
+//! Conventions every verb keeps (crane's, where it has one):
+//! - stdout holds results only: a verb that writes images prints `REF@DIGEST` per
+//!   destination (per tag with `--all-tags`); `--format json` (`-o json`) gives JSON
+//!   where a verb lists things or reports a push or copy. Everything else goes to stderr.
+//! - stderr: progress (bars on a terminal, a line per blob otherwise), retries, and
+//!   errors as one line `hoist: ...`; `-q` leaves only errors, `-v` adds what the cache,
+//!   the push engine and the registry client did.
+//! - Exit codes: 0 success (also when a reader of stdout went away, `hoist ... | head`),
+//!   1 any error, 2 a usage error.
 
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 mod cmd;
 mod config;
+mod json;
 mod logging;
 mod options;
 mod progress;
 
-/// Move container images without waste.
+/// The version with the commit it was built from (`build.rs`).
+const LONG_VERSION: &str = env!("HOIST_LONG_VERSION");
+
+/// Move container images without waste: copy, push, pull, change and inspect images in
+/// registries, OCI layouts and tarballs, and serve a registry.
 #[derive(Parser, Debug)]
-#[command(name = "hoist", version, about, propagate_version = true)]
+#[command(name = "hoist", version = LONG_VERSION, propagate_version = true)]
 struct Cli {
-    /// Log filter for diagnostics on stderr (error, warn, info, debug, trace, or
-    /// target=level lists) [default: warn; for `serve`: info, which includes the access log].
-    #[arg(long, global = true, env = "HOIST_LOG")]
-    log: Option<String>,
-    /// The content cache directory [default: $XDG_CACHE_HOME/hoist, else ~/.cache/hoist].
-    #[arg(long, global = true, env = "HOIST_CACHE_DIR", value_name = "DIR")]
-    cache_dir: Option<std::path::PathBuf>,
-    /// Do not use the content cache: compress into temporary files.
-    #[arg(long, global = true)]
-    no_cache: bool,
-    /// Keep the content cache under this size, evicting least recently used layers (e.g. 20GiB).
-    #[arg(long, global = true, env = "HOIST_CACHE_MAX", value_name = "SIZE", value_parser = cmd::cache::parse_size)]
-    cache_max: Option<u64>,
+    #[command(flatten)]
+    global: options::Global,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Print the version.
-    Version,
-    /// Copy an image between local locations, compressing each layer at most once.
+    /// Copy an image or index between any two locations (registries, OCI layouts,
+    /// oci-archives, docker-save tarballs), compressing each layer at most once.
     Copy(cmd::copy::Args),
-    /// The content cache of compressed layers.
-    #[command(subcommand)]
-    Cache(cmd::cache::CacheCommand),
-    /// Recompute and check every digest, size and diff_id of an image or index.
-    Validate(cmd::validate::Args),
-    /// Write a seeded, deterministic random image (for tests and benchmarks).
-    Random(cmd::random::Args),
-    /// Run the embedded OCI registry.
-    Serve(cmd::serve::ServeArgs),
-    /// The main job in one command: embedded registry, seeded image, cold push, re-push,
-    /// second tag, validate, a table of times; then clean up.
-    Demo(cmd::demo::Args),
-    /// Pull an image or index from a registry into an OCI layout or a docker-save tarball.
+    /// Push an image or index from a layout or an archive to one or more registry
+    /// destinations.
+    Push(cmd::push::Args),
+    /// Pull an image or index from a registry into an OCI layout, an oci-archive or a
+    /// docker-save tarball.
     Pull(cmd::pull::Args),
-    /// Print the digest of an image's manifest (registry, layout or tarball).
-    Digest(cmd::inspect::RefArgs),
-    /// Print an image's manifest, as stored (raw JSON).
+    /// Give an image in a registry more tags (one manifest PUT each).
+    Tag(cmd::tag::Args),
+    /// Print the digest of an image's (or index's) manifest.
+    Digest(cmd::inspect::DigestArgs),
+    /// Print an image's (or index's) manifest, as stored (raw JSON).
     Manifest(cmd::inspect::RefArgs),
-    /// Print an image's config, as stored (raw JSON).
+    /// Print an image's config, as stored (raw JSON); of an index, this machine's
+    /// platform's image unless --platform.
     Config(cmd::inspect::RefArgs),
     /// List the tags of a registry repository.
-    Ls(cmd::inspect::RepoArgs),
+    Ls(cmd::inspect::LsArgs),
     /// List the repositories of a registry.
-    Catalog(cmd::inspect::RegistryArgs),
-    /// Write a blob to stdout (REPO@DIGEST), verified.
-    Blob(cmd::inspect::RefArgs),
+    Catalog(cmd::inspect::CatalogArgs),
+    /// Write a blob of a registry repository (REPO@DIGEST) to stdout, verified.
+    Blob(cmd::inspect::BlobArgs),
+    /// List the referrers of a manifest in a registry (signatures, SBOMs, attestations).
+    Referrers(cmd::inspect::ReferrersArgs),
     /// Delete a tag (REPO:TAG, the tag only) or a manifest (REPO@DIGEST, with every tag
     /// that points to it) from a registry.
     Delete(cmd::delete::DeleteArgs),
-    /// List the referrers of a manifest (the OCI referrers index, as JSON).
-    Referrers(cmd::inspect::RefArgs),
-    /// Push an image from a layout or tarball to one or more registry destinations.
-    Push(cmd::push::Args),
-    /// Give an image in a registry more tags (one manifest PUT each).
-    Tag(cmd::tag::Args),
-    /// Add layers (tar files or directories) on top of an image or `scratch`.
+    /// Add layers (tar files or directories) on top of an image or of nothing.
     Append(cmd::append::Args),
     /// Change an image's config and annotations without touching its layers.
     Mutate(cmd::mutate::Args),
@@ -83,54 +76,76 @@ enum Command {
     Flatten(cmd::flatten::Args),
     /// Swap the base layers of an image for another base's.
     Rebase(cmd::rebase::Args),
-    /// Write an image's merged filesystem as a tar (to a file or `-`).
+    /// Write an image's merged filesystem as one tar (to a file or `-`).
     Export(cmd::export::Args),
     /// Multi-platform indexes: create, append, filter, list.
     #[command(subcommand)]
     Index(cmd::index::IndexCommand),
-    /// OCI layout maintenance.
-    #[command(subcommand)]
-    Layout(cmd::layout::LayoutCommand),
-    /// Manage registry credentials (docker's config.json).
+    /// Recompute and check every digest, size and diff_id of an image or index.
+    Validate(cmd::validate::Args),
+    /// Write a seeded, deterministic random image (for tests and benchmarks).
+    Random(cmd::random::Args),
+    /// Run the embedded OCI registry.
+    Serve(cmd::serve::ServeArgs),
+    /// Log in to a registry (hoist auth login).
+    Login(cmd::auth::LoginArgs),
+    /// Log out of a registry (hoist auth logout).
+    Logout(cmd::auth::LogoutArgs),
+    /// Manage registry credentials (docker's config.json; containers' auth.json is read too).
     Auth {
         #[command(subcommand)]
         verb: cmd::auth::Verb,
     },
+    /// The content cache of compressed layers.
+    #[command(subcommand)]
+    Cache(cmd::cache::CacheCommand),
+    /// OCI layout maintenance.
+    #[command(subcommand)]
+    Layout(cmd::layout::LayoutCommand),
+    /// The main job in one command: embedded registry, seeded image, cold push, re-push,
+    /// second tag, validate, a table of times; then clean up.
+    Demo(cmd::demo::Args),
+    /// Print a shell completion script: `hoist completion bash > /etc/bash_completion.d/hoist`.
+    Completion(cmd::completion::Args),
+    /// Write the man pages (hoist.1 and one per verb, hoist-copy.1, ...) into a directory.
+    Man(cmd::completion::ManArgs),
+    /// Print the version and the commit it was built from.
+    Version,
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let cache = options::CacheOpts {
-        dir: cli.cache_dir,
-        disabled: cli.no_cache,
-        max: cli.cache_max,
-    };
+    let g = &cli.global;
     match cli.command {
-        Command::Version => cmd::version::run(),
-        Command::Copy(args) => cmd::copy::run(&args, &cache),
-        Command::Cache(c) => cmd::cache::run(&c, &cache),
-        Command::Validate(a) => cmd::validate::run(&a, &cache),
-        Command::Pull(args) => cmd::pull::run(&args, &cache),
-        Command::Digest(a) => cmd::inspect::digest(&a, &cache),
-        Command::Manifest(a) => cmd::inspect::manifest(&a, &cache),
-        Command::Config(a) => cmd::inspect::config(&a, &cache),
-        Command::Ls(a) => cmd::inspect::ls(&a, &cache),
-        Command::Catalog(a) => cmd::inspect::catalog(&a, &cache),
-        Command::Blob(a) => cmd::inspect::blob(&a, &cache),
-        Command::Delete(a) => cmd::delete::run(&a, &cache),
-        Command::Referrers(a) => cmd::inspect::referrers(&a, &cache),
-        Command::Random(args) => cmd::random::run(&args),
-        Command::Serve(args) => cmd::serve::run(args, cli.log.as_deref()),
-        Command::Push(args) => cmd::push::run(&args, &cache),
-        Command::Tag(args) => cmd::tag::run(&args, &cache),
+        Command::Copy(a) => cmd::copy::run(&a, g),
+        Command::Push(a) => cmd::push::run(&a, g),
+        Command::Pull(a) => cmd::pull::run(&a, g),
+        Command::Tag(a) => cmd::tag::run(&a, g),
+        Command::Digest(a) => cmd::inspect::digest(&a, g),
+        Command::Manifest(a) => cmd::inspect::manifest(&a, g),
+        Command::Config(a) => cmd::inspect::config(&a, g),
+        Command::Ls(a) => cmd::inspect::ls(&a, g),
+        Command::Catalog(a) => cmd::inspect::catalog(&a, g),
+        Command::Blob(a) => cmd::inspect::blob(&a, g),
+        Command::Referrers(a) => cmd::inspect::referrers(&a, g),
+        Command::Delete(a) => cmd::delete::run(&a, g),
+        Command::Append(a) => cmd::append::run(&a, g),
+        Command::Mutate(a) => cmd::mutate::run(&a, g),
+        Command::Flatten(a) => cmd::flatten::run(&a, g),
+        Command::Rebase(a) => cmd::rebase::run(&a, g),
+        Command::Export(a) => cmd::export::run(&a, g),
+        Command::Index(c) => cmd::index::run(&c, g),
+        Command::Validate(a) => cmd::validate::run(&a, g),
+        Command::Random(a) => cmd::random::run(&a),
+        Command::Serve(a) => cmd::serve::run(a, g.log.as_deref()),
+        Command::Login(a) => cmd::auth::login(&a),
+        Command::Logout(a) => cmd::auth::logout(&a),
         Command::Auth { verb } => cmd::auth::run(&verb),
-        Command::Append(args) => cmd::append::run(&args, &cache),
-        Command::Mutate(args) => cmd::mutate::run(&args, &cache),
-        Command::Flatten(args) => cmd::flatten::run(&args, &cache),
-        Command::Rebase(args) => cmd::rebase::run(&args, &cache),
-        Command::Export(args) => cmd::export::run(&args, &cache),
-        Command::Index(c) => cmd::index::run(&c, &cache),
+        Command::Cache(c) => cmd::cache::run(&c),
         Command::Layout(c) => cmd::layout::run(&c),
-        Command::Demo(args) => cmd::demo::run(&args),
+        Command::Demo(a) => cmd::demo::run(&a),
+        Command::Completion(a) => cmd::completion::completion(&a, Cli::command()),
+        Command::Man(a) => cmd::completion::man(&a, Cli::command()),
+        Command::Version => cmd::version::run(LONG_VERSION),
     }
 }
 
@@ -138,15 +153,33 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // `serve` sets up its own logging, once its configuration (log format) is known.
     if !matches!(cli.command, Command::Serve(_)) {
-        logging::init(cli.log.as_deref().unwrap_or("warn"), logging::Format::Text);
+        logging::init(
+            cli.global.log.as_deref().unwrap_or(logging::DEFAULT),
+            logging::Format::Text,
+        );
     }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            let _ = writeln!(io::stderr(), "hoist: {e:#}");
+            let _ = writeln!(io::stderr(), "hoist: {e:#}{}", hint(&e));
             ExitCode::from(1)
         }
+    }
+}
+
+/// What to do about an untrusted certificate, in this CLI's words.
+fn hint(e: &anyhow::Error) -> &'static str {
+    let untrusted = e.chain().any(|c| {
+        c.downcast_ref::<hoist_ops::Error>()
+            .and_then(hoist_ops::Error::as_remote)
+            .or_else(|| c.downcast_ref::<hoist_remote::Error>())
+            .is_some_and(hoist_remote::Error::is_untrusted_certificate)
+    });
+    if untrusted {
+        "; trust it with --ca-file FILE, or skip verification with --skip-tls-verify"
+    } else {
+        ""
     }
 }
 
@@ -166,4 +199,15 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
         });
         io.is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

@@ -33,7 +33,10 @@ fn copy(dir: &Path, cache: &str, name: &str, extra: &[&str]) -> String {
     let mut args = vec!["copy", "src.tar", &dst];
     args.extend_from_slice(extra);
     let out = ok(&hoist(&args, dir, cache));
-    out.trim().rsplit_once(' ').unwrap().1.to_string()
+    // `oci:NAME@DIGEST`
+    let (at, digest) = out.trim().rsplit_once('@').unwrap();
+    assert_eq!(at, dst, "{out}");
+    digest.to_string()
 }
 
 #[test]
@@ -64,8 +67,8 @@ fn cache_never_changes_output_bytes() {
     let r1 = format!("{host}/cache/gzip1:v1");
     ok(&hoist(
         &[
-            "--no-cache",
             "push",
+            "--no-cache",
             "--quiet",
             "--level",
             "1",
@@ -78,8 +81,8 @@ fn cache_never_changes_output_bytes() {
     let r19 = format!("docker://{host}/cache/zstd19:v1");
     ok(&hoist(
         &[
-            "--no-cache",
             "copy",
+            "--no-cache",
             "src.tar",
             &r19,
             "--compression",

@@ -13,10 +13,11 @@ fn hoist() -> Command {
     c
 }
 
+/// `hoist ARGS` with the cache in `cache` (HOIST_CACHE_DIR: only verbs that use the
+/// cache take --cache-dir).
 fn run(args: &[&str], cache: &Path) -> Output {
     let out = hoist()
-        .arg("--cache-dir")
-        .arg(cache)
+        .env("HOIST_CACHE_DIR", cache)
         .args(args)
         .output()
         .unwrap();
@@ -86,8 +87,13 @@ fn the_second_copy_compresses_nothing() {
         "{}",
         stderr(&second)
     );
-    // The same manifest digest, printed after the destination.
-    let digest = |o: &Output| stdout(o).rsplit(' ').next().unwrap().to_string();
+    // The same manifest digest, printed as DESTINATION@DIGEST.
+    assert!(
+        stdout(&first).starts_with(&format!("oci:{}:v1@sha256:", a.display())),
+        "{}",
+        stdout(&first)
+    );
+    let digest = |o: &Output| stdout(o).rsplit('@').next().unwrap().to_string();
     assert_eq!(digest(&first), digest(&second));
     assert!(digest(&first).starts_with("sha256:"));
     assert_eq!(valid_layout(&b, "v1"), 3);
@@ -190,8 +196,16 @@ fn the_second_copy_compresses_nothing() {
         &cache,
     );
     assert!(stderr(&o).contains("0 layers compressed"), "{}", stderr(&o));
-    assert!(stdout(&o).contains(": image ID sha256:"), "{}", stdout(&o));
+    // A docker-save tarball's digest is its image ID (the config's).
     let img = tarball::Image::open(&back, &Default::default()).unwrap();
+    assert_eq!(
+        stdout(&o),
+        format!(
+            "docker-archive:{}@{}",
+            back.display(),
+            hoist_image::Image::config(&img).unwrap().digest()
+        )
+    );
     assert_eq!(validate::image(&img, Default::default()).unwrap().layers, 3);
 }
 
@@ -204,9 +218,9 @@ fn two_processes_sealing_the_same_layers_at_once_agree() {
     let children: Vec<_> = (0..2)
         .map(|i| {
             hoist()
+                .args(["copy", "--threads", &(i + 1).to_string(), &src])
                 .arg("--cache-dir")
                 .arg(&cache)
-                .args(["copy", "--threads", &(i + 1).to_string(), &src])
                 .arg(format!(
                     "oci:{}",
                     t.path().join(format!("out{i}")).display()
@@ -224,7 +238,7 @@ fn two_processes_sealing_the_same_layers_at_once_agree() {
     for o in &outs {
         assert!(o.status.success(), "{}", stderr(o));
     }
-    let digest = |o: &Output| stdout(o).rsplit(' ').next().unwrap().to_string();
+    let digest = |o: &Output| stdout(o).rsplit('@').next().unwrap().to_string();
     assert_eq!(
         digest(&outs[0]),
         digest(&outs[1]),
@@ -262,8 +276,8 @@ fn no_cache_and_cache_dir_settings() {
     let cache = t.path().join("unused");
     let o = run(
         &[
-            "--no-cache",
             "copy",
+            "--no-cache",
             "-v",
             &src,
             &format!("oci:{}", t.path().join("n").display()),
@@ -341,14 +355,26 @@ fn bad_input_is_one_clear_line() {
             "/nonexistent/x.tar",
         ),
         (
-            &["--cache-max", "lots", "copy", &src, &dst],
+            &["copy", "--cache-max", "lots", &src, &dst],
             "invalid size \"lots\"",
+        ),
+        (
+            &["copy", "missing.tar", &dst],
+            "location \"missing.tar\": no such file or directory",
+        ),
+        (
+            &["copy", "dir:/tmp/x", &dst],
+            "unsupported transport \"dir:\"",
+        ),
+        // The cache options are the verbs' own: one that does not use the cache has none.
+        (
+            &["validate", "--cache-dir", "x", &dst],
+            "unexpected argument '--cache-dir'",
         ),
     ];
     for (args, want) in cases {
         let o = hoist()
-            .arg("--cache-dir")
-            .arg(t.path().join("c"))
+            .env("HOIST_CACHE_DIR", t.path().join("c"))
             .args(*args)
             .output()
             .unwrap();

@@ -79,7 +79,8 @@ impl Env {
 }
 
 fn digest_of(line: &str) -> String {
-    line.trim().rsplit_once(": ").unwrap().1.to_string()
+    // `DST@DIGEST`
+    line.trim().rsplit_once('@').unwrap().1.to_string()
 }
 
 fn tar_names(bytes: &[u8]) -> BTreeSet<String> {

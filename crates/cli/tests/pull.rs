@@ -72,7 +72,7 @@ fn pull_index_to_layout_platform_and_tarball() {
     let dst = home.join("out");
     let run = hoist(&["pull", &src, &format!("oci:{}", dst.display())], home);
     let out = ok(&run);
-    assert_eq!(out.trim(), format!("oci:{}: {digest}", dst.display()));
+    assert_eq!(out.trim(), format!("oci:{}@{digest}", dst.display()));
     // Progress on stderr (not a terminal here: one line per blob), nothing with --quiet,
     // and blobs already in the layout are reported as such.
     let progress = String::from_utf8_lossy(&run.stderr);
@@ -127,7 +127,7 @@ fn pull_index_to_layout_platform_and_tarball() {
         ],
         home,
     ));
-    let img_digest = out.trim().rsplit_once(' ').unwrap().1.to_string();
+    let img_digest = out.trim().rsplit_once('@').unwrap().1.to_string();
     assert_ne!(img_digest, digest);
     assert_eq!(
         ok(&hoist(&["digest", "--platform", "linux/arm64", &src], home)).trim(),
@@ -192,8 +192,9 @@ fn pull_index_to_layout_platform_and_tarball() {
     ));
     assert!(v.contains("not read (--fast)"), "{v}");
 
-    // Referrers: none yet, as an OCI index.
-    let r = ok(&hoist(&["referrers", &src], home));
+    // Referrers: none yet (text: no line), as an OCI index (JSON).
+    assert_eq!(ok(&hoist(&["referrers", &src], home)), "");
+    let r = ok(&hoist(&["referrers", "-o", "json", &src], home));
     let parsed: serde_json::Value = serde_json::from_str(&r).unwrap();
     assert_eq!(parsed["manifests"].as_array().map(Vec::len), Some(0), "{r}");
 
@@ -227,12 +228,12 @@ fn copy_registry_to_registry_and_layout() {
     let a = format!("docker://{}/copy/dst:v1", reg.host());
     assert_eq!(
         ok(&hoist(&["copy", &src, &a], home)).trim(),
-        format!("{a}: {digest}")
+        format!("{}/copy/dst:v1@{digest}", reg.host())
     );
     let b = format!("docker://{}/copy/dst:v1", other.host());
     assert_eq!(
         ok(&hoist(&["copy", &src, &b], home)).trim(),
-        format!("{b}: {digest}")
+        format!("{}/copy/dst:v1@{digest}", other.host())
     );
     ok(&hoist(&["validate", &b], home));
 
@@ -247,7 +248,7 @@ fn copy_registry_to_registry_and_layout() {
         &["tag", &format!("{}/copy/src:v1", reg.host()), "v2"],
         home,
     ));
-    ok(&hoist(
+    let all = ok(&hoist(
         &[
             "copy",
             "--all-tags",
@@ -256,6 +257,14 @@ fn copy_registry_to_registry_and_layout() {
         ],
         home,
     ));
+    // REF@DIGEST per tag, and nothing else on stdout.
+    assert_eq!(
+        all.lines().collect::<Vec<_>>(),
+        [
+            format!("{}/copy/all:v1@{digest}", other.host()),
+            format!("{}/copy/all:v2@{digest}", other.host())
+        ]
+    );
     let tags = ok(&hoist(&["ls", &format!("{}/copy/all", other.host())], home));
     assert_eq!(tags.lines().collect::<Vec<_>>(), ["v1", "v2"]);
 

@@ -58,8 +58,12 @@ fn push_tarball_to_two_destinations_then_repush_and_tag() {
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 2, "{stdout}");
     let digest = lines[0].split_once('@').unwrap().1.to_string();
-    assert_eq!(lines[0], format!("{}/cli/app@{digest}", reg.addr()));
-    assert_eq!(lines[1], format!("{}/cli/other@{digest}", reg.addr()));
+    // REF@DIGEST per destination: the tag written and the digest.
+    assert_eq!(lines[0], format!("{}/cli/app:v1@{digest}", reg.addr()));
+    assert_eq!(
+        lines[1],
+        format!("{}/cli/other:latest@{digest}", reg.addr())
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("mounted"),
@@ -68,7 +72,10 @@ fn push_tarball_to_two_destinations_then_repush_and_tag() {
 
     // Re-push: every blob exists; nothing compressed again (the cache answers).
     let out = hoist(&["push", tar.to_str().unwrap(), &a], &env);
-    assert_eq!(ok(&out).trim(), format!("{}/cli/app@{digest}", reg.addr()));
+    assert_eq!(
+        ok(&out).trim(),
+        format!("{}/cli/app:v1@{digest}", reg.addr())
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("pushed ("), "{stderr}");
     assert!(stderr.contains("manifest v1 unchanged"), "{stderr}");
@@ -92,7 +99,7 @@ fn push_tarball_to_two_destinations_then_repush_and_tag() {
     );
     assert_eq!(
         ok(&out).trim(),
-        format!("{}/cli/streamed@{digest}", reg.addr())
+        format!("{}/cli/streamed:v1@{digest}", reg.addr())
     );
 
     // copy to a registry goes through the same engine.

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use hoist_image::Cache;
 
-use crate::options::CacheOpts;
+use crate::options::{CacheArgs, Format, FormatArg};
 
 /// Parse a size: `1048576`, `512k`, `100MiB`, `10G`, `1.5GiB` (k/M/G/T are binary).
 pub fn parse_size(s: &str) -> Result<u64, String> {
@@ -38,34 +38,70 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 /// `hoist cache ...`
 #[derive(Subcommand, Debug)]
 pub enum CacheCommand {
-    /// List cached layers, most recently used first.
-    Ls,
+    /// List cached layers, most recently used first: encoding, diff_id, digest, size, last
+    /// use, media type.
+    Ls {
+        #[command(flatten)]
+        cache: CacheArgs,
+        #[command(flatten)]
+        format: FormatArg,
+    },
     /// Evict least recently used layers down to a size (default: everything).
     Prune {
         /// Keep at most this much (e.g. 10GiB).
         #[arg(long, value_parser = parse_size, default_value = "0")]
         keep: u64,
+        #[command(flatten)]
+        cache: CacheArgs,
     },
     /// Print the cache directory.
-    Path,
+    Path {
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
 }
 
 /// Run a cache subcommand.
-pub fn run(cmd: &CacheCommand, opts: &CacheOpts) -> anyhow::Result<()> {
+pub fn run(cmd: &CacheCommand) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
+    let opts = match cmd {
+        CacheCommand::Ls { cache, .. }
+        | CacheCommand::Prune { cache, .. }
+        | CacheCommand::Path { cache } => cache,
+    };
     let dir = opts.dir()?;
     let open = || {
-        if opts.disabled {
+        if opts.no_cache {
             bail!("--no-cache: there is no cache to look at");
         }
         Cache::open(&dir).with_context(|| format!("cannot open the cache in {}", dir.display()))
     };
     match cmd {
-        CacheCommand::Path => writeln!(out, "{}", dir.display())?,
-        CacheCommand::Ls => {
+        CacheCommand::Path { .. } => writeln!(out, "{}", dir.display())?,
+        CacheCommand::Ls { format, .. } => {
             let cache = open()?;
             let now = SystemTime::now();
-            for e in cache.entries()? {
+            let entries = cache.entries()?;
+            if format.format == Format::Json {
+                let list: Vec<serde_json::Value> = entries
+                    .iter()
+                    .map(|e| {
+                        serde_json::json!({
+                            "encoding": e.encoding.to_string(),
+                            "diffId": e.diff_id.digest().to_string(),
+                            "digest": e.sealed.digest.to_string(),
+                            "size": e.sealed.size,
+                            "mediaType": e.sealed.media_type.to_string(),
+                            "lastUsed": e.accessed
+                                .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                                .map(|d| d.as_secs()),
+                        })
+                    })
+                    .collect();
+                writeln!(out, "{}", serde_json::Value::Array(list))?;
+                return Ok(());
+            }
+            for e in entries {
                 let age = e
                     .accessed
                     .and_then(|t| now.duration_since(t).ok())
@@ -83,7 +119,7 @@ pub fn run(cmd: &CacheCommand, opts: &CacheOpts) -> anyhow::Result<()> {
                 )?;
             }
         }
-        CacheCommand::Prune { keep } => {
+        CacheCommand::Prune { keep, .. } => {
             let s = open()?.prune(*keep)?;
             writeln!(
                 out,

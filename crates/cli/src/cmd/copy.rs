@@ -1,16 +1,14 @@
 //! `hoist copy SRC DST [--compression gzip|zstd|none|keep] [--level N] [--threads N]`:
-//! copy an image between any two locations ([`hoist_ops::copy`]), compressing each layer
-//! at most once — and, with the content cache, at most once per machine.
-
-use std::io::Write;
+//! copy an image or index between any two locations ([`hoist_ops::copy`]), compressing
+//! each layer at most once — and, with the content cache, at most once per machine.
+//! Prints `REF@DIGEST` per destination (per tag with `--all-tags`).
 
 use clap::ValueEnum;
 use hoist_image::Compression;
+use hoist_ops::Location;
 use hoist_ops::copy::{self, Layers};
-use hoist_ops::{Location, Written};
-use hoist_remote::Repository;
 
-use crate::options::{self, CacheOpts, Ctx, say};
+use crate::options::{self, CacheArgs, Ctx, FormatArg, Global, RemoteArgs, print_report};
 
 /// The `--compression` choices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -28,12 +26,15 @@ pub enum CompressionArg {
 /// Arguments of `hoist copy`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Source: oci:DIR[:NAME], docker-archive:FILE[:REF], or a path.
+    /// Source: docker://REF (or a bare registry reference), oci:DIR[:NAME],
+    /// oci-archive:FILE[:NAME], docker-archive:FILE[:REF], or an existing path.
     pub src: String,
-    /// Destination: oci:DIR[:NAME], docker-archive:FILE[:REF] or `-` (a tarball on stdout).
+    /// Destination: docker://REF (or a bare registry reference), oci:DIR[:NAME],
+    /// oci-archive:FILE[:NAME], docker-archive:FILE[:REF], or `-` (a docker-save tarball
+    /// on stdout).
     pub dst: String,
-    /// Layer compression in the destination. Default: keep for OCI layouts, gzip for
-    /// docker-save tarballs (whose layers are plain tar).
+    /// Layer compression in the destination. Default: keep layers as they are (a
+    /// docker-save tarball's plain layers become gzip), and gzip into a docker-archive.
     #[arg(long, value_enum)]
     pub compression: Option<CompressionArg>,
     /// Compression level (gzip 0-12, default 6 to a layout or tarball, 1 to a registry;
@@ -47,23 +48,27 @@ pub struct Args {
     /// Compression threads (0: all cores). The output is the same for any number.
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
-    /// Print what the cache did (hits, layers compressed) on stderr.
-    #[arg(short, long)]
-    pub verbose: bool,
-    /// From a registry: only this platform of an index (os/arch[/variant]).
-    #[arg(long)]
-    pub platform: Option<String>,
-    /// From a registry: blob transfers in flight.
+    /// Platforms of an index to copy: `all` (the default, except into a docker-archive,
+    /// which takes this machine's), one os/arch[/variant] (that image alone), or several,
+    /// comma-separated or repeated (a new index of those images).
+    #[arg(long, value_name = "PLATFORMS")]
+    pub platform: Vec<String>,
+    /// Blob transfers in flight (from and to registries).
     #[arg(long)]
     pub jobs: Option<usize>,
     /// To a registry: refuse to overwrite a tag that exists.
     #[arg(long)]
     pub no_clobber: bool,
-    /// Registry to registry: copy every tag of the source repository.
+    /// Registry to registry: copy every tag of the source repository (the destination
+    /// names a repository, no tag); prints a line per tag.
     #[arg(long)]
     pub all_tags: bool,
     #[command(flatten)]
-    pub remote: options::RemoteArgs,
+    pub format: FormatArg,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 impl Args {
@@ -79,7 +84,7 @@ impl Args {
             level: self.level,
             fast: self.fast,
             threads: self.threads,
-            platform: options::platform(self.platform.as_deref())?,
+            platforms: options::platforms(&self.platform)?,
             no_clobber: self.no_clobber,
             all_tags: self.all_tags,
         })
@@ -87,55 +92,16 @@ impl Args {
 }
 
 /// Run `hoist copy`.
-pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
+pub fn run(args: &Args, g: &Global) -> anyhow::Result<()> {
     let src = Location::parse(&args.src)?;
     let dst = Location::parse(&args.dst)?;
     let opts = args.options()?;
-    // `hoist copy` prints no progress (see `-v` for what the cache did).
-    let ctx = Ctx::new(cache)
+    let s = Ctx::new(g)
+        .cache(&args.cache)
         .remote(&args.remote)
         .jobs(args.jobs)
         .build()?;
-    let report = copy::copy(&src, &dst, &opts, &ctx)?;
-    if args.all_tags {
-        for w in &report.written {
-            writeln!(std::io::stderr(), "{}", tag_line(w))?;
-        }
-    }
-    let last = report.written.last().expect("a copy writes");
-    if src.is_registry() {
-        say(&dst, format_args!("{dst}: {}", last.digest))?;
-        return Ok(());
-    }
-    say(&dst, last)?;
-    if args.verbose {
-        match ctx.cache()? {
-            Some(c) => {
-                let s = c.stats();
-                eprintln!(
-                    "cache {}: {} hits, {} layers compressed, {} corrupt entries evicted, {} evicted for size",
-                    c.path().display(),
-                    s.hits,
-                    s.sealed,
-                    s.evicted_corrupt,
-                    s.evicted_lru
-                );
-            }
-            None => eprintln!("cache disabled (--no-cache)"),
-        }
-    }
-    Ok(())
-}
-
-/// `REPO:TAG: DIGEST`, a line per tag of `--all-tags`.
-fn tag_line(w: &Written) -> String {
-    match &w.location {
-        Location::Registry(r) => format!(
-            "{}:{}: {}",
-            Repository::from_reference(r),
-            r.tag().unwrap_or_default(),
-            w.digest
-        ),
-        other => format!("{other}: {}", w.digest),
-    }
+    let report = copy::copy(&src, &dst, &opts, &s.ctx);
+    s.finish(report.as_ref().ok());
+    print_report(Some(&dst), &report?, args.format.format)
 }

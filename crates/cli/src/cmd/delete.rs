@@ -8,7 +8,7 @@ use anyhow::bail;
 use hoist_ops::delete;
 use hoist_remote::Repository;
 
-use crate::options::{self, CacheOpts, Ctx, RemoteArgs};
+use crate::options::{self, Ctx, Global, RemoteArgs};
 
 /// The argument of `hoist delete`: a tag or a digest, nothing implied. No `--platform`:
 /// deleting one child of an index would leave the index pointing at nothing.
@@ -22,7 +22,7 @@ pub struct DeleteArgs {
 }
 
 /// Run `hoist delete`.
-pub fn run(a: &DeleteArgs, cache: &CacheOpts) -> anyhow::Result<()> {
+pub fn run(a: &DeleteArgs, g: &Global) -> anyhow::Result<()> {
     let r = options::registry_location(&a.reference, "delete")?;
     if r.tag().is_none() && r.digest().is_none() {
         bail!(
@@ -30,12 +30,15 @@ pub fn run(a: &DeleteArgs, cache: &CacheOpts) -> anyhow::Result<()> {
             a.reference
         );
     }
-    let ctx = Ctx::new(cache).remote(&a.remote).build()?;
-    match delete::delete(&r, &ctx) {
+    let s = Ctx::new(g).remote(&a.remote).build()?;
+    let ctx = &s.ctx;
+    let deleted = delete::delete(&r, ctx);
+    s.finish(None);
+    match deleted {
         Ok(d) => writeln!(std::io::stdout(), "{d}")?,
         Err(e) if e.is_unsupported() && r.digest().is_none() => {
             let (repo, tag) = (Repository::from_reference(&r), r.tag().unwrap_or_default());
-            match hoist_ops::inspect::manifest_digest(&r, &ctx) {
+            match hoist_ops::inspect::manifest_digest(&r, ctx) {
                 Err(found) if found.is_not_found() => {
                     bail!("{e}; and {repo}:{tag} names no manifest")
                 }

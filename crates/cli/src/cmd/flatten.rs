@@ -4,14 +4,16 @@
 use hoist_ops::Location;
 
 use super::mutate::NewLayerCompression;
-use crate::options::{self, CacheOpts, Ctx, say};
+use crate::options::{self, CacheArgs, Ctx, FormatArg, Global, RemoteArgs, print_report};
 
 /// Arguments of `hoist flatten`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The image: oci:DIR[:NAME], docker-archive:FILE[:REF], or a path.
+    /// The image: docker://REF (or a bare registry reference), oci:DIR[:NAME],
+    /// oci-archive:FILE[:NAME], docker-archive:FILE[:REF], or an existing path.
     pub src: String,
-    /// Destination: oci:DIR[:NAME], docker-archive:FILE[:REF], or a registry reference.
+    /// Destination: docker://REF (or a bare registry reference), oci:DIR[:NAME],
+    /// oci-archive:FILE[:NAME] or docker-archive:FILE[:REF].
     #[arg(short = 't', long = "tag", value_name = "DST")]
     pub dst: String,
     /// Compression of the flattened layer.
@@ -21,16 +23,24 @@ pub struct Args {
     #[arg(long)]
     pub time: Option<String>,
     #[command(flatten)]
-    pub remote: crate::options::RemoteArgs,
+    pub format: FormatArg,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 /// Run `hoist flatten`.
-pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
+pub fn run(args: &Args, g: &Global) -> anyhow::Result<()> {
     let time = options::time(args.time.as_deref())?;
     let src = Location::parse(&args.src)?;
     let dst = Location::parse(&args.dst)?;
-    let ctx = Ctx::new(cache).remote(&args.remote).build()?;
-    let report = hoist_ops::flatten::flatten(&src, &args.compression.encoding(), time, &dst, &ctx)?;
-    say(&dst, &report.written[0])?;
-    Ok(())
+    let s = Ctx::new(g)
+        .cache(&args.cache)
+        .remote(&args.remote)
+        .build()?;
+    let report =
+        hoist_ops::flatten::flatten(&src, &args.compression.encoding(), time, &dst, &s.ctx);
+    s.finish(report.as_ref().ok());
+    print_report(Some(&dst), &report?, args.format.format)
 }

@@ -7,54 +7,75 @@ use clap::Subcommand;
 use hoist_image::Platform;
 use hoist_ops::{Location, index};
 
-use crate::options::{CacheOpts, Ctx, say};
+use crate::options::{
+    CacheArgs, Ctx, Format, FormatArg, Global, RemoteArgs, print_json, print_report,
+};
 
 /// The index verbs.
 #[derive(Subcommand, Debug)]
 pub enum IndexCommand {
     /// Make an index of images (each of one platform).
     Create {
-        /// The images: oci:DIR:NAME, docker-archive:FILE[:REF], or paths.
+        /// The images: any location of a single image (oci:DIR:NAME, oci-archive:FILE,
+        /// docker-archive:FILE[:REF], docker://REF, an existing path).
         #[arg(required = true)]
         images: Vec<String>,
-        /// Destination: oci:DIR[:NAME] or a registry reference.
+        /// Destination: docker://REF (or a bare registry reference), oci:DIR[:NAME] or
+        /// oci-archive:FILE[:NAME].
         #[arg(short = 't', long = "tag", value_name = "DST")]
         dst: String,
         #[command(flatten)]
-        remote: crate::options::RemoteArgs,
+        format: FormatArg,
+        #[command(flatten)]
+        remote: RemoteArgs,
+        #[command(flatten)]
+        cache: CacheArgs,
     },
     /// Add images to an index; an image of a platform already listed replaces it.
     Append {
-        /// The index.
+        /// The index (any location).
         index: String,
         /// The images to add.
         #[arg(required = true)]
         images: Vec<String>,
-        /// Destination: oci:DIR[:NAME] or a registry reference.
+        /// Destination: docker://REF (or a bare registry reference), oci:DIR[:NAME] or
+        /// oci-archive:FILE[:NAME].
         #[arg(short = 't', long = "tag", value_name = "DST")]
         dst: String,
         #[command(flatten)]
-        remote: crate::options::RemoteArgs,
+        format: FormatArg,
+        #[command(flatten)]
+        remote: RemoteArgs,
+        #[command(flatten)]
+        cache: CacheArgs,
     },
     /// Keep only the images of some platforms.
     Filter {
-        /// The index.
+        /// The index (any location).
         index: String,
-        /// A platform to keep: os/arch[/variant]; repeat for several.
+        /// Platforms to keep: os/arch[/variant], comma-separated or repeated.
         #[arg(long, required = true)]
         platform: Vec<String>,
-        /// Destination: oci:DIR[:NAME] or a registry reference.
+        /// Destination: docker://REF (or a bare registry reference), oci:DIR[:NAME] or
+        /// oci-archive:FILE[:NAME].
         #[arg(short = 't', long = "tag", value_name = "DST")]
         dst: String,
         #[command(flatten)]
-        remote: crate::options::RemoteArgs,
+        format: FormatArg,
+        #[command(flatten)]
+        remote: RemoteArgs,
+        #[command(flatten)]
+        cache: CacheArgs,
     },
-    /// List an index's entries: digest, platform, media type, size.
+    /// List an index's entries: digest, platform, media type, size, name (JSON: the
+    /// descriptors).
     List {
-        /// The index.
+        /// The index (any location).
         index: String,
         #[command(flatten)]
-        remote: crate::options::RemoteArgs,
+        format: FormatArg,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
 }
 
@@ -63,18 +84,38 @@ fn locations(list: &[String]) -> anyhow::Result<Vec<Location>> {
 }
 
 /// Run an index verb.
-pub fn run(c: &IndexCommand, cache: &CacheOpts) -> anyhow::Result<()> {
-    let remote = match c {
-        IndexCommand::Create { remote, .. }
-        | IndexCommand::Append { remote, .. }
-        | IndexCommand::Filter { remote, .. }
-        | IndexCommand::List { remote, .. } => remote,
+pub fn run(c: &IndexCommand, g: &Global) -> anyhow::Result<()> {
+    let (remote, cache, format) = match c {
+        IndexCommand::Create {
+            remote,
+            cache,
+            format,
+            ..
+        }
+        | IndexCommand::Append {
+            remote,
+            cache,
+            format,
+            ..
+        }
+        | IndexCommand::Filter {
+            remote,
+            cache,
+            format,
+            ..
+        } => (remote, Some(cache), format),
+        IndexCommand::List { remote, format, .. } => (remote, None, format),
     };
-    let ctx = Ctx::new(cache).remote(remote).build()?;
+    let mut ctx = Ctx::new(g).remote(remote);
+    if let Some(c) = cache {
+        ctx = ctx.cache(c);
+    }
+    let s = ctx.build()?;
+    let ctx = &s.ctx;
     let (dst, report) = match c {
         IndexCommand::Create { images, dst, .. } => {
             let dst = Location::parse(dst)?;
-            let r = index::create(&locations(images)?, &dst, &ctx)?;
+            let r = index::create(&locations(images)?, &dst, ctx);
             (dst, r)
         }
         IndexCommand::Append {
@@ -84,7 +125,7 @@ pub fn run(c: &IndexCommand, cache: &CacheOpts) -> anyhow::Result<()> {
             ..
         } => {
             let (src, dst) = (Location::parse(src)?, Location::parse(dst)?);
-            let r = index::append(&src, &locations(images)?, &dst, &ctx)?;
+            let r = index::append(&src, &locations(images)?, &dst, ctx);
             (dst, r)
         }
         IndexCommand::Filter {
@@ -96,15 +137,23 @@ pub fn run(c: &IndexCommand, cache: &CacheOpts) -> anyhow::Result<()> {
             let (src, dst) = (Location::parse(src)?, Location::parse(dst)?);
             let platforms = platform
                 .iter()
-                .map(|p| Platform::parse(p))
+                .flat_map(|p| p.split(','))
+                .map(|p| Platform::parse(p.trim()))
                 .collect::<Result<Vec<_>, _>>()?;
-            let r = index::filter(&src, &platforms, &dst, &ctx)?;
+            let r = index::filter(&src, &platforms, &dst, ctx);
             (dst, r)
         }
         IndexCommand::List { index: src, .. } => {
             let src = Location::parse(src)?;
+            let list = index::list(&src, ctx);
+            s.finish(None);
+            let list = list?;
+            if format.format == Format::Json {
+                let v: Vec<serde_json::Value> = list.iter().map(crate::json::descriptor).collect();
+                return print_json(&serde_json::Value::Array(v));
+            }
             let mut out = std::io::stdout().lock();
-            for d in index::list(&src, &ctx)? {
+            for d in list {
                 let platform = d
                     .platform
                     .as_ref()
@@ -124,6 +173,6 @@ pub fn run(c: &IndexCommand, cache: &CacheOpts) -> anyhow::Result<()> {
             return Ok(());
         }
     };
-    say(&dst, &report.written[0])?;
-    Ok(())
+    s.finish(report.as_ref().ok());
+    print_report(Some(&dst), &report?, format.format)
 }

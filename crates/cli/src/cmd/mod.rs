@@ -3,6 +3,7 @@
 pub mod append;
 pub mod auth;
 pub mod cache;
+pub mod completion;
 pub mod copy;
 pub mod delete;
 pub mod demo;

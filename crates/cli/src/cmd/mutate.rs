@@ -1,8 +1,9 @@
-//! `hoist mutate SRC -t DST [--label K=V] [--annotation K=V] [--env K=V] [--entrypoint ..]
+//! `hoist mutate SRC [-t DST] [--label K=V] [--annotation K=V] [--env K=V] [--entrypoint ..]
 //! [--cmd ..] [--user U] [--workdir D] [--expose P] [--platform OS/ARCH] [--time T]`:
 //! change an image's config (and manifest annotations) without touching its layers
-//! ([`hoist_ops::mutate`]). Also the `--compression` choice of the verbs that make new
-//! layers (append, flatten).
+//! ([`hoist_ops::mutate`]). Without `-t` the result replaces the source (its tag, as
+//! crane does). Prints `DST@DIGEST`. Also the `--compression` choice of the verbs that
+//! make new layers (append, flatten).
 
 use anyhow::Context;
 use clap::ValueEnum;
@@ -11,7 +12,7 @@ use hoist_image::pipeline::Encoding;
 use hoist_image::{Compression, Platform};
 use hoist_ops::Location;
 
-use crate::options::{self, CacheOpts, Ctx, say};
+use crate::options::{self, CacheArgs, Ctx, FormatArg, Global, RemoteArgs, print_report};
 
 /// Compression of new layers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -51,19 +52,22 @@ pub fn parse_command(flag: &str, s: &str) -> anyhow::Result<Vec<String>> {
 /// Arguments of `hoist mutate`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The image: oci:DIR[:NAME], docker-archive:FILE[:REF], or a path.
+    /// The image (or index): docker://REF (or a bare registry reference), oci:DIR[:NAME],
+    /// oci-archive:FILE[:NAME], docker-archive:FILE[:REF], or an existing path.
     pub src: String,
-    /// Destination: oci:DIR[:NAME], docker-archive:FILE[:REF], or a registry reference.
+    /// Destination: docker://REF (or a bare registry reference), oci:DIR[:NAME],
+    /// oci-archive:FILE[:NAME] or docker-archive:FILE[:REF]. Default: the source itself
+    /// (its registry tag, its layout name, its docker-archive file).
     #[arg(short = 't', long = "tag", value_name = "DST")]
-    pub dst: String,
+    pub dst: Option<String>,
     /// Set a label (config Labels): KEY=VALUE.
-    #[arg(long, value_name = "KEY=VALUE")]
+    #[arg(long, short = 'l', value_name = "KEY=VALUE")]
     pub label: Vec<String>,
     /// Set a manifest annotation: KEY=VALUE.
-    #[arg(long, value_name = "KEY=VALUE")]
+    #[arg(long, short = 'a', value_name = "KEY=VALUE")]
     pub annotation: Vec<String>,
     /// Set an environment variable: KEY=VALUE.
-    #[arg(long, value_name = "KEY=VALUE")]
+    #[arg(long, short = 'e', value_name = "KEY=VALUE")]
     pub env: Vec<String>,
     /// The entrypoint: a JSON array or comma-separated words; "" clears it.
     #[arg(long)]
@@ -78,7 +82,7 @@ pub struct Args {
     #[arg(long)]
     pub workdir: Option<String>,
     /// Expose a port: PORT[/tcp|udp|sctp].
-    #[arg(long, value_name = "PORT")]
+    #[arg(long, visible_alias = "exposed-ports", value_name = "PORT")]
     pub expose: Vec<String>,
     /// The platform the config claims: os/arch[/variant].
     #[arg(long)]
@@ -87,7 +91,11 @@ pub struct Args {
     #[arg(long)]
     pub time: Option<String>,
     #[command(flatten)]
-    pub remote: crate::options::RemoteArgs,
+    pub format: FormatArg,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 impl Args {
@@ -129,13 +137,33 @@ impl Args {
     }
 }
 
+/// Where `hoist mutate` writes without `-t`: the source, when it names one image's place.
+fn replace_source(src: &Location, arg: &str) -> anyhow::Result<Location> {
+    match src {
+        Location::Registry(r) if r.tag().is_none() && r.digest().is_some() => anyhow::bail!(
+            "{arg} is pinned by digest: name the destination with -t (a tag, or another place)"
+        ),
+        Location::Registry(_) | Location::Archive { .. } => Ok(src.clone()),
+        Location::Layout { name: Some(n), .. } if !n.starts_with("sha256:") => Ok(src.clone()),
+        _ => anyhow::bail!(
+            "{arg} names no tag to replace: name the destination with -t (e.g. oci:DIR:NAME)"
+        ),
+    }
+}
+
 /// Run `hoist mutate`.
-pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
+pub fn run(args: &Args, g: &Global) -> anyhow::Result<()> {
     let edits = args.edits()?;
     let src = Location::parse(&args.src)?;
-    let dst = Location::parse(&args.dst)?;
-    let ctx = Ctx::new(cache).remote(&args.remote).build()?;
-    let report = hoist_ops::mutate::mutate(&src, &edits, &dst, &ctx)?;
-    say(&dst, &report.written[0])?;
-    Ok(())
+    let dst = match &args.dst {
+        Some(d) => Location::parse(d)?,
+        None => replace_source(&src, &args.src)?,
+    };
+    let s = Ctx::new(g)
+        .cache(&args.cache)
+        .remote(&args.remote)
+        .build()?;
+    let report = hoist_ops::mutate::mutate(&src, &edits, &dst, &s.ctx);
+    s.finish(report.as_ref().ok());
+    print_report(Some(&dst), &report?, args.format.format)
 }

@@ -1,18 +1,17 @@
-//! `hoist push SRC DST [DST...]`: push an image (or index) from a layout or a docker-save
-//! tarball to one or more registry destinations ([`hoist_ops::push`]). Prints one
-//! `REF@DIGEST` per destination on stdout; progress on stderr (bars on a terminal, plain
-//! lines otherwise, nothing with `--quiet`).
-
-use std::io::Write;
+//! `hoist push SRC DST [DST...]`: push an image (or index) from a layout or an archive to
+//! one or more registry destinations ([`hoist_ops::push`]). Prints one `REF@DIGEST` per
+//! destination on stdout (`--format json`: the report, per destination); progress on
+//! stderr (bars on a terminal, plain lines otherwise, nothing with `--quiet`).
 
 use hoist_ops::{Location, push};
 
-use crate::options::{self, CacheOpts, Ctx};
+use crate::options::{self, CacheArgs, Ctx, FormatArg, Global, print_report};
 
 /// Arguments of `hoist push`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The image: oci:DIR[:NAME], docker-archive:FILE[:REF], or a path.
+    /// The image: oci:DIR[:NAME], oci-archive:FILE[:NAME], docker-archive:FILE[:REF], or
+    /// an existing path.
     pub src: String,
     /// Destinations: registry references (host[:port]/name[:tag]); `latest` when no tag.
     #[arg(required = true)]
@@ -37,11 +36,12 @@ pub struct Args {
     /// digests are not the same on every machine.
     #[arg(long, conflicts_with = "level")]
     pub fast: bool,
-    /// No progress on stderr.
-    #[arg(long, short)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub format: FormatArg,
     #[command(flatten)]
     pub remote: options::RemoteArgs,
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 /// `--strategy` values.
@@ -53,8 +53,8 @@ pub enum StrategyArg {
     Stream,
 }
 
-pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
-    let src = Location::parse(&args.src)?;
+pub fn run(args: &Args, g: &Global) -> anyhow::Result<()> {
+    let src = Location::parse_local(&args.src)?;
     let dsts = args
         .dst
         .iter()
@@ -66,17 +66,12 @@ pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
         level: args.level,
         fast: args.fast,
     };
-    let ctx = Ctx::new(cache)
+    let s = Ctx::new(g)
+        .cache(&args.cache)
         .remote(&args.remote)
-        .progress(args.quiet)
         .jobs(Some(args.jobs))
         .build()?;
-    let report = push::push(&src, &dsts, &opts, &ctx)?;
-    // The bars go before the result lines.
-    drop(ctx);
-    let mut out = std::io::stdout().lock();
-    for w in &report.written {
-        writeln!(out, "{}", w.pinned().expect("a registry destination"))?;
-    }
-    Ok(())
+    let report = push::push(&src, &dsts, &opts, &s.ctx);
+    s.finish(report.as_ref().ok());
+    print_report(None, &report?, args.format.format)
 }

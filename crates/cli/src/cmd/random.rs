@@ -1,18 +1,21 @@
 //! `hoist random DST --layers N --size BYTES [--mode random|text] [--seed S]`: write a
 //! seeded, deterministic image to an OCI layout or a docker-save tarball.
 
+use std::io::Write;
+
 use hoist_image::Compression;
 use hoist_image::pipeline::Encoding;
 use hoist_image::random::{self, Mode};
 
 use hoist_ops::Location;
 
-use crate::options::{not_local, say};
+use crate::options::not_local;
 
 /// Arguments of `hoist random`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Destination: oci:DIR[:NAME] or docker-archive:FILE[:REF].
+    /// Destination: oci:DIR[:NAME], oci-archive:FILE[:NAME], docker-archive:FILE[:REF] or
+    /// `-`, or a new path (ending in .tar: a docker-save tarball; else a layout).
     pub dst: String,
     /// Number of layers.
     #[arg(long, default_value_t = 1)]
@@ -71,7 +74,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
-    let loc = Location::parse(&args.dst)?;
+    let loc = hoist_ops::pull::destination(&args.dst)?;
     if let Location::Registry(r) = &loc {
         return Err(not_local(r));
     }
@@ -94,7 +97,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     };
     // Layers are sealed into a temporary spool of the image's own, not the cache.
     let report = hoist_ops::write(&loc, source, &hoist_ops::Context::default())?;
-    say(&loc, &report.written[0].digest)?;
+    let line = format!("{}\n", report.written[0].digest);
+    if loc.is_stdout() {
+        std::io::stderr().write_all(line.as_bytes())?;
+    } else {
+        std::io::stdout().write_all(line.as_bytes())?;
+    }
     Ok(())
 }
 

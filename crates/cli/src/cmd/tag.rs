@@ -2,12 +2,7 @@
 //! (none when the tag already points at it), with [`hoist_ops::tag`]. Prints
 //! `REPO:TAG@DIGEST` per tag.
 
-use std::io::Write;
-
-use hoist_ops::Location;
-use hoist_remote::Repository;
-
-use crate::options::{self, CacheOpts, Ctx, RemoteArgs};
+use crate::options::{self, Ctx, FormatArg, Global, RemoteArgs, print_report};
 
 /// Arguments of `hoist tag`.
 #[derive(clap::Args, Debug)]
@@ -18,25 +13,16 @@ pub struct Args {
     #[arg(required = true)]
     pub tags: Vec<String>,
     #[command(flatten)]
+    pub format: FormatArg,
+    #[command(flatten)]
     pub remote: RemoteArgs,
 }
 
 /// Run `hoist tag`.
-pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
+pub fn run(args: &Args, g: &Global) -> anyhow::Result<()> {
     let r = options::reference(&args.reference, "reference")?;
-    let ctx = Ctx::new(cache).remote(&args.remote).build()?;
-    let report = hoist_ops::tag::tag(&r, &args.tags, &ctx)?;
-    let mut stdout = std::io::stdout().lock();
-    for w in &report.written {
-        if let Location::Registry(t) = &w.location {
-            let tag = t.tag().unwrap_or_default();
-            writeln!(
-                stdout,
-                "{}:{tag}@{}",
-                Repository::from_reference(t),
-                w.digest
-            )?;
-        }
-    }
-    Ok(())
+    let s = Ctx::new(g).remote(&args.remote).build()?;
+    let report = hoist_ops::tag::tag(&r, &args.tags, &s.ctx);
+    s.finish(report.as_ref().ok());
+    print_report(None, &report?, args.format.format)
 }

@@ -6,12 +6,13 @@ use std::io::Write;
 use hoist_image::validate::Options;
 use hoist_ops::Location;
 
-use crate::options::{CacheOpts, Ctx, RemoteArgs};
+use crate::options::{Ctx, Global, RemoteArgs};
 
 /// Arguments of `hoist validate`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// oci:DIR[:NAME], docker-archive:FILE[:REF], docker://REF, or a path.
+    /// docker://REF (or a bare registry reference), oci:DIR[:NAME],
+    /// oci-archive:FILE[:NAME], docker-archive:FILE[:REF], or an existing path.
     pub location: String,
     /// Check manifests, configs and reported facts only; do not read layer bytes.
     #[arg(long)]
@@ -21,11 +22,13 @@ pub struct Args {
 }
 
 /// Validate what is at the location; prints a one-line summary.
-pub fn run(args: &Args, cache: &CacheOpts) -> anyhow::Result<()> {
+pub fn run(args: &Args, g: &Global) -> anyhow::Result<()> {
     let fast = args.fast;
     let loc = Location::parse(&args.location)?;
-    let ctx = Ctx::new(cache).remote(&args.remote).build()?;
-    let report = hoist_ops::validate::validate(&loc, Options { fast }, &ctx)?;
+    let s = Ctx::new(g).remote(&args.remote).build()?;
+    let report = hoist_ops::validate::validate(&loc, Options { fast }, &s.ctx);
+    s.finish(None);
+    let report = report?;
     let plural =
         |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     let mut parts = Vec::new();

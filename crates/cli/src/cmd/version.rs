@@ -1,8 +1,8 @@
-//! `hoist version`.
+//! `hoist version`: the version and the commit it was built from.
 
 use std::io::Write;
 
-pub fn run() -> anyhow::Result<()> {
-    writeln!(std::io::stdout(), "hoist {}", env!("CARGO_PKG_VERSION"))?;
+pub fn run(long: &str) -> anyhow::Result<()> {
+    writeln!(std::io::stdout(), "hoist {long}")?;
     Ok(())
 }
