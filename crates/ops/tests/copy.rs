@@ -96,7 +96,10 @@ fn to_and_between_registries() {
     for w in &r.written {
         assert_eq!(valid(&w.location, &ctx).digest.as_ref(), Some(&w.digest));
     }
-    // Local sources take neither option.
+    // A local source has no repository to take every tag of.
     let e = copy::copy(&src, &b, &all, &ctx).unwrap_err();
-    assert!(e.to_string().contains("apply to registry sources"), "{e}");
+    assert!(
+        e.to_string().contains("copies a registry repository"),
+        "{e}"
+    );
 }

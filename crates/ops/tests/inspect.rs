@@ -21,13 +21,19 @@ fn what_an_image_is_wherever_it_is() {
         assert_eq!(inspect::digest(loc, None, &ctx).unwrap(), d, "{loc}");
         let m = inspect::manifest(loc, Some(&arm), &ctx).unwrap();
         assert!(m.as_image().is_some(), "{loc}: the platform's image");
-        let c = inspect::config(loc, Some(&arm), &ctx);
-        if loc == &r {
-            assert_eq!(c.unwrap().parsed().architecture, "arm64");
-        } else {
-            let e = c.unwrap_err();
-            assert!(e.to_string().contains("has no config"), "{e}");
-        }
+        // config of an index: the platform's image, by default this machine's (crane's
+        // rule), anywhere the index is.
+        let c = inspect::config(loc, Some(&arm), &ctx).unwrap();
+        assert_eq!(c.parsed().architecture, "arm64", "{loc}");
+        let host = hoist_remote::pull::host_platform();
+        let c = inspect::config(loc, None, &ctx).unwrap();
+        assert_eq!(c.parsed().architecture, host.architecture, "{loc}");
+        let s390 = Platform::parse("linux/s390x").unwrap();
+        let e = format!("{:#}", inspect::config(loc, Some(&s390), &ctx).unwrap_err());
+        assert!(
+            e.contains("linux/s390x") && e.contains("linux/arm64"),
+            "{e}"
+        );
     }
     assert_eq!(
         inspect::ls(&reference(&reg, "ins/app"), &ctx).unwrap(),
