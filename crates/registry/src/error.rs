@@ -1,169 +1,175 @@
-//! The registry's one error type: a distribution-spec error code, the HTTP status it is
-//! answered with and a one-line message naming the input. Storage backends return it too,
-//! so a storage failure reaches the client as a spec error envelope, never a panic.
+//! The registry's one public error type: what went wrong, as plain data (an upload offset
+//! that does not match, a digest that differs, a full disk), never an HTTP answer. The
+//! server module alone turns an [`Error`] into a status, a distribution-spec error code and a
+//! message for the client; storage paths in [`ErrorKind::Io`] go to the server's log only.
 
-use std::fmt;
+use std::io;
 
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-
-/// Distribution-spec error codes (plus `UNKNOWN` for server-side failures).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Code {
-    /// The blob is not known to the repository.
-    BlobUnknown,
-    /// The upload is invalid (bad chunk, wrong offset, malformed Content-Range).
-    BlobUploadInvalid,
-    /// The upload session is not known.
-    BlobUploadUnknown,
-    /// The digest did not match the content, or is malformed.
-    DigestInvalid,
-    /// A manifest references a blob (or child manifest) the repository lacks.
-    ManifestBlobUnknown,
-    /// The manifest is invalid.
-    ManifestInvalid,
-    /// The manifest is not known.
-    ManifestUnknown,
-    /// The repository name is invalid.
-    NameInvalid,
-    /// The repository is not known.
-    NameUnknown,
-    /// A size is invalid (too large, or disagrees with the content).
-    SizeInvalid,
-    /// Authentication required.
-    Unauthorized,
-    /// Access denied.
-    Denied,
-    /// The operation is not supported.
-    Unsupported,
-    /// A server-side failure (storage I/O).
-    Unknown,
-}
-
-impl Code {
-    /// The spec's string for the code.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Code::BlobUnknown => "BLOB_UNKNOWN",
-            Code::BlobUploadInvalid => "BLOB_UPLOAD_INVALID",
-            Code::BlobUploadUnknown => "BLOB_UPLOAD_UNKNOWN",
-            Code::DigestInvalid => "DIGEST_INVALID",
-            Code::ManifestBlobUnknown => "MANIFEST_BLOB_UNKNOWN",
-            Code::ManifestInvalid => "MANIFEST_INVALID",
-            Code::ManifestUnknown => "MANIFEST_UNKNOWN",
-            Code::NameInvalid => "NAME_INVALID",
-            Code::NameUnknown => "NAME_UNKNOWN",
-            Code::SizeInvalid => "SIZE_INVALID",
-            Code::Unauthorized => "UNAUTHORIZED",
-            Code::Denied => "DENIED",
-            Code::Unsupported => "UNSUPPORTED",
-            Code::Unknown => "UNKNOWN",
-        }
-    }
-
-    /// The status this code is usually answered with.
-    pub fn status(self) -> StatusCode {
-        match self {
-            Code::BlobUnknown
-            | Code::BlobUploadUnknown
-            | Code::ManifestUnknown
-            | Code::NameUnknown => StatusCode::NOT_FOUND,
-            Code::Unauthorized => StatusCode::UNAUTHORIZED,
-            Code::Denied => StatusCode::FORBIDDEN,
-            Code::Unsupported => StatusCode::METHOD_NOT_ALLOWED,
-            Code::Unknown => StatusCode::INTERNAL_SERVER_ERROR,
-            _ => StatusCode::BAD_REQUEST,
-        }
-    }
-}
-
-impl fmt::Display for Code {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A registry error: code, status and message. Answered as the spec's envelope
-/// `{"errors":[{"code":..,"message":..,"detail":..}]}`.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{message}")]
-pub struct Error {
-    code: Code,
-    status: StatusCode,
-    message: String,
-    /// Extra headers (e.g. `Range` on a 416, `WWW-Authenticate` on a 401).
-    headers: Vec<(header::HeaderName, HeaderValue)>,
-}
+use hoist_image::Digest;
 
 /// `Result` with the registry's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// A registry or storage error: its [`ErrorKind`], with a one-line message naming the input.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct Error {
+    kind: Box<ErrorKind>,
+}
+
+/// What went wrong.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A repository name that breaks the distribution grammar.
+    #[error("{0}")]
+    NameInvalid(String),
+    /// A tag that breaks the tag grammar.
+    #[error("{0}")]
+    TagInvalid(String),
+    /// A malformed digest, or one of an unknown algorithm.
+    #[error("{0}")]
+    DigestInvalid(String),
+    /// The repository does not see this blob.
+    #[error("blob {digest} is not known to {repo}")]
+    BlobUnknown {
+        /// The repository.
+        repo: String,
+        /// The blob.
+        digest: Digest,
+    },
+    /// The repository has no such manifest or tag.
+    #[error("{what} is not known to {repo}")]
+    ManifestUnknown {
+        /// The repository.
+        repo: String,
+        /// `manifest DIGEST` or `tag "NAME"`.
+        what: String,
+    },
+    /// No upload session by that id in that repository.
+    #[error("upload {} is not known", hoist_image::quote(id))]
+    UploadUnknown {
+        /// The session id as asked.
+        id: String,
+    },
+    /// Another request is writing to the session (a second writer is refused, not queued).
+    #[error("upload {id}: another request is writing to it")]
+    UploadBusy {
+        /// The session.
+        id: String,
+    },
+    /// A chunk does not start where the bytes received so far end.
+    #[error("upload {id}: chunk starts at {start}, but {received} bytes were received")]
+    OffsetMismatch {
+        /// The session.
+        id: String,
+        /// Where the chunk says it starts.
+        start: u64,
+        /// The bytes the session holds.
+        received: u64,
+    },
+    /// The session's bytes have another digest than the one asked; they were discarded.
+    #[error(
+        "upload {id}: the {size} bytes received have digest {actual}, not {expected}; discarded"
+    )]
+    DigestMismatch {
+        /// The session.
+        id: String,
+        /// The digest the client committed it as.
+        expected: Digest,
+        /// The digest of what arrived.
+        actual: Digest,
+        /// How many bytes arrived.
+        size: u64,
+    },
+    /// The request body broke off (the client went away, or sent nothing for too long); the
+    /// bytes received before stay in the session, so the client can resume after them.
+    #[error("upload {id}: request body failed after {received} bytes: {source}")]
+    BodyFailed {
+        /// The session.
+        id: String,
+        /// The bytes the session holds now.
+        received: u64,
+        /// Why the body failed ([`io::ErrorKind::TimedOut`] when it stalled).
+        source: io::Error,
+    },
+    /// The storage is full. An upload that hit it was discarded, so its space is free again.
+    #[error("storage full writing {what}: {source}")]
+    NoSpace {
+        /// The path or key written (for the server's log, not for clients).
+        what: String,
+        /// The error as the system gave it.
+        source: io::Error,
+    },
+    /// Storage I/O failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// The path or key (for the server's log, not for clients).
+        what: String,
+        /// The error.
+        source: io::Error,
+    },
+    /// Stored data is not what the backend wrote (a tag that holds no digest, say).
+    #[error("{what}: {message}")]
+    Corrupt {
+        /// The path or key (for the server's log, not for clients).
+        what: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A setting the registry was started with is unusable (an htpasswd file, a TLS key).
+    #[error("{0}")]
+    Config(String),
+}
+
 impl Error {
-    /// An error with the code's usual status.
-    pub fn new(code: Code, message: impl Into<String>) -> Error {
+    /// An error of this kind.
+    pub fn new(kind: ErrorKind) -> Error {
         Error {
-            code,
-            status: code.status(),
-            message: message.into(),
-            headers: Vec::new(),
+            kind: Box::new(kind),
         }
     }
 
-    /// Override the status.
-    pub fn with_status(mut self, status: StatusCode) -> Error {
-        self.status = status;
-        self
-    }
-
-    /// Add a response header.
-    pub fn with_header(mut self, name: header::HeaderName, value: &str) -> Error {
-        if let Ok(v) = HeaderValue::from_str(value) {
-            self.headers.push((name, v));
+    /// A storage I/O failure on `what` (a path or key): [`ErrorKind::NoSpace`] when the
+    /// storage is full (ENOSPC, EDQUOT), [`ErrorKind::Io`] otherwise.
+    pub fn io(what: impl std::fmt::Display, source: io::Error) -> Error {
+        let what = what.to_string();
+        if is_no_space(&source) {
+            Error::new(ErrorKind::NoSpace { what, source })
+        } else {
+            Error::new(ErrorKind::Io { what, source })
         }
-        self
     }
 
-    /// A storage I/O failure on `what`.
-    pub fn io(what: impl fmt::Display, e: std::io::Error) -> Error {
-        Error::new(Code::Unknown, format!("{what}: {e}"))
+    /// What went wrong.
+    pub fn kind(&self) -> &ErrorKind {
+        &self.kind
     }
 
-    /// The code.
-    pub fn code(&self) -> Code {
-        self.code
-    }
-
-    /// The HTTP status.
-    pub fn status(&self) -> StatusCode {
-        self.status
-    }
-
-    /// The message.
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-
-    /// True for the "not known" codes.
+    /// True for the "not known" kinds (blob, manifest or tag, upload session).
     pub fn is_not_found(&self) -> bool {
-        self.status == StatusCode::NOT_FOUND
+        matches!(
+            *self.kind,
+            ErrorKind::BlobUnknown { .. }
+                | ErrorKind::ManifestUnknown { .. }
+                | ErrorKind::UploadUnknown { .. }
+        )
+    }
+
+    /// True when the storage is full.
+    pub fn is_no_space(&self) -> bool {
+        matches!(*self.kind, ErrorKind::NoSpace { .. })
     }
 }
 
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        if self.status.is_server_error() {
-            tracing::error!(code = %self.code, "{}", self.message);
-        } else {
-            tracing::debug!(code = %self.code, status = %self.status, "{}", self.message);
-        }
-        let body = serde_json::json!({
-            "errors": [{ "code": self.code.as_str(), "message": self.message, "detail": null }]
-        });
-        let mut resp = (self.status, axum::Json(body)).into_response();
-        for (k, v) in self.headers {
-            resp.headers_mut().insert(k, v);
-        }
-        resp
+impl From<ErrorKind> for Error {
+    fn from(kind: ErrorKind) -> Error {
+        Error::new(kind)
     }
+}
+
+/// Whether `e` says the storage is full (no space, or over quota).
+pub(crate) fn is_no_space(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+        || e.kind() == io::ErrorKind::StorageFull
 }

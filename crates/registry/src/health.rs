@@ -22,19 +22,10 @@ pub(crate) fn healthz() -> Response {
 
 /// `GET /readyz`.
 pub(crate) async fn readyz(reg: &Registry) -> Response {
-    let storage = reg.storage().clone();
-    let probe = tokio::task::spawn_blocking(move || storage.probe());
-    match tokio::time::timeout(READY_TIMEOUT, probe).await {
-        Ok(Ok(Ok(()))) => text(StatusCode::OK, "ready\n"),
-        Ok(Ok(Err(e))) => {
-            tracing::warn!(error = %e, "readiness probe failed");
-            text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not ready: storage failed\n",
-            )
-        }
+    match tokio::time::timeout(READY_TIMEOUT, reg.storage().probe()).await {
+        Ok(Ok(())) => text(StatusCode::OK, "ready\n"),
         Ok(Err(e)) => {
-            tracing::warn!(error = %e, "readiness probe task failed");
+            tracing::warn!(error = %e, "readiness probe failed");
             text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "not ready: storage failed\n",

@@ -4,9 +4,10 @@
 //! chunked and streamed uploads that survive a restart, cross-repository mounts, tags and
 //! catalog pagination, referrers), plus upload cancel and `?tag=` on manifest PUT.
 //!
-//! - **Streaming**: an upload body goes from the connection to a temp file on a blocking
-//!   thread through a bounded channel, hashed (sha256) as it is written. Memory per request
-//!   is a few MiB whatever the blob size.
+//! - **Streaming**: an upload body goes from the connection to a temp file as it arrives,
+//!   hashed (sha256) as it is written, a batch of about a MiB at a time on a blocking thread;
+//!   a blob goes out a chunk at a time as the client reads it. Memory per request is a few
+//!   MiB whatever the blob size, and a slow client holds no thread.
 //! - **No global lock**: each upload session has its own lock, held only by the request
 //!   writing that session. A stalled client stalls only itself.
 //! - **Atomic commits**: everything visible is written to a temp file, fsynced and renamed;
@@ -46,13 +47,15 @@ use std::time::Duration;
 
 pub use access::TARGET as ACCESS_LOG_TARGET;
 pub use auth::Htpasswd;
-pub use error::{Code, Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use fs::FsStorage;
 pub use health::READY_TIMEOUT;
 pub use metrics::Metrics;
-pub use names::{Reference, RepoName, validate_tag};
-pub use server::Registry;
-pub use storage::{BlobReader, BodyBlocks, ManifestPut, PROBE_REPO, Storage, StoredManifest};
+pub use names::{Reference, RepoName, parse_digest, validate_tag};
+pub use server::{DEFAULT_BODY_TIMEOUT, Registry};
+pub use storage::{
+    BlobRead, ByteStream, Expired, ManifestPut, PROBE_REPO, Storage, StoredManifest,
+};
 
 /// How long in-flight requests may finish after a shutdown was asked for.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);

@@ -6,7 +6,7 @@ use std::fmt;
 
 use hoist_image::Digest;
 
-use crate::error::{Code, Error, Result};
+use crate::error::{ErrorKind, Result};
 
 /// A validated repository name, like `library/alpine`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -16,8 +16,7 @@ impl RepoName {
     /// Validate a repository name (the distribution grammar, via
     /// [`hoist_image::validate_repository`]).
     pub fn parse(s: &str) -> Result<RepoName> {
-        hoist_image::validate_repository(s)
-            .map_err(|e| Error::new(Code::NameInvalid, e.to_string()))?;
+        hoist_image::validate_repository(s).map_err(|e| ErrorKind::NameInvalid(e.to_string()))?;
         Ok(RepoName(s.to_string()))
     }
 
@@ -40,7 +39,7 @@ impl fmt::Display for RepoName {
 
 /// Validate a tag: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}` (via [`hoist_image::validate_tag`]).
 pub fn validate_tag(s: &str) -> Result<()> {
-    hoist_image::validate_tag(s).map_err(|e| Error::new(Code::ManifestInvalid, e.to_string()))
+    hoist_image::validate_tag(s).map_err(|e| ErrorKind::TagInvalid(e.to_string()).into())
 }
 
 /// A manifest reference: a tag or a digest.
@@ -75,7 +74,7 @@ impl fmt::Display for Reference {
 
 /// Parse a digest, answering DIGEST_INVALID with the reason.
 pub fn parse_digest(s: &str) -> Result<Digest> {
-    Digest::parse(s).map_err(|e| Error::new(Code::DigestInvalid, e.to_string()))
+    Digest::parse(s).map_err(|e| ErrorKind::DigestInvalid(e.to_string()).into())
 }
 
 #[cfg(test)]
@@ -118,7 +117,7 @@ mod tests {
         }
         for b in BAD {
             let e = RepoName::parse(b).expect_err(b);
-            assert_eq!(e.code(), Code::NameInvalid, "{b}");
+            assert!(matches!(e.kind(), ErrorKind::NameInvalid(_)), "{b}");
         }
         assert!(RepoName::parse(&"a".repeat(256)).is_err());
     }

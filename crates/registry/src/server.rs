@@ -1,10 +1,14 @@
 //! The HTTP side: routing `/v2/...` by hand (repository names contain `/`), one handler per
-//! endpoint, request bodies streamed to the storage on a blocking thread through a bounded
-//! channel, blob bodies streamed back the same way.
+//! endpoint, request bodies streamed to the storage as they arrive, blob bodies streamed
+//! back as the client reads them. Every storage outcome becomes an HTTP answer here
+//! ([`error`]), and nowhere else.
 
-use std::io::{self, Read};
+mod body;
+pub(crate) mod error;
+
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -13,26 +17,22 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use hoist_image::{Descriptor, Digest, MAX_MANIFEST_SIZE, Manifest, MediaType, Parsed, quote};
-use tokio::sync::mpsc;
 
 use crate::auth::Htpasswd;
-use crate::error::{Code, Error, Result};
-use crate::fs::{FsStorage, range_header};
+use crate::error::{ErrorKind, Result};
+use crate::fs::FsStorage;
 use crate::metrics::Metrics;
 use crate::names::{Reference, RepoName, parse_digest, validate_tag};
 use crate::storage::{ManifestPut, Storage};
+use error::{ApiError, ApiResult, Code, range_header};
 
-/// Batches (of about [`COALESCE`] bytes) in flight between the connection and the storage
-/// thread, per request: this bounds a request's memory to a few MiB.
-const BODY_CHANNEL: usize = 8;
-/// Bytes per batch of frames handed to the storage thread.
-const COALESCE: usize = 1 << 20;
-/// A partial batch is handed over when the client pauses this long.
-const FLUSH_IDLE: std::time::Duration = std::time::Duration::from_millis(10);
-/// Chunk size when streaming a blob out.
-const READ_CHUNK: usize = 256 << 10;
 /// How much of an oversized manifest body is read (and dropped) before answering 413.
 const DRAIN_CAP: u64 = 64 << 20;
+/// How long a request body may send nothing before its request fails (408), unless told
+/// otherwise ([`Registry::body_timeout`]). A minute, as nginx's `client_body_timeout`: a
+/// client that sends nothing for that long is gone or hostile; an upload's bytes until then
+/// stay in its session.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
 
 const API_VERSION: &str = "registry/2.0";
 const REALM: &str = "Basic realm=\"hoist-registry\"";
@@ -47,6 +47,7 @@ pub struct Registry {
     metrics: Metrics,
     metrics_endpoint: bool,
     ui: Arc<crate::ui::Summaries>,
+    body_timeout: Duration,
 }
 
 impl std::fmt::Debug for Registry {
@@ -54,6 +55,7 @@ impl std::fmt::Debug for Registry {
         f.debug_struct("Registry")
             .field("auth", &self.auth.is_some())
             .field("read_only", &self.read_only)
+            .field("body_timeout", &self.body_timeout)
             .finish()
     }
 }
@@ -78,12 +80,13 @@ impl Registry {
             metrics: Metrics::new(),
             metrics_endpoint: true,
             ui: Arc::default(),
+            body_timeout: DEFAULT_BODY_TIMEOUT,
         }
     }
 
     /// Require basic auth against an htpasswd file of bcrypt hashes.
     pub fn htpasswd(self, path: &Path) -> Result<Registry> {
-        let h = Htpasswd::load(path).map_err(|e| Error::new(Code::Unknown, e))?;
+        let h = Htpasswd::load(path).map_err(ErrorKind::Config)?;
         Ok(self.with_auth(h))
     }
 
@@ -107,7 +110,14 @@ impl Registry {
         self
     }
 
-    /// The storage backend.
+    /// Fail a request whose body sends nothing for `timeout` (408; what an upload received
+    /// until then stays in its session).
+    pub fn body_timeout(mut self, timeout: Duration) -> Registry {
+        self.body_timeout = timeout;
+        self
+    }
+
+    /// The storage it runs on.
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.storage
     }
@@ -190,7 +200,7 @@ fn api_version(mut resp: Response) -> Response {
 
 /// Check the request's credentials when the registry has users: the user's name, or an
 /// UNAUTHORIZED error with the Basic challenge.
-async fn authenticate(reg: &Registry, headers: &HeaderMap) -> Result<Option<String>> {
+async fn authenticate(reg: &Registry, headers: &HeaderMap) -> ApiResult<Option<String>> {
     let Some(auth) = &reg.auth else {
         return Ok(None);
     };
@@ -204,7 +214,7 @@ async fn authenticate(reg: &Registry, headers: &HeaderMap) -> Result<Option<Stri
         .await
         .unwrap_or(false);
     if !ok {
-        return Err(Error::new(Code::Unauthorized, "authentication required")
+        return Err(ApiError::new(Code::Unauthorized, "authentication required")
             .with_header(header::WWW_AUTHENTICATE, REALM));
     }
     Ok(value.as_deref().and_then(crate::auth::basic_user))
@@ -248,6 +258,8 @@ enum Route {
     Referrers(String, String),
 }
 
+/// The route of `path`; its last segment (reference, digest or session id) percent-decoded,
+/// as distribution decodes it (`manifests/sha256%3A...`).
 fn route(path: &str) -> Option<Route> {
     if path == "/v2" || path == "/v2/" {
         return Some(Route::Base);
@@ -259,30 +271,36 @@ fn route(path: &str) -> Option<Route> {
     let segs: Vec<&str> = rest.split('/').collect();
     let n = segs.len();
     let name = |k: usize| segs[..n - k].join("/");
+    let last = || decode(segs[n - 1]);
     if n >= 3 && segs[n - 2] == "tags" && segs[n - 1] == "list" {
         return Some(Route::Tags(name(2)));
     }
     if n >= 4 && segs[n - 3] == "blobs" && segs[n - 2] == "uploads" {
-        let id = segs[n - 1];
-        return Some(if id.is_empty() {
+        return Some(if segs[n - 1].is_empty() {
             Route::UploadStart(name(3))
         } else {
-            Route::Upload(name(3), id.to_string())
+            Route::Upload(name(3), last())
         });
     }
     if n >= 3 && segs[n - 2] == "blobs" && segs[n - 1] == "uploads" {
         return Some(Route::UploadStart(name(2)));
     }
     if n >= 3 {
-        let last = segs[n - 1].to_string();
         match segs[n - 2] {
-            "manifests" => return Some(Route::Manifest(name(2), last)),
-            "blobs" => return Some(Route::Blob(name(2), last)),
-            "referrers" => return Some(Route::Referrers(name(2), last)),
+            "manifests" => return Some(Route::Manifest(name(2), last())),
+            "blobs" => return Some(Route::Blob(name(2), last())),
+            "referrers" => return Some(Route::Referrers(name(2), last())),
             _ => {}
         }
     }
     None
+}
+
+/// A path segment percent-decoded (as it is when that gives no UTF-8).
+fn decode(seg: &str) -> String {
+    percent_encoding::percent_decode_str(seg)
+        .decode_utf8()
+        .map_or_else(|_| seg.to_string(), |s| s.into_owned())
 }
 
 /// Query parameters, percent-decoded, in order.
@@ -310,27 +328,27 @@ impl Query {
     }
 }
 
-async fn handle(reg: &Registry, req: Request) -> Result<Response> {
+async fn handle(reg: &Registry, req: Request) -> ApiResult<Response> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let query = Query::parse(parts.uri.query());
     let method = parts.method;
     let headers = parts.headers;
     let Some(r) = route(&path) else {
-        return Err(Error::new(
+        return Err(ApiError::new(
             Code::Unsupported,
             format!("{path}: not an endpoint of the distribution API"),
         )
         .with_status(StatusCode::NOT_FOUND));
     };
     if reg.read_only && !matches!(method, Method::GET | Method::HEAD) {
-        return Err(Error::new(
+        return Err(ApiError::new(
             Code::Unsupported,
             format!("the registry is read-only (maintenance): {method} {path} is refused"),
         ));
     }
     let not_allowed = || {
-        Err(Error::new(
+        Err(ApiError::new(
             Code::Unsupported,
             format!("{method} is not supported on {path}"),
         ))
@@ -369,8 +387,7 @@ async fn handle(reg: &Registry, req: Request) -> Result<Response> {
                 Method::GET => blob_get(reg, repo, digest, &headers, false).await,
                 Method::HEAD => blob_get(reg, repo, digest, &headers, true).await,
                 Method::DELETE => {
-                    let s = reg.storage.clone();
-                    blocking(move || s.blob_delete(&repo, &digest)).await?;
+                    reg.storage.blob_delete(&repo, &digest).await?;
                     Ok(empty(StatusCode::ACCEPTED))
                 }
                 _ => not_allowed(),
@@ -379,7 +396,7 @@ async fn handle(reg: &Registry, req: Request) -> Result<Response> {
         Route::UploadStart(name) => {
             let repo = RepoName::parse(&name)?;
             match method {
-                Method::POST => upload_post(reg, repo, &query, &headers, body).await,
+                Method::POST => upload_post(reg, repo, &query, body).await,
                 _ => not_allowed(),
             }
         }
@@ -387,20 +404,17 @@ async fn handle(reg: &Registry, req: Request) -> Result<Response> {
             let repo = RepoName::parse(&name)?;
             match method {
                 Method::GET => {
-                    let s = reg.storage.clone();
-                    let (r, i) = (repo.clone(), id.clone());
-                    let size = blocking(move || s.upload_size(&r, &i)).await?;
+                    let size = reg.storage.upload_size(&repo, &id).await?;
                     Ok(upload_progress(StatusCode::NO_CONTENT, &repo, &id, size))
                 }
                 Method::PATCH => {
-                    let start = content_range(&headers)?;
-                    let size = append_body(reg, &repo, &id, start, body).await?;
+                    let chunk = content_range(&headers)?;
+                    let size = append(reg, &repo, &id, chunk, body).await?;
                     Ok(upload_progress(StatusCode::ACCEPTED, &repo, &id, size))
                 }
                 Method::PUT => upload_put(reg, repo, id, &query, &headers, body).await,
                 Method::DELETE => {
-                    let s = reg.storage.clone();
-                    blocking(move || s.upload_cancel(&repo, &id)).await?;
+                    reg.storage.upload_cancel(&repo, &id).await?;
                     Ok(empty(StatusCode::NO_CONTENT))
                 }
                 _ => not_allowed(),
@@ -415,13 +429,6 @@ async fn handle(reg: &Registry, req: Request) -> Result<Response> {
             }
         }
     }
-}
-
-/// Run storage work on a blocking thread.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::new(Code::Unknown, format!("storage task failed: {e}")))?
 }
 
 fn empty(status: StatusCode) -> Response {
@@ -467,13 +474,20 @@ fn blob_created(repo: &RepoName, digest: &Digest) -> Response {
     r
 }
 
-/// The `Content-Range: <start>-<end>` of a chunk: its start.
-fn content_range(headers: &HeaderMap) -> Result<Option<u64>> {
+/// Where a chunk starts and how long it is, from its `Content-Range: <start>-<end>`.
+#[derive(Debug, Clone, Copy)]
+struct Chunk {
+    start: u64,
+    len: u64,
+}
+
+/// The chunk a `Content-Range` header announces, if any.
+fn content_range(headers: &HeaderMap) -> ApiResult<Option<Chunk>> {
     let Some(v) = headers.get(header::CONTENT_RANGE) else {
         return Ok(None);
     };
     let bad = || {
-        Error::new(
+        ApiError::new(
             Code::BlobUploadInvalid,
             format!(
                 "Content-Range {}: expected <start>-<end>, like 0-1023",
@@ -494,7 +508,7 @@ fn content_range(headers: &HeaderMap) -> Result<Option<u64>> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if let Some(len) = content_length.filter(|&len| len != end - start + 1) {
-        return Err(Error::new(
+        return Err(ApiError::new(
             Code::BlobUploadInvalid,
             format!(
                 "Content-Range {s} is {} bytes but Content-Length is {len}",
@@ -502,166 +516,67 @@ fn content_range(headers: &HeaderMap) -> Result<Option<u64>> {
             ),
         ));
     }
-    Ok(Some(start))
+    Ok(Some(Chunk {
+        start,
+        len: end - start + 1,
+    }))
 }
 
-/// Request-body blocks arriving on a channel in batches, as an iterator for the storage.
-struct ChannelBlocks {
-    rx: mpsc::Receiver<io::Result<Vec<Bytes>>>,
-    batch: std::vec::IntoIter<Bytes>,
-}
-
-impl Iterator for ChannelBlocks {
-    type Item = io::Result<Bytes>;
-    fn next(&mut self) -> Option<io::Result<Bytes>> {
-        loop {
-            if let Some(b) = self.batch.next() {
-                return Some(Ok(b));
-            }
-            match self.rx.blocking_recv()? {
-                Ok(batch) => self.batch = batch.into_iter(),
-                Err(e) => return Some(Err(e)),
-            }
-        }
-    }
-}
-
-/// Stream `body` into the upload session on a blocking thread; returns the new size.
-async fn append_body(
+/// Stream `body` into the upload session (a chunk's body must be as long as its
+/// Content-Range says); returns the session's new size.
+async fn append(
     reg: &Registry,
     repo: &RepoName,
     id: &str,
-    start: Option<u64>,
+    chunk: Option<Chunk>,
     body: Body,
-) -> Result<u64> {
-    append_then(reg, repo, id, start, body, None).await
-}
-
-/// Append `body`, then (with `commit`) commit the session as `commit`. Returns the size.
-async fn append_then(
-    reg: &Registry,
-    repo: &RepoName,
-    id: &str,
-    start: Option<u64>,
-    body: Body,
-    commit: Option<Digest>,
-) -> Result<u64> {
-    let (tx, rx) = mpsc::channel::<io::Result<Vec<Bytes>>>(BODY_CHANNEL);
-    let storage = reg.storage.clone();
-    let (repo, id) = (repo.clone(), id.to_string());
-    let task = tokio::task::spawn_blocking(move || {
-        let mut r = ChannelBlocks {
-            rx,
-            batch: Vec::new().into_iter(),
-        };
-        let size = storage.upload_append(&repo, &id, start, &mut r)?;
-        drop(r);
-        match commit {
-            Some(d) => storage.upload_commit(&repo, &id, &d),
-            None => Ok(size),
-        }
-    });
-    let mut stream = body.into_data_stream();
-    // Frames are gathered into batches of about COALESCE bytes before they cross to the
-    // storage thread: one hand-over (and thread wake-up) per batch, not per frame (clients
-    // send frames of 8-32 KiB). The frames themselves are not copied. A partial batch is
-    // handed over once the client pauses for FLUSH_IDLE, ending in an empty block, so a slow
-    // client's bytes still reach the disk as they come.
-    let mut batch: Vec<Bytes> = Vec::new();
-    let mut batched = 0usize;
-    loop {
-        let next = if batch.is_empty() {
-            stream.next().await
-        } else {
-            match tokio::time::timeout(FLUSH_IDLE, stream.next()).await {
-                Ok(next) => next,
-                Err(_) => {
-                    batched = 0;
-                    // An empty block tells the storage the client paused.
-                    batch.push(Bytes::new());
-                    if tx.send(Ok(std::mem::take(&mut batch))).await.is_err() {
-                        break;
-                    }
-                    continue;
-                }
-            }
-        };
-        match next {
-            Some(Ok(b)) => {
-                batched += b.len();
-                batch.push(b);
-                if batched >= COALESCE {
-                    batched = 0;
-                    if tx.send(Ok(std::mem::take(&mut batch))).await.is_err() {
-                        break;
-                    }
-                }
-            }
-            Some(Err(e)) => {
-                if !batch.is_empty() {
-                    let _ = tx.send(Ok(std::mem::take(&mut batch))).await;
-                }
-                let _ = tx.send(Err(io::Error::other(e))).await;
-                break;
-            }
-            None => {
-                if !batch.is_empty() {
-                    let _ = tx.send(Ok(std::mem::take(&mut batch))).await;
-                }
-                break;
-            }
-        }
-    }
-    drop(tx);
-    task.await
-        .map_err(|e| Error::new(Code::Unknown, format!("storage task failed: {e}")))?
+) -> ApiResult<u64> {
+    let body = body::stream(body, reg.body_timeout, chunk.map(|c| c.len));
+    Ok(reg
+        .storage
+        .upload_append(repo, id, chunk.map(|c| c.start), body)
+        .await?)
 }
 
 async fn upload_post(
     reg: &Registry,
     repo: RepoName,
     query: &Query,
-    headers: &HeaderMap,
     body: Body,
-) -> Result<Response> {
+) -> ApiResult<Response> {
     if let Some(mount) = query.get("mount") {
         let digest = parse_digest(mount)?;
-        let from = query.get("from").map(RepoName::parse).transpose()?;
-        let s = reg.storage.clone();
-        let (r, d) = (repo.clone(), digest.clone());
-        if blocking(move || s.blob_mount(from.as_ref(), &r, &d)).await? {
-            return Ok(blob_created(&repo, &digest));
-        }
-        // Unknown: answer with a plain upload session (202), as the spec asks.
-    }
-    let s = reg.storage.clone();
-    let r = repo.clone();
-    let id = blocking(move || s.upload_start(&r)).await?;
-    if let Some(d) = query.get("digest").filter(|_| query.get("mount").is_none()) {
-        // Single-POST monolithic upload.
-        let digest = match parse_digest(d) {
-            Ok(d) => d,
-            Err(e) => {
-                cancel_quietly(reg, &repo, &id).await;
-                return Err(e);
+        // Only from a repository that sees the blob; without `from`, or when `from` does not
+        // see it, a plain upload session (202), as the spec asks.
+        if let Some(from) = query.get("from") {
+            let from = RepoName::parse(from)?;
+            if reg.storage.blob_mount(&from, &repo, &digest).await? {
+                return Ok(blob_created(&repo, &digest));
             }
-        };
-        let _ = headers;
-        return match append_then(reg, &repo, &id, None, body, Some(digest.clone())).await {
-            Ok(_) => Ok(blob_created(&repo, &digest)),
+        }
+    }
+    let monolithic = match query.get("digest").filter(|_| query.get("mount").is_none()) {
+        Some(d) => Some(parse_digest(d)?),
+        None => None,
+    };
+    let id = reg.storage.upload_start(&repo).await?;
+    if let Some(digest) = monolithic {
+        // Single-POST monolithic upload.
+        let res = async {
+            append(reg, &repo, &id, None, body).await?;
+            reg.storage.upload_commit(&repo, &id, &digest).await?;
+            Ok::<_, ApiError>(digest)
+        }
+        .await;
+        return match res {
+            Ok(digest) => Ok(blob_created(&repo, &digest)),
             Err(e) => {
-                cancel_quietly(reg, &repo, &id).await;
+                let _ = reg.storage.upload_cancel(&repo, &id).await;
                 Err(e)
             }
         };
     }
     Ok(upload_progress(StatusCode::ACCEPTED, &repo, &id, 0))
-}
-
-async fn cancel_quietly(reg: &Registry, repo: &RepoName, id: &str) {
-    let s = reg.storage.clone();
-    let (r, i) = (repo.clone(), id.to_string());
-    let _ = blocking(move || s.upload_cancel(&r, &i)).await;
 }
 
 async fn upload_put(
@@ -671,23 +586,24 @@ async fn upload_put(
     query: &Query,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Response> {
+) -> ApiResult<Response> {
     let Some(d) = query.get("digest") else {
-        return Err(Error::new(
+        return Err(ApiError::new(
             Code::DigestInvalid,
             "PUT of an upload needs ?digest=<algorithm:hex>",
         ));
     };
     let digest = parse_digest(d)?;
-    let start = content_range(headers)?;
-    append_then(reg, &repo, &id, start, body, Some(digest.clone())).await?;
+    let chunk = content_range(headers)?;
+    append(reg, &repo, &id, chunk, body).await?;
+    reg.storage.upload_commit(&repo, &id, &digest).await?;
     Ok(blob_created(&repo, &digest))
 }
 
 /// Parse `Range: bytes=a-b | a- | -n` against `size`: (start, len).
-fn byte_range(v: &HeaderValue, size: u64) -> Result<(u64, u64)> {
+fn byte_range(v: &HeaderValue, size: u64) -> ApiResult<(u64, u64)> {
     let unsatisfiable = |what: String| {
-        Error::new(Code::Unsupported, what)
+        ApiError::new(Code::Unsupported, what)
             .with_status(StatusCode::RANGE_NOT_SATISFIABLE)
             .with_header(header::CONTENT_RANGE, &format!("bytes */{size}"))
     };
@@ -730,16 +646,15 @@ async fn blob_get(
     digest: Digest,
     headers: &HeaderMap,
     head: bool,
-) -> Result<Response> {
-    let unknown = |repo: &RepoName, digest: &Digest| {
-        Error::new(
-            Code::BlobUnknown,
-            format!("blob {digest} is not known to {repo}"),
-        )
+) -> ApiResult<Response> {
+    let unknown = |repo: &RepoName, digest: &Digest| -> ApiError {
+        crate::Error::from(ErrorKind::BlobUnknown {
+            repo: repo.to_string(),
+            digest: digest.clone(),
+        })
+        .into()
     };
-    let s = reg.storage.clone();
-    let (r, d) = (repo.clone(), digest.clone());
-    let Some(size) = blocking(move || s.blob_size(&r, &d)).await? else {
+    let Some(size) = reg.storage.blob_size(&repo, &digest).await? else {
         return Err(unknown(&repo, &digest));
     };
     let range = headers
@@ -753,12 +668,10 @@ async fn blob_get(
     let body = if head {
         Body::empty()
     } else {
-        let s = reg.storage.clone();
-        let (r, d) = (repo.clone(), digest.clone());
-        let Some(blob) = blocking(move || s.blob_read(&r, &d, range)).await? else {
+        let Some(blob) = reg.storage.blob_read(&repo, &digest, range).await? else {
             return Err(unknown(&repo, &digest));
         };
-        stream_reader(blob.reader)
+        Body::from_stream(blob.body)
     };
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
@@ -776,48 +689,15 @@ async fn blob_get(
     Ok(resp)
 }
 
-/// A response body read from `reader` on a blocking thread.
-fn stream_reader(mut reader: Box<dyn Read + Send>) -> Body {
-    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(4);
-    tokio::task::spawn_blocking(move || {
-        loop {
-            let mut buf = vec![0u8; READ_CHUNK];
-            match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    buf.truncate(n);
-                    if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(e));
-                    break;
-                }
-            }
-        }
-    });
-    Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    }))
-}
-
-async fn resolve(reg: &Registry, repo: &RepoName, reference: &Reference) -> Result<Digest> {
+async fn resolve(reg: &Registry, repo: &RepoName, reference: &Reference) -> ApiResult<Digest> {
     match reference {
         Reference::Digest(d) => Ok(d.clone()),
-        Reference::Tag(t) => {
-            let s = reg.storage.clone();
-            let (r, t2) = (repo.clone(), t.clone());
-            blocking(move || s.tag_resolve(&r, &t2))
-                .await?
-                .ok_or_else(|| {
-                    Error::new(
-                        Code::ManifestUnknown,
-                        format!("tag {} is not known to {repo}", quote(&t)),
-                    )
-                })
-        }
+        Reference::Tag(t) => reg.storage.tag_resolve(repo, t).await?.ok_or_else(|| {
+            ApiError::new(
+                Code::ManifestUnknown,
+                format!("tag {} is not known to {repo}", quote(t)),
+            )
+        }),
     }
 }
 
@@ -826,12 +706,10 @@ async fn manifest_get(
     repo: RepoName,
     reference: Reference,
     head: bool,
-) -> Result<Response> {
+) -> ApiResult<Response> {
     let digest = resolve(reg, &repo, &reference).await?;
-    let s = reg.storage.clone();
-    let (r, d) = (repo.clone(), digest.clone());
-    let Some(m) = blocking(move || s.manifest_get(&r, &d)).await? else {
-        return Err(Error::new(
+    let Some(m) = reg.storage.manifest_get(&repo, &digest).await? else {
+        return Err(ApiError::new(
             Code::ManifestUnknown,
             format!("manifest {reference} is not known to {repo}"),
         ));
@@ -855,9 +733,9 @@ async fn manifest_put(
     query: &Query,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Response> {
+) -> ApiResult<Response> {
     let too_large = |n: String| {
-        Error::new(
+        ApiError::new(
             Code::SizeInvalid,
             format!("manifest of {n} bytes is over the {MAX_MANIFEST_SIZE} byte limit"),
         )
@@ -867,7 +745,7 @@ async fn manifest_put(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let raw = match read_capped(body, MAX_MANIFEST_SIZE, content_length).await? {
+    let raw = match read_capped(body, MAX_MANIFEST_SIZE, content_length, reg.body_timeout).await? {
         Some(raw) => raw,
         None => {
             return Err(too_large(
@@ -881,7 +759,7 @@ async fn manifest_put(
         .map(|s| s.split(';').next().unwrap_or(s).trim().to_string());
     let ct = content_type.as_deref().map(MediaType::from);
     let manifest = Manifest::from_raw(raw.clone(), ct.as_ref())
-        .map_err(|e| Error::new(Code::ManifestInvalid, e.to_string()))?;
+        .map_err(|e| ApiError::new(Code::ManifestInvalid, e.to_string()))?;
     let media_type = match &ct {
         Some(ct) if ct.is_manifest() || ct.is_index() => ct.as_str().to_string(),
         _ => manifest.media_type().as_str().to_string(),
@@ -890,7 +768,7 @@ async fn manifest_put(
         Reference::Digest(d) => {
             let actual = Digest::of(d.algorithm(), &raw);
             if &actual != d {
-                return Err(Error::new(
+                return Err(ApiError::new(
                     Code::DigestInvalid,
                     format!("manifest pushed as {d} has digest {actual}"),
                 ));
@@ -910,10 +788,7 @@ async fn manifest_put(
         }
     }
     // Everything it references must be there.
-    let s = reg.storage.clone();
-    let r = repo.clone();
-    let parsed = manifest.parsed().clone();
-    let subject = blocking(move || check_references(&*s, &r, &parsed)).await?;
+    let subject = check_references(&*reg.storage, &repo, manifest.parsed()).await?;
     let referrer = subject.map(|subject| {
         let mut d = Descriptor::new(
             MediaType::from(media_type.as_str()),
@@ -933,22 +808,19 @@ async fn manifest_put(
         d.annotations = annotations;
         (subject, d)
     });
-    let s = reg.storage.clone();
-    let (r, d, ref2) = (repo.clone(), digest.clone(), referrer.clone());
-    let mt = media_type.clone();
-    blocking(move || {
-        s.manifest_put(
-            &r,
+    let subject = referrer.as_ref().map(|(s, _)| s.clone());
+    reg.storage
+        .manifest_put(
+            &repo,
             ManifestPut {
-                digest: &d,
-                media_type: &mt,
-                raw: &raw,
-                referrer: ref2.as_ref().map(|(s, d)| (s, d)),
-                tags: &tags,
+                digest: digest.clone(),
+                media_type,
+                raw,
+                referrer,
+                tags: tags.clone(),
             },
         )
-    })
-    .await?;
+        .await?;
     let mut resp = empty(StatusCode::CREATED);
     set(
         &mut resp,
@@ -956,8 +828,16 @@ async fn manifest_put(
         &format!("/v2/{repo}/manifests/{digest}"),
     );
     set(&mut resp, "docker-content-digest", &digest.to_string());
-    if let Some((subject, _)) = &referrer {
+    if let Some(subject) = subject {
         set(&mut resp, "oci-subject", &subject.to_string());
+    }
+    // OCI-Tag: one per tag a `?tag=` PUT applied (distribution-spec v1.1).
+    if query.get("tag").is_some() {
+        for t in &tags {
+            if let Ok(v) = HeaderValue::from_str(t) {
+                resp.headers_mut().append("oci-tag", v);
+            }
+        }
     }
     Ok(resp)
 }
@@ -965,14 +845,19 @@ async fn manifest_put(
 /// Read a body of at most `max` bytes: `None` when it is larger. The excess is read and
 /// dropped up to [`DRAIN_CAP`] so the client, still sending, gets to read the error
 /// (a connection closed mid-upload shows as a reset, not as a 413).
-async fn read_capped(body: Body, max: usize, content_length: Option<u64>) -> Result<Option<Bytes>> {
-    let mut stream = body.into_data_stream();
+async fn read_capped(
+    body: Body,
+    max: usize,
+    content_length: Option<u64>,
+    idle: Duration,
+) -> ApiResult<Option<Bytes>> {
+    let mut stream = body::stream(body, idle, None);
     let mut buf =
         bytes::BytesMut::with_capacity(content_length.map_or(8192, |n| n.min(max as u64) as usize));
     let mut seen: u64 = 0;
     while let Some(frame) = stream.next().await {
         let frame = frame.map_err(|e| {
-            Error::new(
+            ApiError::new(
                 Code::ManifestInvalid,
                 format!("reading the manifest body: {e}"),
             )
@@ -989,16 +874,20 @@ async fn read_capped(body: Body, max: usize, content_length: Option<u64>) -> Res
 }
 
 /// Check a manifest's references; returns its subject's digest, if any.
-fn check_references(s: &dyn Storage, repo: &RepoName, parsed: &Parsed) -> Result<Option<Digest>> {
+async fn check_references(
+    s: &dyn Storage,
+    repo: &RepoName,
+    parsed: &Parsed,
+) -> ApiResult<Option<Digest>> {
     match parsed {
         Parsed::Image(m) => {
             for desc in std::iter::once(&m.config).chain(&m.layers) {
                 if !desc.urls.is_empty() {
                     continue; // foreign / non-distributable layer, fetched from its URLs
                 }
-                match s.blob_size(repo, &desc.digest)? {
+                match s.blob_size(repo, &desc.digest).await? {
                     None => {
-                        return Err(Error::new(
+                        return Err(ApiError::new(
                             Code::ManifestBlobUnknown,
                             format!(
                                 "manifest references blob {} which {repo} does not have",
@@ -1007,7 +896,7 @@ fn check_references(s: &dyn Storage, repo: &RepoName, parsed: &Parsed) -> Result
                         ));
                     }
                     Some(size) if size != desc.size => {
-                        return Err(Error::new(
+                        return Err(ApiError::new(
                             Code::ManifestInvalid,
                             format!(
                                 "manifest says blob {} has {} bytes, it has {size}",
@@ -1022,8 +911,8 @@ fn check_references(s: &dyn Storage, repo: &RepoName, parsed: &Parsed) -> Result
         }
         Parsed::Index(m) => {
             for child in &m.manifests {
-                if !s.manifest_exists(repo, &child.digest)? {
-                    return Err(Error::new(
+                if !s.manifest_exists(repo, &child.digest).await? {
+                    return Err(ApiError::new(
                         Code::ManifestBlobUnknown,
                         format!(
                             "index references manifest {} which {repo} does not have",
@@ -1037,13 +926,15 @@ fn check_references(s: &dyn Storage, repo: &RepoName, parsed: &Parsed) -> Result
     }
 }
 
-async fn manifest_delete(reg: &Registry, repo: RepoName, reference: Reference) -> Result<Response> {
-    let s = reg.storage.clone();
-    blocking(move || match reference {
-        Reference::Tag(t) => s.tag_delete(&repo, &t),
-        Reference::Digest(d) => s.manifest_delete(&repo, &d),
-    })
-    .await?;
+async fn manifest_delete(
+    reg: &Registry,
+    repo: RepoName,
+    reference: Reference,
+) -> ApiResult<Response> {
+    match reference {
+        Reference::Tag(t) => reg.storage.tag_delete(&repo, &t).await?,
+        Reference::Digest(d) => reg.storage.manifest_delete(&repo, &d).await?,
+    }
     Ok(empty(StatusCode::ACCEPTED))
 }
 
@@ -1052,11 +943,11 @@ fn paginate(
     items: Vec<String>,
     query: &Query,
     path: &str,
-) -> Result<(Vec<String>, Option<String>)> {
+) -> ApiResult<(Vec<String>, Option<String>)> {
     let n = match query.get("n") {
         None => None,
         Some(v) => Some(v.parse::<usize>().map_err(|_| {
-            Error::new(
+            ApiError::new(
                 Code::Unsupported,
                 format!("n={}: expected a non-negative number", quote(v)),
             )
@@ -1083,9 +974,8 @@ fn paginate(
     Ok((rest, link))
 }
 
-async fn catalog(reg: &Registry, query: &Query) -> Result<Response> {
-    let s = reg.storage.clone();
-    let repos = blocking(move || s.repositories()).await?;
+async fn catalog(reg: &Registry, query: &Query) -> ApiResult<Response> {
+    let repos = reg.storage.repositories().await?;
     let (page, link) = paginate(repos, query, "/v2/_catalog")?;
     let body = serde_json::json!({ "repositories": page }).to_string();
     let mut resp = json_response(StatusCode::OK, body);
@@ -1095,11 +985,9 @@ async fn catalog(reg: &Registry, query: &Query) -> Result<Response> {
     Ok(resp)
 }
 
-async fn tags_list(reg: &Registry, repo: RepoName, query: &Query) -> Result<Response> {
-    let s = reg.storage.clone();
-    let r = repo.clone();
-    let Some(tags) = blocking(move || s.tags(&r)).await? else {
-        return Err(Error::new(
+async fn tags_list(reg: &Registry, repo: RepoName, query: &Query) -> ApiResult<Response> {
+    let Some(tags) = reg.storage.tags(&repo).await? else {
+        return Err(ApiError::new(
             Code::NameUnknown,
             format!("repository {repo} is not known"),
         ));
@@ -1118,9 +1006,8 @@ async fn referrers(
     repo: RepoName,
     subject: Digest,
     query: &Query,
-) -> Result<Response> {
-    let s = reg.storage.clone();
-    let mut list = blocking(move || s.referrers(&repo, &subject)).await?;
+) -> ApiResult<Response> {
+    let mut list = reg.storage.referrers(&repo, &subject).await?;
     let filter = query.get("artifactType");
     if let Some(f) = filter {
         list.retain(|d| d.artifact_type.as_deref() == Some(f));

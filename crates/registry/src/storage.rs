@@ -1,39 +1,57 @@
-//! The storage trait the server runs on. Synchronous (`std::io`): the server calls it on
-//! tokio's blocking threads, and streams request bodies to it through a bounded channel,
-//! so a backend never holds an async lock and never sees a whole blob in memory.
+//! The storage trait the server runs on. Async, so that one interface fits a local file
+//! system and an object store alike, and dyn-compatible (`Arc<dyn Storage>`).
 //!
 //! Contract a backend must keep:
 //! - blobs are content-addressed once for all repositories; a repository *sees* a blob
 //!   only once it was pushed or mounted there;
 //! - every commit is atomic: a reader sees the old state or the new one, never a partial one;
 //! - a digest mismatch keeps nothing;
-//! - only one request writes an upload session at a time, and that lock covers that session only.
+//! - only one request writes an upload session at a time, and that lock covers that session
+//!   only (a second writer gets [`ErrorKind::UploadBusy`] at once, it does not queue);
+//! - bodies are streams, in both directions: a blob is read a bounded chunk at a time as the
+//!   client takes it, an upload is written as its request body arrives. No call holds a
+//!   thread while a client is slow, and none keeps a whole blob in memory;
+//! - an append whose body fails keeps the bytes that arrived before the failure, so the
+//!   client can resume; bytes received are visible in [`Storage::upload_size`] soon after
+//!   they arrive, even while the request is still open;
+//! - when the storage is full, the upload that hit it is discarded (its space is free again
+//!   at once) and the call answers [`ErrorKind::NoSpace`]; nothing partial becomes visible;
+//! - [`Storage::uploads_expire`] removes sessions nobody wrote for longer than the time it is
+//!   given, and the leftovers of sessions that never completed their start; it can run
+//!   while requests are served.
+//!
+//! Errors are plain outcomes ([`Error`]): the server alone turns them into HTTP answers.
+//!
+//! [`ErrorKind::UploadBusy`]: crate::ErrorKind::UploadBusy
+//! [`ErrorKind::NoSpace`]: crate::ErrorKind::NoSpace
+//! [`Error`]: crate::Error
 
-use std::io::{self, Read};
+use std::io;
+use std::pin::Pin;
+use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::Stream;
 use hoist_image::{Descriptor, Digest};
 
-use crate::error::Result;
+use crate::error::{ErrorKind, Result};
 use crate::names::RepoName;
 
-/// A request body as a backend sees it: blocks of bytes in order, then the end, or an
-/// error when the client went away. Blocks are handed over as received (no copies). An empty
-/// block means the client paused: a backend that holds bytes back must make all received so
-/// far visible (in `upload_size`) before it waits for more.
-pub type BodyBlocks<'a> = &'a mut dyn Iterator<Item = io::Result<Bytes>>;
+/// A body as a stream of byte chunks (a blob being read, a request body being appended).
+/// An `Err` item ends it: the client went away, stalled, or the storage failed mid-read.
+pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
 
 /// A readable blob (or a byte range of one).
-pub struct BlobReader {
-    /// The bytes, already positioned at the range's start and limited to its length.
-    pub reader: Box<dyn Read + Send>,
+pub struct BlobRead {
+    /// The bytes, from the range's start, as long as the range.
+    pub body: ByteStream,
     /// The whole blob's size.
     pub size: u64,
 }
 
-impl std::fmt::Debug for BlobReader {
+impl std::fmt::Debug for BlobRead {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BlobReader")
+        f.debug_struct("BlobRead")
             .field("size", &self.size)
             .finish()
     }
@@ -52,120 +70,135 @@ pub struct StoredManifest {
 
 /// What a manifest PUT stores.
 #[derive(Debug, Clone)]
-pub struct ManifestPut<'a> {
+pub struct ManifestPut {
     /// The digest of `raw` (sha256 unless pushed by a sha512 digest).
-    pub digest: &'a Digest,
+    pub digest: Digest,
     /// The media type (Content-Type) it was pushed with.
-    pub media_type: &'a str,
+    pub media_type: String,
     /// The raw bytes.
-    pub raw: &'a [u8],
+    pub raw: Bytes,
     /// When the manifest has a `subject`: the subject's digest and this manifest's
     /// descriptor to list among the subject's referrers.
-    pub referrer: Option<(&'a Digest, &'a Descriptor)>,
+    pub referrer: Option<(Digest, Descriptor)>,
     /// Tags to point at it.
-    pub tags: &'a [String],
+    pub tags: Vec<String>,
+}
+
+/// What [`Storage::uploads_expire`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Expired {
+    /// Upload sessions removed (expired, or never completely started).
+    pub sessions: u64,
+    /// The bytes they held.
+    pub bytes: u64,
 }
 
 /// Where blobs, manifests, tags and upload sessions live.
+#[async_trait::async_trait]
 pub trait Storage: Send + Sync + 'static {
     /// The size of `digest` if the repository sees it.
-    fn blob_size(&self, repo: &RepoName, digest: &Digest) -> Result<Option<u64>>;
+    async fn blob_size(&self, repo: &RepoName, digest: &Digest) -> Result<Option<u64>>;
 
     /// Open `digest` in `repo` for reading, from `start` for `len` bytes (the whole blob
     /// when `range` is `None`). `Ok(None)` when the repository does not see it.
-    fn blob_read(
+    async fn blob_read(
         &self,
         repo: &RepoName,
         digest: &Digest,
         range: Option<(u64, u64)>,
-    ) -> Result<Option<BlobReader>>;
+    ) -> Result<Option<BlobRead>>;
 
-    /// Make `digest` visible in `to` if `from` sees it (or, with `from == None`, if it is
-    /// stored at all). Returns whether it was mounted.
-    fn blob_mount(&self, from: Option<&RepoName>, to: &RepoName, digest: &Digest) -> Result<bool>;
+    /// Make `digest` visible in `to` if `from` sees it. Returns whether it was mounted.
+    async fn blob_mount(&self, from: &RepoName, to: &RepoName, digest: &Digest) -> Result<bool>;
 
-    /// Remove `digest` from `repo` (BLOB_UNKNOWN when it does not see it).
-    fn blob_delete(&self, repo: &RepoName, digest: &Digest) -> Result<()>;
+    /// Remove `digest` from `repo` (BlobUnknown when it does not see it).
+    async fn blob_delete(&self, repo: &RepoName, digest: &Digest) -> Result<()>;
 
     /// Start an upload session in `repo`; returns its id.
-    fn upload_start(&self, repo: &RepoName) -> Result<String>;
+    async fn upload_start(&self, repo: &RepoName) -> Result<String>;
 
-    /// Bytes received so far (BLOB_UPLOAD_UNKNOWN when there is no such session).
-    fn upload_size(&self, repo: &RepoName, id: &str) -> Result<u64>;
+    /// Bytes received so far (UploadUnknown when there is no such session).
+    async fn upload_size(&self, repo: &RepoName, id: &str) -> Result<u64>;
 
-    /// Append `body` to the session. With `start`, it must equal the bytes received so
-    /// far (a 416 otherwise). Returns the new size. On a body error the bytes appended so
-    /// far stay, so the client can ask the status and resume.
-    fn upload_append(
+    /// Append `body` to the session. With `start`, it must equal the bytes received so far
+    /// (OffsetMismatch otherwise). Returns the new size. On a body error the bytes appended
+    /// so far stay (BodyFailed says how many), so the client can ask the status and resume.
+    async fn upload_append(
         &self,
         repo: &RepoName,
         id: &str,
         start: Option<u64>,
-        body: BodyBlocks<'_>,
+        body: ByteStream,
     ) -> Result<u64>;
 
     /// Check the session's content against `digest` and commit it as a blob of `repo`.
-    /// On a mismatch the session and its data are discarded (DIGEST_INVALID).
+    /// On a mismatch the session and its data are discarded (DigestMismatch).
     /// Returns the blob's size.
-    fn upload_commit(&self, repo: &RepoName, id: &str, digest: &Digest) -> Result<u64>;
+    async fn upload_commit(&self, repo: &RepoName, id: &str, digest: &Digest) -> Result<u64>;
 
     /// Cancel the session and discard its data.
-    fn upload_cancel(&self, repo: &RepoName, id: &str) -> Result<()>;
+    async fn upload_cancel(&self, repo: &RepoName, id: &str) -> Result<()>;
+
+    /// Remove the upload sessions nobody wrote to for longer than `idle` (a session being
+    /// written right now is kept), and what is left of sessions whose start never completed.
+    async fn uploads_expire(&self, idle: Duration) -> Result<Expired>;
 
     /// Store a manifest (and its tags, and its referrer entry) atomically.
-    fn manifest_put(&self, repo: &RepoName, put: ManifestPut<'_>) -> Result<()>;
+    async fn manifest_put(&self, repo: &RepoName, put: ManifestPut) -> Result<()>;
 
     /// The manifest a tag points at.
-    fn tag_resolve(&self, repo: &RepoName, tag: &str) -> Result<Option<Digest>>;
+    async fn tag_resolve(&self, repo: &RepoName, tag: &str) -> Result<Option<Digest>>;
 
     /// A manifest by digest, if `repo` has it.
-    fn manifest_get(&self, repo: &RepoName, digest: &Digest) -> Result<Option<StoredManifest>>;
+    async fn manifest_get(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<Option<StoredManifest>>;
 
     /// Whether `repo` has the manifest.
-    fn manifest_exists(&self, repo: &RepoName, digest: &Digest) -> Result<bool>;
+    async fn manifest_exists(&self, repo: &RepoName, digest: &Digest) -> Result<bool>;
 
     /// Delete a manifest, the tags pointing at it and its referrer entry
-    /// (MANIFEST_UNKNOWN when absent).
-    fn manifest_delete(&self, repo: &RepoName, digest: &Digest) -> Result<()>;
+    /// (ManifestUnknown when absent).
+    async fn manifest_delete(&self, repo: &RepoName, digest: &Digest) -> Result<()>;
 
-    /// Delete a tag (MANIFEST_UNKNOWN when absent).
-    fn tag_delete(&self, repo: &RepoName, tag: &str) -> Result<()>;
+    /// Delete a tag (ManifestUnknown when absent).
+    async fn tag_delete(&self, repo: &RepoName, tag: &str) -> Result<()>;
 
     /// All tags of `repo`, sorted; `None` when the repository is unknown.
-    fn tags(&self, repo: &RepoName) -> Result<Option<Vec<String>>>;
+    async fn tags(&self, repo: &RepoName) -> Result<Option<Vec<String>>>;
 
     /// All repositories, sorted.
-    fn repositories(&self) -> Result<Vec<String>>;
+    async fn repositories(&self) -> Result<Vec<String>>;
 
     /// The descriptors of the manifests in `repo` whose subject is `subject`.
-    fn referrers(&self, repo: &RepoName, subject: &Digest) -> Result<Vec<Descriptor>>;
+    async fn referrers(&self, repo: &RepoName, subject: &Digest) -> Result<Vec<Descriptor>>;
 
     /// A round trip through the storage for a readiness check: something written and read
     /// back, then removed. By default an upload session of [`PROBE_REPO`] gets a few bytes,
     /// its size is read back and it is cancelled (the write path pushes take); a backend
     /// may override it with a direct write and read of a sentinel.
-    fn probe(&self) -> Result<()> {
+    async fn probe(&self) -> Result<()> {
         let repo = RepoName::parse(PROBE_REPO)?;
-        let id = self.upload_start(&repo)?;
+        let id = self.upload_start(&repo).await?;
         let sentinel = Bytes::from_static(b"hoist readiness probe");
-        let mut body = std::iter::once(Ok(sentinel.clone()));
-        let res = self
-            .upload_append(&repo, &id, Some(0), &mut body)
-            .and_then(|_| {
-                let size = self.upload_size(&repo, &id)?;
-                if size == sentinel.len() as u64 {
-                    Ok(())
-                } else {
-                    Err(crate::error::Error::new(
-                        crate::error::Code::Unknown,
-                        format!(
-                            "probe upload holds {size} bytes after writing {}",
-                            sentinel.len()
-                        ),
-                    ))
+        let body: ByteStream = Box::pin(futures_util::stream::iter([Ok(sentinel.clone())]));
+        let res = async {
+            self.upload_append(&repo, &id, Some(0), body).await?;
+            let size = self.upload_size(&repo, &id).await?;
+            if size == sentinel.len() as u64 {
+                Ok(())
+            } else {
+                Err(ErrorKind::Corrupt {
+                    what: format!("probe upload {id}"),
+                    message: format!("holds {size} bytes after writing {}", sentinel.len()),
                 }
-            });
-        let cancelled = self.upload_cancel(&repo, &id);
+                .into())
+            }
+        }
+        .await;
+        let cancelled = self.upload_cancel(&repo, &id).await;
         res.and(cancelled)
     }
 }

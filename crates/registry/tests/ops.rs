@@ -172,146 +172,102 @@ async fn health_and_readiness_answer_without_credentials() {
 
 /// The default probe (any backend): an upload session written, its size read back,
 /// cancelled; nothing stays behind.
-#[test]
-fn default_probe_leaves_nothing() {
+#[tokio::test]
+async fn default_probe_leaves_nothing() {
+    use hoist_registry::{ByteStream, Expired, ManifestPut, RepoName, Result, StoredManifest};
     struct Plain(hoist_registry::FsStorage);
     // Every method but `probe` forwards, so the trait's default probe runs.
+    #[async_trait::async_trait]
     impl hoist_registry::Storage for Plain {
-        fn blob_size(
-            &self,
-            r: &hoist_registry::RepoName,
-            d: &Digest,
-        ) -> hoist_registry::Result<Option<u64>> {
-            self.0.blob_size(r, d)
+        async fn blob_size(&self, r: &RepoName, d: &Digest) -> Result<Option<u64>> {
+            self.0.blob_size(r, d).await
         }
-        fn blob_read(
+        async fn blob_read(
             &self,
-            r: &hoist_registry::RepoName,
+            r: &RepoName,
             d: &Digest,
             range: Option<(u64, u64)>,
-        ) -> hoist_registry::Result<Option<hoist_registry::BlobReader>> {
-            self.0.blob_read(r, d, range)
+        ) -> Result<Option<hoist_registry::BlobRead>> {
+            self.0.blob_read(r, d, range).await
         }
-        fn blob_mount(
+        async fn blob_mount(&self, f: &RepoName, t: &RepoName, d: &Digest) -> Result<bool> {
+            self.0.blob_mount(f, t, d).await
+        }
+        async fn blob_delete(&self, r: &RepoName, d: &Digest) -> Result<()> {
+            self.0.blob_delete(r, d).await
+        }
+        async fn upload_start(&self, r: &RepoName) -> Result<String> {
+            self.0.upload_start(r).await
+        }
+        async fn upload_size(&self, r: &RepoName, id: &str) -> Result<u64> {
+            self.0.upload_size(r, id).await
+        }
+        async fn upload_append(
             &self,
-            f: Option<&hoist_registry::RepoName>,
-            t: &hoist_registry::RepoName,
-            d: &Digest,
-        ) -> hoist_registry::Result<bool> {
-            self.0.blob_mount(f, t, d)
-        }
-        fn blob_delete(
-            &self,
-            r: &hoist_registry::RepoName,
-            d: &Digest,
-        ) -> hoist_registry::Result<()> {
-            self.0.blob_delete(r, d)
-        }
-        fn upload_start(&self, r: &hoist_registry::RepoName) -> hoist_registry::Result<String> {
-            self.0.upload_start(r)
-        }
-        fn upload_size(
-            &self,
-            r: &hoist_registry::RepoName,
-            id: &str,
-        ) -> hoist_registry::Result<u64> {
-            self.0.upload_size(r, id)
-        }
-        fn upload_append(
-            &self,
-            r: &hoist_registry::RepoName,
+            r: &RepoName,
             id: &str,
             s: Option<u64>,
-            b: hoist_registry::BodyBlocks<'_>,
-        ) -> hoist_registry::Result<u64> {
-            self.0.upload_append(r, id, s, b)
+            b: ByteStream,
+        ) -> Result<u64> {
+            self.0.upload_append(r, id, s, b).await
         }
-        fn upload_commit(
+        async fn upload_commit(&self, r: &RepoName, id: &str, d: &Digest) -> Result<u64> {
+            self.0.upload_commit(r, id, d).await
+        }
+        async fn upload_cancel(&self, r: &RepoName, id: &str) -> Result<()> {
+            self.0.upload_cancel(r, id).await
+        }
+        async fn uploads_expire(&self, idle: std::time::Duration) -> Result<Expired> {
+            self.0.uploads_expire(idle).await
+        }
+        async fn manifest_put(&self, r: &RepoName, p: ManifestPut) -> Result<()> {
+            self.0.manifest_put(r, p).await
+        }
+        async fn tag_resolve(&self, r: &RepoName, t: &str) -> Result<Option<Digest>> {
+            self.0.tag_resolve(r, t).await
+        }
+        async fn manifest_get(&self, r: &RepoName, d: &Digest) -> Result<Option<StoredManifest>> {
+            self.0.manifest_get(r, d).await
+        }
+        async fn manifest_exists(&self, r: &RepoName, d: &Digest) -> Result<bool> {
+            self.0.manifest_exists(r, d).await
+        }
+        async fn manifest_delete(&self, r: &RepoName, d: &Digest) -> Result<()> {
+            self.0.manifest_delete(r, d).await
+        }
+        async fn tag_delete(&self, r: &RepoName, t: &str) -> Result<()> {
+            self.0.tag_delete(r, t).await
+        }
+        async fn tags(&self, r: &RepoName) -> Result<Option<Vec<String>>> {
+            self.0.tags(r).await
+        }
+        async fn repositories(&self) -> Result<Vec<String>> {
+            self.0.repositories().await
+        }
+        async fn referrers(
             &self,
-            r: &hoist_registry::RepoName,
-            id: &str,
-            d: &Digest,
-        ) -> hoist_registry::Result<u64> {
-            self.0.upload_commit(r, id, d)
-        }
-        fn upload_cancel(
-            &self,
-            r: &hoist_registry::RepoName,
-            id: &str,
-        ) -> hoist_registry::Result<()> {
-            self.0.upload_cancel(r, id)
-        }
-        fn manifest_put(
-            &self,
-            r: &hoist_registry::RepoName,
-            p: hoist_registry::ManifestPut<'_>,
-        ) -> hoist_registry::Result<()> {
-            self.0.manifest_put(r, p)
-        }
-        fn tag_resolve(
-            &self,
-            r: &hoist_registry::RepoName,
-            t: &str,
-        ) -> hoist_registry::Result<Option<Digest>> {
-            self.0.tag_resolve(r, t)
-        }
-        fn manifest_get(
-            &self,
-            r: &hoist_registry::RepoName,
-            d: &Digest,
-        ) -> hoist_registry::Result<Option<hoist_registry::StoredManifest>> {
-            self.0.manifest_get(r, d)
-        }
-        fn manifest_exists(
-            &self,
-            r: &hoist_registry::RepoName,
-            d: &Digest,
-        ) -> hoist_registry::Result<bool> {
-            self.0.manifest_exists(r, d)
-        }
-        fn manifest_delete(
-            &self,
-            r: &hoist_registry::RepoName,
-            d: &Digest,
-        ) -> hoist_registry::Result<()> {
-            self.0.manifest_delete(r, d)
-        }
-        fn tag_delete(&self, r: &hoist_registry::RepoName, t: &str) -> hoist_registry::Result<()> {
-            self.0.tag_delete(r, t)
-        }
-        fn tags(
-            &self,
-            r: &hoist_registry::RepoName,
-        ) -> hoist_registry::Result<Option<Vec<String>>> {
-            self.0.tags(r)
-        }
-        fn repositories(&self) -> hoist_registry::Result<Vec<String>> {
-            self.0.repositories()
-        }
-        fn referrers(
-            &self,
-            r: &hoist_registry::RepoName,
+            r: &RepoName,
             s: &Digest,
-        ) -> hoist_registry::Result<Vec<hoist_image::Descriptor>> {
-            self.0.referrers(r, s)
+        ) -> Result<Vec<hoist_image::Descriptor>> {
+            self.0.referrers(r, s).await
         }
     }
     use hoist_registry::Storage as _;
     let dir = tempfile::tempdir().unwrap();
     let s = Plain(hoist_registry::FsStorage::open(dir.path()).unwrap());
-    s.probe().unwrap();
-    s.probe().unwrap();
+    s.probe().await.unwrap();
+    s.probe().await.unwrap();
     assert_eq!(
         std::fs::read_dir(dir.path().join("uploads"))
             .unwrap()
             .count(),
         0
     );
-    assert!(s.repositories().unwrap().is_empty());
+    assert!(s.repositories().await.unwrap().is_empty());
     // A storage whose uploads fail is not ready.
     std::fs::remove_dir_all(dir.path().join("uploads")).unwrap();
     std::fs::write(dir.path().join("uploads"), b"not a directory").unwrap();
-    assert!(s.probe().is_err());
+    assert!(s.probe().await.is_err());
 }
 
 #[tokio::test]

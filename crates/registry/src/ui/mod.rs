@@ -17,20 +17,20 @@
 mod view;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::Read;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
-use hoist_image::{
-    ConfigFile, Digest, MAX_CONFIG_SIZE, Manifest, MediaType, Parsed, VerifyingReader,
-};
+use futures_util::StreamExt;
+use hoist_image::{ConfigFile, Digest, MAX_CONFIG_SIZE, Manifest, MediaType, Parsed};
 
-use crate::error::{Code, Error, Result};
 use crate::names::{Reference, RepoName, parse_digest};
 use crate::server::Registry;
+use crate::server::error::{ApiError as Error, ApiResult as Result, Code};
 use crate::storage::Storage;
 
 /// Repositories on one page of the list.
@@ -83,18 +83,13 @@ pub(crate) async fn page(reg: &Registry, req: Request) -> Response {
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
     let host = pull_host(req.headers().get(header::HOST));
-    let storage = reg.storage().clone();
-    let summaries = reg.ui_summaries().clone();
-    let task = tokio::task::spawn_blocking(move || {
-        let ctx = Ctx {
-            s: &*storage,
-            summaries: &summaries,
-        };
-        render(&ctx, &path, &query, &host)
-    });
-    let (status, markup) = match task.await {
-        Ok(Ok(m)) => (StatusCode::OK, m),
-        Ok(Err(e)) => {
+    let ctx = Ctx {
+        s: &**reg.storage(),
+        summaries: reg.ui_summaries(),
+    };
+    let (status, markup) = match render(&ctx, &path, &query, &host).await {
+        Ok(m) => (StatusCode::OK, m),
+        Err(e) => {
             let status = e.status();
             if status.is_server_error() {
                 tracing::warn!(error = %e, "web page");
@@ -105,16 +100,6 @@ pub(crate) async fn page(reg: &Registry, req: Request) -> Response {
                 e.message().to_string()
             };
             (status, view::error(status, &message))
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "web page task failed");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                view::error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "The page failed to render.",
-                ),
-            )
         }
     };
     html(status, markup.into_string())
@@ -162,7 +147,7 @@ struct Ctx<'a> {
     summaries: &'a Summaries,
 }
 
-fn render(ctx: &Ctx<'_>, path: &str, query: &str, host: &str) -> Result<maud::Markup> {
+async fn render(ctx: &Ctx<'_>, path: &str, query: &str, host: &str) -> Result<maud::Markup> {
     let not_found = || {
         Error::new(Code::NameUnknown, format!("{path}: no such page"))
             .with_status(StatusCode::NOT_FOUND)
@@ -172,7 +157,7 @@ fn render(ctx: &Ctx<'_>, path: &str, query: &str, host: &str) -> Result<maud::Ma
             let last = form_urlencoded::parse(query.as_bytes())
                 .find(|(k, _)| k == "last")
                 .map(|(_, v)| v.into_owned());
-            let all = ctx.s.repositories()?;
+            let all = ctx.s.repositories().await?;
             let mut rest: Vec<String> = match &last {
                 Some(l) => all.into_iter().filter(|r| r > l).collect(),
                 None => all,
@@ -184,14 +169,14 @@ fn render(ctx: &Ctx<'_>, path: &str, query: &str, host: &str) -> Result<maud::Ma
                 let Ok(repo) = RepoName::parse(&name) else {
                     continue;
                 };
-                rows.push(repo_row(ctx, &repo)?);
+                rows.push(repo_row(ctx, &repo).await?);
             }
             let next = more.then(|| rows.last().map(|r| r.name.clone())).flatten();
             Ok(view::home(host, &rows, next.as_deref()))
         }
         Page::Repo(name) => {
             let repo = RepoName::parse(&name)?;
-            let Some(tags) = ctx.s.tags(&repo)? else {
+            let Some(tags) = ctx.s.tags(&repo).await? else {
                 return Err(Error::new(
                     Code::NameUnknown,
                     format!("repository {repo} is not known"),
@@ -200,10 +185,10 @@ fn render(ctx: &Ctx<'_>, path: &str, query: &str, host: &str) -> Result<maud::Ma
             };
             let mut rows = Vec::new();
             for tag in tags {
-                let Some(digest) = ctx.s.tag_resolve(&repo, &tag)? else {
+                let Some(digest) = ctx.s.tag_resolve(&repo, &tag).await? else {
                     continue;
                 };
-                let summary = ctx.summary(&repo, &digest, 0)?;
+                let summary = ctx.summary(&repo, &digest, 0).await?;
                 rows.push(TagRow {
                     tag,
                     digest,
@@ -217,7 +202,7 @@ fn render(ctx: &Ctx<'_>, path: &str, query: &str, host: &str) -> Result<maud::Ma
             let (tag, digest) = match Reference::parse(&reference)? {
                 Reference::Digest(_) => (None, parse_digest(&reference)?),
                 Reference::Tag(t) => {
-                    let d = ctx.s.tag_resolve(&repo, &t)?.ok_or_else(|| {
+                    let d = ctx.s.tag_resolve(&repo, &t).await?.ok_or_else(|| {
                         Error::new(
                             Code::ManifestUnknown,
                             format!("tag {t:?} is not known to {repo}"),
@@ -226,7 +211,7 @@ fn render(ctx: &Ctx<'_>, path: &str, query: &str, host: &str) -> Result<maud::Ma
                     (Some(t), d)
                 }
             };
-            let detail = ctx.detail(&repo, &digest)?;
+            let detail = ctx.detail(&repo, &digest).await?;
             Ok(view::manifest(host, &repo, tag.as_deref(), &detail))
         }
     }
@@ -242,16 +227,16 @@ pub(crate) struct RepoRow {
     pub(crate) newest: Option<String>,
 }
 
-fn repo_row(ctx: &Ctx<'_>, repo: &RepoName) -> Result<RepoRow> {
-    let tags = ctx.s.tags(repo)?.unwrap_or_default();
+async fn repo_row(ctx: &Ctx<'_>, repo: &RepoName) -> Result<RepoRow> {
+    let tags = ctx.s.tags(repo).await?.unwrap_or_default();
     let mut seen = HashSet::new();
     let mut size = 0;
     let mut newest: Option<String> = None;
     for tag in &tags {
-        let Some(d) = ctx.s.tag_resolve(repo, tag)? else {
+        let Some(d) = ctx.s.tag_resolve(repo, tag).await? else {
             continue;
         };
-        let sum = ctx.summary(repo, &d, 0)?;
+        let sum = ctx.summary(repo, &d, 0).await?;
         for (b, n) in &sum.blobs {
             if seen.insert(b.clone()) {
                 size += n;
@@ -310,8 +295,8 @@ pub(crate) struct Detail {
 }
 
 impl Ctx<'_> {
-    fn manifest(&self, repo: &RepoName, digest: &Digest) -> Result<Manifest> {
-        let m = self.s.manifest_get(repo, digest)?.ok_or_else(|| {
+    async fn manifest(&self, repo: &RepoName, digest: &Digest) -> Result<Manifest> {
+        let m = self.s.manifest_get(repo, digest).await?.ok_or_else(|| {
             Error::new(
                 Code::ManifestUnknown,
                 format!("manifest {digest} is not known to {repo}"),
@@ -327,7 +312,7 @@ impl Ctx<'_> {
 
     /// The config of an image manifest, read verified and capped; `None` for artifacts
     /// and configs the repository lacks.
-    fn config(
+    async fn config(
         &self,
         repo: &RepoName,
         m: &hoist_image::ImageManifest,
@@ -336,21 +321,49 @@ impl Ctx<'_> {
         if !desc.media_type.is_config() || desc.size > MAX_CONFIG_SIZE as u64 {
             return Ok(None);
         }
-        let Some(blob) = self.s.blob_read(repo, &desc.digest, None)? else {
+        let Some(blob) = self.s.blob_read(repo, &desc.digest, None).await? else {
             return Ok(None);
         };
+        let bad =
+            |what: String| Error::new(Code::Unknown, format!("config {}: {what}", desc.digest));
         let mut raw = Vec::new();
-        VerifyingReader::new(blob.reader, desc.digest.clone(), Some(desc.size))
-            .read_to_end(&mut raw)
-            .map_err(|e| Error::new(Code::Unknown, format!("config {}: {e}", desc.digest)))?;
+        let mut body = blob.body;
+        while let Some(chunk) = body.next().await {
+            raw.extend_from_slice(&chunk.map_err(|e| bad(e.to_string()))?);
+            if raw.len() as u64 > desc.size {
+                return Err(bad(format!(
+                    "more than the {} bytes its descriptor says",
+                    desc.size
+                )));
+            }
+        }
+        let actual = Digest::of(desc.digest.algorithm(), &raw);
+        if raw.len() as u64 != desc.size || actual != desc.digest {
+            return Err(bad(format!("{} bytes of digest {actual} read", raw.len())));
+        }
         Ok(serde_json::from_slice(&raw).ok())
     }
 
-    fn summary(&self, repo: &RepoName, digest: &Digest, depth: usize) -> Result<Arc<Summary>> {
+    /// Boxed: an index's summary is made of its children's.
+    fn summary<'s>(
+        &'s self,
+        repo: &'s RepoName,
+        digest: &'s Digest,
+        depth: usize,
+    ) -> Pin<Box<dyn Future<Output = Result<Arc<Summary>>> + Send + 's>> {
+        Box::pin(self.summary_of(repo, digest, depth))
+    }
+
+    async fn summary_of(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        depth: usize,
+    ) -> Result<Arc<Summary>> {
         if let Some(s) = self.summaries.get(digest) {
             return Ok(s);
         }
-        let m = self.manifest(repo, digest)?;
+        let m = self.manifest(repo, digest).await?;
         let mut blobs: BTreeMap<Digest, u64> = BTreeMap::new();
         blobs.insert(digest.clone(), m.raw().len() as u64);
         let mut sum = Summary {
@@ -366,7 +379,7 @@ impl Ctx<'_> {
                 for d in std::iter::once(&im.config).chain(&im.layers) {
                     blobs.insert(d.digest.clone(), d.size);
                 }
-                if let Some(c) = self.config(repo, im)? {
+                if let Some(c) = self.config(repo, im).await? {
                     sum.platforms.push(c.platform().to_string());
                     sum.created = c
                         .rest
@@ -383,10 +396,10 @@ impl Ctx<'_> {
                         sum.platforms.push(p.to_string());
                     }
                     blobs.insert(child.digest.clone(), child.size);
-                    if depth >= MAX_DEPTH || !self.s.manifest_exists(repo, &child.digest)? {
+                    if depth >= MAX_DEPTH || !self.s.manifest_exists(repo, &child.digest).await? {
                         continue;
                     }
-                    let c = self.summary(repo, &child.digest, depth + 1)?;
+                    let c = self.summary(repo, &child.digest, depth + 1).await?;
                     for (d, n) in &c.blobs {
                         blobs.insert(d.clone(), *n);
                     }
@@ -404,22 +417,20 @@ impl Ctx<'_> {
         Ok(sum)
     }
 
-    fn detail(&self, repo: &RepoName, digest: &Digest) -> Result<Detail> {
-        let m = self.manifest(repo, digest)?;
-        let summary = self.summary(repo, digest, 0)?;
+    async fn detail(&self, repo: &RepoName, digest: &Digest) -> Result<Detail> {
+        let m = self.manifest(repo, digest).await?;
+        let summary = self.summary(repo, digest, 0).await?;
         let config = match m.parsed() {
-            Parsed::Image(im) => self.config(repo, im)?,
+            Parsed::Image(im) => self.config(repo, im).await?,
             Parsed::Index(_) => None,
         };
-        let children = match m.parsed() {
-            Parsed::Index(ix) => ix
-                .manifests
-                .iter()
-                .map(|c| Ok((c.clone(), self.s.manifest_exists(repo, &c.digest)?)))
-                .collect::<Result<Vec<_>>>()?,
-            Parsed::Image(_) => Vec::new(),
-        };
-        let referrers = self.s.referrers(repo, digest)?;
+        let mut children = Vec::new();
+        if let Parsed::Index(ix) = m.parsed() {
+            for c in &ix.manifests {
+                children.push((c.clone(), self.s.manifest_exists(repo, &c.digest).await?));
+            }
+        }
+        let referrers = self.s.referrers(repo, digest).await?;
         Ok(Detail {
             digest: digest.clone(),
             summary,
