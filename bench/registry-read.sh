@@ -40,7 +40,8 @@ TCK=$(getconf CLK_TCK)
 serve() {
   rm -rf "$W/root-$1"
   PORT=$(free_port)
-  "$2" serve --addr "127.0.0.1:$PORT" --root "$W/root-$1" >/dev/null &
+  # The access log (a line per request) goes to a file.
+  "$2" serve --addr "127.0.0.1:$PORT" --root "$W/root-$1" >/dev/null 2>>"$W/serve-$1.log" &
   SPID=$!
   PIDS+=("$SPID")
   wait_v2 "127.0.0.1:$PORT" || { echo "$BENCH: $2 did not start" >&2; exit 1; }
