@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
+use hoist_registry::Timeouts;
 use serde::{Deserialize, Serialize};
 
 use crate::logging;
@@ -59,6 +60,30 @@ pub struct Settings {
     #[arg(long, env = "HOIST_LOG_FORMAT", value_enum)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<logging::Format>,
+    /// Close a connection whose request head (or TLS handshake) is not complete this long
+    /// after its first byte [default: 30s]. Durations: 500ms, 30s, 5m, 2h, 7d.
+    #[arg(long, env = "HOIST_HEADER_TIMEOUT", value_name = "DURATION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header_timeout: Option<Dur>,
+    /// Close a connection with no request in flight that sends nothing for this long
+    /// [default: 90s].
+    #[arg(long, env = "HOIST_IDLE_TIMEOUT", value_name = "DURATION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<Dur>,
+    /// Fail a request whose body sends nothing for this long (408), and close a connection
+    /// whose client reads nothing of a response for this long [default: 60s].
+    #[arg(long, env = "HOIST_BODY_TIMEOUT", value_name = "DURATION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_timeout: Option<Dur>,
+    /// On SIGTERM or SIGINT, let requests in flight finish for this long [default: 10s].
+    #[arg(long, env = "HOIST_SHUTDOWN_GRACE", value_name = "DURATION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shutdown_grace: Option<Dur>,
+    /// Remove upload sessions nobody wrote to for this long, at start and periodically
+    /// [default: 7d, as distribution's upload purging].
+    #[arg(long, env = "HOIST_UPLOAD_TTL", value_name = "DURATION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upload_ttl: Option<Dur>,
     /// Log filter (error, warn, info, debug, trace, or target=level lists) [default: info,
     /// which includes the access log]. The global --log / HOIST_LOG.
     #[arg(skip)]
@@ -78,6 +103,11 @@ impl Settings {
             read_only: self.read_only.or(file.read_only),
             metrics_addr: self.metrics_addr.or(file.metrics_addr),
             log_format: self.log_format.or(file.log_format),
+            header_timeout: self.header_timeout.or(file.header_timeout),
+            idle_timeout: self.idle_timeout.or(file.idle_timeout),
+            body_timeout: self.body_timeout.or(file.body_timeout),
+            shutdown_grace: self.shutdown_grace.or(file.shutdown_grace),
+            upload_ttl: self.upload_ttl.or(file.upload_ttl),
             log: self.log.or(file.log),
         }
     }
@@ -98,6 +128,17 @@ impl Settings {
             }),
             read_only: Some(self.read_only.unwrap_or(false)),
             log_format: Some(self.log_format.unwrap_or_default()),
+            header_timeout: Some(self.header_timeout.unwrap_or(Dur(Timeouts::DEFAULT.header))),
+            idle_timeout: Some(self.idle_timeout.unwrap_or(Dur(Timeouts::DEFAULT.idle))),
+            body_timeout: Some(self.body_timeout.unwrap_or(Dur(Timeouts::DEFAULT.body))),
+            shutdown_grace: Some(
+                self.shutdown_grace
+                    .unwrap_or(Dur(hoist_registry::DEFAULT_SHUTDOWN_GRACE)),
+            ),
+            upload_ttl: Some(
+                self.upload_ttl
+                    .unwrap_or(Dur(hoist_registry::DEFAULT_UPLOAD_TTL)),
+            ),
             log: Some(self.log.unwrap_or_else(|| DEFAULT_LOG.to_string())),
             ..self
         })
@@ -129,6 +170,66 @@ impl Settings {
         let mut value = toml::Table::try_from(self).expect("settings serialize");
         mask(&mut value);
         toml::to_string(&value).expect("a table serializes")
+    }
+}
+
+/// A duration as people write it: a number and a unit, `ms`, `s`, `m`, `h` or `d` (`500ms`,
+/// `30s`, `7d`); in the file, the same as a string. At least one millisecond.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dur(pub std::time::Duration);
+
+impl std::str::FromStr for Dur {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Dur, String> {
+        let t = s.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let bad = || format!("{s:?}: expected a duration like 500ms, 30s, 5m, 2h or 7d");
+        let n: u64 = num.parse().map_err(|_| bad())?;
+        let ms = match unit.trim() {
+            "ms" => Some(n),
+            "s" => n.checked_mul(1000),
+            "m" => n.checked_mul(60_000),
+            "h" => n.checked_mul(3_600_000),
+            "d" => n.checked_mul(86_400_000),
+            _ => return Err(bad()),
+        }
+        .ok_or_else(bad)?;
+        if ms == 0 {
+            return Err(format!("{s:?}: must be more than 0"));
+        }
+        Ok(Dur(std::time::Duration::from_millis(ms)))
+    }
+}
+
+impl std::fmt::Display for Dur {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = self.0.as_millis();
+        for (unit, per) in [
+            ("d", 86_400_000),
+            ("h", 3_600_000),
+            ("m", 60_000),
+            ("s", 1000),
+        ] {
+            if ms % per == 0 {
+                return write!(f, "{}{unit}", ms / per);
+            }
+        }
+        write!(f, "{ms}ms")
+    }
+}
+
+impl Serialize for Dur {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Dur, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -182,6 +283,33 @@ fn mask_url_password(s: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations() {
+        for (s, ms) in [
+            ("500ms", 500),
+            ("30s", 30_000),
+            ("5m", 300_000),
+            ("2h", 7_200_000),
+            ("7d", 604_800_000),
+        ] {
+            let d: Dur = s.parse().unwrap();
+            assert_eq!(d.0.as_millis(), ms, "{s}");
+            assert_eq!(d.to_string(), s);
+        }
+        for bad in [
+            "",
+            "30",
+            "s",
+            "1.5s",
+            "-1s",
+            "0s",
+            "10 parsecs",
+            "99999999999999999d",
+        ] {
+            assert!(bad.parse::<Dur>().is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn secrets_are_masked() {

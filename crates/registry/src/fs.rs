@@ -50,9 +50,10 @@ const BATCH: usize = IO_BUF;
 /// A partial batch is written when the client pauses this long, so the bytes of a slow
 /// client are on disk (and in [`Storage::upload_size`]) as they come.
 const FLUSH_IDLE: Duration = Duration::from_millis(10);
-/// Bytes of a blob read in one step: what a reader that stopped reading holds, besides the
-/// connection's own buffers. 256 KiB reads serve 32 parallel readers at the speed of 1 MiB
-/// reads (bench/registry-read.sh) at a quarter of the memory.
+/// Bytes of a blob read in one step. A client that stops reading holds what hyper buffered
+/// for it (up to about 400 KiB plus a chunk: 650 KiB measured per stalled reader) until the
+/// body timeout closes it; 128 KiB chunks with hyper's buffer cut to 64 KiB held a third of
+/// that but served 32 readers 13% slower (bench/registry-read.sh), so the defaults stay.
 const READ_CHUNK: usize = 256 << 10;
 /// A session directory without its `repo` file (a start that did not complete) is removed
 /// once it is this old; at open, whatever its age.

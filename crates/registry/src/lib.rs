@@ -14,6 +14,10 @@
 //!   a digest mismatch discards the upload.
 //! - **Content-addressed once**: a blob is stored once for all repositories; a repository
 //!   sees it only when it was pushed or mounted there.
+//! - **Stalled clients cost little**: idle connections, slow request heads, request bodies
+//!   and responses that make no progress are closed after their [`Timeouts`]; running out of
+//!   file descriptors is waited out; upload sessions nobody writes to expire
+//!   ([`ServerBuilder::upload_ttl`]), and so does what a crash left half-made.
 //!
 //! Glossary: a *digest* is `algorithm:hex` of bytes as stored (a compressed layer, a
 //! manifest's raw bytes); a *diff_id* is the digest of a layer's uncompressed tar — the
@@ -21,29 +25,34 @@
 //!
 //! ## Example
 //! ```no_run
-//! # async fn run() -> std::io::Result<()> {
-//! let registry = hoist_registry::Registry::open("/var/lib/hoist").expect("storage root");
-//! let listener = std::net::TcpListener::bind("127.0.0.1:5000")?;
-//! hoist_registry::serve(listener, &registry, None, std::future::pending()).await
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! let registry = hoist_registry::Registry::open("/var/lib/hoist")?;
+//! let server = hoist_registry::Server::builder(registry)
+//!     .upload_ttl(Duration::from_secs(24 * 3600))
+//!     .bind(std::net::TcpListener::bind("127.0.0.1:5000")?)?;
+//! println!("listening on {}://{}", server.scheme(), server.local_addr());
+//! server.serve(std::future::pending()).await?;
+//! # Ok(())
 //! # }
 //! ```
 #![warn(missing_docs)]
 
 mod access;
 mod auth;
+mod conn;
 mod error;
 mod fs;
 mod health;
 mod metrics;
 mod names;
+mod serve;
 mod server;
 mod storage;
 mod ui;
 
 use std::future::Future;
 use std::io;
-use std::path::PathBuf;
-use std::time::Duration;
 
 pub use access::TARGET as ACCESS_LOG_TARGET;
 pub use auth::Htpasswd;
@@ -52,66 +61,28 @@ pub use fs::FsStorage;
 pub use health::READY_TIMEOUT;
 pub use metrics::Metrics;
 pub use names::{Reference, RepoName, parse_digest, validate_tag};
+pub use serve::{DEFAULT_SHUTDOWN_GRACE, DEFAULT_UPLOAD_TTL, Server, ServerBuilder, Timeouts, Tls};
 pub use server::{DEFAULT_BODY_TIMEOUT, Registry};
 pub use storage::{
     BlobRead, ByteStream, Expired, ManifestPut, PROBE_REPO, Storage, StoredManifest,
 };
 
-/// How long in-flight requests may finish after a shutdown was asked for.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
-/// A certificate chain and private key, PEM files, to serve HTTPS with.
-#[derive(Debug, Clone)]
-pub struct Tls {
-    /// Certificate chain (PEM).
-    pub cert: PathBuf,
-    /// Private key (PEM).
-    pub key: PathBuf,
-}
-
-/// Serve `registry` on `listener` (HTTPS with `tls`) until `shutdown` completes.
+/// Serve `registry` on `listener` (HTTPS with `tls`) until `shutdown` completes, with the
+/// default timeouts; [`Server::builder`] sets them.
 pub async fn serve(
     listener: std::net::TcpListener,
     registry: &Registry,
     tls: Option<&Tls>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: impl Future<Output = ()> + Send,
 ) -> io::Result<()> {
-    let handle = axum_server::Handle::new();
-    let h = handle.clone();
-    tokio::spawn(async move {
-        shutdown.await;
-        h.graceful_shutdown(Some(SHUTDOWN_GRACE));
-    });
-    let app = registry
-        .router()
-        .into_make_service_with_connect_info::<std::net::SocketAddr>();
-    match tls {
-        None => {
-            axum_server::from_tcp(listener)?
-                .handle(handle)
-                .serve(app)
-                .await
-        }
-        Some(t) => {
-            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&t.cert, &t.key)
-                .await
-                .map_err(|e| {
-                    io::Error::new(
-                        e.kind(),
-                        format!(
-                            "TLS certificate {} / key {}: {e}",
-                            t.cert.display(),
-                            t.key.display()
-                        ),
-                    )
-                })?;
-            axum_server::tls_rustls::from_tcp_rustls(listener, config)?
-                .handle(handle)
-                .serve(app)
-                .await
-        }
+    let mut b = Server::builder(registry.clone());
+    if let Some(t) = tls {
+        b = b.tls(t.clone());
     }
+    b.bind(listener)
+        .map_err(io::Error::other)?
+        .serve(shutdown)
+        .await
 }
 
 /// Serve `registry`'s metrics (`GET /metrics`, no authentication) on `listener`, plain
@@ -120,16 +91,12 @@ pub async fn serve(
 pub async fn serve_metrics(
     listener: std::net::TcpListener,
     registry: &Registry,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: impl Future<Output = ()> + Send,
 ) -> io::Result<()> {
-    let handle = axum_server::Handle::new();
-    let h = handle.clone();
-    tokio::spawn(async move {
-        shutdown.await;
-        h.graceful_shutdown(Some(SHUTDOWN_GRACE));
-    });
-    axum_server::from_tcp(listener)?
-        .handle(handle)
-        .serve(registry.metrics_router().into_make_service())
+    Server::builder(registry.clone())
+        .metrics_only()
+        .bind(listener)
+        .map_err(io::Error::other)?
+        .serve(shutdown)
         .await
 }

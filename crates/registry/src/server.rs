@@ -18,7 +18,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use hoist_image::{Descriptor, Digest, MAX_MANIFEST_SIZE, Manifest, MediaType, Parsed, quote};
 
-use crate::auth::Htpasswd;
+use crate::auth::{Checked, Htpasswd};
 use crate::error::{ErrorKind, Result};
 use crate::fs::FsStorage;
 use crate::metrics::Metrics;
@@ -206,18 +206,17 @@ async fn authenticate(reg: &Registry, headers: &HeaderMap) -> ApiResult<Option<S
     };
     let value = headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let auth = auth.clone();
-    let checked = value.clone();
-    let ok = tokio::task::spawn_blocking(move || auth.check(checked.as_deref()))
-        .await
-        .unwrap_or(false);
-    if !ok {
-        return Err(ApiError::new(Code::Unauthorized, "authentication required")
-            .with_header(header::WWW_AUTHENTICATE, REALM));
+        .and_then(|v| v.to_str().ok());
+    match auth.check(value).await {
+        Checked::User(u) => Ok(Some(u)),
+        Checked::Denied => Err(ApiError::new(Code::Unauthorized, "authentication required")
+            .with_header(header::WWW_AUTHENTICATE, REALM)),
+        Checked::Busy => Err(ApiError::new(
+            Code::TooManyRequests,
+            "too many password checks waiting; try again in a moment",
+        )
+        .with_header(header::RETRY_AFTER, "1")),
     }
-    Ok(value.as_deref().and_then(crate::auth::basic_user))
 }
 
 /// The template of the endpoint `path` names and its repository: bounded labels for the
@@ -531,11 +530,20 @@ async fn append(
     chunk: Option<Chunk>,
     body: Body,
 ) -> ApiResult<u64> {
-    let body = body::stream(body, reg.body_timeout, chunk.map(|c| c.len));
-    Ok(reg
+    let (stream, rest) = body::stream(body, reg.body_timeout, chunk.map(|c| c.len));
+    match reg
         .storage
-        .upload_append(repo, id, chunk.map(|c| c.start), body)
-        .await?)
+        .upload_append(repo, id, chunk.map(|c| c.start), stream)
+        .await
+    {
+        Ok(n) => Ok(n),
+        Err(e) => {
+            // A client still sending (the storage refused the chunk, or is full) gets to
+            // read the answer.
+            rest.drain(DRAIN_CAP).await;
+            Err(e.into())
+        }
+    }
 }
 
 async fn upload_post(
@@ -851,7 +859,7 @@ async fn read_capped(
     content_length: Option<u64>,
     idle: Duration,
 ) -> ApiResult<Option<Bytes>> {
-    let mut stream = body::stream(body, idle, None);
+    let (mut stream, _) = body::stream(body, idle, None);
     let mut buf =
         bytes::BytesMut::with_capacity(content_length.map_or(8192, |n| n.min(max as u64) as usize));
     let mut seen: u64 = 0;

@@ -66,26 +66,49 @@ pub fn run(args: ServeArgs, log: Option<&str>) -> anyhow::Result<()> {
         (Some(cert), Some(key)) => Some(hoist_registry::Tls { cert, key }),
         _ => None,
     };
+    let timeouts = hoist_registry::Timeouts {
+        header: s.header_timeout.expect("resolved").0,
+        idle: s.idle_timeout.expect("resolved").0,
+        body: s.body_timeout.expect("resolved").0,
+    };
+    let grace = s.shutdown_grace.expect("resolved").0;
+    let mut builder = hoist_registry::Server::builder(registry.clone())
+        .timeouts(timeouts)
+        .shutdown_grace(grace)
+        .upload_ttl(s.upload_ttl.expect("resolved").0);
+    if let Some(t) = tls {
+        builder = builder.tls(t);
+    }
     let listener =
         std::net::TcpListener::bind(addr).with_context(|| format!("listening on {addr}"))?;
-    let local = listener.local_addr().context("local address")?;
+    // Bound and TLS files loaded before anything says "listening".
+    let server = builder.bind(listener)?;
+    let local = server.local_addr();
     let metrics = match s.metrics_addr {
         Some(a) => {
             let l =
                 std::net::TcpListener::bind(a).with_context(|| format!("metrics address {a}"))?;
-            let addr = l.local_addr().context("metrics local address")?;
-            Some((l, addr))
+            let m = hoist_registry::Server::builder(registry.clone())
+                .metrics_only()
+                .timeouts(timeouts)
+                .shutdown_grace(grace)
+                .bind(l)
+                .with_context(|| format!("metrics address {a}"))?;
+            Some(m)
         }
         None => None,
     };
-    let scheme = if tls.is_some() { "https" } else { "http" };
     // The first line is the one a script waits for (the port matters when --addr ends in
     // :0). One write, errors ignored: a reader that took its line and closed the pipe must
     // not stop the server.
-    let mut banner = format!("hoist registry listening on {scheme}://{local}\n");
-    if let Some((_, addr)) = &metrics {
+    let mut banner = format!(
+        "hoist registry listening on {}://{local}\n",
+        server.scheme()
+    );
+    if let Some(m) = &metrics {
         banner.push_str(&format!(
-            "hoist registry metrics on http://{addr}/metrics\n"
+            "hoist registry metrics on http://{}/metrics\n",
+            m.local_addr()
         ));
     }
     {
@@ -95,28 +118,38 @@ pub fn run(args: ServeArgs, log: Option<&str>) -> anyhow::Result<()> {
     }
     tracing::info!(root = %root.display(), read_only, "serving");
     // One async thread for the network; hashing and disk I/O run on tokio's blocking
-    // threads (one per request body). Measured with bench/registry.sh: a multi-threaded
+    // threads, a bounded step at a time. Measured with bench/registry.sh: a multi-threaded
     // scheduler only added wake-ups between its workers (about 10% more server CPU).
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async move {
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
+        // SIGTERM (what orchestrators send) and SIGINT both drain.
+        let stop = tokio::sync::watch::channel(false);
+        let (tx, rx) = stop;
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::spawn(async move {
+            let sig = tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            };
+            tracing::info!(signal = sig, grace_s = grace.as_secs_f64(), "shutting down");
+            let _ = tx.send(true);
+        });
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
         };
-        if let Some((l, addr)) = metrics {
-            let r = registry.clone();
+        if let Some(m) = metrics {
+            let addr = m.local_addr();
+            let stop = stopped(rx.clone());
             tokio::spawn(async move {
-                let stop = async {
-                    let _ = tokio::signal::ctrl_c().await;
-                };
-                if let Err(e) = hoist_registry::serve_metrics(l, &r, stop).await {
+                if let Err(e) = m.serve(stop).await {
                     tracing::error!(error = %e, %addr, "metrics address failed");
                 }
             });
         }
-        hoist_registry::serve(listener, &registry, tls.as_ref(), shutdown).await
+        server.serve(stopped(rx)).await
     })
     .with_context(|| format!("serving on {local}"))?;
     Ok(())

@@ -20,6 +20,18 @@ impl Server {
         Self::spawn(root, extra, Stdio::inherit())
     }
 
+    /// As [`Server::start`], allowed at most `nofile` open file descriptors (`ulimit -n`).
+    pub fn start_with_nofile(root: &Path, extra: &[&str], nofile: u64) -> Server {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "ulimit -n \"$0\" && exec \"$@\""])
+            .arg(nofile.to_string())
+            .arg(env!("CARGO_BIN_EXE_hoist"))
+            .args(["serve", "--addr", "127.0.0.1:0", "--root"])
+            .arg(root)
+            .args(extra);
+        Self::spawn_command(cmd, false, Stdio::inherit())
+    }
+
     /// As [`Server::start`], with stderr (the log) written to `log`.
     pub fn start_logged(root: &Path, extra: &[&str], log: &Path) -> Server {
         let f = std::fs::File::create(log).expect("log file");
@@ -88,10 +100,70 @@ impl Server {
         self.url.split("://").nth(1).unwrap().to_string()
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().unwrap().is_none())
+    }
+
+    /// The process's resident memory (VmRSS), KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status")
+    }
+
+    /// CPU time the process used so far, in clock ticks (utime + stime).
+    pub fn cpu_ticks(&self) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        let after = stat.rsplit_once(')').unwrap().1;
+        let f: Vec<&str> = after.split_whitespace().collect();
+        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+    }
+
+    /// Waits until the process used (almost) no CPU for half a second, at most `timeout`.
+    pub fn wait_idle(&self, timeout: std::time::Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            let before = self.cpu_ticks();
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            if self.cpu_ticks() - before <= 2 {
+                return;
+            }
+        }
+    }
+
+    /// Waits (at most `timeout`) for the process to exit by itself; its exit code, `None`
+    /// when it did not exit in time (it is then killed) or died of a signal.
+    pub fn wait_exit(&mut self, timeout: std::time::Duration) -> Option<i32> {
+        let mut c = self.child.take()?;
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(st) = c.try_wait().unwrap() {
+                return st.code();
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = c.kill();
+                let _ = c.wait();
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// SIGKILL, no chance to clean up.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
-            c.kill().unwrap();
+            let _ = c.kill();
             c.wait().unwrap();
         }
     }

@@ -33,7 +33,9 @@ const DIRECT_ALIGN: usize = 4096;
 /// Appends an upload's bytes to its data file at `offset`.
 ///
 /// Bytes are gathered into one aligned [`IO_BUF`] buffer, reused for the whole request, and
-/// written a buffer at a time with O_DIRECT where the file system allows it: the data goes
+/// written a buffer at a time with O_DIRECT where the file system allows it (the buffer is
+/// given back while the client pauses, keeping only the unaligned tail, so a client that
+/// trickles costs a few KiB, not a MiB): the data goes
 /// from that buffer to the disk without a copy into the page cache (which, for a blob that
 /// is written once and read later, costs CPU for nothing: page allocation, the copy, dirty
 /// tracking, writeback). What is not a whole number of blocks at the end (or all of it when
@@ -44,6 +46,8 @@ pub(super) struct DataWriter {
     file: File,
     /// Positioned at `offset` when there.
     direct: Option<File>,
+    /// [`IO_BUF`] bytes from `start` (aligned), or, while the client pauses, only the bytes
+    /// waiting (fewer than a block; `start` 0).
     buf: Vec<u8>,
     /// Where the aligned part of `buf` starts.
     start: usize,
@@ -64,20 +68,26 @@ impl DataWriter {
             Some(d) => d.seek(SeekFrom::Start(offset))?,
             None => file.seek(SeekFrom::Start(offset))?,
         };
-        let mut buf = Vec::new();
-        let mut start = 0;
-        if direct.is_some() {
-            buf = vec![0u8; IO_BUF + DIRECT_ALIGN];
-            start = buf.as_ptr().align_offset(DIRECT_ALIGN);
-        }
         Ok(DataWriter {
             file,
             direct,
-            buf,
-            start,
+            buf: Vec::new(),
+            start: 0,
             filled: 0,
             offset,
         })
+    }
+
+    /// The full aligned buffer, with what was waiting in a small one.
+    fn full_buffer(&mut self) {
+        if self.buf.len() >= IO_BUF {
+            return;
+        }
+        let mut buf = vec![0u8; IO_BUF + DIRECT_ALIGN];
+        let start = buf.as_ptr().align_offset(DIRECT_ALIGN);
+        buf[start..start + self.filled].copy_from_slice(&self.buf[..self.filled]);
+        self.buf = buf;
+        self.start = start;
     }
 
     pub(super) fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
@@ -89,6 +99,7 @@ impl DataWriter {
                 self.offset += data.len() as u64;
                 return Ok(());
             }
+            self.full_buffer();
             let n = data.len().min(IO_BUF - self.filled);
             let at = self.start + self.filled;
             self.buf[at..at + n].copy_from_slice(&data[..n]);
@@ -143,6 +154,11 @@ impl DataWriter {
             let (a, b) = (self.start, self.start + self.filled);
             self.file.seek(SeekFrom::Start(self.offset))?;
             self.file.write_all(&self.buf[a..b])?;
+        }
+        // Fewer than a block wait now: keep those, give the big buffer back.
+        if self.buf.len() >= IO_BUF {
+            self.buf = self.buf[self.start..self.start + self.filled].to_vec();
+            self.start = 0;
         }
         Ok(())
     }
@@ -270,6 +286,7 @@ mod tests {
             // No O_DIRECT here (tmpfs): nothing to fall back from.
             return;
         }
+        w.full_buffer();
         w.start += 1;
         let data = bytes(2 * IO_BUF + 123, 9);
         for c in data.chunks(50_000) {

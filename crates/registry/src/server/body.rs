@@ -1,9 +1,12 @@
 //! Request bodies on their way to the storage: a stream of byte chunks that fails when the
 //! client sends nothing for too long, and, for a chunk with a `Content-Range`, when the body
-//! is longer or shorter than the range it announced.
+//! is longer or shorter than the range it announced. What the storage did not read can be
+//! drained afterwards, so that a client still sending reads the error answer instead of a
+//! reset connection.
 
 use std::io;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -17,8 +20,9 @@ use crate::storage::ByteStream;
 /// [`io::ErrorKind::TimedOut`] error otherwise), holding `len` bytes when given (an
 /// [`io::ErrorKind::InvalidData`] error otherwise: after the first `len` bytes when it is
 /// longer, at its end when it is shorter).
-pub(crate) fn stream(body: Body, idle: Duration, len: Option<u64>) -> ByteStream {
-    Box::pin(Checked {
+/// The [`Rest`] is what the stream leaves unread, for [`Rest::drain`].
+pub(crate) fn stream(body: Body, idle: Duration, len: Option<u64>) -> (ByteStream, Rest) {
+    let checked = Arc::new(Mutex::new(Checked {
         inner: body.into_data_stream(),
         idle,
         timer: Box::pin(tokio::time::sleep(idle)),
@@ -27,7 +31,44 @@ pub(crate) fn stream(body: Body, idle: Duration, len: Option<u64>) -> ByteStream
         seen: 0,
         error_next: None,
         done: false,
-    })
+    }));
+    (Box::pin(Shared(checked.clone())), Rest(checked))
+}
+
+type Inner = Checked<axum::body::BodyDataStream>;
+
+/// The stream handed to the storage (the lock is only ever taken for one poll).
+struct Shared(Arc<Mutex<Inner>>);
+
+impl Stream for Shared {
+    type Item = io::Result<Bytes>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut inner = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        inner.poll_next_unpin(cx)
+    }
+}
+
+/// What is left of a request body once the storage is done with it.
+pub(crate) struct Rest(Arc<Mutex<Inner>>);
+
+impl Rest {
+    /// Read and drop what the client still sends, up to `cap` bytes (and as long as it keeps
+    /// sending), so it gets to read the answer.
+    pub(crate) async fn drain(self, cap: u64) {
+        let mut n = 0u64;
+        while n <= cap {
+            let next = std::future::poll_fn(|cx| {
+                let mut inner = self.0.lock().unwrap_or_else(|e| e.into_inner());
+                inner.poll_next_unpin(cx)
+            })
+            .await;
+            match next {
+                Some(Ok(b)) => n += b.len() as u64,
+                _ => return,
+            }
+        }
+    }
 }
 
 struct Checked<S> {

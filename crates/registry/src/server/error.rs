@@ -24,6 +24,7 @@ pub(crate) enum Code {
     NameInvalid,
     NameUnknown,
     SizeInvalid,
+    TooManyRequests,
     Unauthorized,
     Unsupported,
     Unknown,
@@ -43,6 +44,7 @@ impl Code {
             Code::NameInvalid => "NAME_INVALID",
             Code::NameUnknown => "NAME_UNKNOWN",
             Code::SizeInvalid => "SIZE_INVALID",
+            Code::TooManyRequests => "TOOMANYREQUESTS",
             Code::Unauthorized => "UNAUTHORIZED",
             Code::Unsupported => "UNSUPPORTED",
             Code::Unknown => "UNKNOWN",
@@ -57,6 +59,7 @@ impl Code {
             | Code::ManifestUnknown
             | Code::NameUnknown => StatusCode::NOT_FOUND,
             Code::Unauthorized => StatusCode::UNAUTHORIZED,
+            Code::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Code::Unsupported => StatusCode::METHOD_NOT_ALLOWED,
             Code::Unknown => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
