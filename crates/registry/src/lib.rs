@@ -46,6 +46,7 @@ mod fs;
 mod health;
 mod metrics;
 mod names;
+mod object;
 mod serve;
 mod server;
 mod storage;
@@ -61,6 +62,7 @@ pub use fs::FsStorage;
 pub use health::READY_TIMEOUT;
 pub use metrics::Metrics;
 pub use names::{Reference, RepoName, parse_digest, validate_tag};
+pub use object::{ObjectStorage, S3Config};
 pub use serve::{DEFAULT_SHUTDOWN_GRACE, DEFAULT_UPLOAD_TTL, Server, ServerBuilder, Timeouts, Tls};
 pub use server::{DEFAULT_BODY_TIMEOUT, Registry};
 pub use storage::{

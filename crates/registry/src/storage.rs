@@ -175,6 +175,12 @@ pub trait Storage: Send + Sync + 'static {
     /// The descriptors of the manifests in `repo` whose subject is `subject`.
     async fn referrers(&self, repo: &RepoName, subject: &Digest) -> Result<Vec<Descriptor>>;
 
+    /// The smallest chunk this backend stores without rewriting it later, advertised to
+    /// clients as `OCI-Chunk-Min-Length` (smaller chunks are accepted all the same).
+    fn chunk_min_length(&self) -> Option<u64> {
+        None
+    }
+
     /// A round trip through the storage for a readiness check: something written and read
     /// back, then removed. By default an upload session of [`PROBE_REPO`] gets a few bytes,
     /// its size is read back and it is cancelled (the write path pushes take); a backend

@@ -1,6 +1,6 @@
 //! The storage contract (the top of `storage.rs`), checked through the `Storage` trait on
-//! the filesystem backend: plain outcomes (offsets, digests, sizes), not HTTP answers. Each
-//! check takes any `Storage`, so another backend can run the same list.
+//! each backend (the filesystem, and the object store on `object_store`'s in-memory store):
+//! plain outcomes (offsets, digests, sizes), not HTTP answers.
 
 use std::io;
 use std::time::Duration;
@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use hoist_image::Digest;
-use hoist_registry::{ByteStream, ErrorKind, FsStorage, RepoName, Storage};
+use hoist_registry::{ByteStream, ErrorKind, FsStorage, ObjectStorage, RepoName, Storage};
 
 fn repo(s: &str) -> RepoName {
     RepoName::parse(s).unwrap()
@@ -164,6 +164,15 @@ async fn one_writer_per_session(s: &dyn Storage) {
 async fn fs_storage_keeps_the_contract() {
     let dir = tempfile::tempdir().unwrap();
     let s = FsStorage::open(dir.path()).unwrap();
+    uploads_are_plain_outcomes(&s).await;
+    mounts_need_a_repository_that_sees_the_blob(&s).await;
+    one_writer_per_session(&s).await;
+}
+
+#[tokio::test]
+async fn object_storage_keeps_the_contract() {
+    let store = std::sync::Arc::new(object_store::memory::InMemory::new());
+    let s = ObjectStorage::new(store, "registry");
     uploads_are_plain_outcomes(&s).await;
     mounts_need_a_repository_that_sees_the_blob(&s).await;
     one_writer_per_session(&s).await;

@@ -1,0 +1,717 @@
+//! Upload sessions kept in the bucket, so any node can take the next request of a session.
+//!
+//! A session is a state object (`uploads/<id>`, JSON): its repository, the *segments*
+//! written so far (objects under `data/<id>/`, in order), their total size, and the
+//! serialized SHA-256 state after those bytes. Every change is a compare-and-swap on the
+//! state's ETag (If-Match), so of two requests writing one session at once on two nodes,
+//! the first to record its bytes wins and the other is refused (409, UploadBusy); a chunk
+//! that no longer starts at the recorded size is refused up front (416). The loser removes
+//! what it wrote. A node refuses a second writer of a session it is writing itself at once.
+//!
+//! An append streams the request body into a new segment: buffered up to [`PART`], then
+//! sent as a part of a multipart upload (one part in flight while the next one fills), or
+//! as one PUT when the whole segment is smaller. The segment is completed and recorded in
+//! the state when the body ends (or fails: what arrived is kept), every [`SEGMENT_MAX`]
+//! bytes (what a crash loses is bounded), and when the client pauses for
+//! [`PERSIST_IDLE`] (bytes received are durable and visible soon after they arrive). A
+//! trailing segment smaller than [`MIN_SEGMENT`] is read back and rewritten as the start of
+//! the next one, so a client sending tiny chunks leaves few segments (the cost: up to
+//! [`MIN_SEGMENT`] rewritten per small chunk; [`MIN_SEGMENT`] is advertised as
+//! `OCI-Chunk-Min-Length`, and clients that honour it cost nothing).
+//!
+//! A multipart upload is recorded in the state (pending) as soon as it is created, so the
+//! end of the session aborts it even when the node that started it died.
+//!
+//! Commit checks the digest against the SHA-256 state (no bytes read back; another
+//! algorithm reads the segments once), fences appends (`committing`), and publishes a
+//! pointer to the segments at the content address ([`super::blobs`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use hoist_image::{Algorithm, Digest, Hasher};
+use object_store::multipart::PartId;
+use object_store::path::Path;
+use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
+use serde::{Deserialize, Serialize};
+use sha2::digest::common::hazmat::SerializableState;
+use tokio::task::JoinHandle;
+
+use super::blobs::{self, BlobPointer, Published, Segment};
+use super::layout::Layout;
+use super::{Inner, is_not_found, now_secs, random_hex, store_err};
+use crate::error::{Error, ErrorKind, Result};
+use crate::names::RepoName;
+use crate::storage::{ByteStream, Expired};
+
+/// The smallest a segment is kept unless it is the last: S3's minimum part size, and the
+/// `OCI-Chunk-Min-Length` the registry advertises.
+pub(crate) const MIN_SEGMENT: u64 = 5 << 20;
+/// Bytes of one multipart part (distribution's s3 driver sends 10 MiB chunks; 8 MiB keeps
+/// the two buffers an upload holds, one filling and one in flight, at 16 MiB).
+const PART: usize = 8 << 20;
+/// A segment is completed and recorded after this many bytes: what a node that dies in the
+/// middle of a long request loses (the client resumes from the recorded size).
+const SEGMENT_MAX: u64 = 64 << 20;
+/// A pause of the client this long makes what it sent durable and visible.
+const PERSIST_IDLE: Duration = Duration::from_secs(1);
+
+/// A session's state as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct State {
+    /// The repository it uploads to.
+    repo: String,
+    /// When it started (seconds since the epoch).
+    created: u64,
+    /// Bytes recorded: the sum of the segments' sizes.
+    size: u64,
+    /// The segments, in order.
+    segments: Vec<Segment>,
+    /// The SHA-256 state after `size` bytes (hex of the sha2 crate's serialized state).
+    sha256: String,
+    /// Multipart uploads started for segments not recorded yet.
+    #[serde(default)]
+    pending: Vec<Pending>,
+    /// A commit started: no more appends.
+    #[serde(default)]
+    committing: bool,
+    /// A random tag of this version, to recognise it when a conditional write's answer
+    /// was lost and the write is read back.
+    rev: String,
+}
+
+/// A multipart upload in progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Pending {
+    key: String,
+    upload: String,
+}
+
+/// A state and the version it was read (or written) as.
+struct Versioned {
+    state: State,
+    version: UpdateVersion,
+}
+
+/// A compare-and-swap that found another version.
+struct Lost;
+
+fn unknown(id: &str) -> Error {
+    ErrorKind::UploadUnknown { id: id.to_string() }.into()
+}
+
+/// Whether `id` looks like a session id this backend made (32 lower-case hex digits).
+fn is_session_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn hasher_state(h: &sha2::Sha256) -> String {
+    hex::encode(h.serialize())
+}
+
+fn hasher_from(s: &Inner, id: &str, state: &State) -> Result<sha2::Sha256> {
+    let corrupt = |message: String| -> Error {
+        ErrorKind::Corrupt {
+            what: format!("{}/{}", s.name, s.layout.upload(id)),
+            message,
+        }
+        .into()
+    };
+    let raw = hex::decode(&state.sha256).map_err(|e| corrupt(format!("sha256 state: {e}")))?;
+    let arr = raw
+        .as_slice()
+        .try_into()
+        .map_err(|_| corrupt(format!("sha256 state of {} bytes", raw.len())))?;
+    sha2::Sha256::deserialize(arr).map_err(|e| corrupt(format!("sha256 state: {e:?}")))
+}
+
+/// The session's state, checked to belong to `repo`.
+async fn load(s: &Inner, repo: &RepoName, id: &str) -> Result<Versioned> {
+    if !is_session_id(id) {
+        return Err(unknown(id));
+    }
+    let key = s.layout.upload(id);
+    let r = match s.store.get(&key).await {
+        Ok(r) => r,
+        Err(e) if is_not_found(&e) => return Err(unknown(id)),
+        Err(e) => return Err(store_err(&key, e)),
+    };
+    let version = UpdateVersion {
+        e_tag: r.meta.e_tag.clone(),
+        version: r.meta.version.clone(),
+    };
+    let raw = r.bytes().await.map_err(|e| store_err(&key, e))?;
+    let state: State = serde_json::from_slice(&raw).map_err(|e| {
+        Error::from(ErrorKind::Corrupt {
+            what: format!("{}/{key}", s.name),
+            message: format!("not an upload state: {e}"),
+        })
+    })?;
+    if state.repo != repo.as_str() {
+        return Err(unknown(id));
+    }
+    Ok(Versioned { state, version })
+}
+
+/// Replace the session's state by `next` if it is still at `version`.
+async fn swap(
+    s: &Inner,
+    id: &str,
+    version: &UpdateVersion,
+    next: &State,
+) -> Result<std::result::Result<UpdateVersion, Lost>> {
+    let key = s.layout.upload(id);
+    let json = serde_json::to_vec(next).expect("a state serializes");
+    let opts = PutOptions::from(PutMode::Update(version.clone()));
+    match s.store.put_opts(&key, json.into(), opts).await {
+        Ok(r) => Ok(Ok(UpdateVersion::from(r))),
+        Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. }) => {
+            // Another version is there, or this very write went through and only its answer
+            // was lost (a retried request): its `rev` tells.
+            match s.store.get(&key).await {
+                Ok(r) => {
+                    let version = UpdateVersion {
+                        e_tag: r.meta.e_tag.clone(),
+                        version: r.meta.version.clone(),
+                    };
+                    let raw = r.bytes().await.map_err(|e| store_err(&key, e))?;
+                    let ours =
+                        serde_json::from_slice::<State>(&raw).is_ok_and(|st| st.rev == next.rev);
+                    Ok(if ours { Ok(version) } else { Err(Lost) })
+                }
+                Err(e) if is_not_found(&e) => Ok(Err(Lost)),
+                Err(e) => Err(store_err(&key, e)),
+            }
+        }
+        Err(e) => Err(store_err(&key, e)),
+    }
+}
+
+/// The answer for a request whose compare-and-swap lost: the session is gone, or another
+/// request wrote it meanwhile.
+async fn lost(s: &Inner, repo: &RepoName, id: &str) -> Error {
+    match load(s, repo, id).await {
+        Err(e) if e.is_not_found() => e,
+        _ => ErrorKind::UploadBusy { id: id.to_string() }.into(),
+    }
+}
+
+pub(crate) async fn start(s: &Inner, repo: &RepoName) -> Result<String> {
+    let id = random_hex();
+    let state = State {
+        repo: repo.to_string(),
+        created: now_secs(),
+        size: 0,
+        segments: Vec::new(),
+        sha256: hasher_state(&sha2::Sha256::default()),
+        pending: Vec::new(),
+        committing: false,
+        rev: random_hex(),
+    };
+    let key = s.layout.upload(&id);
+    let json = serde_json::to_vec(&state).expect("a state serializes");
+    s.store
+        .put_opts(&key, json.into(), PutMode::Create.into())
+        .await
+        .map_err(|e| store_err(&key, e))?;
+    Ok(id)
+}
+
+pub(crate) async fn size(s: &Inner, repo: &RepoName, id: &str) -> Result<u64> {
+    Ok(load(s, repo, id).await?.state.size)
+}
+
+/// How an append's body ended.
+enum BodyEnd {
+    Complete,
+    Failed(std::io::Error),
+}
+
+pub(crate) async fn append(
+    s: &Arc<Inner>,
+    repo: &RepoName,
+    id: &str,
+    start: Option<u64>,
+    mut body: ByteStream,
+) -> Result<u64> {
+    let _busy = s.busy(id)?;
+    let Versioned { state, version } = load(s, repo, id).await?;
+    if state.committing {
+        return Err(ErrorKind::UploadBusy { id: id.to_string() }.into());
+    }
+    if let Some(start) = start.filter(|&st| st != state.size) {
+        return Err(ErrorKind::OffsetMismatch {
+            id: id.to_string(),
+            start,
+            received: state.size,
+        }
+        .into());
+    }
+    let hasher = hasher_from(s, id, &state)?;
+    let mut w = Writer {
+        s: s.clone(),
+        repo: repo.clone(),
+        id: id.to_string(),
+        state,
+        version,
+        hasher,
+        open: None,
+    };
+    let end = match w.pump(&mut body).await {
+        Ok(end) => end,
+        Err(e) => {
+            w.abandon().await;
+            return Err(e);
+        }
+    };
+    if let Err(e) = w.persist().await {
+        w.abandon().await;
+        return Err(e);
+    }
+    match end {
+        BodyEnd::Complete => Ok(w.state.size),
+        BodyEnd::Failed(source) => Err(ErrorKind::BodyFailed {
+            id: id.to_string(),
+            received: w.state.size,
+            source,
+        }
+        .into()),
+    }
+}
+
+/// A segment being written.
+struct Open {
+    /// Its key, relative to the prefix.
+    key: String,
+    path: Path,
+    /// Bytes not sent yet.
+    buf: Vec<Bytes>,
+    buffered: usize,
+    /// Its size so far (sent and buffered).
+    len: u64,
+    /// Bytes of this request in it (the rest is `carry`).
+    fresh: u64,
+    /// The small trailing segment it starts with and replaces.
+    carry: Option<Segment>,
+    /// Its multipart upload, once it is larger than a part.
+    upload: Option<String>,
+    parts: Vec<PartId>,
+    in_flight: Option<JoinHandle<object_store::Result<PartId>>>,
+}
+
+impl Open {
+    /// Wait for the part being sent.
+    async fn settle(&mut self) -> object_store::Result<()> {
+        if let Some(t) = self.in_flight.take() {
+            let part = t.await.map_err(|e| object_store::Error::Generic {
+                store: "part upload",
+                source: Box::new(e),
+            })??;
+            self.parts.push(part);
+        }
+        Ok(())
+    }
+
+    fn take_payload(&mut self) -> PutPayload {
+        self.buffered = 0;
+        PutPayload::from_iter(std::mem::take(&mut self.buf))
+    }
+}
+
+/// One append: the session as this request last wrote (or read) it, the running hash, and
+/// the segment being written.
+struct Writer {
+    s: Arc<Inner>,
+    repo: RepoName,
+    id: String,
+    state: State,
+    version: UpdateVersion,
+    hasher: sha2::Sha256,
+    open: Option<Open>,
+}
+
+impl Writer {
+    /// Feed the body into segments until it ends; persist on pauses.
+    async fn pump(&mut self, body: &mut ByteStream) -> Result<BodyEnd> {
+        loop {
+            let pending = self.open.as_ref().is_some_and(|o| o.fresh > 0);
+            let next = if pending {
+                match tokio::time::timeout(PERSIST_IDLE, body.next()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        self.persist().await?;
+                        continue;
+                    }
+                }
+            } else {
+                body.next().await
+            };
+            match next {
+                Some(Ok(b)) => self.push(b).await?,
+                Some(Err(e)) => return Ok(BodyEnd::Failed(e)),
+                None => return Ok(BodyEnd::Complete),
+            }
+        }
+    }
+
+    async fn push(&mut self, b: Bytes) -> Result<()> {
+        if b.is_empty() {
+            return Ok(());
+        }
+        sha2::Digest::update(&mut self.hasher, &b);
+        if self.open.is_none() {
+            self.open = Some(self.begin().await?);
+        }
+        let o = self.open.as_mut().expect("open");
+        o.len += b.len() as u64;
+        o.fresh += b.len() as u64;
+        o.buffered += b.len();
+        o.buf.push(b);
+        if o.buffered >= PART {
+            self.send_part().await?;
+        }
+        if self.open.as_ref().is_some_and(|o| o.len >= SEGMENT_MAX) {
+            self.persist().await?;
+        }
+        Ok(())
+    }
+
+    /// A new segment, starting with the session's small trailing segment if there is one.
+    async fn begin(&self) -> Result<Open> {
+        let key = Layout::segment_rel(&self.id, &random_hex());
+        let mut o = Open {
+            path: self.s.layout.relative(&key),
+            key,
+            buf: Vec::new(),
+            buffered: 0,
+            len: 0,
+            fresh: 0,
+            carry: None,
+            upload: None,
+            parts: Vec::new(),
+            in_flight: None,
+        };
+        if let Some(c) = self.state.segments.last().filter(|c| c.size < MIN_SEGMENT) {
+            let path = self.s.layout.relative(&c.key);
+            let bytes = self.s.get_opt(&path).await?;
+            let Some(bytes) = bytes.filter(|b| b.len() as u64 == c.size) else {
+                return Err(ErrorKind::Corrupt {
+                    what: format!("{}/{path}", self.s.name),
+                    message: format!(
+                        "segment of upload {} is missing or not {} bytes",
+                        self.id, c.size
+                    ),
+                }
+                .into());
+            };
+            o.len = c.size;
+            o.buffered = bytes.len();
+            o.buf.push(bytes);
+            o.carry = Some(c.clone());
+        }
+        Ok(o)
+    }
+
+    /// Send the buffered bytes as the next part of the segment's multipart upload (created
+    /// and recorded in the state first when this is its first part).
+    async fn send_part(&mut self) -> Result<()> {
+        let mut o = self.open.take().expect("open");
+        let res = self.send_part_of(&mut o).await;
+        self.open = Some(o);
+        res
+    }
+
+    async fn send_part_of(&mut self, o: &mut Open) -> Result<()> {
+        let s = self.s.clone();
+        if o.upload.is_none() {
+            let upload = s
+                .multipart
+                .create_multipart(&o.path)
+                .await
+                .map_err(|e| store_err(&o.path, e))?;
+            let mut next = self.state.clone();
+            next.pending.push(Pending {
+                key: o.key.clone(),
+                upload: upload.clone(),
+            });
+            next.rev = random_hex();
+            match swap(&s, &self.id, &self.version, &next).await {
+                Ok(Ok(v)) => {
+                    self.state = next;
+                    self.version = v;
+                }
+                other => {
+                    let _ = s.multipart.abort_multipart(&o.path, &upload).await;
+                    return Err(match other {
+                        Err(e) => e,
+                        _ => lost(&s, &self.repo, &self.id).await,
+                    });
+                }
+            }
+            o.upload = Some(upload);
+        }
+        o.settle().await.map_err(|e| store_err(&o.path, e))?;
+        let payload = o.take_payload();
+        let (path, upload, idx) = (
+            o.path.clone(),
+            o.upload.clone().expect("created above"),
+            o.parts.len(),
+        );
+        let mp = s.multipart.clone();
+        o.in_flight = Some(tokio::spawn(async move {
+            mp.put_part(&path, &upload, idx, payload).await
+        }));
+        Ok(())
+    }
+
+    /// Complete the open segment and record it (with the hash state) in the session.
+    async fn persist(&mut self) -> Result<()> {
+        let Some(mut o) = self.open.take() else {
+            return Ok(());
+        };
+        if o.fresh == 0 {
+            return Ok(());
+        }
+        let s = self.s.clone();
+        let written = async {
+            match o.upload.clone() {
+                Some(upload) => {
+                    o.settle().await?;
+                    if o.buffered > 0 {
+                        let payload = o.take_payload();
+                        let part = s
+                            .multipart
+                            .put_part(&o.path, &upload, o.parts.len(), payload)
+                            .await?;
+                        o.parts.push(part);
+                    }
+                    s.multipart
+                        .complete_multipart(&o.path, &upload, std::mem::take(&mut o.parts))
+                        .await
+                        .map(drop)
+                }
+                None => {
+                    let payload = o.take_payload();
+                    s.store.put(&o.path, payload).await.map(drop)
+                }
+            }
+        }
+        .await;
+        if let Err(e) = written {
+            self.open = Some(o);
+            return Err(store_err(
+                &self
+                    .s
+                    .layout
+                    .relative(&self.open.as_ref().expect("put back").key),
+                e,
+            ));
+        }
+        let mut next = self.state.clone();
+        if o.carry.is_some() {
+            next.segments.pop();
+        }
+        next.segments.push(Segment {
+            key: o.key.clone(),
+            size: o.len,
+        });
+        next.size = next.segments.iter().map(|x| x.size).sum();
+        next.sha256 = hasher_state(&self.hasher);
+        next.pending.retain(|p| p.key != o.key);
+        next.rev = random_hex();
+        match swap(&s, &self.id, &self.version, &next).await? {
+            Ok(v) => {
+                self.state = next;
+                self.version = v;
+                if let Some(c) = &o.carry {
+                    s.delete_quietly(&s.layout.relative(&c.key)).await;
+                }
+                Ok(())
+            }
+            Err(Lost) => {
+                s.delete_quietly(&o.path).await;
+                Err(lost(&s, &self.repo, &self.id).await)
+            }
+        }
+    }
+
+    /// Drop the open segment (a failed or lost append): its multipart upload is aborted.
+    async fn abandon(&mut self) {
+        let Some(mut o) = self.open.take() else {
+            return;
+        };
+        let _ = o.settle().await;
+        if let Some(upload) = &o.upload {
+            let _ = self.s.multipart.abort_multipart(&o.path, upload).await;
+        }
+    }
+}
+
+pub(crate) async fn commit(
+    s: &Arc<Inner>,
+    repo: &RepoName,
+    id: &str,
+    digest: &Digest,
+) -> Result<u64> {
+    let _busy = s.busy(id)?;
+    let Versioned { state, version } = load(s, repo, id).await?;
+    let actual = match digest.algorithm() {
+        Algorithm::Sha256 => Hasher::Sha256(hasher_from(s, id, &state)?).finish(),
+        alg => blobs::hash_segments(s, &state.segments, alg).await?,
+    };
+    if &actual != digest {
+        discard(s, id, &state).await?;
+        return Err(ErrorKind::DigestMismatch {
+            id: id.to_string(),
+            expected: digest.clone(),
+            actual,
+            size: state.size,
+        }
+        .into());
+    }
+    if !state.committing {
+        // From here on appends (on any node) are refused.
+        let mut next = state.clone();
+        next.committing = true;
+        next.rev = random_hex();
+        if swap(s, id, &version, &next).await?.is_err() {
+            return Err(lost(s, repo, id).await);
+        }
+    }
+    let ours = BlobPointer {
+        size: state.size,
+        segments: state.segments.clone(),
+    };
+    let published = match blobs::pointer_uncached(s, digest).await? {
+        Some(existing) => Published::Existing(existing),
+        None => blobs::publish(s, digest, &ours).await?,
+    };
+    if let Published::Existing(existing) = published {
+        // Published before, by this session (a commit on another node) or another one.
+        if existing.segments != ours.segments {
+            blobs::remove_segments(s, &ours.segments).await;
+        }
+    }
+    blobs::link(s, repo, digest).await?;
+    finish(s, id, &state).await;
+    Ok(state.size)
+}
+
+/// End a session whose segments now belong to a blob: abort what is pending, remove the state.
+async fn finish(s: &Inner, id: &str, state: &State) {
+    for p in &state.pending {
+        let _ = s
+            .multipart
+            .abort_multipart(&s.layout.relative(&p.key), &p.upload)
+            .await;
+    }
+    s.delete_quietly(&s.layout.upload(id)).await;
+}
+
+/// End a session and remove everything it wrote; returns the bytes it held.
+async fn discard(s: &Inner, id: &str, state: &State) -> Result<u64> {
+    // The state first: from then on the session is unknown to every node.
+    s.delete(&s.layout.upload(id)).await?;
+    for p in &state.pending {
+        let _ = s
+            .multipart
+            .abort_multipart(&s.layout.relative(&p.key), &p.upload)
+            .await;
+    }
+    // Its recorded segments, and whatever a request that lost a race left.
+    let prefix = s.layout.session_data(id);
+    let mut listed = s.store.list(Some(&prefix));
+    let mut keys = Vec::new();
+    while let Some(meta) = listed.next().await {
+        match meta {
+            Ok(m) => keys.push(m.location),
+            Err(e) => return Err(store_err(&prefix, e)),
+        }
+    }
+    for seg in &state.segments {
+        let p = s.layout.relative(&seg.key);
+        if !keys.contains(&p) {
+            keys.push(p);
+        }
+    }
+    for k in keys {
+        s.delete_quietly(&k).await;
+    }
+    Ok(state.size)
+}
+
+pub(crate) async fn cancel(s: &Arc<Inner>, repo: &RepoName, id: &str) -> Result<()> {
+    let _busy = s.busy(id)?;
+    let Versioned { state, .. } = load(s, repo, id).await?;
+    discard(s, id, &state).await.map(drop)
+}
+
+pub(crate) async fn expire(s: &Arc<Inner>, idle: Duration) -> Result<Expired> {
+    let cutoff = chrono_cutoff(idle);
+    let prefix = s.layout.uploads();
+    let mut listed = s.store.list(Some(&prefix));
+    let mut old = Vec::new();
+    while let Some(meta) = listed.next().await {
+        let meta = meta.map_err(|e| store_err(&prefix, e))?;
+        if meta.last_modified.timestamp() < cutoff {
+            old.push(meta);
+        }
+    }
+    let mut out = Expired::default();
+    for meta in old {
+        let Some(id) = meta.location.filename().map(str::to_string) else {
+            continue;
+        };
+        if !is_session_id(&id) {
+            continue;
+        }
+        let Ok(_busy) = s.busy(&id) else {
+            continue; // being written by a request of this node
+        };
+        let r = match s.store.get(&meta.location).await {
+            Ok(r) => r,
+            Err(e) if is_not_found(&e) => continue,
+            Err(e) => return Err(store_err(&meta.location, e)),
+        };
+        if r.meta.e_tag != meta.e_tag {
+            continue; // written since it was listed
+        }
+        let raw = r.bytes().await.map_err(|e| store_err(&meta.location, e))?;
+        let age = now_secs().saturating_sub(meta.last_modified.timestamp().max(0) as u64);
+        match serde_json::from_slice::<State>(&raw) {
+            Ok(state) => {
+                out.bytes += discard(s, &id, &state).await?;
+            }
+            Err(_) => s.delete(&meta.location).await?,
+        }
+        out.sessions += 1;
+        tracing::info!(upload = %id, age_s = age, store = %s.name, "upload session expired");
+    }
+    Ok(out)
+}
+
+/// Seconds since the epoch before which a session counts as idle for `idle`.
+fn chrono_cutoff(idle: Duration) -> i64 {
+    now_secs() as i64 - idle.as_secs().min(i64::MAX as u64) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_state_round_trips() {
+        let mut h = sha2::Sha256::default();
+        sha2::Digest::update(&mut h, b"hello ");
+        let saved = hasher_state(&h);
+        let raw = hex::decode(&saved).unwrap();
+        let mut back = sha2::Sha256::deserialize(raw.as_slice().try_into().unwrap()).unwrap();
+        sha2::Digest::update(&mut back, b"world");
+        assert_eq!(
+            Hasher::Sha256(back).finish(),
+            Digest::sha256(b"hello world")
+        );
+    }
+}
