@@ -118,6 +118,45 @@ impl FsStorage {
         &self.fs.root
     }
 
+    /// The secret that signs this registry's upload locations, kept in `ROOT/secret`
+    /// (32 random bytes, created on first use, readable by the owner only), so a location
+    /// stays valid across a restart.
+    pub fn secret(&self) -> Result<Vec<u8>> {
+        let p = self.fs.root.join("secret");
+        match fs::read(&p) {
+            Ok(s) if s.len() >= 32 => return Ok(s),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(p.display(), e)),
+        }
+        let mut secret = vec![0u8; 32];
+        aws_lc_rs::rand::fill(&mut secret).expect("the system random generator works");
+        let tmp = self
+            .fs
+            .root
+            .join("tmp")
+            .join(format!("secret-{}", self.fs.random_id()));
+        let res = (|| {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(&secret)?;
+            f.sync_all()?;
+            // Another process may have made one meanwhile: the first one stays.
+            match fs::hard_link(&tmp, &p) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+                Err(e) => Err(e),
+            }
+        })();
+        let _ = fs::remove_file(&tmp);
+        res.map_err(io_err(&p))?;
+        fs::read(&p).map_err(io_err(&p))
+    }
+
     /// Run `f` on a blocking thread.
     async fn run<T: Send + 'static>(
         &self,

@@ -5,6 +5,7 @@
 
 mod body;
 pub(crate) mod error;
+mod location;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -48,6 +49,7 @@ pub struct Registry {
     metrics_endpoint: bool,
     ui: Arc<crate::ui::Summaries>,
     body_timeout: Duration,
+    signer: location::Signer,
 }
 
 impl std::fmt::Debug for Registry {
@@ -61,9 +63,13 @@ impl std::fmt::Debug for Registry {
 }
 
 impl Registry {
-    /// A registry on the filesystem at `root` (created if needed), anonymous read-write.
+    /// A registry on the filesystem at `root` (created if needed), anonymous read-write,
+    /// signing upload locations with the secret kept in the root ([`FsStorage::secret`]),
+    /// so they stay valid across restarts.
     pub fn open(root: impl AsRef<Path>) -> Result<Registry> {
-        Ok(Self::with_storage(FsStorage::open(root.as_ref())?))
+        let fs = FsStorage::open(root.as_ref())?;
+        let secret = fs.secret()?;
+        Ok(Self::with_storage(fs).secret(&secret))
     }
 
     /// A registry on any storage backend.
@@ -81,7 +87,17 @@ impl Registry {
             metrics_endpoint: true,
             ui: Arc::default(),
             body_timeout: DEFAULT_BODY_TIMEOUT,
+            signer: location::Signer::random(),
         }
+    }
+
+    /// Sign upload locations with `secret` (every node over one storage needs the same),
+    /// instead of a random secret of this process whose locations die with it. A location
+    /// that another secret signed, or that names a session of another repository, is an
+    /// unknown upload (404 BLOB_UPLOAD_UNKNOWN).
+    pub fn secret(mut self, secret: &[u8]) -> Registry {
+        self.signer = location::Signer::new(secret);
+        self
     }
 
     /// Require basic auth against an htpasswd file of bcrypt hashes.
@@ -399,17 +415,26 @@ async fn handle(reg: &Registry, req: Request) -> ApiResult<Response> {
                 _ => not_allowed(),
             }
         }
-        Route::Upload(name, id) => {
+        Route::Upload(name, token) => {
             let repo = RepoName::parse(&name)?;
+            let Some(id) = reg.signer.verify(&repo, &token).map(str::to_string) else {
+                return Err(crate::Error::from(ErrorKind::UploadUnknown { id: token }).into());
+            };
             match method {
                 Method::GET => {
                     let size = reg.storage.upload_size(&repo, &id).await?;
-                    Ok(upload_progress(StatusCode::NO_CONTENT, &repo, &id, size))
+                    Ok(upload_progress(
+                        reg,
+                        StatusCode::NO_CONTENT,
+                        &repo,
+                        &id,
+                        size,
+                    ))
                 }
                 Method::PATCH => {
                     let chunk = content_range(&headers)?;
                     let size = append(reg, &repo, &id, chunk, body).await?;
-                    Ok(upload_progress(StatusCode::ACCEPTED, &repo, &id, size))
+                    Ok(upload_progress(reg, StatusCode::ACCEPTED, &repo, &id, size))
                 }
                 Method::PUT => upload_put(reg, repo, id, &query, &headers, body).await,
                 Method::DELETE => {
@@ -454,15 +479,27 @@ fn set(r: &mut Response, name: &'static str, value: &str) {
     }
 }
 
-fn upload_progress(status: StatusCode, repo: &RepoName, id: &str, size: u64) -> Response {
+/// The answer that tells a client where its session is (a signed location) and how many
+/// bytes it holds.
+fn upload_progress(
+    reg: &Registry,
+    status: StatusCode,
+    repo: &RepoName,
+    id: &str,
+    size: u64,
+) -> Response {
+    let token = reg.signer.token(repo, id);
     let mut r = empty(status);
     set(
         &mut r,
         "location",
-        &format!("/v2/{repo}/blobs/uploads/{id}"),
+        &format!("/v2/{repo}/blobs/uploads/{token}"),
     );
     set(&mut r, "range", &range_header(size));
-    set(&mut r, "docker-upload-uuid", id);
+    set(&mut r, "docker-upload-uuid", &token);
+    if let Some(min) = reg.storage.chunk_min_length() {
+        set(&mut r, "oci-chunk-min-length", &min.to_string());
+    }
     r
 }
 
@@ -584,7 +621,7 @@ async fn upload_post(
             }
         };
     }
-    Ok(upload_progress(StatusCode::ACCEPTED, &repo, &id, 0))
+    Ok(upload_progress(reg, StatusCode::ACCEPTED, &repo, &id, 0))
 }
 
 async fn upload_put(

@@ -85,6 +85,7 @@ fn image_manifest(config: &Digest, config_len: usize, layers: &[(Digest, usize)]
 }
 
 /// Every regular file under the storage's visible areas (blobs/ and repos/), plus uploads.
+/// The files the registry stores under `root` (its location-signing secret aside).
 fn stored_files(root: &Path) -> Vec<String> {
     fn walk(p: &Path, root: &Path, out: &mut Vec<String>) {
         if let Ok(rd) = std::fs::read_dir(p) {
@@ -100,6 +101,7 @@ fn stored_files(root: &Path) -> Vec<String> {
     }
     let mut out = Vec::new();
     walk(root, root, &mut out);
+    out.retain(|f| f != "secret");
     out.sort();
     out
 }
@@ -783,4 +785,40 @@ async fn basic_auth_is_required_when_configured() {
     )
     .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn upload_locations_are_signed() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = Registry::open(dir.path()).unwrap();
+    let r = call(&reg, "POST", "/v2/a/blobs/uploads/", &[], vec![]).await;
+    let loc = r.header("location").unwrap().to_string();
+    let token = loc.rsplit('/').next().unwrap().to_string();
+    let (id, mac) = token.rsplit_once('.').expect("id.mac");
+    assert_eq!(
+        call(&reg, "GET", &loc, &[], vec![]).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let mut other_mac = mac.to_string();
+    other_mac.replace_range(..1, if mac.starts_with('A') { "B" } else { "A" });
+    for forged in [
+        // The session of repository a, asked through repository b.
+        format!("/v2/b/blobs/uploads/{token}"),
+        // The bare id, as another registry would hand out.
+        format!("/v2/a/blobs/uploads/{id}"),
+        format!("/v2/a/blobs/uploads/{id}.{other_mac}"),
+    ] {
+        let r = call(&reg, "PATCH", &forged, &[], b"x".to_vec()).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{forged}");
+        assert_eq!(r.code(), "BLOB_UPLOAD_UNKNOWN", "{forged}");
+    }
+    // The session took nothing from them.
+    let r = call(&reg, "GET", &loc, &[], vec![]).await;
+    assert_eq!(r.header("range"), Some("0-0"));
+    // A registry reopened on the same root (a restart) keeps accepting it.
+    let again = Registry::open(dir.path()).unwrap();
+    assert_eq!(
+        call(&again, "GET", &loc, &[], vec![]).await.status,
+        StatusCode::NO_CONTENT
+    );
 }
