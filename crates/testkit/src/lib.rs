@@ -1,5 +1,5 @@
 //! Test helpers for hoist: wrappers for real peers (skopeo, the distribution registry,
-//! headless Chromium), the in-process registry, a distribution-spec conformance harness, a
+//! SeaweedFS, headless Chromium), the in-process registry, a distribution-spec conformance harness, a
 //! fault-injecting proxy, a token service, hand-made API requests, child processes and
 //! fixtures. Not published.
 
@@ -13,6 +13,7 @@ mod http1;
 pub mod peers;
 pub mod process;
 pub mod registry;
+pub mod seaweedfs;
 pub mod stub;
 pub mod tls;
 pub mod token;

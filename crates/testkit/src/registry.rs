@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use hoist_registry::Registry;
+use std::sync::Arc;
+
+use hoist_registry::{Registry, Storage};
 
 /// A running in-process registry; stopped on drop.
 #[derive(Debug)]
@@ -20,12 +22,27 @@ pub struct TestRegistry {
 }
 
 /// Options for [`TestRegistry::start_with`].
-#[derive(Debug, Default, Clone)]
+#[derive(Default, Clone)]
 pub struct Options {
     /// Storage root; a fresh temp dir (removed on drop) when `None`.
     pub root: Option<PathBuf>,
     /// An htpasswd file (bcrypt) to require basic auth with.
     pub htpasswd: Option<PathBuf>,
+    /// Another storage than a filesystem root (an object store); `root` is then unused.
+    pub storage: Option<Arc<dyn Storage>>,
+    /// The secret upload locations are signed with (nodes sharing a storage share it).
+    pub secret: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("root", &self.root)
+            .field("htpasswd", &self.htpasswd)
+            .field("storage", &self.storage.as_ref().map(|_| "custom"))
+            .field("secret", &self.secret.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 impl TestRegistry {
@@ -44,7 +61,13 @@ impl TestRegistry {
                 (Some(d), r)
             }
         };
-        let mut registry = Registry::open(&root).expect("open registry storage");
+        let mut registry = match opts.storage {
+            Some(s) => Registry::with_shared_storage(s),
+            None => Registry::open(&root).expect("open registry storage"),
+        };
+        if let Some(secret) = &opts.secret {
+            registry = registry.secret(secret);
+        }
         if let Some(h) = &opts.htpasswd {
             registry = registry.htpasswd(h).expect("load htpasswd");
         }

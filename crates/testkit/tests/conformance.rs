@@ -1,9 +1,14 @@
-//! The conformance harness against hoist (everything passes) and against the distribution
+//! The conformance harness against hoist on each storage backend (the filesystem, the
+//! object store in memory and on SeaweedFS: everything passes) and against the distribution
 //! registry (everything passes but the KNOWN_DIFFERENCES, which must really fail there).
 
+use std::sync::Arc;
+
+use hoist_registry::{ObjectStorage, Storage};
 use hoist_testkit::conformance::{self, CHECKS, KNOWN_DIFFERENCES, Outcome};
 use hoist_testkit::distribution::Distribution;
-use hoist_testkit::registry::TestRegistry;
+use hoist_testkit::registry::{Options, TestRegistry};
+use hoist_testkit::seaweedfs::SeaweedFs;
 
 fn report(who: &str, outcomes: &[Outcome]) {
     for o in outcomes {
@@ -14,18 +19,43 @@ fn report(who: &str, outcomes: &[Outcome]) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hoist_passes_every_check() {
-    let reg = TestRegistry::start();
+async fn passes_every_check(who: &str, reg: &TestRegistry) {
     let outcomes = conformance::run(&reg.url(), None).await;
-    report("hoist", &outcomes);
+    report(who, &outcomes);
     assert_eq!(outcomes.len(), CHECKS.len());
     let failed: Vec<_> = outcomes
         .iter()
         .filter(|o| o.result.is_err())
         .map(|o| o.name)
         .collect();
-    assert!(failed.is_empty(), "hoist failed {failed:?}");
+    assert!(failed.is_empty(), "{who} failed {failed:?}");
+}
+
+fn on(storage: impl Storage) -> TestRegistry {
+    TestRegistry::start_with(Options {
+        storage: Some(Arc::new(storage)),
+        ..Options::default()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hoist_passes_every_check() {
+    passes_every_check("hoist", &TestRegistry::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hoist_on_an_object_store_passes_every_check() {
+    let store = Arc::new(object_store::memory::InMemory::new());
+    passes_every_check("hoist-in-memory", &on(ObjectStorage::new(store, "reg"))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hoist_on_seaweedfs_passes_every_check() {
+    let Some(weed) = SeaweedFs::shared() else {
+        return;
+    };
+    let s3 = ObjectStorage::s3(&weed.bucket()).expect("S3 storage");
+    passes_every_check("hoist-seaweedfs", &on(s3)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
