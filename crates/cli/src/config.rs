@@ -30,10 +30,57 @@ pub struct Settings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub addr: Option<SocketAddr>,
     /// Storage directory, created if needed [default: $XDG_DATA_HOME/hoist/registry, else
-    /// ~/.local/share/hoist/registry].
+    /// ~/.local/share/hoist/registry]. The same as --storage fs:DIR.
     #[arg(long, env = "HOIST_ROOT", value_name = "DIR")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub root: Option<PathBuf>,
+    /// Where the registry keeps its data: fs:DIR (a directory, the default), or
+    /// s3://BUCKET[/PREFIX] (an S3-compatible bucket several nodes can share; endpoint,
+    /// region and credentials from the --s3-* flags or the standard AWS_* variables).
+    #[arg(
+        long,
+        env = "HOIST_STORAGE",
+        value_name = "fs:DIR|s3://BUCKET[/PREFIX]"
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage: Option<String>,
+    /// S3 endpoint URL (http://127.0.0.1:8333 for a local SeaweedFS) [default:
+    /// AWS_ENDPOINT_URL, else AWS itself]. Plain http only to loopback, unless --s3-allow-http.
+    #[arg(long, env = "HOIST_S3_ENDPOINT", value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_endpoint: Option<String>,
+    /// S3 region [default: AWS_REGION, else us-east-1].
+    #[arg(long, env = "HOIST_S3_REGION", value_name = "REGION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_region: Option<String>,
+    /// S3 access key id [default: AWS_ACCESS_KEY_ID].
+    #[arg(long, env = "HOIST_S3_ACCESS_KEY_ID", value_name = "ID")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_access_key_id: Option<String>,
+    /// S3 secret access key [default: AWS_SECRET_ACCESS_KEY].
+    #[arg(
+        long,
+        env = "HOIST_S3_SECRET_ACCESS_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_secret_access_key: Option<String>,
+    /// Allow a plain-http S3 endpoint that is not a loopback address [default: false].
+    #[arg(long, env = "HOIST_S3_ALLOW_HTTP", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_allow_http: Option<bool>,
+    /// The secret upload locations are signed with (at least 16 characters). Every node
+    /// over one bucket needs the same, so s3:// storage requires it; with fs: storage it
+    /// defaults to a random one kept in the storage directory.
+    #[arg(
+        long,
+        env = "HOIST_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
     /// Require basic auth against this htpasswd file (bcrypt entries, `htpasswd -B`).
     #[arg(long, env = "HOIST_HTPASSWD", value_name = "FILE")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -97,6 +144,13 @@ impl Settings {
         Settings {
             addr: self.addr.or(file.addr),
             root: self.root.or(file.root),
+            storage: self.storage.or(file.storage),
+            s3_endpoint: self.s3_endpoint.or(file.s3_endpoint),
+            s3_region: self.s3_region.or(file.s3_region),
+            s3_access_key_id: self.s3_access_key_id.or(file.s3_access_key_id),
+            s3_secret_access_key: self.s3_secret_access_key.or(file.s3_secret_access_key),
+            s3_allow_http: self.s3_allow_http.or(file.s3_allow_http),
+            secret: self.secret.or(file.secret),
             htpasswd: self.htpasswd.or(file.htpasswd),
             tls_cert: self.tls_cert.or(file.tls_cert),
             tls_key: self.tls_key.or(file.tls_key),
@@ -117,15 +171,51 @@ impl Settings {
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             bail!("tls-cert and tls-key go together: give both or neither");
         }
+        if let Some(secret) = &self.secret
+            && secret.len() < MIN_SECRET
+        {
+            bail!(
+                "secret: {} characters, expected at least {MIN_SECRET}",
+                secret.len()
+            );
+        }
+        // `root` is `storage = "fs:DIR"`; the two must not disagree.
+        let (storage, root) = match (self.storage, self.root) {
+            (None, root) => {
+                let root = match root {
+                    Some(r) => r,
+                    None => default_root()?,
+                };
+                (format!("fs:{}", root.display()), Some(root))
+            }
+            (Some(st), root) => match Storage::parse(&st)? {
+                Storage::Fs(dir) => {
+                    if let Some(r) = root.filter(|r| *r != dir) {
+                        bail!(
+                            "root {} and storage {st} name two places: give one",
+                            r.display()
+                        );
+                    }
+                    (st, Some(dir))
+                }
+                Storage::S3(_) => {
+                    if let Some(r) = root {
+                        bail!(
+                            "root {} and storage {st} name two places: give one",
+                            r.display()
+                        );
+                    }
+                    (st, None)
+                }
+            },
+        };
         Ok(Settings {
             addr: Some(
                 self.addr
                     .unwrap_or_else(|| DEFAULT_ADDR.parse().expect("valid default")),
             ),
-            root: Some(match self.root {
-                Some(r) => r,
-                None => default_root()?,
-            }),
+            storage: Some(storage),
+            root,
             read_only: Some(self.read_only.unwrap_or(false)),
             log_format: Some(self.log_format.unwrap_or_default()),
             header_timeout: Some(self.header_timeout.unwrap_or(Dur(Timeouts::DEFAULT.header))),
@@ -230,6 +320,52 @@ impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Dur, D::Error> {
         let s = String::deserialize(d)?;
         s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The shortest secret accepted for signing upload locations.
+pub const MIN_SECRET: usize = 16;
+
+/// A storage setting, parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Storage {
+    /// A directory.
+    Fs(PathBuf),
+    /// An S3-compatible bucket (bucket and prefix; the rest comes from the s3-* settings).
+    S3(hoist_registry::S3Config),
+}
+
+impl Storage {
+    /// `fs:DIR` or `s3://BUCKET[/PREFIX]`.
+    pub fn parse(s: &str) -> anyhow::Result<Storage> {
+        if let Some(dir) = s.strip_prefix("fs:") {
+            if dir.is_empty() {
+                bail!("storage {s:?}: expected fs:DIR, like fs:/var/lib/hoist");
+            }
+            return Ok(Storage::Fs(PathBuf::from(dir)));
+        }
+        if s.starts_with("s3://") {
+            return Ok(Storage::S3(hoist_registry::S3Config::from_url(s)?));
+        }
+        bail!("storage {s:?}: expected fs:DIR or s3://BUCKET[/PREFIX]")
+    }
+}
+
+impl Settings {
+    /// The resolved storage, with the S3 settings filled in.
+    pub fn storage(&self) -> anyhow::Result<Storage> {
+        let st = self.storage.as_deref().expect("resolved");
+        Ok(match Storage::parse(st)? {
+            Storage::S3(c) => Storage::S3(hoist_registry::S3Config {
+                endpoint: self.s3_endpoint.clone(),
+                region: self.s3_region.clone(),
+                access_key_id: self.s3_access_key_id.clone(),
+                secret_access_key: self.s3_secret_access_key.clone(),
+                allow_http: self.s3_allow_http.unwrap_or(false),
+                ..c
+            }),
+            fs => fs,
+        })
     }
 }
 

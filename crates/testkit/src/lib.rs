@@ -9,6 +9,7 @@ pub mod conformance;
 pub mod counting;
 pub mod distribution;
 pub mod faults;
+pub mod haproxy;
 mod http1;
 pub mod peers;
 pub mod process;

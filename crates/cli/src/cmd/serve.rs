@@ -2,10 +2,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use clap::Args;
 
-use crate::config::Settings;
+use crate::config::{MIN_SECRET, Settings, Storage};
 use crate::logging;
 
 /// Arguments of `hoist serve`.
@@ -48,14 +48,33 @@ pub fn run(args: ServeArgs, log: Option<&str>) -> anyhow::Result<()> {
         print!("{}", s.to_toml_masked());
         return Ok(());
     }
-    let (addr, root) = (s.addr.expect("resolved"), s.root.clone().expect("resolved"));
+    let addr = s.addr.expect("resolved");
     let read_only = s.read_only.unwrap_or(false);
     logging::init(
         s.log.as_deref().unwrap_or_default(),
         s.log_format.unwrap_or_default(),
     );
-    let mut registry = hoist_registry::Registry::open(&root)
-        .with_context(|| format!("storage root {}", root.display()))?
+    let storage = s.storage()?;
+    let mut registry = match &storage {
+        Storage::Fs(root) => hoist_registry::Registry::open(root)
+            .with_context(|| format!("storage root {}", root.display()))?,
+        Storage::S3(config) => {
+            if s.secret.is_none() {
+                bail!(
+                    "storage {}: several nodes can serve one bucket, and each must sign upload \
+                     locations with the same secret: give --secret or HOIST_SECRET (at least \
+                     {MIN_SECRET} characters, e.g. from `openssl rand -hex 32`)",
+                    s.storage.as_deref().unwrap_or_default()
+                );
+            }
+            let store = hoist_registry::ObjectStorage::s3(config)?;
+            hoist_registry::Registry::with_storage(store)
+        }
+    };
+    if let Some(secret) = &s.secret {
+        registry = registry.secret(secret.as_bytes());
+    }
+    let mut registry = registry
         .read_only(read_only)
         .metrics_endpoint(s.metrics_addr.is_none());
     if let Some(h) = &s.htpasswd {
@@ -98,6 +117,24 @@ pub fn run(args: ServeArgs, log: Option<&str>) -> anyhow::Result<()> {
         }
         None => None,
     };
+    // One async thread for the network; hashing and disk I/O run on tokio's blocking
+    // threads, a bounded step at a time. Measured with bench/registry.sh: a multi-threaded
+    // scheduler only added wake-ups between its workers (about 10% more server CPU).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let storage_name = s.storage.clone().unwrap_or_default();
+    if let Storage::S3(_) = storage {
+        // A wrong endpoint, bucket or credentials fail here, once, with the store's answer.
+        let probe = rt.block_on(async {
+            tokio::time::timeout(hoist_registry::READY_TIMEOUT, registry.storage().probe()).await
+        });
+        probe
+            .map_err(|_| anyhow::anyhow!("no answer within {:?}", hoist_registry::READY_TIMEOUT))
+            .and_then(|r| r.map_err(anyhow::Error::from))
+            .with_context(|| format!("storage {storage_name}: a test write and read failed"))?;
+    }
     // The first line is the one a script waits for (the port matters when --addr ends in
     // :0). One write, errors ignored: a reader that took its line and closed the pipe must
     // not stop the server.
@@ -116,14 +153,7 @@ pub fn run(args: ServeArgs, log: Option<&str>) -> anyhow::Result<()> {
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
     }
-    tracing::info!(root = %root.display(), read_only, "serving");
-    // One async thread for the network; hashing and disk I/O run on tokio's blocking
-    // threads, a bounded step at a time. Measured with bench/registry.sh: a multi-threaded
-    // scheduler only added wake-ups between its workers (about 10% more server CPU).
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    tracing::info!(storage = %storage_name, read_only, "serving");
     rt.block_on(async move {
         // SIGTERM (what orchestrators send) and SIGINT both drain.
         let stop = tokio::sync::watch::channel(false);

@@ -79,7 +79,7 @@ pub(crate) struct Inner {
 /// How to reach an S3-compatible bucket. Unset fields come from the standard AWS
 /// environment variables (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
 /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, ...).
-#[derive(Clone, Default)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct S3Config {
     /// The bucket.
     pub bucket: String,
@@ -203,6 +203,22 @@ impl ObjectStorage {
             .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
             .unwrap_or_else(|| "us-east-1".to_string());
         b = b.with_region(region);
+        // Credentials from the settings or the environment; never a guess at an instance
+        // metadata service (a request to a link-local address from a machine without one).
+        let env = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+        let has_credentials = config.access_key_id.is_some()
+            || env("AWS_ACCESS_KEY_ID")
+            || env("AWS_WEB_IDENTITY_TOKEN_FILE")
+            || env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+            || env("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+        if !has_credentials {
+            return Err(ErrorKind::Config(format!(
+                "S3 bucket {}: no credentials: give --s3-access-key-id and \
+                 --s3-secret-access-key, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+                config.bucket
+            ))
+            .into());
+        }
         if let Some(k) = &config.access_key_id {
             b = b.with_access_key_id(k);
         }
@@ -256,9 +272,27 @@ impl ObjectStorage {
     }
 }
 
-/// A store failure on `key` as the registry's error.
+/// A store failure on `key` as the registry's error, in one line: object_store's message
+/// repeats its chain of causes and the store's XML answer, which says no more than its code.
 pub(crate) fn store_err(key: &Path, e: object_store::Error) -> Error {
-    Error::io(key, io::Error::other(e))
+    Error::io(key, io::Error::other(concise(&e.to_string())))
+}
+
+fn concise(message: &str) -> String {
+    let code = message
+        .split_once("<Code>")
+        .and_then(|(_, rest)| rest.split_once("</Code>"))
+        .map(|(code, _)| code.to_string());
+    let head = message.split('<').next().unwrap_or(message);
+    // The last "Server returned ..." or "Error performing ..." part names what failed.
+    let head = head
+        .rsplit_once("Error performing ")
+        .map_or(head, |(_, tail)| tail)
+        .trim_end_matches([' ', ':']);
+    match code {
+        Some(c) => format!("{head} ({c})"),
+        None => head.to_string(),
+    }
 }
 
 /// Whether the store said the object is not there.
@@ -518,6 +552,19 @@ mod tests {
             let e = S3Config::from_url(bad).unwrap_err();
             assert!(e.to_string().contains(bad), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn store_errors_are_one_line() {
+        let long = "The operation lacked the necessary privileges to complete for path k: Error performing PUT http://h/b/k in 4ms - Server returned non-2xx status code: 403 Forbidden: <?xml version=\"1.0\"?>\n<Error><Code>SignatureDoesNotMatch</Code><Message>...</Message></Error>: The operation lacked ...";
+        assert_eq!(
+            concise(long),
+            "PUT http://h/b/k in 4ms - Server returned non-2xx status code: 403 Forbidden (SignatureDoesNotMatch)"
+        );
+        assert_eq!(
+            concise("Object at location k not found"),
+            "Object at location k not found"
+        );
     }
 
     #[test]
