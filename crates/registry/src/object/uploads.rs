@@ -649,13 +649,13 @@ pub(crate) async fn cancel(s: &Arc<Inner>, repo: &RepoName, id: &str) -> Result<
 }
 
 pub(crate) async fn expire(s: &Arc<Inner>, idle: Duration) -> Result<Expired> {
-    let cutoff = chrono_cutoff(idle);
+    let cutoff = cutoff_ms(idle);
     let prefix = s.layout.uploads();
     let mut listed = s.store.list(Some(&prefix));
     let mut old = Vec::new();
     while let Some(meta) = listed.next().await {
         let meta = meta.map_err(|e| store_err(&prefix, e))?;
-        if meta.last_modified.timestamp() < cutoff {
+        if meta.last_modified.timestamp_millis() <= cutoff {
             old.push(meta);
         }
     }
@@ -692,9 +692,14 @@ pub(crate) async fn expire(s: &Arc<Inner>, idle: Duration) -> Result<Expired> {
     Ok(out)
 }
 
-/// Seconds since the epoch before which a session counts as idle for `idle`.
-fn chrono_cutoff(idle: Duration) -> i64 {
-    now_secs() as i64 - idle.as_secs().min(i64::MAX as u64) as i64
+/// Milliseconds since the epoch at or before which a session's last write makes it idle
+/// for `idle`.
+fn cutoff_ms(idle: Duration) -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as i64;
+    now - idle.as_millis().min(i64::MAX as u128) as i64
 }
 
 #[cfg(test)]

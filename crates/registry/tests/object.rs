@@ -1,0 +1,236 @@
+//! The object-storage backend's own behaviour, on `object_store`'s in-memory store (what
+//! the storage contract in tests/storage.rs does not say): how bytes become segments and
+//! blobs, what is left in the bucket after each outcome, and two nodes over one store.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use hoist_image::Digest;
+use hoist_registry::{ByteStream, ErrorKind, ObjectStorage, RepoName, Storage};
+use object_store::ObjectStore;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+
+const MIB: usize = 1 << 20;
+
+fn repo(s: &str) -> RepoName {
+    RepoName::parse(s).unwrap()
+}
+
+fn body(chunks: Vec<Vec<u8>>) -> ByteStream {
+    Box::pin(futures_util::stream::iter(
+        chunks
+            .into_iter()
+            .map(|c| Ok::<_, io::Error>(Bytes::from(c))),
+    ))
+}
+
+/// Deterministic incompressible bytes.
+fn data(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ seed;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect()
+}
+
+/// Keys under `prefix` (relative to the store's root).
+async fn keys(store: &InMemory, prefix: &str) -> Vec<String> {
+    let mut out: Vec<String> = store
+        .list(Some(&Path::from(prefix)))
+        .map(|m| m.unwrap().location.to_string())
+        .collect()
+        .await;
+    out.sort();
+    out
+}
+
+async fn read_all(s: &dyn Storage, r: &RepoName, d: &Digest, range: Option<(u64, u64)>) -> Vec<u8> {
+    let mut b = s.blob_read(r, d, range).await.unwrap().expect("blob").body;
+    let mut out = Vec::new();
+    while let Some(x) = b.next().await {
+        out.extend_from_slice(&x.unwrap());
+    }
+    out
+}
+
+fn setup() -> (Arc<InMemory>, ObjectStorage) {
+    let store = Arc::new(InMemory::new());
+    let s = ObjectStorage::new(store.clone(), "reg");
+    (store, s)
+}
+
+#[tokio::test]
+async fn small_chunks_are_merged_into_few_segments() {
+    let (store, s) = setup();
+    let r = repo("small/chunks");
+    let blob = data(1, 40 * 100_000);
+    let id = s.upload_start(&r).await.unwrap();
+    for (i, c) in blob.chunks(100_000).enumerate() {
+        let n = s
+            .upload_append(&r, &id, Some((i * 100_000) as u64), body(vec![c.to_vec()]))
+            .await
+            .unwrap();
+        assert_eq!(n, ((i + 1) * 100_000) as u64);
+    }
+    // 40 chunks, one segment: each small tail was rewritten into the next one.
+    assert_eq!(keys(&store, &format!("reg/data/{id}")).await.len(), 1);
+    let d = Digest::sha256(&blob);
+    assert_eq!(
+        s.upload_commit(&r, &id, &d).await.unwrap(),
+        blob.len() as u64
+    );
+    assert_eq!(read_all(&s, &r, &d, None).await, blob);
+    assert!(keys(&store, "reg/uploads").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_long_body_is_recorded_in_segments_and_read_across_them() {
+    let (store, s) = setup();
+    let r = repo("long/body");
+    let blob = data(2, 70 * MIB);
+    let id = s.upload_start(&r).await.unwrap();
+    let chunks: Vec<Vec<u8>> = blob.chunks(MIB).map(<[u8]>::to_vec).collect();
+    s.upload_append(&r, &id, None, body(chunks)).await.unwrap();
+    // 64 MiB and 6 MiB: a node dying mid-body would have lost at most the second.
+    let segs = keys(&store, &format!("reg/data/{id}")).await;
+    assert_eq!(segs.len(), 2, "{segs:?}");
+    let d = Digest::sha256(&blob);
+    s.upload_commit(&r, &id, &d).await.unwrap();
+    let at = 64 * MIB as u64 - 5;
+    assert_eq!(
+        read_all(&s, &r, &d, Some((at, 10))).await,
+        &blob[at as usize..at as usize + 10]
+    );
+    assert!(read_all(&s, &r, &d, None).await == blob);
+}
+
+#[tokio::test]
+async fn a_digest_committed_twice_is_stored_once() {
+    let (store, s) = setup();
+    let blob = data(3, 2 * MIB);
+    let d = Digest::sha256(&blob);
+    let mut segments = Vec::new();
+    for name in ["twice/a", "twice/b"] {
+        let r = repo(name);
+        let id = s.upload_start(&r).await.unwrap();
+        s.upload_append(&r, &id, None, body(vec![blob.clone()]))
+            .await
+            .unwrap();
+        s.upload_commit(&r, &id, &d).await.unwrap();
+        segments.push(keys(&store, "reg/data").await);
+    }
+    // The second commit found the blob published and removed its own copy.
+    assert_eq!(segments[0].len(), 1);
+    assert_eq!(segments[0], segments[1]);
+    for name in ["twice/a", "twice/b"] {
+        assert!(read_all(&s, &repo(name), &d, None).await == blob);
+    }
+}
+
+#[tokio::test]
+async fn failed_cancelled_and_expired_sessions_leave_nothing() {
+    let (store, s) = setup();
+    let r = repo("left/overs");
+    // A digest mismatch.
+    let id = s.upload_start(&r).await.unwrap();
+    s.upload_append(&r, &id, None, body(vec![data(4, 9 * MIB)]))
+        .await
+        .unwrap();
+    let e = s
+        .upload_commit(&r, &id, &Digest::sha256(b"other"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e.kind(), ErrorKind::DigestMismatch { .. }), "{e}");
+    // A cancel.
+    let id = s.upload_start(&r).await.unwrap();
+    s.upload_append(&r, &id, None, body(vec![data(5, MIB)]))
+        .await
+        .unwrap();
+    s.upload_cancel(&r, &id).await.unwrap();
+    assert!(s.upload_size(&r, &id).await.unwrap_err().is_not_found());
+    assert!(keys(&store, "reg/data").await.is_empty());
+    assert!(keys(&store, "reg/uploads").await.is_empty());
+    // Expiry: an idle session goes with its bytes; a fresh one stays.
+    let old = s.upload_start(&r).await.unwrap();
+    s.upload_append(&r, &old, None, body(vec![data(6, 3 * MIB)]))
+        .await
+        .unwrap();
+    let kept = s.uploads_expire(Duration::from_secs(3600)).await.unwrap();
+    assert_eq!(kept.sessions, 0);
+    let gone = s.uploads_expire(Duration::ZERO).await.unwrap();
+    assert_eq!((gone.sessions, gone.bytes), (1, 3 * MIB as u64));
+    assert!(s.upload_size(&r, &old).await.unwrap_err().is_not_found());
+    assert!(keys(&store, "reg/data").await.is_empty());
+    assert!(keys(&store, "reg/uploads").await.is_empty());
+}
+
+#[tokio::test]
+async fn two_nodes_one_session() {
+    let store = Arc::new(InMemory::new());
+    let (a, b) = (
+        ObjectStorage::new(store.clone(), "reg"),
+        ObjectStorage::new(store.clone(), "reg"),
+    );
+    let r = repo("two/nodes");
+    let blob = data(7, 11 * MIB);
+    // Started on a, continued on b (which carries on a's SHA-256 state), committed on a.
+    let id = a.upload_start(&r).await.unwrap();
+    a.upload_append(&r, &id, Some(0), body(vec![blob[..6 * MIB].to_vec()]))
+        .await
+        .unwrap();
+    b.upload_append(
+        &r,
+        &id,
+        Some(6 * MIB as u64),
+        body(vec![blob[6 * MIB..].to_vec()]),
+    )
+    .await
+    .unwrap();
+    let d = Digest::sha256(&blob);
+    a.upload_commit(&r, &id, &d).await.unwrap();
+    assert!(read_all(&b, &r, &d, None).await == blob);
+
+    // Two appends at once, one per node: a's body waits while b's completes; a's record then
+    // finds the session changed, a is refused, and only b's bytes count.
+    let id = a.upload_start(&r).await.unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(1);
+    let held: ByteStream = Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (b, rx))
+    }));
+    tx.send(Ok(Bytes::from(data(8, MIB)))).await.unwrap();
+    let (a2, r2, id2) = (a.clone(), r.clone(), id.clone());
+    let slow = tokio::spawn(async move { a2.upload_append(&r2, &id2, Some(0), held).await });
+    let fast = data(9, 2 * MIB);
+    // b starts once a has the session loaded (a's first chunk arrived).
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let n = b
+        .upload_append(&r, &id, Some(0), body(vec![fast.clone()]))
+        .await
+        .unwrap();
+    assert_eq!(n, 2 * MIB as u64);
+    drop(tx);
+    // Refused: as busy when it had read the session before b recorded (the usual case with
+    // the pause above), or for a wrong offset when it had not.
+    let e = slow.await.unwrap().unwrap_err();
+    assert!(
+        matches!(
+            e.kind(),
+            ErrorKind::UploadBusy { .. } | ErrorKind::OffsetMismatch { .. }
+        ),
+        "{e}"
+    );
+    assert_eq!(a.upload_size(&r, &id).await.unwrap(), 2 * MIB as u64);
+    // The loser removed what it wrote: one segment is left.
+    assert_eq!(keys(&store, &format!("reg/data/{id}")).await.len(), 1);
+    let d = Digest::sha256(&fast);
+    b.upload_commit(&r, &id, &d).await.unwrap();
+    assert!(read_all(&a, &r, &d, None).await == fast);
+}
