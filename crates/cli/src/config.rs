@@ -9,6 +9,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use hoist_registry::Timeouts;
@@ -20,6 +21,9 @@ use crate::logging;
 pub const DEFAULT_ADDR: &str = "127.0.0.1:5000";
 /// Log filter of `hoist serve` unless told otherwise: includes the access log.
 pub const DEFAULT_LOG: &str = "info";
+/// The shortest grace period online garbage collection takes: a push between its last
+/// blob and its manifest must not lose its blobs (a minute is far longer than that takes).
+pub const MIN_ONLINE_GRACE: Duration = Duration::from_secs(60);
 
 /// The settings of the registry, each optional until [`Settings::resolve`] fills defaults.
 #[derive(clap::Args, Debug, Default, Clone, Serialize, Deserialize)]
@@ -131,6 +135,22 @@ pub struct Settings {
     #[arg(long, env = "HOIST_UPLOAD_TTL", value_name = "DURATION")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upload_ttl: Option<Dur>,
+    /// Collect garbage every DURATION while serving (e.g. 24h): blobs no manifest reaches,
+    /// older than --gc-grace [default: never].
+    #[arg(long, env = "HOIST_GC_INTERVAL", value_name = "DURATION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gc_interval: Option<Dur>,
+    /// Keep whatever was uploaded, mounted or referenced less than DURATION ago [default:
+    /// 1h; at least 1m while serving: longer than any push takes between its blobs and its
+    /// manifest].
+    #[arg(long, env = "HOIST_GC_GRACE", value_name = "DURATION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gc_grace: Option<Dur>,
+    /// Garbage collection also removes manifests no tag reaches (not the children of
+    /// tagged indexes, nor the referrers of kept manifests) [default: false].
+    #[arg(long, env = "HOIST_DELETE_UNTAGGED", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delete_untagged: Option<bool>,
     /// Log filter (error, warn, info, debug, trace, or target=level lists) [default: info,
     /// which includes the access log]. The global --log / HOIST_LOG.
     #[arg(skip)]
@@ -162,6 +182,9 @@ impl Settings {
             body_timeout: self.body_timeout.or(file.body_timeout),
             shutdown_grace: self.shutdown_grace.or(file.shutdown_grace),
             upload_ttl: self.upload_ttl.or(file.upload_ttl),
+            gc_interval: self.gc_interval.or(file.gc_interval),
+            gc_grace: self.gc_grace.or(file.gc_grace),
+            delete_untagged: self.delete_untagged.or(file.delete_untagged),
             log: self.log.or(file.log),
         }
     }
@@ -209,6 +232,14 @@ impl Settings {
                 }
             },
         };
+        if let (Some(_), Some(g)) = (self.gc_interval, self.gc_grace) {
+            if g.0 < MIN_ONLINE_GRACE {
+                bail!(
+                    "gc-grace {g} is too short while serving: at least {} (a push in progress must keep its blobs)",
+                    Dur(MIN_ONLINE_GRACE)
+                );
+            }
+        }
         Ok(Settings {
             addr: Some(
                 self.addr
@@ -229,6 +260,8 @@ impl Settings {
                 self.upload_ttl
                     .unwrap_or(Dur(hoist_registry::DEFAULT_UPLOAD_TTL)),
             ),
+            gc_grace: Some(self.gc_grace.unwrap_or(Dur(hoist_registry::DEFAULT_GRACE))),
+            delete_untagged: Some(self.delete_untagged.unwrap_or(false)),
             log: Some(self.log.unwrap_or_else(|| DEFAULT_LOG.to_string())),
             ..self
         })

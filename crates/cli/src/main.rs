@@ -87,6 +87,9 @@ enum Command {
     Random(cmd::random::Args),
     /// Run the embedded OCI registry.
     Serve(cmd::serve::ServeArgs),
+    /// Maintain a registry's storage offline (garbage collection).
+    #[command(subcommand)]
+    Registry(cmd::registry::RegistryCommand),
     /// Log in to a registry (hoist auth login).
     Login(cmd::auth::LoginArgs),
     /// Log out of a registry (hoist auth logout).
@@ -137,6 +140,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Validate(a) => cmd::validate::run(&a, g),
         Command::Random(a) => cmd::random::run(&a),
         Command::Serve(a) => cmd::serve::run(a, g.log.as_deref()),
+        Command::Registry(c) => cmd::registry::run(&c),
         Command::Login(a) => cmd::auth::login(&a),
         Command::Logout(a) => cmd::auth::logout(&a),
         Command::Auth { verb } => cmd::auth::run(&verb),

@@ -8,6 +8,7 @@
 //! ROOT/repos/<name>/_referrers/<alg>/<subject hex>/<alg>-<hex>   a referrer's descriptor (JSON)
 //! ROOT/uploads/<id>/{repo,data}                          upload sessions
 //! ROOT/tmp/                                              temp files, renamed into place
+//! ROOT/gc-trash/<id>/<path>                              a file garbage collection is removing
 //! ```
 //! Paths are built only from validated names and digests, so no input reaches outside ROOT.
 //! Every file that becomes visible is written to `tmp/`, fsynced and renamed (an upload's
@@ -24,6 +25,7 @@
 //! only shared map is the session table, locked for a lookup.
 
 mod data;
+mod gc;
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -42,7 +44,9 @@ use tokio::task::JoinHandle;
 
 use crate::error::{Error, ErrorKind, Result, is_no_space};
 use crate::names::RepoName;
-use crate::storage::{BlobRead, ByteStream, Expired, ManifestPut, Storage, StoredManifest};
+use crate::storage::{
+    BlobEntry, BlobRead, ByteStream, Expired, ManifestEntry, ManifestPut, Storage, StoredManifest,
+};
 use data::{Appender, DataWriter, IO_BUF, hash_file};
 
 /// Bytes of an upload written in one step (the data writer's buffer).
@@ -110,6 +114,7 @@ impl FsStorage {
             counter: AtomicU64::new(0),
         };
         fs.expire(None, Duration::ZERO)?;
+        gc::restore_trash(&fs.root)?;
         Ok(FsStorage { fs: Arc::new(fs) })
     }
 
@@ -434,7 +439,8 @@ impl Fs {
             .into());
         }
         let blob = self.blob_path(digest);
-        if !blob.exists() {
+        // Stored already: touched, so a collection running now keeps it.
+        if !self.touch(&blob)? {
             let installed = f
                 .sync_all()
                 .map_err(io_err(&p))
@@ -477,7 +483,7 @@ impl Fs {
     }
 
     fn blob_mount(&self, from: &RepoName, to: &RepoName, digest: &Digest) -> Result<bool> {
-        if !self.link_path(from, digest).exists() || !self.blob_path(digest).exists() {
+        if !self.link_path(from, digest).exists() || !self.touch(&self.blob_path(digest))? {
             return Ok(false);
         }
         self.link(to, digest)?;
@@ -515,7 +521,7 @@ impl Fs {
 
     fn manifest_put(&self, repo: &RepoName, put: &ManifestPut) -> Result<()> {
         let blob = self.blob_path(&put.digest);
-        if !blob.exists() {
+        if !self.touch(&blob)? {
             self.atomic_write(&blob, &put.raw)?;
         }
         if let Some((subject, desc)) = &put.referrer {
@@ -1022,5 +1028,40 @@ impl Storage for FsStorage {
 
     async fn probe(&self) -> Result<()> {
         self.run(|fs| fs.probe()).await
+    }
+
+    async fn blobs(&self) -> Result<Vec<BlobEntry>> {
+        self.run(|fs| fs.blobs()).await
+    }
+
+    async fn manifests(&self, repo: &RepoName) -> Result<Vec<ManifestEntry>> {
+        let r = repo.clone();
+        self.run(move |fs| fs.manifests(&r)).await
+    }
+
+    async fn blob_touch(&self, digest: &Digest) -> Result<bool> {
+        let d = digest.clone();
+        self.run(move |fs| fs.touch(&fs.blob_path(&d))).await
+    }
+
+    async fn manifest_touch(&self, repo: &RepoName, digest: &Digest) -> Result<bool> {
+        let (r, d) = (repo.clone(), digest.clone());
+        self.run(move |fs| fs.touch(&fs.revision_path(&r, &d)))
+            .await
+    }
+
+    async fn blob_remove(&self, digest: &Digest, cutoff: SystemTime) -> Result<Option<u64>> {
+        let d = digest.clone();
+        self.run(move |fs| fs.blob_remove(&d, cutoff)).await
+    }
+
+    async fn manifest_remove(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        cutoff: SystemTime,
+    ) -> Result<bool> {
+        let (r, d) = (repo.clone(), digest.clone());
+        self.run(move |fs| fs.manifest_remove(&r, &d, cutoff)).await
     }
 }

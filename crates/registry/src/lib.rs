@@ -43,6 +43,7 @@ mod auth;
 mod conn;
 mod error;
 mod fs;
+mod gc;
 mod health;
 mod metrics;
 mod names;
@@ -59,6 +60,7 @@ pub use access::TARGET as ACCESS_LOG_TARGET;
 pub use auth::Htpasswd;
 pub use error::{Error, ErrorKind, Result};
 pub use fs::FsStorage;
+pub use gc::{DEFAULT_GRACE, GcOptions, GcReport, collect};
 pub use health::READY_TIMEOUT;
 pub use metrics::Metrics;
 pub use names::{Reference, RepoName, parse_digest, validate_tag};
@@ -66,7 +68,8 @@ pub use object::{ObjectStorage, S3Config};
 pub use serve::{DEFAULT_SHUTDOWN_GRACE, DEFAULT_UPLOAD_TTL, Server, ServerBuilder, Timeouts, Tls};
 pub use server::{DEFAULT_BODY_TIMEOUT, Registry};
 pub use storage::{
-    BlobRead, ByteStream, Expired, ManifestPut, PROBE_REPO, Storage, StoredManifest,
+    BlobEntry, BlobRead, ByteStream, Expired, ManifestEntry, ManifestPut, PROBE_REPO, Storage,
+    StoredManifest,
 };
 
 /// Serve `registry` on `listener` (HTTPS with `tls`) until `shutdown` completes, with the

@@ -951,12 +951,24 @@ async fn check_references(
                     }
                     Some(_) => {}
                 }
+                // In use from now on: a garbage collection running now keeps it, or has
+                // removed it already (then the manifest is refused).
+                if !s.blob_touch(&desc.digest).await? {
+                    return Err(ApiError::new(
+                        Code::ManifestBlobUnknown,
+                        format!(
+                            "manifest references blob {} which garbage collection just removed",
+                            desc.digest
+                        ),
+                    ));
+                }
             }
             Ok(m.subject.as_ref().map(|d| d.digest.clone()))
         }
         Parsed::Index(m) => {
             for child in &m.manifests {
-                if !s.manifest_exists(repo, &child.digest).await? {
+                // A touch, so a collection removing untagged manifests keeps the children.
+                if !s.manifest_touch(repo, &child.digest).await? {
                     return Err(ApiError::new(
                         Code::ManifestBlobUnknown,
                         format!(

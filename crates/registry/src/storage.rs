@@ -19,6 +19,14 @@
 //! - [`Storage::uploads_expire`] removes sessions nobody wrote for longer than the time it is
 //!   given, and the leftovers of sessions that never completed their start; it can run
 //!   while requests are served.
+//! - garbage collection (`crate::gc`) runs while requests are served, through a
+//!   last-touch time per stored blob and per repository manifest. A blob is touched when it
+//!   is stored, when an upload commit or a mount finds it stored already, and by
+//!   [`Storage::blob_touch`]; a manifest when it is put (again) and by
+//!   [`Storage::manifest_touch`]. [`Storage::blob_remove`] and [`Storage::manifest_remove`]
+//!   remove only what was not touched since their cutoff, and never after a touch that
+//!   answered `true`: a touch racing a removal either finds the item gone (`false`) or keeps
+//!   it. With several nodes over one store, their clocks must agree within the grace period.
 //!
 //! Errors are plain outcomes ([`Error`]): the server alone turns them into HTTP answers.
 //!
@@ -28,7 +36,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures_util::Stream;
@@ -91,6 +99,26 @@ pub struct Expired {
     pub sessions: u64,
     /// The bytes they held.
     pub bytes: u64,
+}
+
+/// A stored blob, as garbage collection sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobEntry {
+    /// Its digest.
+    pub digest: Digest,
+    /// Its size.
+    pub size: u64,
+    /// When it was last stored or touched.
+    pub touched: SystemTime,
+}
+
+/// A manifest a repository holds, as garbage collection sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestEntry {
+    /// Its digest.
+    pub digest: Digest,
+    /// When it was last put or touched in this repository.
+    pub touched: SystemTime,
 }
 
 /// Where blobs, manifests, tags and upload sessions live.
@@ -207,6 +235,34 @@ pub trait Storage: Send + Sync + 'static {
         let cancelled = self.upload_cancel(&repo, &id).await;
         res.and(cancelled)
     }
+
+    /// Every blob stored, for all repositories (manifests are blobs too).
+    async fn blobs(&self) -> Result<Vec<BlobEntry>>;
+
+    /// Every manifest `repo` holds, tagged or not.
+    async fn manifests(&self, repo: &RepoName) -> Result<Vec<ManifestEntry>>;
+
+    /// Mark the blob in use now (a manifest being put references it); `false` when it is
+    /// not stored. See the contract above for how it races [`Storage::blob_remove`].
+    async fn blob_touch(&self, digest: &Digest) -> Result<bool>;
+
+    /// Mark `repo`'s manifest in use now (an index being put lists it); `false` when the
+    /// repository does not hold it.
+    async fn manifest_touch(&self, repo: &RepoName, digest: &Digest) -> Result<bool>;
+
+    /// Remove the blob, and every repository's view of it, unless it was touched at or
+    /// after `cutoff`. Returns its size when removed, `None` when kept or already gone.
+    async fn blob_remove(&self, digest: &Digest, cutoff: SystemTime) -> Result<Option<u64>>;
+
+    /// Remove `repo`'s manifest (and its referrer entry) unless it was touched at or after
+    /// `cutoff`. Returns whether it was removed. Tags are not consulted: putting a tag on a
+    /// manifest puts the manifest, which touches it.
+    async fn manifest_remove(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        cutoff: SystemTime,
+    ) -> Result<bool>;
 }
 
 /// The repository the default [`Storage::probe`] opens (and cancels) an upload session in;

@@ -251,6 +251,29 @@ async fn default_probe_leaves_nothing() {
         ) -> Result<Vec<hoist_image::Descriptor>> {
             self.0.referrers(r, s).await
         }
+        async fn blobs(&self) -> Result<Vec<hoist_registry::BlobEntry>> {
+            self.0.blobs().await
+        }
+        async fn manifests(&self, r: &RepoName) -> Result<Vec<hoist_registry::ManifestEntry>> {
+            self.0.manifests(r).await
+        }
+        async fn blob_touch(&self, d: &Digest) -> Result<bool> {
+            self.0.blob_touch(d).await
+        }
+        async fn manifest_touch(&self, r: &RepoName, d: &Digest) -> Result<bool> {
+            self.0.manifest_touch(r, d).await
+        }
+        async fn blob_remove(&self, d: &Digest, c: std::time::SystemTime) -> Result<Option<u64>> {
+            self.0.blob_remove(d, c).await
+        }
+        async fn manifest_remove(
+            &self,
+            r: &RepoName,
+            d: &Digest,
+            c: std::time::SystemTime,
+        ) -> Result<bool> {
+            self.0.manifest_remove(r, d, c).await
+        }
     }
     use hoist_registry::Storage as _;
     let dir = tempfile::tempdir().unwrap();

@@ -17,6 +17,7 @@ pub mod pull;
 pub mod push;
 pub mod random;
 pub mod rebase;
+pub mod registry;
 pub mod serve;
 pub mod tag;
 pub mod validate;

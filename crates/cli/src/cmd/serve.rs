@@ -42,6 +42,15 @@ pub fn settings(
     .resolve()
 }
 
+/// The garbage collection the settings ask for.
+pub fn gc_options(s: &Settings, dry_run: bool) -> hoist_registry::GcOptions {
+    hoist_registry::GcOptions {
+        grace: s.gc_grace.map_or(hoist_registry::DEFAULT_GRACE, |g| g.0),
+        delete_untagged: s.delete_untagged.unwrap_or(false),
+        dry_run,
+    }
+}
+
 pub fn run(args: ServeArgs, log: Option<&str>) -> anyhow::Result<()> {
     let s = settings(args.settings, args.config.as_ref(), log)?;
     if args.print_config {
@@ -81,7 +90,7 @@ pub fn run(args: ServeArgs, log: Option<&str>) -> anyhow::Result<()> {
         let users = hoist_registry::Htpasswd::load(h).map_err(anyhow::Error::msg)?;
         registry = registry.with_auth(users);
     }
-    let tls = match (s.tls_cert, s.tls_key) {
+    let tls = match (s.tls_cert.clone(), s.tls_key.clone()) {
         (Some(cert), Some(key)) => Some(hoist_registry::Tls { cert, key }),
         _ => None,
     };
@@ -178,6 +187,13 @@ pub fn run(args: ServeArgs, log: Option<&str>) -> anyhow::Result<()> {
                     tracing::error!(error = %e, %addr, "metrics address failed");
                 }
             });
+        }
+        if let Some(interval) = s.gc_interval {
+            let r = registry.clone();
+            let opts = gc_options(&s, false);
+            tracing::info!(interval = %interval, grace = ?opts.grace, delete_untagged = opts.delete_untagged, "garbage collection scheduled");
+            // Dropped with the runtime when serving ends.
+            tokio::spawn(async move { r.collect_garbage_every(interval.0, opts).await });
         }
         server.serve(stopped(rx)).await
     })
