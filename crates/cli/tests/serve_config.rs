@@ -231,3 +231,150 @@ fn a_config_file_runs_the_server() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("read-only"));
 }
+
+/// Every setting `hoist serve --help` lists is a key of the file and a HOIST_* variable,
+/// and each of the three layers (file, environment, flag) takes effect for every one of
+/// them in `--print-config`: a flag added without a key (or a key the merge forgets)
+/// fails here.
+#[test]
+fn every_serve_flag_is_a_config_key_and_a_variable() {
+    // key: (file value, environment value, flag value), each as TOML and as text.
+    let table: &[(&str, &str, &str, &str)] = &[
+        ("addr", "127.0.0.1:5201", "127.0.0.1:5202", "127.0.0.1:5203"),
+        ("root", "/srv/file", "/srv/env", "/srv/flag"),
+        ("htpasswd", "/etc/h1", "/etc/h2", "/etc/h3"),
+        ("tls-cert", "/c1.pem", "/c2.pem", "/c3.pem"),
+        ("tls-key", "/k1.pem", "/k2.pem", "/k3.pem"),
+        ("read-only", "true", "false", "true"),
+        (
+            "metrics-addr",
+            "127.0.0.1:9201",
+            "127.0.0.1:9202",
+            "127.0.0.1:9203",
+        ),
+        ("log-format", "json", "text", "json"),
+        ("header-timeout", "5s", "6s", "7s"),
+        ("idle-timeout", "2m", "3m", "4m"),
+        ("body-timeout", "45s", "50s", "55s"),
+        ("shutdown-grace", "3s", "4s", "5s"),
+        ("upload-ttl", "2d", "3d", "4d"),
+        ("gc-interval", "12h", "13h", "14h"),
+        ("gc-grace", "2h", "3h", "4h"),
+        ("delete-untagged", "true", "false", "true"),
+        ("log", "debug", "warn", "trace"),
+    ];
+    // The settings the help lists, less what is not one (the file itself, the global
+    // client options, clap's own).
+    let help = hoist(&["serve", "--help"]);
+    let help = String::from_utf8_lossy(&help.stdout);
+    let not_settings = [
+        "config",
+        "print-config",
+        "quiet",
+        "verbose",
+        "help",
+        "version",
+    ];
+    let mut flags: Vec<String> = help
+        .lines()
+        .filter_map(|l| l.trim_start().split_once("--"))
+        .filter(|(before, _)| before.is_empty() || before.ends_with(", "))
+        .map(|(_, rest)| rest.split([' ', '=']).next().unwrap().to_string())
+        .filter(|f| !not_settings.contains(&f.as_str()))
+        .collect();
+    flags.sort();
+    let mut keys: Vec<String> = table.iter().map(|r| r.0.to_string()).collect();
+    keys.sort();
+    assert_eq!(flags, keys, "serve's flags and the keys this test sets");
+    for k in &keys {
+        let var = format!("HOIST_{}", k.to_uppercase().replace('-', "_"));
+        assert!(help.contains(&format!("[env: {var}=")), "{var} missing");
+    }
+
+    let toml_value = |k: &str, v: &str| match k {
+        "read-only" | "delete-untagged" => v.to_string(),
+        _ => format!("{v:?}"),
+    };
+    let t = tempfile::tempdir().unwrap();
+    let file = t.path().join("all.toml");
+    let text: String = table
+        .iter()
+        .map(|(k, v, _, _)| format!("{k} = {}\n", toml_value(k, v)))
+        .collect();
+    std::fs::write(&file, text).unwrap();
+    let f = file.to_str().unwrap();
+    let check = |c: &toml::Table, layer: usize| {
+        for row in table {
+            let want = [row.1, row.2, row.3][layer];
+            let got = match &c[row.0] {
+                toml::Value::String(s) => s.clone(),
+                v => v.to_string(),
+            };
+            assert_eq!(got, want, "{} from layer {layer}", row.0);
+        }
+    };
+    let mut clean = vec![];
+    for (k, ..) in table {
+        clean.push(format!("HOIST_{}", k.to_uppercase().replace('-', "_")));
+    }
+    let run = |args: &[String], env: &[(String, String)]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_hoist"));
+        c.arg("serve").args(args).arg("--print-config");
+        for k in &clean {
+            c.env_remove(k);
+        }
+        c.env_remove("HOIST_CONFIG");
+        c.envs(env.iter().map(|(k, v)| (k, v)));
+        toml_of(&c.output().unwrap())
+    };
+    let config = vec!["--config".to_string(), f.to_string()];
+    check(&run(&config, &[]), 0);
+    let env: Vec<(String, String)> = table
+        .iter()
+        .map(|(k, _, v, _)| {
+            (
+                format!("HOIST_{}", k.to_uppercase().replace('-', "_")),
+                v.to_string(),
+            )
+        })
+        .collect();
+    check(&run(&config, &env), 1);
+    let mut args = config.clone();
+    for (k, _, _, v) in table {
+        args.push(format!("--{k}={v}"));
+    }
+    check(&run(&args, &env), 2);
+}
+
+/// The timeouts of the file take effect in a running server: an idle connection is closed
+/// after the file's `idle-timeout`, not the default 90 s.
+#[test]
+fn the_files_timeouts_run_the_server() {
+    use std::io::Read as _;
+    let t = tempfile::tempdir().unwrap();
+    let file = t.path().join("hoist.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "addr = \"127.0.0.1:0\"\nroot = {:?}\nidle-timeout = \"1s\"\nheader-timeout = \"1s\"\n",
+            t.path().join("root")
+        ),
+    )
+    .unwrap();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hoist"));
+    c.args(["serve", "--config", file.to_str().unwrap()])
+        .env_remove("HOIST_IDLE_TIMEOUT")
+        .env_remove("HOIST_ROOT")
+        .env_remove("HOIST_ADDR");
+    let server = Server::start_command(c, false, &t.path().join("serve.log"));
+    let mut idle = std::net::TcpStream::connect(server.addr()).unwrap();
+    // Far beyond the file's 1 s, far below the default 90 s.
+    idle.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    match idle.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("the idle connection is still open: {other:?}"),
+    }
+}
