@@ -170,6 +170,29 @@ fn offline_gc_dry_run_then_collect_keeps_every_tagged_image() {
         "{dry}"
     );
 
+    // With a grace period, the garbage just made is young: kept, and counted as such.
+    let graced = ok(&hoist(&["registry", "gc", "--root", r, "--grace", "1h"]));
+    assert!(
+        graced
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("removed 0 blobs")
+            && graced
+                .trim_end()
+                .ends_with("4 unreached blobs kept as younger than 1h"),
+        "{graced}"
+    );
+    assert_eq!(files(&root.join("blobs")), before);
+    // A zero grace is no grace: the error names the value.
+    let zero = hoist(&["registry", "gc", "--root", r, "--grace", "0s"]);
+    assert_eq!(zero.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&zero.stderr).contains("\"0s\": must be more than 0"),
+        "{}",
+        String::from_utf8_lossy(&zero.stderr)
+    );
+
     let out = ok(&hoist(&["registry", "gc", "--root", r]));
     assert!(
         out.lines().last().unwrap().starts_with("removed 4 blobs ("),
