@@ -219,7 +219,8 @@ report() {
     machine
     echo
     python3 - "$W/results" "$W/facts" "$pairs" <<'PY'
-import collections, statistics, sys
+import collections, os, statistics, sys
+CORES = os.cpu_count()
 rows = collections.defaultdict(dict)  # (kind, label) -> run -> (wall, cpu, rss, srv)
 order, kinds = [], []
 for line in open(sys.argv[1]):
@@ -243,15 +244,22 @@ for kind in kinds:
     for k, v in facts[kind].items():
         print(f"- {k}: {v}")
     print()
-    print("| measurement | wall s min / median / max | client CPU s (median) | registry CPU s (median) | peak RSS MiB (median) |")
-    print("|---|---|---|---|---|")
+    print("| measurement | wall s min / median / max | client CPU s (median) | registry CPU s (median) | CPU floor s | wall / floor | peak RSS MiB (median) |")
+    print("|---|---|---|---|---|---|---|")
     for (k, label) in order:
         if k != kind:
             continue
         r = rows[(k, label)].values()
         srv = [x[3] for x in r if x[3] is not None]
-        print(f"| {label} | {mmm([x[0] for x in r])} | {statistics.median(x[1] for x in r):.2f} | "
-              f"{statistics.median(srv) if srv else float('nan'):.2f} | {statistics.median(x[2] for x in r) / 1024:.0f} |".replace("nan", "-"))
+        wall, cpu = statistics.median(x[0] for x in r), statistics.median(x[1] for x in r)
+        reg = statistics.median(srv) if srv else float("nan")
+        # The shortest wall time any schedule of this CPU on these cores could have.
+        floor = ((cpu + (reg if srv else 0)) / CORES)
+        print(f"| {label} | {mmm([x[0] for x in r])} | {cpu:.2f} | {reg:.2f} | {floor:.2f} | "
+              f"{wall / floor if floor > 0 else float('nan'):.2f} | {statistics.median(x[2] for x in r) / 1024:.0f} |".replace("nan", "-"))
+    print()
+    print(f"CPU floor: (client + registry CPU) / {CORES} cores, the wall time if every core were busy with "
+          "them throughout; wall / floor near 1 means CPU-bound, higher means waiting (I/O, latency, other load).")
     print()
     for h, p in pairs:
         a, b = rows.get((kind, h)), rows.get((kind, p))
