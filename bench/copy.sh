@@ -32,7 +32,7 @@ for kind in $DATA; do
   start_distribution SRC "$W/src"
   SRC_PID_KEEP=$SRC_PID
   "$HOIST" --no-cache push --quiet "oci:$W/img/img.oci:bench" "$SRC/bench/img:v1" >/dev/null
-  "$HOIST" --no-cache pull "$SRC/bench/img:v1" "oci:$W/warm" >/dev/null
+  "$HOIST" --no-cache pull --quiet "$SRC/bench/img:v1" "oci:$W/warm" >/dev/null
   rm -rf "$W/warm"
   fact "$kind" blobs_in_source "$(registry_layer_bytes "$SRC" bench/img v1)"
   for run in $(seq "$RUNS"); do
@@ -42,23 +42,37 @@ for kind in $DATA; do
       rm -rf "$W/dst"
       start_distribution DST "$W/dst"
       SERVERS="$SRC_PID_KEEP $DST_PID"
+      d0=$(cpu_ticks "$DST_PID")
       case $tool in
-        hoist) timed "$kind" hoist "$run" "$HOIST" --no-cache copy "docker://$SRC/bench/img:v1" "docker://$DST/bench/copy:v1" ;;
+        hoist) timed "$kind" hoist "$run" env HOIST_CACHE_DIR="$W/hcache" "$HOIST" copy "docker://$SRC/bench/img:v1" "docker://$DST/bench/copy:v1" ;;
         # skopeo's blob-info cache (host-wide as root) would remember an earlier
         # destination: each copy gets an empty one (private tmpfs).
         skopeo) timed "$kind" skopeo "$run" "${NO_BLOB_CACHE[@]}" skopeo --insecure-policy copy -q \
           --src-tls-verify=false --dest-tls-verify=false "docker://$SRC/bench/img:v1" "docker://$DST/bench/copy:v1" ;;
         crane) timed "$kind" crane "$run" crane copy --insecure "$SRC/bench/img:v1" "$DST/bench/copy:v1" ;;
       esac
+      echo "$kind $tool $(( $(cpu_ticks "$DST_PID") - d0 ))" >>"$W/dst-ticks"
       if [ "$run" = 1 ] && [ "$tool" = hoist ]; then
-        # the same copy again, into another repository of the same destination: mounts
-        timed "$kind" hoist-mount "$run" "$HOIST" --no-cache copy "docker://$SRC/bench/img:v1" "docker://$DST/bench/again:v1"
+        # the same copy again, into another repository of the same destination: hoist
+        # remembers (in its cache directory) where it pushed each blob, and mounts
+        timed "$kind" hoist-mount "$run" env HOIST_CACHE_DIR="$W/hcache" "$HOIST" copy "docker://$SRC/bench/img:v1" "docker://$DST/bench/again:v1"
       fi
+      rm -rf "$W/hcache"
       SERVERS=
       kill "$DST_PID"; wait "$DST_PID" 2>/dev/null || true
       PIDS=("$SRC_PID_KEEP")
     done
   done
+  python3 - "$W/dst-ticks" "$kind" "$TCK" >>"$W/facts" <<'PY'
+import collections, statistics, sys
+t = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    kind, tool, ticks = line.split()
+    if kind == sys.argv[2]:
+        t[tool].append(int(ticks) / int(sys.argv[3]))
+for tool, v in t.items():
+    print(f"{sys.argv[2]} destination_registry_cpu_s_{tool} {statistics.median(v):.2f} (median; the rest of the registry CPU is the source's)")
+PY
 done
 
 report "Registry to registry copy: hoist vs skopeo and crane, distribution to a fresh distribution" \

@@ -35,7 +35,7 @@ for kind in $DATA; do
   SERVERS=$REG_PID
   "$HOIST" --no-cache push --quiet "oci:$W/img/img.oci:bench" "$REG/bench/pull:v1" >/dev/null
   fact "$kind" blobs_in_registry "$(registry_layer_bytes "$REG" bench/pull v1)"
-  "$HOIST" --no-cache pull "$REG/bench/pull:v1" "oci:$W/warm" >/dev/null
+  "$HOIST" --no-cache pull --quiet "$REG/bench/pull:v1" "oci:$W/warm" >/dev/null
   rm -rf "$W/warm"
   for run in $(seq "$RUNS"); do
     echo "$kind: run $run/$RUNS" >&2
