@@ -294,12 +294,12 @@ impl Layout {
             .tempfile_in(dir)
             .map_err(|e| Error::io(dir.display(), e))?;
         // One hash: the verifying reader's (the file is not hashed again as it is written).
-        // Past the page cache: a layout's blobs are written now and read some other time.
+        // Through the page cache (unlike the content cache's blobs): a layout is often read
+        // right after it is written (pushed, by hoist or another tool), and a blob written
+        // past the page cache costs its first reader a read from disk into fresh pages
+        // (measured: hoist's push of a 152 MB layout 0.17 CPU-s instead of 0.06).
         let mut src = VerifyingReader::new(src, descriptor.digest.clone(), Some(descriptor.size));
-        let tmp_path = tmp.path().to_path_buf();
-        let mut out = crate::direct::DirectWriter::new(tmp.as_file_mut(), &tmp_path);
-        io::copy(&mut src, &mut out)
-            .and_then(|_| out.finish())
+        io::copy(&mut src, &mut tmp)
             .map_err(|e| Error::from_io(format!("blob {}", descriptor.digest), e))?;
         tmp.as_file()
             .sync_all()
