@@ -280,7 +280,7 @@ PY
   cat "$tmp"
   if [ "$OUT" != - ]; then
     mkdir -p "$(dirname "$OUT")"
-    cp "$tmp" "$OUT"
+    cat "$tmp" >"$OUT"
     echo "(written to $OUT)" >&2
   fi
   rm -f "$tmp"
