@@ -172,18 +172,20 @@ fn main() -> ExitCode {
     }
 }
 
-/// What to do about an untrusted certificate, in this CLI's words.
+/// The CLI's flags for what the library's error says to do.
 fn hint(e: &anyhow::Error) -> &'static str {
-    let untrusted = e.chain().any(|c| {
+    let cause = e.chain().find_map(|c| {
         c.downcast_ref::<hoist_ops::Error>()
             .and_then(hoist_ops::Error::as_remote)
             .or_else(|| c.downcast_ref::<hoist_remote::Error>())
-            .is_some_and(hoist_remote::Error::is_untrusted_certificate)
+            .and_then(hoist_remote::Error::transport_cause)
     });
-    if untrusted {
-        "; trust it with --ca-file FILE, or skip verification with --skip-tls-verify"
-    } else {
-        ""
+    match cause {
+        Some(hoist_remote::TransportCause::UntrustedCertificate) => {
+            " [--ca-file FILE, or --skip-tls-verify]"
+        }
+        Some(hoist_remote::TransportCause::WrongProtocol) => " [--insecure HOST]",
+        _ => "",
     }
 }
 
