@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Layer compression: hoist against pigz and zstd -T0 on the same layers, in one run, on
-# each kind of data (bench/lib.sh). hoist runs `hoist --no-cache copy --compression C
+# each kind of data (bench/lib.sh). hoist runs `hoist copy --no-cache --compression C
 # docker-archive:X oci:Y` (reading the tarball, both sha256, writing a layout); the peers
 # compress each layer tar to a file, one after another (as a tool driving them would).
 #
@@ -62,10 +62,10 @@ print(" ".join(sys.argv[1] + "/" + l for l in m[0]["Layers"]))' "$W/x")
     for t in hoist-gzip pigz-6 hoist-gzip-1 pigz-1 hoist-fast hoist-zstd zstd-3; do
       rm -rf "$W/o"
       case $t in
-        hoist-gzip) timed "$kind" "$t" "$run" "$HOIST" --no-cache copy --compression gzip "docker-archive:$IMG" "oci:$W/o" ;;
-        hoist-gzip-1) timed "$kind" "$t" "$run" "$HOIST" --no-cache copy --compression gzip --level 1 "docker-archive:$IMG" "oci:$W/o" ;;
-        hoist-fast) timed "$kind" "$t" "$run" "$HOIST" --no-cache copy --compression gzip --fast "docker-archive:$IMG" "oci:$W/o" ;;
-        hoist-zstd) timed "$kind" "$t" "$run" "$HOIST" --no-cache copy --compression zstd "docker-archive:$IMG" "oci:$W/o" ;;
+        hoist-gzip) timed "$kind" "$t" "$run" "$HOIST" copy --no-cache --compression gzip "docker-archive:$IMG" "oci:$W/o" ;;
+        hoist-gzip-1) timed "$kind" "$t" "$run" "$HOIST" copy --no-cache --compression gzip --level 1 "docker-archive:$IMG" "oci:$W/o" ;;
+        hoist-fast) timed "$kind" "$t" "$run" "$HOIST" copy --no-cache --compression gzip --fast "docker-archive:$IMG" "oci:$W/o" ;;
+        hoist-zstd) timed "$kind" "$t" "$run" "$HOIST" copy --no-cache --compression zstd "docker-archive:$IMG" "oci:$W/o" ;;
         pigz-6) timed "$kind" "$t" "$run" "$W/peer.sh" "$W/o" pigz -6 -n ;;
         pigz-1) timed "$kind" "$t" "$run" "$W/peer.sh" "$W/o" pigz -1 -n ;;
         zstd-3) timed "$kind" "$t" "$run" "$W/peer.sh" "$W/o" zstd -q -3 -T0 ;;
@@ -95,7 +95,7 @@ if [ "$RSS_SIZE" != 0 ]; then
   "$HOIST" random "docker-archive:$W/big.tar" --layers 1 --size "${RSS_SIZE%iB}" --mode text --seed 1 >/dev/null
   for c in gzip zstd; do
     rm -rf "$W/o"
-    timed rss "hoist-$c-one-$RSS_SIZE-layer" 1 "$HOIST" --no-cache copy --compression "$c" "docker-archive:$W/big.tar" "oci:$W/o"
+    timed rss "hoist-$c-one-$RSS_SIZE-layer" 1 "$HOIST" copy --no-cache --compression "$c" "docker-archive:$W/big.tar" "oci:$W/o"
   done
 fi
 

@@ -31,8 +31,8 @@ for kind in $DATA; do
   make_image "$kind" "$W/img"
   start_distribution SRC "$W/src"
   SRC_PID_KEEP=$SRC_PID
-  "$HOIST" --no-cache push --quiet "oci:$W/img/img.oci:bench" "$SRC/bench/img:v1" >/dev/null
-  "$HOIST" --no-cache pull --quiet "$SRC/bench/img:v1" "oci:$W/warm" >/dev/null
+  "$HOIST" push --no-cache --quiet "oci:$W/img/img.oci:bench" "$SRC/bench/img:v1" >/dev/null
+  "$HOIST" pull --no-cache --quiet "$SRC/bench/img:v1" "oci:$W/warm" >/dev/null
   rm -rf "$W/warm"
   fact "$kind" blobs_in_source "$(registry_layer_bytes "$SRC" bench/img v1)"
   for run in $(seq "$RUNS"); do

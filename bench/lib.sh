@@ -182,13 +182,13 @@ make_image() {
       local line layers=()
       line=$(python3 bench/real_image.py "$dir/layers" --size "$REAL_SIZE" --layers "$REAL_LAYERS")
       for f in "$dir"/layers/layer-*.tar; do layers+=(--layer "$f"); done
-      "$HOIST" --no-cache append scratch "${layers[@]}" --compression none -t "docker-archive:$dir/img.tar" >/dev/null
+      "$HOIST" append --no-cache scratch "${layers[@]}" --compression none -t "docker-archive:$dir/img.tar" >/dev/null
       rm -rf "$dir/layers"
       fact "$kind" data "$line"
       ;;
     *) echo "$BENCH: unknown data kind $kind (expected text, random or real)" >&2; exit 1 ;;
   esac
-  "$HOIST" --no-cache copy "docker-archive:$dir/img.tar" "oci:$dir/img.oci:bench" >/dev/null
+  "$HOIST" copy --no-cache "docker-archive:$dir/img.tar" "oci:$dir/img.oci:bench" >/dev/null
   fact "$kind" tar_bytes "$(stat -c %s "$dir/img.tar")"
   fact "$kind" layout_blob_bytes "$(layout_layer_bytes "$dir/img.oci")"
 }

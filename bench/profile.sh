@@ -109,15 +109,15 @@ for kind in $DATA; do
         layout)
           REGS=$DST_PID; ROLES=(registry)
           case $tool in
-            hoist) run_profiled hoist "$HOIST" --no-cache push --quiet "oci:$W/img/img.oci:bench" "$DST/bench/img:v1" ;;
+            hoist) run_profiled hoist "$HOIST" push --no-cache --quiet "oci:$W/img/img.oci:bench" "$DST/bench/img:v1" ;;
             crane) run_profiled crane crane push --insecure "$W/img/img.oci" "$DST/bench/img:v1" ;;
             skopeo) run_profiled skopeo "${NO_BLOB_CACHE[@]}" skopeo copy -q --dest-tls-verify=false "oci:$W/img/img.oci:bench" "docker://$DST/bench/img:v1" ;;
           esac
           ;;
         copy)
           start_distribution SRC "$W/src"
-          "$HOIST" --no-cache push --quiet "oci:$W/img/img.oci:bench" "$SRC/bench/img:v1" >/dev/null
-          "$HOIST" --no-cache pull --quiet "$SRC/bench/img:v1" "oci:$W/warm" >/dev/null
+          "$HOIST" push --no-cache --quiet "oci:$W/img/img.oci:bench" "$SRC/bench/img:v1" >/dev/null
+          "$HOIST" pull --no-cache --quiet "$SRC/bench/img:v1" "oci:$W/warm" >/dev/null
           rm -rf "$W/warm"
           REGS="$SRC_PID $DST_PID"; ROLES=("source registry" "destination registry")
           case $tool in

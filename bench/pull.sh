@@ -33,15 +33,15 @@ for kind in $DATA; do
   make_image "$kind" "$W/img"
   start_distribution REG "$W/reg"
   SERVERS=$REG_PID
-  "$HOIST" --no-cache push --quiet "oci:$W/img/img.oci:bench" "$REG/bench/pull:v1" >/dev/null
+  "$HOIST" push --no-cache --quiet "oci:$W/img/img.oci:bench" "$REG/bench/pull:v1" >/dev/null
   fact "$kind" blobs_in_registry "$(registry_layer_bytes "$REG" bench/pull v1)"
-  "$HOIST" --no-cache pull --quiet "$REG/bench/pull:v1" "oci:$W/warm" >/dev/null
+  "$HOIST" pull --no-cache --quiet "$REG/bench/pull:v1" "oci:$W/warm" >/dev/null
   rm -rf "$W/warm"
   for run in $(seq "$RUNS"); do
     echo "$kind: run $run/$RUNS" >&2
     rm -rf "$W/h" "$W/hc" "$W/s" "$W/c" "$W/cache"
     timed "$kind" hoist "$run" env HOIST_CACHE_DIR="$W/cache" "$HOIST" pull --jobs "$JOBS" "$REG/bench/pull:v1" "oci:$W/h"
-    timed "$kind" hoist-nocache "$run" "$HOIST" --no-cache pull --jobs "$JOBS" "$REG/bench/pull:v1" "oci:$W/hc"
+    timed "$kind" hoist-nocache "$run" "$HOIST" pull --no-cache --jobs "$JOBS" "$REG/bench/pull:v1" "oci:$W/hc"
     timed "$kind" skopeo "$run" skopeo --insecure-policy copy -q --src-tls-verify=false "docker://$REG/bench/pull:v1" "oci:$W/s:v1"
     if have_crane; then
       timed "$kind" crane "$run" crane pull --insecure --format oci "$REG/bench/pull:v1" "$W/c"

@@ -85,7 +85,7 @@ for run in $(seq "$RUNS"); do
     kill_servers
     rm -rf "$W/root"
     if [ $server = hoist ]; then start_hoist S "$W/root"; else start_distribution S "$W/root"; fi
-    "$HOIST" --no-cache push --quiet "oci:$W/img.oci:bench" "$S/bench/img:v1" >/dev/null
+    "$HOIST" push --no-cache --quiet "oci:$W/img.oci:bench" "$S/bench/img:v1" >/dev/null
     # warm the page cache with one read
     curl -fsS -o /dev/null "http://$S/v2/bench/img/blobs/$BLOB"
     load "$server" blob "http://$S/v2/bench/img/blobs/$BLOB"
