@@ -508,7 +508,14 @@ fn oci_archives_unsupported_transports_and_missing_files() {
     ] {
         fails(&hoist(&["copy", t, &l], home), "unsupported transport");
     }
-    // A missing local file: "no such file", not a registry reference.
+    // A new file name ending in .tar is a docker-save tarball to write.
+    let new_tar = "new.tar";
+    pinned(
+        &ok(&hoist(&["copy", &l, new_tar], home)),
+        "docker-archive:new.tar",
+    );
+    ok(&hoist(&["validate", new_tar], home));
+    // A missing local source: "no such file", not a registry reference.
     fails(
         &hoist(&["copy", "missing.tar", &l], home),
         "no such file or directory",

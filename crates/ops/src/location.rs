@@ -145,6 +145,27 @@ impl Location {
         Self::parse_with(s, probe)
     }
 
+    /// Parse a destination: as [`Location::parse`], except that a bare name ending like a
+    /// tar file (`out.tar`) that is not on disk yet is a docker-save tarball to create.
+    pub fn parse_destination(s: &str) -> Result<Location> {
+        Self::parse_destination_with(s, probe)
+    }
+
+    /// [`Location::parse_destination`] with a custom filesystem probe (for tests).
+    pub fn parse_destination_with(s: &str, probe: impl Fn(&Path) -> PathKind) -> Result<Location> {
+        let bare = !s.contains("://") && !has_transport(s);
+        if bare
+            && TAR_ENDINGS.iter().any(|e| s.ends_with(e))
+            && probe(Path::new(s)) == PathKind::Missing
+        {
+            return Ok(Location::Archive {
+                file: s.into(),
+                reference: None,
+            });
+        }
+        Self::parse_with(s, probe)
+    }
+
     /// Parse with a custom filesystem probe (for tests).
     pub fn parse_with(s: &str, probe: impl Fn(&Path) -> PathKind) -> Result<Location> {
         let what = || format!("location {s:?}");
@@ -464,6 +485,22 @@ mod tests {
         assert_eq!(
             Location::parse_local_with("oci:new-dir", fs).unwrap(),
             layout("new-dir", None)
+        );
+    }
+
+    #[test]
+    fn destinations() {
+        assert_eq!(
+            Location::parse_destination_with("new.tar", fs).unwrap(),
+            archive("new.tar", None)
+        );
+        assert_eq!(
+            Location::parse_destination_with("localhost:5000/app:v1", fs).unwrap(),
+            registry("localhost:5000/app:v1")
+        );
+        assert_eq!(
+            Location::parse_destination_with("layout", fs).unwrap(),
+            layout("layout", None)
         );
     }
 

@@ -83,7 +83,7 @@ pub fn run(args: &Args, g: &Global) -> anyhow::Result<()> {
             Base::Image(Location::parse(b)?)
         }
     };
-    let dst = Location::parse(&args.dst)?;
+    let dst = Location::parse_destination(&args.dst)?;
     let opts = append::Options {
         encoding: args.compression.encoding(),
         time,

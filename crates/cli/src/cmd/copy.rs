@@ -94,7 +94,7 @@ impl Args {
 /// Run `hoist copy`.
 pub fn run(args: &Args, g: &Global) -> anyhow::Result<()> {
     let src = Location::parse(&args.src)?;
-    let dst = Location::parse(&args.dst)?;
+    let dst = Location::parse_destination(&args.dst)?;
     let opts = args.options()?;
     let s = Ctx::new(g)
         .cache(&args.cache)

@@ -34,7 +34,7 @@ pub struct Args {
 pub fn run(args: &Args, g: &Global) -> anyhow::Result<()> {
     let time = options::time(args.time.as_deref())?;
     let src = Location::parse(&args.src)?;
-    let dst = Location::parse(&args.dst)?;
+    let dst = Location::parse_destination(&args.dst)?;
     let s = Ctx::new(g)
         .cache(&args.cache)
         .remote(&args.remote)

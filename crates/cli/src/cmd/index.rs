@@ -114,7 +114,7 @@ pub fn run(c: &IndexCommand, g: &Global) -> anyhow::Result<()> {
     let ctx = &s.ctx;
     let (dst, report) = match c {
         IndexCommand::Create { images, dst, .. } => {
-            let dst = Location::parse(dst)?;
+            let dst = Location::parse_destination(dst)?;
             let r = index::create(&locations(images)?, &dst, ctx);
             (dst, r)
         }
@@ -124,7 +124,7 @@ pub fn run(c: &IndexCommand, g: &Global) -> anyhow::Result<()> {
             dst,
             ..
         } => {
-            let (src, dst) = (Location::parse(src)?, Location::parse(dst)?);
+            let (src, dst) = (Location::parse(src)?, Location::parse_destination(dst)?);
             let r = index::append(&src, &locations(images)?, &dst, ctx);
             (dst, r)
         }
@@ -134,7 +134,7 @@ pub fn run(c: &IndexCommand, g: &Global) -> anyhow::Result<()> {
             dst,
             ..
         } => {
-            let (src, dst) = (Location::parse(src)?, Location::parse(dst)?);
+            let (src, dst) = (Location::parse(src)?, Location::parse_destination(dst)?);
             let platforms = platform
                 .iter()
                 .flat_map(|p| p.split(','))

@@ -156,7 +156,7 @@ pub fn run(args: &Args, g: &Global) -> anyhow::Result<()> {
     let edits = args.edits()?;
     let src = Location::parse(&args.src)?;
     let dst = match &args.dst {
-        Some(d) => Location::parse(d)?,
+        Some(d) => Location::parse_destination(d)?,
         None => replace_source(&src, &args.src)?,
     };
     let s = Ctx::new(g)

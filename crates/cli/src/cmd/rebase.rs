@@ -34,7 +34,7 @@ pub fn run(args: &Args, g: &Global) -> anyhow::Result<()> {
     let src = Location::parse(&args.src)?;
     let old = Location::parse(&args.old_base)?;
     let new = Location::parse(&args.new_base)?;
-    let dst = Location::parse(&args.dst)?;
+    let dst = Location::parse_destination(&args.dst)?;
     let s = Ctx::new(g)
         .cache(&args.cache)
         .remote(&args.remote)
