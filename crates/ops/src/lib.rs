@@ -5,10 +5,11 @@
 //! program (and the `hoist` CLI, which is argument parsing plus one call of this crate
 //! plus output formatting) copies, pulls, pushes, changes and checks images in a line.
 //!
-//! - [`Location`]: where an image is or goes — `oci:DIR[:NAME]`, `docker-archive:FILE[:REF]`
-//!   (`-` is stdout), `docker://REF`, or a bare path or reference, parsed as skopeo does.
-//! - [`Context`]: registry options (credentials, insecure hosts, retries, transfers in
-//!   flight), where layers are sealed (the content cache, temporary files, a store of
+//! - [`Location`]: where an image is or goes — `oci:DIR[:NAME]`, `oci-archive:FILE[:NAME]`,
+//!   `docker-archive:FILE[:REF]` (`-` is stdout), `docker://REF`, or a bare path or
+//!   reference, parsed as skopeo does; [`Platforms`] picks images of an index.
+//! - [`Context`]: registry options (credentials, insecure hosts, CA files, retries,
+//!   transfers in flight), where layers are sealed (the content cache, temporary files, a store of
 //!   yours), a progress sink, and the async runtime — made when first needed, owned by
 //!   the context, invisible to synchronous callers.
 //! - [`open`] any location as an image or index ([`Child`](hoist_image::Child)); [`write()`]
