@@ -16,6 +16,7 @@ use crate::progress::Reporter;
 
 /// Options every verb takes.
 #[derive(clap::Args, Debug, Clone, Default)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// Log filter for diagnostics on stderr: a level (error, warn, info, debug, trace,
     /// off) or target=level pairs, comma-separated [default: warn; for `serve`: info,

@@ -30,8 +30,8 @@ pub struct Args {
     /// oci-archive:FILE[:NAME], docker-archive:FILE[:REF], or an existing path.
     pub src: String,
     /// Destination: docker://REF (or a bare registry reference), oci:DIR[:NAME],
-    /// oci-archive:FILE[:NAME], docker-archive:FILE[:REF], or `-` (a docker-save tarball
-    /// on stdout).
+    /// oci-archive:FILE[:NAME], docker-archive:FILE[:REF], a path (an existing one, or a
+    /// new NAME.tar: a docker-save tarball), or `-` (a docker-save tarball on stdout).
     pub dst: String,
     /// Layer compression in the destination. Default: keep layers as they are (a
     /// docker-save tarball's plain layers become gzip), and gzip into a docker-archive.
