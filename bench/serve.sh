@@ -4,14 +4,18 @@
 # - blob: CONNS concurrent clients GETting one BLOB_SIZE blob (incompressible) for SECS s;
 # - manifest: CONNS concurrent clients GETting the image's manifest for SECS s.
 # Reported per server and load: requests/s, MB/s, latency p50/p99 (wrk --latency), the
-# server's CPU seconds meanwhile and its peak RSS (VmHWM).
+# server's CPU seconds meanwhile and its peak RSS (VmHWM). With HOIST_B set to another
+# hoist binary (an older build, say), it is measured too, as server "hoist-b", in the same
+# runs: an A/B of two builds on the same machine and data.
 #
 #   bash bench/serve.sh                         # RUNS=3 CONNS=32 SECS=10 BLOB_SIZE=64MiB
 #   RUNS=1 SECS=5 bash bench/serve.sh
+#   HOIST_B=/path/to/old/hoist bash bench/serve.sh
 #
 # wrk runs on the same cores as the server (as curl clients would): on a 2-core machine
 # the client's own CPU is part of the picture. hoist serve runs with --log warn (no
-# access log), as distribution runs with its access log disabled.
+# access log), as distribution runs with its access log disabled; ACCESS_LOG=1 keeps
+# hoist's access log on (its default), written to a file, to measure what it costs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=random
@@ -20,12 +24,20 @@ source bench/lib.sh
 CONNS=${CONNS:-32}
 SECS=${SECS:-10}
 BLOB_SIZE=${BLOB_SIZE:-64MiB}
-BENCH_ENV="CONNS=$CONNS SECS=$SECS BLOB_SIZE=$BLOB_SIZE "
+ACCESS_LOG=${ACCESS_LOG:-0}
+BENCH_ENV="CONNS=$CONNS SECS=$SECS BLOB_SIZE=$BLOB_SIZE ACCESS_LOG=$ACCESS_LOG "
 need wrk "apt-get install wrk"
+need curl "apt-get install curl"
 need python3 "apt-get install python3"
 need_registry
 bench_workdir hoist-serve
 build_hoist
+SERVERS_RUN=(hoist distribution)
+if [ -n "${HOIST_B:-}" ]; then
+  [ -x "$HOIST_B" ] || { echo "$BENCH: HOIST_B=$HOIST_B is not an executable" >&2; exit 1; }
+  SERVERS_RUN+=(hoist-b)
+  BENCH_ENV+="HOIST_B=$HOIST_B "
+fi
 
 # The image: one incompressible layer of BLOB_SIZE, stored uncompressed (so the blob is
 # exactly that big), in an OCI layout.
@@ -40,11 +52,13 @@ PY
 )
 ACCEPT="Accept: application/vnd.oci.image.manifest.v1+json"
 
-# start_hoist VAR ROOT: `hoist serve` on a free loopback port (see start_distribution).
+# start_hoist VAR ROOT BIN: `BIN serve` on a free loopback port (see start_distribution).
 start_hoist() {
   local port
   port=$(free_port)
-  "$HOIST" serve --log warn --addr "127.0.0.1:$port" --root "$2" >/dev/null 2>&1 &
+  local log=warn
+  [ "$ACCESS_LOG" = 1 ] && log=info
+  "$3" serve --log "$log" --addr "127.0.0.1:$port" --root "$2" >/dev/null 2>>"$W/serve.log" &
   PIDS+=($!)
   printf -v "$1" '%s' "127.0.0.1:$port"
   printf -v "$1_PID" '%s' "$!"
@@ -80,11 +94,15 @@ PY
 : >"$W/loads"
 : >"$W/rss"
 for run in $(seq "$RUNS"); do
-  for server in hoist distribution; do
+  for server in "${SERVERS_RUN[@]}"; do
     echo "run $run/$RUNS: $server" >&2
     kill_servers
     rm -rf "$W/root"
-    if [ $server = hoist ]; then start_hoist S "$W/root"; else start_distribution S "$W/root"; fi
+    case $server in
+      hoist) start_hoist S "$W/root" "$HOIST" ;;
+      hoist-b) start_hoist S "$W/root" "$HOIST_B" ;;
+      distribution) start_distribution S "$W/root" ;;
+    esac
     "$HOIST" push --no-cache --quiet "oci:$W/img.oci:bench" "$S/bench/img:v1" >/dev/null
     # warm the page cache with one read
     curl -fsS -o /dev/null "http://$S/v2/bench/img/blobs/$BLOB"
@@ -101,6 +119,7 @@ kill_servers
   echo "Command: \`RUNS=$RUNS ${BENCH_ENV}bash $BENCH\`"
   echo
   machine
+  if [ -n "${HOIST_B:-}" ]; then echo "- hoist-b: $HOIST_B ($("$HOIST_B" version 2>/dev/null | head -1 || echo 'version unknown'))"; fi
   echo
   python3 - "$W/loads" "$W/rss" "$CONNS" "$SECS" "$BLOB_SIZE" <<'PY'
 import collections, statistics, sys
@@ -123,10 +142,11 @@ for (label, server), v in rows.items():
           f"{statistics.median(col(3)):.1f} | {statistics.median(col(4)):.2f} | {max(rss[server]) / 1024:.0f} |")
 print()
 for label in ["blob", "manifest"]:
-    h, d = rows.get((label, "hoist")), rows.get((label, "distribution"))
-    if h and d:
-        r = [a[0] / b[0] for a, b in zip(h, d)]
-        print(f"- {label}: hoist / distribution requests/s per run: {min(r):.2f} / {statistics.median(r):.2f} / {max(r):.2f}")
+    for other in ["distribution", "hoist-b"]:
+        h, d = rows.get((label, "hoist")), rows.get((label, other))
+        if h and d:
+            r = [a[0] / b[0] for a, b in zip(h, d)]
+            print(f"- {label}: hoist / {other} requests/s per run: {min(r):.2f} / {statistics.median(r):.2f} / {max(r):.2f}")
 PY
 } >"$W/final.md"
 cat "$W/final.md"

@@ -57,7 +57,7 @@ const FLUSH_IDLE: Duration = Duration::from_millis(10);
 /// Bytes of a blob read in one step. A client that stops reading holds what hyper buffered
 /// for it (up to about 400 KiB plus a chunk: 650 KiB measured per stalled reader) until the
 /// body timeout closes it; 128 KiB chunks with hyper's buffer cut to 64 KiB held a third of
-/// that but served 32 readers 13% slower (bench/registry-read.sh), so the defaults stay.
+/// that but served 32 readers 13% slower (bench/serve.sh), so the defaults stay.
 const READ_CHUNK: usize = 256 << 10;
 /// A session directory without its `repo` file (a start that did not complete) is removed
 /// once it is this old; at open, whatever its age.
