@@ -310,3 +310,32 @@ fn online_grace_below_a_minute_is_refused() {
     assert_eq!(c["gc-grace"].as_str(), Some("1h"));
     assert_eq!(c["delete-untagged"].as_bool(), Some(true));
 }
+
+#[test]
+fn gc_on_object_storage_is_refused_naming_the_storage() {
+    let t = tempfile::tempdir().unwrap();
+    let config = t.path().join("s3.toml");
+    std::fs::write(&config, "storage = \"s3://bucket/prefix\"\n").unwrap();
+    let out = hoist(&["registry", "gc", "--config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("storage s3://bucket/prefix: garbage collection works on fs: storage only"),
+        "{err}"
+    );
+    let out = hoist(&[
+        "serve",
+        "--storage",
+        "s3://bucket/prefix",
+        "--secret",
+        "0123456789abcdef0123",
+        "--gc-interval",
+        "1h",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("storage s3://bucket/prefix: garbage collection (gc-interval) works on fs: storage only"),
+        "{err}"
+    );
+}

@@ -146,3 +146,58 @@ fn text_log_has_no_colour_codes_off_a_terminal_and_read_only_refuses_pushes() {
     let tags = ok(&hoist(&["ls", &format!("{}/ro/app", server.addr())]));
     assert_eq!(tags.trim(), "v1");
 }
+
+/// The storage gauges (`hoist_storage_*`) without garbage collection: a server counts what
+/// its storage holds when it starts (then periodically), so a restarted registry reports
+/// the image pushed before.
+#[test]
+fn storage_gauges_count_what_is_stored_at_start() {
+    let t = tempfile::tempdir().unwrap();
+    let layout = format!("oci:{}:v1", t.path().join("layout").display());
+    ok(&hoist(&[
+        "random", &layout, "--layers", "2", "--size", "20k", "--seed", "6",
+    ]));
+    let root = t.path().join("root");
+    {
+        let server = Server::start(&root, &[]);
+        ok(&hoist(&[
+            "push",
+            "--quiet",
+            &layout,
+            &format!("{}/inv/app:v1", server.addr()),
+        ]));
+    }
+    // Two layers, the config and the manifest, stored as blobs.
+    let mut blob_files = 0u64;
+    let mut blob_bytes = 0u64;
+    for shard in std::fs::read_dir(root.join("blobs/sha256")).unwrap() {
+        for f in std::fs::read_dir(shard.unwrap().path()).unwrap() {
+            blob_files += 1;
+            blob_bytes += f.unwrap().metadata().unwrap().len();
+        }
+    }
+    assert_eq!(blob_files, 4);
+
+    let server = Server::start(&root, &[]);
+    let metrics = format!("{}/metrics", server.url());
+    let value = |text: &str, name: &str| -> Option<u64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .map(|v| v.parse::<f64>().unwrap() as u64)
+    };
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = get(&metrics).1;
+        if value(&text, "hoist_storage_manifests").is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(value(&text, "hoist_storage_blobs"), Some(4), "{text}");
+    assert_eq!(
+        value(&text, "hoist_storage_blob_bytes"),
+        Some(blob_bytes),
+        "{text}"
+    );
+    assert_eq!(value(&text, "hoist_storage_manifests"), Some(1), "{text}");
+}

@@ -1,5 +1,6 @@
 //! Garbage collection: mark every blob some manifest of some repository reaches, sweep the
-//! rest. Through the [`Storage`] trait only, so it runs the same on every backend, offline
+//! rest. Through the [`Storage`] trait only, so it runs the same on every backend that
+//! implements the trait's garbage collection methods (the file system backend), offline
 //! (`hoist registry gc`) or while the registry serves (`hoist serve --gc-interval`).
 //!
 //! ## What it keeps
@@ -261,6 +262,66 @@ impl crate::Registry {
     }
 }
 
+/// How often a serving registry counts what it stores for the `hoist_storage_*` gauges
+/// (besides at start and after each collection): a walk of every blob, too much to do per
+/// scrape on a large store, cheap every few minutes.
+pub const INVENTORY_EVERY: Duration = Duration::from_secs(10 * 60);
+
+/// What a storage holds, as the metrics report it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Inventory {
+    /// Blobs stored (manifests included).
+    pub blobs: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Manifests, summed over repositories.
+    pub manifests: u64,
+}
+
+impl crate::Registry {
+    /// Count what the storage holds and set the inventory gauges (`hoist_storage_blobs`,
+    /// `hoist_storage_blob_bytes`, `hoist_storage_manifests`). Fails on a backend that
+    /// cannot list its blobs (see [`Storage::blobs`]).
+    pub async fn take_inventory(&self) -> Result<Inventory> {
+        let storage = self.storage().as_ref();
+        let mut inv = Inventory::default();
+        for b in storage.blobs().await? {
+            inv.blobs += 1;
+            inv.bytes += b.size;
+        }
+        for repo in storage.repositories().await? {
+            if let Ok(r) = RepoName::parse(&repo) {
+                inv.manifests += storage.manifests(&r).await?.len() as u64;
+            }
+        }
+        set_inventory(self, inv);
+        Ok(inv)
+    }
+
+    /// [`Registry::take_inventory`] now and every [`INVENTORY_EVERY`] until the future is
+    /// dropped; a backend that cannot list its blobs is counted once (it fails) and left.
+    pub async fn take_inventory_every(&self) {
+        loop {
+            if let Err(e) = self.take_inventory().await {
+                tracing::debug!(error = %e, "no storage inventory");
+                if matches!(e.kind(), ErrorKind::Config(_)) {
+                    return;
+                }
+            }
+            tokio::time::sleep(INVENTORY_EVERY).await;
+        }
+    }
+}
+
+fn set_inventory(registry: &crate::Registry, inv: Inventory) {
+    use crate::metrics as m;
+    registry.metrics().record(|| {
+        metrics::gauge!(m::BLOBS).set(inv.blobs as f64);
+        metrics::gauge!(m::BLOB_BYTES).set(inv.bytes as f64);
+        metrics::gauge!(m::MANIFESTS).set(inv.manifests as f64);
+    });
+}
+
 async fn collect_counted(registry: &crate::Registry, opts: &GcOptions) -> Result<GcReport> {
     use crate::metrics as m;
     let res = collect(registry.storage().as_ref(), opts).await;
@@ -272,20 +333,24 @@ async fn collect_counted(registry: &crate::Registry, opts: &GcOptions) -> Result
                 metrics::counter!(m::GC_BLOBS).increment(r.removed_blobs.len() as u64);
                 metrics::counter!(m::GC_MANIFESTS).increment(r.removed_manifests.len() as u64);
             }
-            let (blobs, bytes, manifests) = if opts.dry_run {
-                (r.blobs, r.bytes, r.manifests)
-            } else {
-                (
-                    r.blobs - r.removed_blobs.len() as u64,
-                    r.bytes - r.freed,
-                    r.manifests - r.removed_manifests.len() as u64,
-                )
-            };
-            metrics::gauge!(m::BLOBS).set(blobs as f64);
-            metrics::gauge!(m::BLOB_BYTES).set(bytes as f64);
-            metrics::gauge!(m::MANIFESTS).set(manifests as f64);
         }
         Err(_) => metrics::counter!(m::GC_RUNS, "result" => "error").increment(1),
     });
+    if let Ok(r) = &res {
+        let inv = if opts.dry_run {
+            Inventory {
+                blobs: r.blobs,
+                bytes: r.bytes,
+                manifests: r.manifests,
+            }
+        } else {
+            Inventory {
+                blobs: r.blobs - r.removed_blobs.len() as u64,
+                bytes: r.bytes - r.freed,
+                manifests: r.manifests - r.removed_manifests.len() as u64,
+            }
+        };
+        set_inventory(registry, inv);
+    }
     res
 }

@@ -60,7 +60,7 @@ pub use access::TARGET as ACCESS_LOG_TARGET;
 pub use auth::Htpasswd;
 pub use error::{Error, ErrorKind, Result};
 pub use fs::FsStorage;
-pub use gc::{DEFAULT_GRACE, GcOptions, GcReport, collect};
+pub use gc::{DEFAULT_GRACE, GcOptions, GcReport, INVENTORY_EVERY, Inventory, collect};
 pub use health::READY_TIMEOUT;
 pub use metrics::Metrics;
 pub use names::{Reference, RepoName, parse_digest, validate_tag};

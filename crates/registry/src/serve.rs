@@ -1,6 +1,6 @@
 //! Serving a [`Registry`] on a socket: the accept loop, TLS, HTTP/1.1 and HTTP/2, timeouts
-//! for stalled clients, a periodic sweep of expired upload sessions, and a graceful
-//! shutdown.
+//! for stalled clients, a periodic sweep of expired upload sessions, a periodic count of what
+//! is stored (the inventory gauges), and a graceful shutdown.
 //!
 //! - Everything that can fail before serving (the listener, the TLS files) fails in
 //!   [`ServerBuilder::bind`], so a caller can say "listening" only once it is true.
@@ -145,12 +145,17 @@ impl Server {
     /// tokio runtime with time and I/O enabled.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> io::Result<()> {
         let listener = tokio::net::TcpListener::from_std(self.listener)?;
-        let (router, sweeper) = match self.what {
+        let (router, background) = match self.what {
             Serves::Registry(r) => {
                 let r = r.body_timeout(self.timeouts.body);
-                (r.router(), Some(tokio::spawn(sweep(r, self.upload_ttl))))
+                let inventory = r.clone();
+                let tasks = vec![
+                    tokio::spawn(sweep(r.clone(), self.upload_ttl)),
+                    tokio::spawn(async move { inventory.take_inventory_every().await }),
+                ];
+                (r.router(), tasks)
             }
-            Serves::Metrics(r) => (r.metrics_router(), None),
+            Serves::Metrics(r) => (r.metrics_router(), Vec::new()),
         };
         let service = hyper_util::service::TowerToHyperService::new(router);
         let mut http = auto::Builder::new(TokioExecutor::new());
@@ -195,8 +200,8 @@ impl Server {
             }
         }
         drop(listener);
-        if let Some(s) = sweeper {
-            s.abort();
+        for t in background {
+            t.abort();
         }
         let open = graceful.count();
         if open > 0 {

@@ -27,6 +27,8 @@
 //!   remove only what was not touched since their cutoff, and never after a touch that
 //!   answered `true`: a touch racing a removal either finds the item gone (`false`) or keeps
 //!   it. With several nodes over one store, their clocks must agree within the grace period.
+//!   A backend that does not implement these methods keeps the provided ones: it cannot be
+//!   collected (the collection fails, naming why), and it removes nothing on its own.
 //!
 //! Errors are plain outcomes ([`Error`]): the server alone turns them into HTTP answers.
 //!
@@ -42,7 +44,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 use hoist_image::{Descriptor, Digest};
 
-use crate::error::{ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::names::RepoName;
 
 /// A body as a stream of byte chunks (a blob being read, a request body being appended).
@@ -236,33 +238,55 @@ pub trait Storage: Send + Sync + 'static {
         res.and(cancelled)
     }
 
-    /// Every blob stored, for all repositories (manifests are blobs too).
-    async fn blobs(&self) -> Result<Vec<BlobEntry>>;
+    /// Every blob stored, for all repositories (manifests are blobs too). The provided
+    /// method says the backend cannot collect garbage; the garbage collection methods
+    /// (this one, [`Storage::manifests`], [`Storage::blob_remove`],
+    /// [`Storage::manifest_remove`]) come together.
+    async fn blobs(&self) -> Result<Vec<BlobEntry>> {
+        Err(no_gc())
+    }
 
     /// Every manifest `repo` holds, tagged or not.
-    async fn manifests(&self, repo: &RepoName) -> Result<Vec<ManifestEntry>>;
+    async fn manifests(&self, _repo: &RepoName) -> Result<Vec<ManifestEntry>> {
+        Err(no_gc())
+    }
 
-    /// Mark the blob in use now (a manifest being put references it); `false` when it is
-    /// not stored. See the contract above for how it races [`Storage::blob_remove`].
-    async fn blob_touch(&self, digest: &Digest) -> Result<bool>;
+    /// Mark the blob in use now (a manifest being put references it, and found it in its
+    /// repository); `false` when it is not stored. See the contract above for how it races
+    /// [`Storage::blob_remove`]. The provided method, for backends without garbage
+    /// collection (which never remove a blob behind a manifest's back), says it is stored.
+    async fn blob_touch(&self, _digest: &Digest) -> Result<bool> {
+        Ok(true)
+    }
 
     /// Mark `repo`'s manifest in use now (an index being put lists it); `false` when the
-    /// repository does not hold it.
-    async fn manifest_touch(&self, repo: &RepoName, digest: &Digest) -> Result<bool>;
+    /// repository does not hold it. The provided method only checks that it is held.
+    async fn manifest_touch(&self, repo: &RepoName, digest: &Digest) -> Result<bool> {
+        self.manifest_exists(repo, digest).await
+    }
 
     /// Remove the blob, and every repository's view of it, unless it was touched at or
     /// after `cutoff`. Returns its size when removed, `None` when kept or already gone.
-    async fn blob_remove(&self, digest: &Digest, cutoff: SystemTime) -> Result<Option<u64>>;
+    async fn blob_remove(&self, _digest: &Digest, _cutoff: SystemTime) -> Result<Option<u64>> {
+        Err(no_gc())
+    }
 
     /// Remove `repo`'s manifest (and its referrer entry) unless it was touched at or after
     /// `cutoff`. Returns whether it was removed. Tags are not consulted: putting a tag on a
     /// manifest puts the manifest, which touches it.
     async fn manifest_remove(
         &self,
-        repo: &RepoName,
-        digest: &Digest,
-        cutoff: SystemTime,
-    ) -> Result<bool>;
+        _repo: &RepoName,
+        _digest: &Digest,
+        _cutoff: SystemTime,
+    ) -> Result<bool> {
+        Err(no_gc())
+    }
+}
+
+/// What the provided garbage collection methods of [`Storage`] answer.
+fn no_gc() -> Error {
+    ErrorKind::Config("this storage backend does not support garbage collection".into()).into()
 }
 
 /// The repository the default [`Storage::probe`] opens (and cancels) an upload session in;

@@ -53,7 +53,13 @@ fn gc(a: &GcArgs) -> anyhow::Result<()> {
         ..Settings::default()
     };
     let s = super::serve::settings(flags, a.config.as_ref(), None)?;
-    let root = s.root.clone().expect("resolved");
+    // The object-storage backend does not collect garbage: said, not guessed at.
+    let Some(root) = s.root.clone() else {
+        anyhow::bail!(
+            "storage {}: garbage collection works on fs: storage only",
+            s.storage.as_deref().unwrap_or_default()
+        );
+    };
     let mut opts = super::serve::gc_options(&s, a.dry_run);
     opts.grace = a.grace.map_or(Duration::ZERO, |g| g.0);
     if !root.join("blobs").is_dir() {
