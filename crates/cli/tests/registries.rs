@@ -141,6 +141,79 @@ fn tls_on_loopback_with_a_ca_file_ssl_cert_file_skip_verify_or_insecure_and_refu
     ));
 }
 
+/// A self-signed certificate as `openssl req -x509` makes it (CA:TRUE), given as its own CA
+/// with `--ca-file` or `SSL_CERT_FILE`, is trusted as crane and skopeo trust it; without it,
+/// or for another name, it is refused.
+#[test]
+fn a_self_signed_ca_certificate_is_trusted_as_itself() {
+    let t = tempfile::tempdir().unwrap();
+    let home = t.path();
+    let certs = home.join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    let Some(own) = TestCa::self_signed(&certs, "IP:127.0.0.1,DNS:localhost") else {
+        return;
+    };
+    let other_dir = home.join("other");
+    std::fs::create_dir(&other_dir).unwrap();
+    let other = TestCa::self_signed(&other_dir, "DNS:registry.example").unwrap();
+    let serve = |ca: &TestCa, root: &str| {
+        Server::start_logged(
+            &home.join(root),
+            &[
+                "--tls-cert",
+                ca.cert.to_str().unwrap(),
+                "--tls-key",
+                ca.key.to_str().unwrap(),
+            ],
+            &home.join(format!("{root}.log")),
+        )
+    };
+    let server = serve(&own, "root");
+    let host = server.addr();
+    let src = image(home);
+    let dst = format!("{host}/self/app:v1");
+    let pem = own.ca.to_str().unwrap();
+
+    let e = fails(&hoist(&["push", &src, &dst], home, &[]));
+    assert!(e.contains("certificate"), "{e}");
+    let out = ok(&hoist(
+        &["push", "-q", "--ca-file", pem, &src, &dst],
+        home,
+        &[],
+    ));
+    let digest = out.trim().rsplit_once('@').unwrap().1.to_string();
+    let d = ok(&hoist(&["digest", &dst], home, &[("SSL_CERT_FILE", pem)]));
+    assert_eq!(d.trim(), digest);
+    // The same certificate for localhost: its name is checked, and it is one of its names.
+    let port = host.rsplit_once(':').unwrap().1;
+    let d = ok(&hoist(
+        &[
+            "digest",
+            "--ca-file",
+            pem,
+            &format!("localhost:{port}/self/app:v1"),
+        ],
+        home,
+        &[],
+    ));
+    assert_eq!(d.trim(), digest);
+
+    // A self-signed certificate for another name, trusted as itself, still names the host
+    // wrongly: refused.
+    let wrong = serve(&other, "root-other");
+    let e = fails(&hoist(
+        &[
+            "digest",
+            "--ca-file",
+            other.ca.to_str().unwrap(),
+            &format!("{}/self/app:v1", wrong.addr()),
+        ],
+        home,
+        &[],
+    ));
+    assert!(e.contains("not valid for name"), "{e}");
+}
+
 #[test]
 fn a_plain_http_loopback_registry_is_reached_after_https_fails() {
     // The in-process registry speaks plain http: https is tried first and fails, then

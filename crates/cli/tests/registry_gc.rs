@@ -335,7 +335,9 @@ fn gc_on_object_storage_is_refused_naming_the_storage() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("storage s3://bucket/prefix: garbage collection (gc-interval) works on fs: storage only"),
+        err.contains(
+            "storage s3://bucket/prefix: garbage collection (gc-interval) works on fs: storage only"
+        ),
         "{err}"
     );
 }

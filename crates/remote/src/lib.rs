@@ -64,6 +64,7 @@ mod runtime;
 mod sessions;
 pub mod source;
 mod stream;
+mod tls;
 mod transport;
 mod upload;
 

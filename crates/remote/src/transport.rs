@@ -10,12 +10,12 @@
 //! certificate (or is slow to answer), as crane and skopeo do; the scheme that answered
 //! the first request (the ping) is used from then on. Certificates are verified against
 //! the system's roots (`SSL_CERT_FILE` and `SSL_CERT_DIR` replace them) plus the CA files
-//! given ([`ClientBuilder::ca_file`]), except for insecure registries and with
-//! [`ClientBuilder::skip_tls_verify`]. A refused connection, a name that does not
+//! given ([`ClientBuilder::ca_file`]), a self-signed certificate given so trusted as itself
+//! (`tls.rs`), except for insecure registries and with [`ClientBuilder::skip_tls_verify`]. A refused connection, a name that does not
 //! resolve and an untrusted certificate are not retried: nothing will change by waiting.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
@@ -178,7 +178,7 @@ impl ClientBuilder {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let mut roots = Vec::new();
         for f in &self.ca_files {
-            roots.extend(read_ca_file(f)?);
+            roots.extend(crate::tls::read_ca_file(f)?);
         }
         let make = |verify: bool| {
             let mut b = reqwest::Client::builder()
@@ -191,9 +191,9 @@ impl ClientBuilder {
                 // Authorization when the host changes.
                 .redirect(reqwest::redirect::Policy::limited(5));
             if verify {
-                if !roots.is_empty() {
-                    b = b.tls_certs_merge(roots.iter().cloned());
-                }
+                let tls =
+                    crate::tls::Verifier::new(roots.clone())?.client_config(self.http1_only)?;
+                b = b.tls_backend_preconfigured(tls);
             } else {
                 b = b.tls_danger_accept_invalid_certs(true);
             }
@@ -224,21 +224,6 @@ impl ClientBuilder {
             }),
         })
     }
-}
-
-/// The certificates of a PEM file, or an error naming it.
-fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>> {
-    let what = || format!("CA file {}", path.display());
-    let pem = std::fs::read(path).map_err(|e| Error::io(what(), e))?;
-    let certs = reqwest::Certificate::from_pem_bundle(&pem)
-        .map_err(|_| Error::invalid_input(what(), "expected PEM certificates"))?;
-    if certs.is_empty() {
-        return Err(Error::invalid_input(
-            what(),
-            "no certificate in it (expected -----BEGIN CERTIFICATE-----)",
-        ));
-    }
-    Ok(certs)
 }
 
 /// An async registry client. Cheap to clone; clones share connections, tokens and stats.

@@ -101,4 +101,43 @@ impl TestCa {
             key: dir.join("key.pem"),
         })
     }
+
+    /// A self-signed certificate made the way distribution's docs and most tutorials make
+    /// one (`openssl req -x509`, so CA:TRUE), for `subject_alt_name` (an openssl
+    /// subjectAltName value such as `IP:127.0.0.1`), in `dir`: the server's certificate is
+    /// its own CA (`ca` and `cert` are the same file). `None` as [`TestCa::new`].
+    pub fn self_signed(dir: &Path, subject_alt_name: &str) -> Option<TestCa> {
+        let bin = crate::peers::require("openssl")?;
+        let san = format!("subjectAltName={subject_alt_name}");
+        openssl(
+            &bin,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                "self-key.pem",
+                "-out",
+                "self.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=hoist self-signed",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                &san,
+            ],
+            dir,
+        );
+        Some(TestCa {
+            ca: dir.join("self.pem"),
+            cert: dir.join("self.pem"),
+            key: dir.join("self-key.pem"),
+        })
+    }
 }
