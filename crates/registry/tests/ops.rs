@@ -653,3 +653,48 @@ async fn web_pages_need_the_api_credentials() {
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.text().contains("v1"));
 }
+
+/// `hoist_uploads_in_progress` counts a request while it streams an upload body, and no
+/// longer once it is answered.
+#[tokio::test]
+async fn an_upload_streaming_its_body_is_counted_in_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = Registry::open(dir.path()).unwrap();
+    let r = call(&reg, "POST", "/v2/app/blobs/uploads/", &[], vec![]).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let location = r.header("location").unwrap().to_string();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(1);
+    let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    }));
+    let req = Request::builder()
+        .method("PATCH")
+        .uri(&location)
+        .header("content-type", "application/octet-stream")
+        .body(body)
+        .unwrap();
+    let patch = tokio::spawn(reg.router().oneshot(req));
+    tx.send(Ok(bytes::Bytes::from_static(b"first bytes")))
+        .await
+        .unwrap();
+    let in_progress = |reg: Registry| async move {
+        let m = call(&reg, "GET", "/metrics", &[], vec![]).await.text();
+        metric(&m, "hoist_uploads_in_progress")
+    };
+    let mut seen = None;
+    for _ in 0..200 {
+        seen = in_progress(reg.clone()).await;
+        if seen == Some(1.0) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(seen, Some(1.0), "the streaming PATCH is not counted");
+    drop(tx);
+    let resp = patch.await.unwrap().unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    assert_eq!(in_progress(reg.clone()).await, Some(0.0));
+}
