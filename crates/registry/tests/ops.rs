@@ -1,5 +1,6 @@
-//! What an operator relies on, through the router without a socket: health and readiness
-//! probes, read-only mode, Prometheus metrics and the web page (the access log has a file of
+//! What an operator relies on, through the router without a socket, on the file system and
+//! the object-store backends: health and readiness probes, read-only mode, Prometheus
+//! metrics and the web page (the access log has a file of
 //! its own, `access_log.rs`: tracing's per-thread subscribers need a process to themselves).
 
 use axum::body::Body;
@@ -137,6 +138,44 @@ async fn push_image(
         "layers": descs,
     });
     (put_manifest(reg, repo, tag, &m, auth).await, digests)
+}
+
+/// The storage backends every operator feature runs on: the file system, and the object
+/// store (in memory, as the object backend's own tests run it). `open` makes a registry
+/// over the same storage each time.
+enum Backend {
+    Fs(tempfile::TempDir),
+    Object(std::sync::Arc<object_store::memory::InMemory>),
+}
+
+impl Backend {
+    fn all() -> [Backend; 2] {
+        [
+            Backend::Fs(tempfile::tempdir().unwrap()),
+            Backend::Object(std::sync::Arc::new(object_store::memory::InMemory::new())),
+        ]
+    }
+
+    fn open(&self) -> Registry {
+        match self {
+            Backend::Fs(dir) => Registry::open(dir.path()).unwrap(),
+            Backend::Object(store) => {
+                Registry::with_storage(hoist_registry::ObjectStorage::new(store.clone(), "reg"))
+            }
+        }
+    }
+}
+
+/// The object backend answers the probes too (the file system's failure cases are below).
+#[tokio::test]
+async fn health_and_readiness_on_the_object_backend() {
+    let reg = Backend::Object(std::sync::Arc::new(object_store::memory::InMemory::new())).open();
+    assert_eq!(
+        call(&reg, "GET", "/healthz", &[], vec![]).await.status,
+        StatusCode::OK
+    );
+    let r = call(&reg, "GET", "/readyz", &[], vec![]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
 }
 
 #[tokio::test]
@@ -295,64 +334,65 @@ async fn default_probe_leaves_nothing() {
 
 #[tokio::test]
 async fn read_only_refuses_every_write_and_serves_reads() {
-    let dir = tempfile::tempdir().unwrap();
-    let rw = Registry::open(dir.path()).unwrap();
-    let (md, layers) = push_image(&rw, "app", "v1", "amd64", 1, &[]).await;
-    let ro = Registry::open(dir.path()).unwrap().read_only(true);
-    let d = Digest::sha256(b"new");
-    for (method, uri) in [
-        ("POST", "/v2/app/blobs/uploads/".to_string()),
-        ("POST", format!("/v2/app/blobs/uploads/?digest={d}")),
-        (
-            "PATCH",
-            "/v2/app/blobs/uploads/0123456789abcdef0123456789abcdef".to_string(),
-        ),
-        ("PUT", "/v2/app/manifests/v2".to_string()),
-        ("DELETE", format!("/v2/app/manifests/{md}")),
-        ("DELETE", "/v2/app/manifests/v1".to_string()),
-        ("DELETE", format!("/v2/app/blobs/{}", layers[0])),
-    ] {
-        let r = call(&ro, method, &uri, &[], b"new".to_vec()).await;
-        assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {uri}");
-        assert_eq!(r.code(), "UNSUPPORTED", "{method} {uri}");
-        assert!(r.text().contains("read-only"), "{}", r.text());
+    for b in Backend::all() {
+        let rw = b.open();
+        let (md, layers) = push_image(&rw, "app", "v1", "amd64", 1, &[]).await;
+        let ro = b.open().read_only(true);
+        let d = Digest::sha256(b"new");
+        for (method, uri) in [
+            ("POST", "/v2/app/blobs/uploads/".to_string()),
+            ("POST", format!("/v2/app/blobs/uploads/?digest={d}")),
+            (
+                "PATCH",
+                "/v2/app/blobs/uploads/0123456789abcdef0123456789abcdef".to_string(),
+            ),
+            ("PUT", "/v2/app/manifests/v2".to_string()),
+            ("DELETE", format!("/v2/app/manifests/{md}")),
+            ("DELETE", "/v2/app/manifests/v1".to_string()),
+            ("DELETE", format!("/v2/app/blobs/{}", layers[0])),
+        ] {
+            let r = call(&ro, method, &uri, &[], b"new".to_vec()).await;
+            assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {uri}");
+            assert_eq!(r.code(), "UNSUPPORTED", "{method} {uri}");
+            assert!(r.text().contains("read-only"), "{}", r.text());
+        }
+        assert_eq!(
+            call(&ro, "GET", "/v2/app/manifests/v1", &[], vec![])
+                .await
+                .status,
+            StatusCode::OK
+        );
+        assert_eq!(
+            call(
+                &ro,
+                "GET",
+                &format!("/v2/app/blobs/{}", layers[0]),
+                &[],
+                vec![]
+            )
+            .await
+            .status,
+            StatusCode::OK
+        );
+        assert_eq!(
+            call(&ro, "GET", "/v2/app/tags/list", &[], vec![])
+                .await
+                .status,
+            StatusCode::OK
+        );
+        // Nothing changed: the same registry writable again still has exactly its tag.
+        let r = call(&rw, "GET", "/v2/app/tags/list", &[], vec![]).await;
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["tags"],
+            serde_json::json!(["v1"])
+        );
+        assert_eq!(
+            call(&rw, "HEAD", &format!("/v2/app/blobs/{d}"), &[], vec![])
+                .await
+                .status,
+            StatusCode::NOT_FOUND
+        );
     }
-    assert_eq!(
-        call(&ro, "GET", "/v2/app/manifests/v1", &[], vec![])
-            .await
-            .status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        call(
-            &ro,
-            "GET",
-            &format!("/v2/app/blobs/{}", layers[0]),
-            &[],
-            vec![]
-        )
-        .await
-        .status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        call(&ro, "GET", "/v2/app/tags/list", &[], vec![])
-            .await
-            .status,
-        StatusCode::OK
-    );
-    // Nothing changed: the same registry writable again still has exactly its tag.
-    let r = call(&rw, "GET", "/v2/app/tags/list", &[], vec![]).await;
-    assert_eq!(
-        serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["tags"],
-        serde_json::json!(["v1"])
-    );
-    assert_eq!(
-        call(&rw, "HEAD", &format!("/v2/app/blobs/{d}"), &[], vec![])
-            .await
-            .status,
-        StatusCode::NOT_FOUND
-    );
 }
 
 fn metric(text: &str, name_and_labels: &str) -> Option<f64> {
@@ -364,337 +404,342 @@ fn metric(text: &str, name_and_labels: &str) -> Option<f64> {
 
 #[tokio::test]
 async fn metrics_count_requests_bytes_and_latency() {
-    let dir = tempfile::tempdir().unwrap();
-    let reg = Registry::open(dir.path()).unwrap();
-    let (_, layers) = push_image(&reg, "app", "v1", "amd64", 2, &[]).await;
-    for _ in 0..3 {
-        let r = call(&reg, "GET", "/v2/app/manifests/v1", &[], vec![]).await;
-        assert_eq!(r.status, StatusCode::OK);
-    }
-    let r = call(
-        &reg,
-        "GET",
-        &format!("/v2/app/blobs/{}", layers[0]),
-        &[],
-        vec![],
-    )
-    .await;
-    let layer_len = r.body.len() as f64;
-    call(&reg, "GET", "/v2/app/manifests/nope", &[], vec![]).await;
-    let r = call(&reg, "GET", "/metrics", &[], vec![]).await;
-    assert_eq!(r.status, StatusCode::OK);
-    assert!(r.header("content-type").unwrap().starts_with("text/plain"));
-    let m = r.text();
-    let manifests = "/v2/{name}/manifests/{reference}";
-    assert_eq!(
-        metric(
-            &m,
-            &format!(
-                "hoist_http_requests_total{{method=\"GET\",route=\"{manifests}\",status=\"200\"}}"
-            )
-        ),
-        Some(3.0),
-        "{m}"
-    );
-    assert_eq!(
-        metric(
-            &m,
-            &format!(
-                "hoist_http_requests_total{{method=\"GET\",route=\"{manifests}\",status=\"404\"}}"
-            )
-        ),
-        Some(1.0),
-        "{m}"
-    );
-    assert_eq!(
-        metric(
-            &m,
-            "hoist_http_requests_total{method=\"POST\",route=\"/v2/{name}/blobs/uploads/\",status=\"201\"}"
-        ),
-        Some(3.0),
-        "{m}"
-    );
-    assert_eq!(
-        metric(
-            &m,
-            "hoist_http_sent_bytes_total{route=\"/v2/{name}/blobs/{digest}\"}"
-        ),
-        Some(layer_len),
-        "{m}"
-    );
-    assert!(
-        metric(
-            &m,
-            "hoist_http_received_bytes_total{route=\"/v2/{name}/blobs/uploads/\"}"
+    for b in Backend::all() {
+        let reg = b.open();
+        let (_, layers) = push_image(&reg, "app", "v1", "amd64", 2, &[]).await;
+        for _ in 0..3 {
+            let r = call(&reg, "GET", "/v2/app/manifests/v1", &[], vec![]).await;
+            assert_eq!(r.status, StatusCode::OK);
+        }
+        let r = call(
+            &reg,
+            "GET",
+            &format!("/v2/app/blobs/{}", layers[0]),
+            &[],
+            vec![],
         )
-        .unwrap()
-            > 100.0,
-        "{m}"
-    );
-    assert_eq!(
-        metric(
-            &m,
-            &format!(
-                "hoist_http_request_duration_seconds_count{{method=\"GET\",route=\"{manifests}\"}}"
+        .await;
+        let layer_len = r.body.len() as f64;
+        call(&reg, "GET", "/v2/app/manifests/nope", &[], vec![]).await;
+        let r = call(&reg, "GET", "/metrics", &[], vec![]).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(r.header("content-type").unwrap().starts_with("text/plain"));
+        let m = r.text();
+        let manifests = "/v2/{name}/manifests/{reference}";
+        assert_eq!(
+            metric(
+                &m,
+                &format!(
+                    "hoist_http_requests_total{{method=\"GET\",route=\"{manifests}\",status=\"200\"}}"
+                )
+            ),
+            Some(3.0),
+            "{m}"
+        );
+        assert_eq!(
+            metric(
+                &m,
+                &format!(
+                    "hoist_http_requests_total{{method=\"GET\",route=\"{manifests}\",status=\"404\"}}"
+                )
+            ),
+            Some(1.0),
+            "{m}"
+        );
+        assert_eq!(
+            metric(
+                &m,
+                "hoist_http_requests_total{method=\"POST\",route=\"/v2/{name}/blobs/uploads/\",status=\"201\"}"
+            ),
+            Some(3.0),
+            "{m}"
+        );
+        assert_eq!(
+            metric(
+                &m,
+                "hoist_http_sent_bytes_total{route=\"/v2/{name}/blobs/{digest}\"}"
+            ),
+            Some(layer_len),
+            "{m}"
+        );
+        assert!(
+            metric(
+                &m,
+                "hoist_http_received_bytes_total{route=\"/v2/{name}/blobs/uploads/\"}"
             )
-        ),
-        Some(4.0),
-        "{m}"
-    );
-    assert!(m.contains(&format!("hoist_http_request_duration_seconds_bucket{{method=\"GET\",route=\"{manifests}\",le=\"0.005\"}}")), "{m}");
-    assert_eq!(metric(&m, "hoist_uploads_in_progress"), Some(0.0), "{m}");
-    assert!(!m.contains("app"), "no repository names in labels: {m}");
+            .unwrap()
+                > 100.0,
+            "{m}"
+        );
+        assert_eq!(
+            metric(
+                &m,
+                &format!(
+                    "hoist_http_request_duration_seconds_count{{method=\"GET\",route=\"{manifests}\"}}"
+                )
+            ),
+            Some(4.0),
+            "{m}"
+        );
+        assert!(m.contains(&format!("hoist_http_request_duration_seconds_bucket{{method=\"GET\",route=\"{manifests}\",le=\"0.005\"}}")), "{m}");
+        assert_eq!(metric(&m, "hoist_uploads_in_progress"), Some(0.0), "{m}");
+        assert!(!m.contains("app"), "no repository names in labels: {m}");
 
-    // With a separate metrics address the main router does not serve them.
-    let quiet = Registry::open(dir.path()).unwrap().metrics_endpoint(false);
-    assert_eq!(
-        call(&quiet, "GET", "/metrics", &[], vec![]).await.status,
-        StatusCode::NOT_FOUND
-    );
-    let r = call_on(quiet.metrics_router(), "GET", "/metrics", &[], vec![]).await;
-    assert_eq!(r.status, StatusCode::OK);
-    assert!(
-        r.text()
-            .contains("# TYPE hoist_http_requests_total counter"),
-        "{}",
-        r.text()
-    );
+        // With a separate metrics address the main router does not serve them.
+        let quiet = b.open().metrics_endpoint(false);
+        assert_eq!(
+            call(&quiet, "GET", "/metrics", &[], vec![]).await.status,
+            StatusCode::NOT_FOUND
+        );
+        let r = call_on(quiet.metrics_router(), "GET", "/metrics", &[], vec![]).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(
+            r.text()
+                .contains("# TYPE hoist_http_requests_total counter"),
+            "{}",
+            r.text()
+        );
+    }
 }
 
 #[tokio::test]
 async fn metrics_on_the_main_address_need_credentials() {
-    let dir = tempfile::tempdir().unwrap();
-    let hash = bcrypt::hash("pw", 4).unwrap();
-    let reg = Registry::open(dir.path())
-        .unwrap()
-        .with_auth(Htpasswd::parse(&format!("alice:{hash}")).unwrap());
-    assert_eq!(
-        call(&reg, "GET", "/metrics", &[], vec![]).await.status,
-        StatusCode::UNAUTHORIZED
-    );
-    let basic = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode("alice:pw")
-    );
-    assert_eq!(
-        call(
-            &reg,
-            "GET",
-            "/metrics",
-            &[("authorization", &basic)],
-            vec![]
-        )
-        .await
-        .status,
-        StatusCode::OK
-    );
+    for b in Backend::all() {
+        let hash = bcrypt::hash("pw", 4).unwrap();
+        let reg = b
+            .open()
+            .with_auth(Htpasswd::parse(&format!("alice:{hash}")).unwrap());
+        assert_eq!(
+            call(&reg, "GET", "/metrics", &[], vec![]).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("alice:pw")
+        );
+        assert_eq!(
+            call(
+                &reg,
+                "GET",
+                "/metrics",
+                &[("authorization", &basic)],
+                vec![]
+            )
+            .await
+            .status,
+            StatusCode::OK
+        );
+    }
 }
 
 #[tokio::test]
 async fn web_pages_show_repositories_tags_layers_and_referrers() {
-    let dir = tempfile::tempdir().unwrap();
-    let reg = Registry::open(dir.path()).unwrap();
-    let (amd, layers) = push_image(&reg, "team/app", "v1", "amd64", 3, &[]).await;
-    let (arm, _) = push_image(&reg, "team/app", "arm", "arm64", 1, &[]).await;
-    let size_of = |d: &Digest, n: usize| serde_json::json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": d.to_string(), "size": n});
-    let amd_len = call(
-        &reg,
-        "GET",
-        &format!("/v2/team/app/manifests/{amd}"),
-        &[],
-        vec![],
-    )
-    .await
-    .body
-    .len();
-    let arm_len = call(
-        &reg,
-        "GET",
-        &format!("/v2/team/app/manifests/{arm}"),
-        &[],
-        vec![],
-    )
-    .await
-    .body
-    .len();
-    let mut a = size_of(&amd, amd_len);
-    a["platform"] = serde_json::json!({"os": "linux", "architecture": "amd64"});
-    let mut b = size_of(&arm, arm_len);
-    b["platform"] = serde_json::json!({"os": "linux", "architecture": "arm64"});
-    let index = put_manifest(&reg, "team/app", "multi", &serde_json::json!({
+    for b in Backend::all() {
+        let reg = b.open();
+        let (amd, layers) = push_image(&reg, "team/app", "v1", "amd64", 3, &[]).await;
+        let (arm, _) = push_image(&reg, "team/app", "arm", "arm64", 1, &[]).await;
+        let size_of = |d: &Digest, n: usize| serde_json::json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": d.to_string(), "size": n});
+        let amd_len = call(
+            &reg,
+            "GET",
+            &format!("/v2/team/app/manifests/{amd}"),
+            &[],
+            vec![],
+        )
+        .await
+        .body
+        .len();
+        let arm_len = call(
+            &reg,
+            "GET",
+            &format!("/v2/team/app/manifests/{arm}"),
+            &[],
+            vec![],
+        )
+        .await
+        .body
+        .len();
+        let mut a = size_of(&amd, amd_len);
+        a["platform"] = serde_json::json!({"os": "linux", "architecture": "amd64"});
+        let mut b = size_of(&arm, arm_len);
+        b["platform"] = serde_json::json!({"os": "linux", "architecture": "arm64"});
+        let index = put_manifest(&reg, "team/app", "multi", &serde_json::json!({
         "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [a, b]}), &[]).await;
-    // A signature-like referrer of v1 with a hostile annotation.
-    let empty = push_blob(&reg, "team/app", b"{}", &[]).await;
-    let sig = put_manifest(&reg, "team/app", "sig", &serde_json::json!({
+        // A signature-like referrer of v1 with a hostile annotation.
+        let empty = push_blob(&reg, "team/app", b"{}", &[]).await;
+        let sig = put_manifest(&reg, "team/app", "sig", &serde_json::json!({
         "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "artifactType": "application/vnd.example.signature",
         "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty.to_string(), "size": 2},
         "layers": [], "subject": size_of(&amd, amd_len),
         "annotations": {"note": "<script>alert(1)</script>"}}), &[]).await;
-    push_image(&reg, "other", "latest", "amd64", 1, &[]).await;
+        push_image(&reg, "other", "latest", "amd64", 1, &[]).await;
 
-    let home = call(&reg, "GET", "/", &[("host", "reg.example:5000")], vec![]).await;
-    assert_eq!(home.status, StatusCode::OK);
-    assert!(
-        home.header("content-type")
-            .unwrap()
-            .starts_with("text/html")
-    );
-    assert!(
-        home.header("content-security-policy")
-            .unwrap()
-            .contains("default-src 'none'")
-    );
-    let h = home.text();
-    assert!(
-        h.contains("href=\"/ui/r/team/app\"") && h.contains("href=\"/ui/r/other\""),
-        "{h}"
-    );
-    assert!(
-        h.contains("<td class=\"num\">4</td>"),
-        "team/app has 4 tags (v1, arm, multi, sig): {h}"
-    );
-
-    let repo = call(
-        &reg,
-        "GET",
-        "/ui/r/team/app",
-        &[("host", "reg.example:5000")],
-        vec![],
-    )
-    .await;
-    let t = repo.text();
-    assert_eq!(repo.status, StatusCode::OK, "{t}");
-    for want in [
-        "v1",
-        "arm",
-        "multi",
-        "linux/amd64",
-        "linux/arm64",
-        "reg.example:5000/team/app:v1",
-        &amd.to_string()[..19],
-    ] {
-        assert!(t.contains(want), "{want} missing: {t}");
-    }
-
-    let page = call(&reg, "GET", &format!("/ui/r/team/app@{amd}"), &[], vec![]).await;
-    let p = page.text();
-    assert_eq!(page.status, StatusCode::OK, "{p}");
-    for l in &layers {
-        assert!(p.contains(&l.to_string()), "layer {l} missing: {p}");
-    }
-    for want in [
-        "GREETING=hello world",
-        "/bin/app --serve",
-        "8080/tcp",
-        "&lt;b&gt;demo&lt;/b&gt;",
-        &sig.to_string(),
-        "application/vnd.example.signature",
-    ] {
-        assert!(p.contains(want), "{want} missing: {p}");
-    }
-    let by_tag = call(&reg, "GET", "/ui/r/team/app:v1", &[], vec![]).await;
-    assert_eq!(by_tag.status, StatusCode::OK);
-    assert!(by_tag.text().contains(&layers[2].to_string()));
-
-    let ix = call(&reg, "GET", &format!("/ui/r/team/app@{index}"), &[], vec![])
-        .await
-        .text();
-    assert!(
-        ix.contains(&format!("href=\"/ui/r/team/app@{arm}\"")) && ix.contains("linux/arm64"),
-        "{ix}"
-    );
-    let sp = call(&reg, "GET", &format!("/ui/r/team/app@{sig}"), &[], vec![])
-        .await
-        .text();
-    assert!(
-        sp.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && !sp.contains("<script>alert"),
-        "{sp}"
-    );
-
-    for (uri, status) in [
-        ("/ui/r/nope", StatusCode::NOT_FOUND),
-        ("/ui/r/team/app:nope", StatusCode::NOT_FOUND),
-        ("/ui/r/team/app@sha256:zz", StatusCode::BAD_REQUEST),
-        ("/ui/r/BAD", StatusCode::BAD_REQUEST),
-        ("/ui/elsewhere", StatusCode::NOT_FOUND),
-    ] {
-        let r = call(&reg, "GET", uri, &[], vec![]).await;
-        assert_eq!(r.status, status, "{uri}");
+        let home = call(&reg, "GET", "/", &[("host", "reg.example:5000")], vec![]).await;
+        assert_eq!(home.status, StatusCode::OK);
         assert!(
-            r.header("content-type").unwrap().starts_with("text/html"),
-            "{uri}"
+            home.header("content-type")
+                .unwrap()
+                .starts_with("text/html")
         );
+        assert!(
+            home.header("content-security-policy")
+                .unwrap()
+                .contains("default-src 'none'")
+        );
+        let h = home.text();
+        assert!(
+            h.contains("href=\"/ui/r/team/app\"") && h.contains("href=\"/ui/r/other\""),
+            "{h}"
+        );
+        assert!(
+            h.contains("<td class=\"num\">4</td>"),
+            "team/app has 4 tags (v1, arm, multi, sig): {h}"
+        );
+
+        let repo = call(
+            &reg,
+            "GET",
+            "/ui/r/team/app",
+            &[("host", "reg.example:5000")],
+            vec![],
+        )
+        .await;
+        let t = repo.text();
+        assert_eq!(repo.status, StatusCode::OK, "{t}");
+        for want in [
+            "v1",
+            "arm",
+            "multi",
+            "linux/amd64",
+            "linux/arm64",
+            "reg.example:5000/team/app:v1",
+            &amd.to_string()[..19],
+        ] {
+            assert!(t.contains(want), "{want} missing: {t}");
+        }
+
+        let page = call(&reg, "GET", &format!("/ui/r/team/app@{amd}"), &[], vec![]).await;
+        let p = page.text();
+        assert_eq!(page.status, StatusCode::OK, "{p}");
+        for l in &layers {
+            assert!(p.contains(&l.to_string()), "layer {l} missing: {p}");
+        }
+        for want in [
+            "GREETING=hello world",
+            "/bin/app --serve",
+            "8080/tcp",
+            "&lt;b&gt;demo&lt;/b&gt;",
+            &sig.to_string(),
+            "application/vnd.example.signature",
+        ] {
+            assert!(p.contains(want), "{want} missing: {p}");
+        }
+        let by_tag = call(&reg, "GET", "/ui/r/team/app:v1", &[], vec![]).await;
+        assert_eq!(by_tag.status, StatusCode::OK);
+        assert!(by_tag.text().contains(&layers[2].to_string()));
+
+        let ix = call(&reg, "GET", &format!("/ui/r/team/app@{index}"), &[], vec![])
+            .await
+            .text();
+        assert!(
+            ix.contains(&format!("href=\"/ui/r/team/app@{arm}\"")) && ix.contains("linux/arm64"),
+            "{ix}"
+        );
+        let sp = call(&reg, "GET", &format!("/ui/r/team/app@{sig}"), &[], vec![])
+            .await
+            .text();
+        assert!(
+            sp.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && !sp.contains("<script>alert"),
+            "{sp}"
+        );
+
+        for (uri, status) in [
+            ("/ui/r/nope", StatusCode::NOT_FOUND),
+            ("/ui/r/team/app:nope", StatusCode::NOT_FOUND),
+            ("/ui/r/team/app@sha256:zz", StatusCode::BAD_REQUEST),
+            ("/ui/r/BAD", StatusCode::BAD_REQUEST),
+            ("/ui/elsewhere", StatusCode::NOT_FOUND),
+        ] {
+            let r = call(&reg, "GET", uri, &[], vec![]).await;
+            assert_eq!(r.status, status, "{uri}");
+            assert!(
+                r.header("content-type").unwrap().starts_with("text/html"),
+                "{uri}"
+            );
+        }
     }
 }
 
 #[tokio::test]
 async fn web_pages_need_the_api_credentials() {
-    let dir = tempfile::tempdir().unwrap();
-    let hash = bcrypt::hash("pw", 4).unwrap();
-    let reg = Registry::open(dir.path())
-        .unwrap()
-        .with_auth(Htpasswd::parse(&format!("alice:{hash}")).unwrap());
-    for uri in ["/", "/ui/", "/ui/r/app"] {
-        let r = call(&reg, "GET", uri, &[], vec![]).await;
-        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{uri}");
-        assert!(
-            r.header("www-authenticate").unwrap().starts_with("Basic"),
-            "{uri}"
+    for b in Backend::all() {
+        let hash = bcrypt::hash("pw", 4).unwrap();
+        let reg = b
+            .open()
+            .with_auth(Htpasswd::parse(&format!("alice:{hash}")).unwrap());
+        for uri in ["/", "/ui/", "/ui/r/app"] {
+            let r = call(&reg, "GET", uri, &[], vec![]).await;
+            assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{uri}");
+            assert!(
+                r.header("www-authenticate").unwrap().starts_with("Basic"),
+                "{uri}"
+            );
+        }
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("alice:pw")
         );
+        let auth = [("authorization", basic.as_str())];
+        push_image(&reg, "app", "v1", "amd64", 1, &auth).await;
+        let r = call(&reg, "GET", "/ui/r/app", &auth, vec![]).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(r.text().contains("v1"));
     }
-    let basic = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode("alice:pw")
-    );
-    let auth = [("authorization", basic.as_str())];
-    push_image(&reg, "app", "v1", "amd64", 1, &auth).await;
-    let r = call(&reg, "GET", "/ui/r/app", &auth, vec![]).await;
-    assert_eq!(r.status, StatusCode::OK);
-    assert!(r.text().contains("v1"));
 }
 
 /// `hoist_uploads_in_progress` counts a request while it streams an upload body, and no
 /// longer once it is answered.
 #[tokio::test]
 async fn an_upload_streaming_its_body_is_counted_in_progress() {
-    let dir = tempfile::tempdir().unwrap();
-    let reg = Registry::open(dir.path()).unwrap();
-    let r = call(&reg, "POST", "/v2/app/blobs/uploads/", &[], vec![]).await;
-    assert_eq!(r.status, StatusCode::ACCEPTED);
-    let location = r.header("location").unwrap().to_string();
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(1);
-    let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|chunk| (chunk, rx))
-    }));
-    let req = Request::builder()
-        .method("PATCH")
-        .uri(&location)
-        .header("content-type", "application/octet-stream")
-        .body(body)
-        .unwrap();
-    let patch = tokio::spawn(reg.router().oneshot(req));
-    tx.send(Ok(bytes::Bytes::from_static(b"first bytes")))
-        .await
-        .unwrap();
-    let in_progress = |reg: Registry| async move {
-        let m = call(&reg, "GET", "/metrics", &[], vec![]).await.text();
-        metric(&m, "hoist_uploads_in_progress")
-    };
-    let mut seen = None;
-    for _ in 0..200 {
-        seen = in_progress(reg.clone()).await;
-        if seen == Some(1.0) {
-            break;
+    for b in Backend::all() {
+        let reg = b.open();
+        let r = call(&reg, "POST", "/v2/app/blobs/uploads/", &[], vec![]).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED);
+        let location = r.header("location").unwrap().to_string();
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(1);
+        let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|chunk| (chunk, rx))
+        }));
+        let req = Request::builder()
+            .method("PATCH")
+            .uri(&location)
+            .header("content-type", "application/octet-stream")
+            .body(body)
+            .unwrap();
+        let patch = tokio::spawn(reg.router().oneshot(req));
+        tx.send(Ok(bytes::Bytes::from_static(b"first bytes")))
+            .await
+            .unwrap();
+        let in_progress = |reg: Registry| async move {
+            let m = call(&reg, "GET", "/metrics", &[], vec![]).await.text();
+            metric(&m, "hoist_uploads_in_progress")
+        };
+        let mut seen = None;
+        for _ in 0..200 {
+            seen = in_progress(reg.clone()).await;
+            if seen == Some(1.0) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        assert_eq!(seen, Some(1.0), "the streaming PATCH is not counted");
+        drop(tx);
+        let resp = patch.await.unwrap().unwrap();
+        assert_eq!(resp.status(), StatusCode::ACCEPTED);
+        axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        assert_eq!(in_progress(reg.clone()).await, Some(0.0));
     }
-    assert_eq!(seen, Some(1.0), "the streaming PATCH is not counted");
-    drop(tx);
-    let resp = patch.await.unwrap().unwrap();
-    assert_eq!(resp.status(), StatusCode::ACCEPTED);
-    axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    assert_eq!(in_progress(reg.clone()).await, Some(0.0));
 }
