@@ -95,16 +95,38 @@ impl Client {
         digest: &Digest,
         size: Option<u64>,
         verify: Verify,
+        sink: F,
+    ) -> Result<u64>
+    where
+        F: FnMut(Bytes) -> Fut,
+        Fut: Future<Output = Result<()>>,
+    {
+        self.download_from(repo, digest, size, verify, 0, sink)
+            .await
+    }
+
+    /// [`Client::download`] from byte `start` on (a `Range` request from the first
+    /// request): the sink gets the bytes after `start`, and the byte count returned
+    /// includes `start`. A download that does not start at 0 cannot check the digest:
+    /// `verify` must be [`Verify::SizeOnly`] then.
+    pub(crate) async fn download_from<F, Fut>(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        size: Option<u64>,
+        verify: Verify,
+        start: u64,
         mut sink: F,
     ) -> Result<u64>
     where
         F: FnMut(Bytes) -> Fut,
         Fut: Future<Output = Result<()>>,
     {
+        debug_assert!(start == 0 || verify == Verify::SizeOnly);
         let url = self.url(repo, &format!("blobs/{digest}"))?;
         let policy = self.retry_policy();
         let mut hasher = (verify == Verify::Digest).then(|| digest.algorithm().hasher());
-        let mut got = 0u64;
+        let mut got = start;
         let mut resumes = 0u32;
         let size_error = |expected, actual| -> Error {
             hoist_image::Error::new(hoist_image::ErrorKind::SizeMismatch {

@@ -95,6 +95,17 @@ impl Client {
         reference: &str,
         m: &Manifest,
     ) -> Result<Digest> {
+        Ok(self.put_manifest_answer(repo, reference, m).await?.0)
+    }
+
+    /// [`Client::put_manifest`], also telling whether the registry answered with
+    /// `OCI-Subject` (it indexed the manifest's subject: it has the referrers API).
+    pub(crate) async fn put_manifest_answer(
+        &self,
+        repo: &Repository,
+        reference: &str,
+        m: &Manifest,
+    ) -> Result<(Digest, bool)> {
         let url = self.url(repo, &format!("manifests/{reference}"))?;
         let r = self
             .send(
@@ -117,7 +128,7 @@ impl Client {
                 format!("registry stored digest {d}, expected {}", m.digest()),
             ));
         }
-        Ok(m.digest().clone())
+        Ok((m.digest().clone(), r.header("oci-subject").is_some()))
     }
 }
 

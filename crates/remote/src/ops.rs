@@ -17,7 +17,7 @@ const MAX_PAGES: usize = 10_000;
 const MAX_PAGE_BYTES: usize = 16 << 20;
 
 /// The `rel="next"` target of a `Link` header.
-fn next_link(v: &str) -> Option<&str> {
+pub(crate) fn next_link(v: &str) -> Option<&str> {
     v.split(',').find_map(|part| {
         let (target, params) = part.split_once(';')?;
         params

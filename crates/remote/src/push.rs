@@ -68,6 +68,20 @@ pub struct Retrying<'a> {
     pub error: &'a Error,
 }
 
+/// A registry's rate limit is running low, and requests to it are spread out
+/// ([`Progress::throttled`]; see `ratelimit.rs`).
+#[derive(Debug)]
+pub struct Throttled<'a> {
+    /// The registry (`host[:port]`).
+    pub registry: &'a str,
+    /// Requests left in its window.
+    pub remaining: u64,
+    /// Requests allowed per window.
+    pub limit: u64,
+    /// The wait now put between two `GET`s to it.
+    pub spacing: std::time::Duration,
+}
+
 /// Progress callbacks (of pushes, and of pulls: `blob_*` with
 /// [`BlobOutcome::Downloaded`] or [`BlobOutcome::Present`]), and the transport's
 /// retries. Every method has a no-op default; they are called from many tasks at once.
@@ -85,6 +99,8 @@ pub trait Progress: Send + Sync {
     fn planned(&self, _bytes: u64) {}
     /// A request failed with a temporary error and is sent again after a wait.
     fn retrying(&self, _retry: &Retrying<'_>) {}
+    /// A registry's rate limit is running low: its requests are spread out from now on.
+    fn throttled(&self, _t: &Throttled<'_>) {}
     /// A layer is sealed (digest and size known).
     fn sealed(&self, _digest: &Digest, _size: u64) {}
     /// A blob upload to `repo` started.

@@ -94,6 +94,11 @@ impl Sessions {
         .map_err(|e| Error::io("upload session", std::io::Error::other(e.to_string())))?
     }
 
+    /// Record a session opened elsewhere (by an earlier run) that an upload continues.
+    pub(crate) fn adopt(&self, repo: &Repository, url: &Url) -> SessionId {
+        self.record(repo.clone(), url.clone())
+    }
+
     fn record(&self, repo: Repository, url: Url) -> SessionId {
         let mut o = self.open.lock().expect("sessions lock");
         o.next += 1;

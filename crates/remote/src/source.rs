@@ -92,6 +92,17 @@ impl Remote {
     /// checked, its digest not: wrap it in a [`hoist_image::VerifyingReader`], as
     /// [`FromCompressed`] does).
     pub fn open_blob(&self, d: &Descriptor) -> Result<BoxRead> {
+        self.open_blob_at(d, 0, Verify::SizeOnly)
+    }
+
+    /// [`Remote::open_blob`] from byte `offset` on (a `Range` request), checked as
+    /// `verify` says ([`Verify::Digest`] only from 0).
+    pub(crate) fn open_blob_at(
+        &self,
+        d: &Descriptor,
+        offset: u64,
+        verify: Verify,
+    ) -> Result<BoxRead> {
         let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(CHANNEL_CHUNKS);
         let (client, repo, digest, size) = (
             self.client.clone(),
@@ -99,10 +110,15 @@ impl Remote {
             d.digest.clone(),
             d.size,
         );
+        let verify = if offset == 0 {
+            verify
+        } else {
+            Verify::SizeOnly
+        };
         let task = self.rt.handle()?.spawn(async move {
             let tx2 = tx.clone();
             let r = client
-                .download(&repo, &digest, Some(size), Verify::SizeOnly, move |c| {
+                .download_from(&repo, &digest, Some(size), verify, offset, move |c| {
                     let tx = tx2.clone();
                     async move {
                         tx.send(Ok(c))

@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use reqwest::header::{self, HeaderMap, HeaderValue};
@@ -30,7 +30,8 @@ use crate::credential::{Anonymous, Credential, Keychain};
 use crate::error::{
     Error, ErrorKind, MAX_ERROR_BODY, Result, TransportCause, decode_errors, is_retryable_status,
 };
-use crate::push::{NoProgress, Progress, Retrying};
+use crate::push::{NoProgress, Progress, Retrying, Throttled};
+use crate::ratelimit::{self, Throttle};
 use crate::redact;
 use crate::repo::Repository;
 use crate::retry::{RetryPolicy, parse_retry_after};
@@ -61,6 +62,8 @@ pub struct Stats {
     pub bytes_sent: u64,
     /// Downloads resumed with `Range` after being cut in the middle.
     pub downloads_resumed: u64,
+    /// Times a registry's rate limit ran low and its requests were spread out.
+    pub throttled: u64,
 }
 
 #[derive(Debug, Default)]
@@ -73,6 +76,7 @@ pub(crate) struct Counters {
     pub(crate) restarts: AtomicU64,
     pub(crate) bytes_sent: AtomicU64,
     pub(crate) downloads_resumed: AtomicU64,
+    pub(crate) throttled: AtomicU64,
 }
 
 /// Builds a [`Client`].
@@ -271,6 +275,8 @@ pub(crate) struct RegistryState {
     pub(crate) registry: String,
     pub(crate) credential: tokio::sync::OnceCell<Credential>,
     pub(crate) auth: tokio::sync::Mutex<AuthState>,
+    /// The pace its announced rate limit asks for (`ratelimit.rs`).
+    throttle: Mutex<Throttle>,
 }
 
 impl RegistryState {
@@ -554,6 +560,7 @@ impl Client {
             restarts: c.restarts.load(Ordering::Relaxed),
             bytes_sent: c.bytes_sent.load(Ordering::Relaxed),
             downloads_resumed: c.downloads_resumed.load(Ordering::Relaxed),
+            throttled: c.throttled.load(Ordering::Relaxed),
         }
     }
 
@@ -586,6 +593,33 @@ impl Client {
         delay
     }
 
+    /// Take the rate limit an answer announces into account, and tell the progress
+    /// sink when requests start being spread out.
+    fn observe_rate_limit(&self, st: &RegistryState, h: &HeaderMap) {
+        let Some(a) = ratelimit::parse(|n| h.get(n).and_then(|v| v.to_str().ok())) else {
+            return;
+        };
+        let slowing = st
+            .throttle
+            .lock()
+            .expect("throttle lock")
+            .observe(a, Instant::now());
+        if let Some(s) = slowing {
+            self.inner
+                .counters
+                .throttled
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::info!(registry = %st.registry, remaining = a.remaining, limit = a.limit,
+                spacing_ms = s.spacing.as_millis() as u64, "rate limit low: slowing down");
+            self.inner.progress.throttled(&Throttled {
+                registry: &st.registry,
+                remaining: a.remaining,
+                limit: a.limit,
+                spacing: s.spacing,
+            });
+        }
+    }
+
     pub(crate) fn state(&self, registry: &str) -> Result<Arc<RegistryState>> {
         let mut map = self.inner.registries.lock().expect("registry map lock");
         if let Some(s) = map.get(registry) {
@@ -606,6 +640,7 @@ impl Client {
             registry: registry.to_string(),
             credential: tokio::sync::OnceCell::new(),
             auth: tokio::sync::Mutex::new(AuthState::default()),
+            throttle: Mutex::new(Throttle::default()),
         });
         map.insert(registry.to_string(), s.clone());
         Ok(s)
@@ -671,6 +706,17 @@ impl Client {
                 v.set_sensitive(true);
                 rb = rb.header(header::AUTHORIZATION, v);
             }
+            if method == Method::GET {
+                let wait = st
+                    .throttle
+                    .lock()
+                    .expect("throttle lock")
+                    .reserve(Instant::now());
+                if !wait.is_zero() {
+                    tracing::debug!(what = %what, wait_ms = wait.as_millis() as u64, "paced for the rate limit");
+                    tokio::time::sleep(wait).await;
+                }
+            }
             let replayable = body.replayable();
             if !matches!(body, Body::Empty)
                 || method == Method::PUT
@@ -684,6 +730,7 @@ impl Client {
             let (delay, err) = match rb.send().await {
                 Ok(resp) => {
                     let status = resp.status();
+                    self.observe_rate_limit(&st, resp.headers());
                     if status == StatusCode::UNAUTHORIZED && !reauthed {
                         reauthed = true;
                         self.unauthorized(&st, scopes, resp.headers()).await;

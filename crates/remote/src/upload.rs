@@ -18,9 +18,11 @@ use reqwest::Method;
 use tokio::sync::mpsc;
 use url::Url;
 
+use crate::blobs::Verify;
 use crate::error::{Error, ErrorKind, Result};
 use crate::repo::Repository;
 use crate::sessions::{SessionId, Sessions};
+use crate::source::Remote;
 use crate::transport::{Body, Client, Response, push_scope};
 
 /// Blobs up to this size go in one request (read into memory once): most configs and
@@ -42,16 +44,20 @@ pub(crate) enum BlobSource {
     Bytes(Bytes),
     /// A layer's compressed form, re-openable.
     Layer(Arc<dyn Layer>),
+    /// A blob of a registry repository, streamed from there (from an offset with
+    /// `Range`), its digest checked when read from the start.
+    Remote(Arc<Remote>, hoist_image::Descriptor),
 }
 
 impl BlobSource {
     /// The repository of `registry` the blob can be mounted from: a registry layer's
     /// origin on the same registry.
     pub(crate) fn origin_in(&self, registry: &str) -> Option<String> {
-        let BlobSource::Layer(l) = self else {
-            return None;
+        let origin = match self {
+            BlobSource::Bytes(_) => return None,
+            BlobSource::Layer(l) => Repository::from_reference(&l.origin()?),
+            BlobSource::Remote(r, _) => r.repo().clone(),
         };
-        let origin = Repository::from_reference(&l.origin()?);
         (origin.registry() == registry).then(|| origin.name().to_string())
     }
 
@@ -83,6 +89,7 @@ impl BlobSource {
                 }
                 Ok(r)
             }
+            BlobSource::Remote(remote, d) => remote.open_blob_at(d, offset, Verify::Digest),
         }
     }
 }
@@ -207,6 +214,10 @@ fn body(
 /// Reports how many bytes of the blob the registry holds (may go back after a restart).
 pub(crate) type OnProgress = Arc<dyn Fn(u64) + Send + Sync>;
 
+/// Told where the upload's session is (its URL, when opened and each time it moves) and
+/// when it is over (`None`: committed), so a caller can keep it for a later run.
+pub(crate) type OnSession = Arc<dyn Fn(Option<&Url>) + Send + Sync>;
+
 /// One blob upload into one repository, as a state machine: [`Upload::run`] moves it
 /// through [`State`]s, one registry request per step, until the blob is committed or the
 /// failure is one more attempt cannot fix.
@@ -233,6 +244,8 @@ pub(crate) struct Upload<'a> {
     sessions: Sessions,
     /// The session in use.
     session: Option<SessionId>,
+    /// Told of the session's URL as it changes.
+    on_session: Option<OnSession>,
 }
 
 /// Where an [`Upload`] is.
@@ -240,6 +253,9 @@ pub(crate) struct Upload<'a> {
 enum State {
     /// Open a session, or take the one the registry opened when it refused a mount.
     Open(Option<(Url, SessionId)>),
+    /// Ask the registry what a session an earlier run left holds, and go on from there
+    /// (or open a new one when it is gone).
+    Probe(Url),
     /// Send the whole blob in the `PUT` that commits it.
     Whole(Url),
     /// Send the bytes from `offset` in a `PATCH`.
@@ -282,7 +298,14 @@ impl<'a> Upload<'a> {
             again: false,
             sessions: Sessions::default(),
             session: None,
+            on_session: None,
         }
+    }
+
+    /// Tell `f` where the session is, as it changes (see [`OnSession`]).
+    pub(crate) fn on_session(mut self, f: OnSession) -> Self {
+        self.on_session = Some(f);
+        self
     }
 
     /// Record the sessions in `sessions` until committed (the push cancels the rest).
@@ -312,13 +335,24 @@ impl<'a> Upload<'a> {
     /// Run to the end. `session` is an upload session the registry already opened (a
     /// mount it refused), recorded in the [`Sessions`] given, else one is started. A
     /// session abandoned for a new one is cancelled at once.
-    pub(crate) async fn run(mut self, session: Option<(Url, SessionId)>) -> Result<()> {
+    pub(crate) async fn run(self, session: Option<(Url, SessionId)>) -> Result<()> {
+        self.drive(State::Open(session)).await
+    }
+
+    /// Run to the end, continuing the session at `url` an earlier run left (resumed
+    /// from the offset the registry reports; a new session when it is gone).
+    pub(crate) async fn continue_at(self, url: Url) -> Result<()> {
+        self.drive(State::Probe(url)).await
+    }
+
+    async fn drive(mut self, first: State) -> Result<()> {
         let _busy = self.sessions.busy();
-        let mut state = State::Open(session);
+        let mut state = first;
         loop {
             tracing::trace!(digest = %self.digest, ?state, "upload step");
             state = match state {
                 State::Open(session) => self.open(session).await?,
+                State::Probe(url) => self.probe(url).await?,
                 State::Whole(location) => self.whole(location).await?,
                 State::Patch { location, offset } => self.patch(location, offset).await?,
                 State::Resume {
@@ -348,12 +382,46 @@ impl<'a> Upload<'a> {
         if let Some(id) = self.session {
             self.sessions.moved(id, url);
         }
+        if let Some(f) = &self.on_session {
+            f(Some(url));
+        }
     }
 
     /// The session is committed: nothing to cancel.
     fn committed(&mut self) {
         if let Some(id) = self.session.take() {
             self.sessions.closed(id);
+        }
+        if let Some(f) = &self.on_session {
+            f(None);
+        }
+    }
+
+    async fn probe(&mut self, url: Url) -> Result<State> {
+        match status(self.client, self.repo, &self.scopes, &url).await {
+            Ok((Some(at), next)) if at <= self.size => {
+                self.session = Some(self.sessions.adopt(self.repo, &next));
+                self.again = at > 0;
+                if at > 0 {
+                    self.client
+                        .counters()
+                        .resumes
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                self.moved(&next);
+                (self.progress)(at);
+                tracing::debug!(digest = %self.digest, at, "upload of an earlier run resumed");
+                Ok(State::Patch {
+                    location: next,
+                    offset: at,
+                })
+            }
+            Ok(_) => Ok(State::Open(None)),
+            Err(e) if e.is_temporary() => Err(e),
+            Err(e) => {
+                tracing::debug!(digest = %self.digest, error = %e, "upload of an earlier run gone; starting over");
+                Ok(State::Open(None))
+            }
         }
     }
 
@@ -383,6 +451,9 @@ impl<'a> Upload<'a> {
                 u
             }
         };
+        if let Some(f) = &self.on_session {
+            f(Some(&location));
+        }
         Ok(
             if self.size <= self.monolithic_max && self.chunk.is_none() {
                 State::Whole(location)
@@ -398,7 +469,9 @@ impl<'a> Upload<'a> {
     async fn whole(&mut self, location: Url) -> Result<State> {
         let bytes = match &self.src {
             BlobSource::Bytes(b) => b.clone(),
-            BlobSource::Layer(_) => read_all(self.src.clone(), self.size).await?,
+            BlobSource::Layer(_) | BlobSource::Remote(..) => {
+                read_all(self.src.clone(), self.size).await?
+            }
         };
         let r = self
             .client
