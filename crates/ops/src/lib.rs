@@ -18,8 +18,9 @@
 //!   write return a [`Report`]: the digest written at each destination.
 //! - One module per verb: [`copy`], [`pull`], [`push`], [`append`], [`mutate`],
 //!   [`flatten`], [`rebase`], [`export`], [`index`] (create, append, filter, list),
-//!   [`validate`], [`tag`], [`delete`], and the [`inspect`] verbs (digest, manifest,
-//!   config, ls, catalog, blob, referrers).
+//!   [`validate`], [`tag`], [`delete`], [`sync`] (many repositories and tags, registry
+//!   to registry), and the [`inspect`] verbs (digest, manifest, config, ls, catalog,
+//!   blob, referrers).
 //!
 //! ## Glossary
 //! - **digest**: `sha256:<hex>` of bytes as stored or sent (a compressed layer, a config,
@@ -56,6 +57,7 @@ mod open;
 pub mod pull;
 pub mod push;
 pub mod rebase;
+pub mod sync;
 pub mod tag;
 pub mod validate;
 mod watch;

@@ -61,6 +61,31 @@ pub enum Platforms {
 }
 
 impl Platforms {
+    /// Parse `--platform` values: `all`, or os/arch[/variant] lists, comma-separated or
+    /// one per value; none is [`Platforms::Default`].
+    pub fn parse(values: &[String]) -> Result<Platforms> {
+        let mut list = Vec::new();
+        for v in values {
+            for p in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                if p == "all" {
+                    if values.len() > 1 || v.contains(',') {
+                        bail!("invalid --platform {v:?}: `all` goes alone");
+                    }
+                    return Ok(Platforms::All);
+                }
+                list.push(
+                    Platform::parse(p)
+                        .map_err(|e| crate::Error::invalid(format!("invalid --platform {p:?}: {e}")))?,
+                );
+            }
+        }
+        Ok(if list.is_empty() {
+            Platforms::Default
+        } else {
+            Platforms::List(list)
+        })
+    }
+
     /// Just this platform.
     pub fn one(p: Platform) -> Platforms {
         Platforms::List(vec![p])
