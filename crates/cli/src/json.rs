@@ -38,6 +38,14 @@ pub fn report(r: &Report) -> Value {
     if let Some(p) = &r.push {
         doc["manifests"] = json!({ "put": p.manifests_put, "unchanged": p.manifests_skipped });
     }
+    if let Some(m) = &r.referrers {
+        doc["referrers"] = json!({
+            "copied": m.referrers,
+            "manifestsPut": m.manifests_put,
+            "blobsUploaded": m.blobs_uploaded,
+            "bytesUploaded": m.bytes_uploaded,
+        });
+    }
     doc
 }
 

@@ -48,6 +48,9 @@ enum Command {
     /// Pull an image or index from a registry into an OCI layout, an oci-archive or a
     /// docker-save tarball.
     Pull(cmd::pull::Args),
+    /// Mirror repositories and tags registry to registry: tag and platform filters,
+    /// referrers (signatures, SBOMs), resumable, nothing copied twice.
+    Sync(cmd::sync::Args),
     /// Give an image in a registry more tags (one manifest PUT each).
     Tag(cmd::tag::Args),
     /// Print the digest of an image's (or index's) manifest.
@@ -122,6 +125,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Copy(a) => cmd::copy::run(&a, g),
         Command::Push(a) => cmd::push::run(&a, g),
         Command::Pull(a) => cmd::pull::run(&a, g),
+        Command::Sync(a) => cmd::sync::run(&a, g),
         Command::Tag(a) => cmd::tag::run(&a, g),
         Command::Digest(a) => cmd::inspect::digest(&a, g),
         Command::Manifest(a) => cmd::inspect::manifest(&a, g),

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use hoist_image::Digest;
 use hoist_remote::Repository;
-use hoist_remote::push::{BlobOutcome, NoProgress, Progress, Retrying};
+use hoist_remote::push::{BlobOutcome, NoProgress, Progress, Retrying, Throttled};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 fn short(d: &Digest) -> &str {
@@ -48,7 +48,19 @@ fn outcome(how: BlobOutcome) -> &'static str {
     }
 }
 
-fn retry_line(r: &Retrying<'_>) -> String {
+/// A registry's rate limit running low, in a line.
+pub fn throttle_line(t: &Throttled<'_>) -> String {
+    format!(
+        "{}: rate limit low ({} of {} requests left): slowing down to one GET every {:.1} s",
+        t.registry,
+        t.remaining,
+        t.limit,
+        t.spacing.as_secs_f64()
+    )
+}
+
+/// A retry, in a line.
+pub fn retry_line(r: &Retrying<'_>) -> String {
     format!(
         "{}: retry {} of {} in {:.1} s",
         r.error,
@@ -115,6 +127,9 @@ impl Lines {
 impl Progress for Lines {
     fn retrying(&self, r: &Retrying<'_>) {
         self.say(&retry_line(r));
+    }
+    fn throttled(&self, t: &Throttled<'_>) {
+        self.say(&throttle_line(t));
     }
     fn blob_done(&self, repo: &Repository, digest: &Digest, sz: u64, how: BlobOutcome) {
         self.say(&format!(
@@ -312,6 +327,9 @@ impl Progress for Bars {
     }
     fn retrying(&self, r: &Retrying<'_>) {
         self.line(&retry_line(r));
+    }
+    fn throttled(&self, t: &Throttled<'_>) {
+        self.line(&throttle_line(t));
     }
     fn blob_started(&self, repo: &Repository, digest: &Digest, sz: u64) {
         self.start((repo.to_string(), digest.clone()), Some(sz));

@@ -3,9 +3,16 @@
 //! compression unless asked otherwise (a tarball's plain layers become gzip); to a
 //! registry through the push engine, registry to registry with mounts where the source
 //! and the destination share a registry.
+//!
+//! With [`Options::referrers`], registry to registry, the referrers of what was copied
+//! (signatures, attestations, SBOMs: manifests whose `subject` is the image, an index,
+//! or one of its images) follow, recursively, bytes unchanged, through the referrers API
+//! or the tag schema ([`hoist_remote::mirror::Mirror::copy_referrers`]).
 
 use hoist_image::pipeline::{self, Encoding};
 use hoist_image::{Child, Compression, Reference};
+use hoist_remote::Repository;
+use hoist_remote::mirror::{self, Mirror, Moved};
 
 use crate::context::Context;
 use crate::error::{Context as _, Result, bail};
@@ -45,6 +52,9 @@ pub struct Options {
     pub no_clobber: bool,
     /// Registry to registry: every tag of the source repository.
     pub all_tags: bool,
+    /// Registry to registry: copy the referrers of every manifest copied too,
+    /// recursively. Digests must not change: no recompression.
+    pub referrers: bool,
 }
 
 impl Options {
@@ -81,6 +91,25 @@ pub fn copy(src: &Location, dst: &Location, opts: &Options, ctx: &Context) -> Re
 }
 
 fn copy_here(src: &Location, dst: &Location, opts: &Options, ctx: &Context) -> Result<Report> {
+    if opts.referrers {
+        let (Location::Registry(s), Location::Registry(_)) = (src, dst) else {
+            bail!("--referrers copies between registries; {src} to {dst} is not registry to registry");
+        };
+        if matches!(opts.layers, Layers::To(_)) || opts.level.is_some() || opts.fast {
+            bail!(
+                "--referrers keeps every digest (signatures name them): it does not go with --compression, --level or --fast"
+            );
+        }
+        let plain = Options {
+            referrers: false,
+            ..opts.clone()
+        };
+        let mut report = copy_here(src, dst, &plain, ctx)?;
+        let moved = copy_referrers(s, &report, ctx)
+            .with_context(|| format!("copying the referrers of {src} to {dst}"))?;
+        report.referrers = Some(moved);
+        return Ok(report);
+    }
     if let Location::Registry(r) = src {
         let popts = pull::Options {
             platforms: opts.platforms.clone(),
@@ -161,4 +190,29 @@ fn copy_here(src: &Location, dst: &Location, opts: &Options, ctx: &Context) -> R
             write(dst, child, ctx).with_context(what)
         }
     }
+}
+
+/// Copy the referrers of what `report` says was written (each destination's manifest,
+/// and its children when it is an index) from `src`'s repository.
+fn copy_referrers(src: &Reference, report: &Report, ctx: &Context) -> Result<Moved> {
+    let client = ctx.client()?;
+    let m = Mirror::new(
+        &client,
+        mirror::Options {
+            jobs: ctx.jobs().unwrap_or(mirror::DEFAULT_JOBS),
+            progress: ctx.progress(),
+            ..mirror::Options::default()
+        },
+    )?;
+    let from = Repository::from_reference(src);
+    let mut total = Moved::default();
+    for w in &report.written {
+        let Location::Registry(d) = &w.location else {
+            continue;
+        };
+        let to = Repository::from_reference(d);
+        let top = ctx.block_on(client.get_manifest(&to, &w.digest.to_string()))?;
+        total += ctx.block_on(m.copy_referrers(&from, &top, &to))?;
+    }
+    Ok(total)
 }

@@ -36,5 +36,6 @@ pub fn tag(r: &Reference, tags: &[String], ctx: &Context) -> Result<Report> {
     Ok(Report {
         written,
         push: None,
+        referrers: None,
     })
 }

@@ -104,6 +104,8 @@ pub struct Report {
     /// When a registry was written: what the push engine did (blobs present, mounted,
     /// uploaded, manifests put), summed over the pushes of the call.
     pub push: Option<push::Report>,
+    /// When referrers were copied too (`copy` with referrers): what that moved.
+    pub referrers: Option<hoist_remote::mirror::Moved>,
 }
 
 impl Report {
@@ -116,6 +118,7 @@ impl Report {
         Report {
             written: vec![w],
             push: None,
+            referrers: None,
         }
     }
 
@@ -131,6 +134,9 @@ impl Report {
             mine.bytes_uploaded += p.bytes_uploaded;
             mine.manifests_put += p.manifests_put;
             mine.manifests_skipped += p.manifests_skipped;
+        }
+        if let Some(r) = other.referrers {
+            *self.referrers.get_or_insert_with(Default::default) += r;
         }
     }
 }
@@ -249,6 +255,7 @@ pub(crate) fn pushed_report(dsts: &[Reference], report: push::Report) -> Report 
     Report {
         written,
         push: Some(report),
+        referrers: None,
     }
 }
 

@@ -63,6 +63,11 @@ pub struct Args {
     /// names a repository, no tag); prints a line per tag.
     #[arg(long)]
     pub all_tags: bool,
+    /// Registry to registry: copy the referrers of what is copied too (signatures,
+    /// attestations, SBOMs), recursively, through the referrers API or the tag schema
+    /// (sha256-<hex> tags), digests unchanged.
+    #[arg(long)]
+    pub referrers: bool,
     #[command(flatten)]
     pub format: FormatArg,
     #[command(flatten)]
@@ -87,6 +92,7 @@ impl Args {
             platforms: options::platforms(&self.platform)?,
             no_clobber: self.no_clobber,
             all_tags: self.all_tags,
+            referrers: self.referrers,
         })
     }
 }
@@ -103,5 +109,17 @@ pub fn run(args: &Args, g: &Global) -> anyhow::Result<()> {
         .build()?;
     let report = copy::copy(&src, &dst, &opts, &s.ctx);
     s.finish(report.as_ref().ok());
-    print_report(Some(&dst), &report?, args.format.format)
+    let report = report?;
+    if let Some(r) = &report.referrers
+        && !g.quiet
+    {
+        eprintln!(
+            "referrers: {} copied ({} blobs, {}), {} manifests put",
+            r.referrers,
+            r.blobs_uploaded,
+            crate::progress::size(r.bytes_uploaded),
+            r.manifests_put
+        );
+    }
+    print_report(Some(&dst), &report, args.format.format)
 }

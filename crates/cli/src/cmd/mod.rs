@@ -19,6 +19,7 @@ pub mod random;
 pub mod rebase;
 pub mod registry;
 pub mod serve;
+pub mod sync;
 pub mod tag;
 pub mod validate;
 pub mod version;
