@@ -2,15 +2,17 @@
 //! with `Retry-After`, resets connections in the middle of a request body (after
 //! forwarding the first bytes, so the registry keeps a partial upload), stalls
 //! responses, refuses large bodies with 413, and asks for chunked uploads; with an
-//! optional bearer-token gate ([`crate::token::TokenService`]). Counters tell the tests
-//! what happened. Runs on its own thread and runtime; stopped on drop.
+//! optional bearer-token gate ([`crate::token::TokenService`]) and an optional rate limit
+//! ([`Proxy::set_rate_limit`]: Docker Hub's `ratelimit-*` headers on every answer, 429
+//! with `Retry-After` past the limit). Counters tell the tests what happened, by method
+//! and by route ([`Counters::route`]). Runs on its own thread and runtime; stopped on drop.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -120,7 +122,36 @@ pub struct Counters {
     pub body_bytes: AtomicU64,
     /// 401s sent by the token gate.
     pub unauthorized: AtomicU64,
+    /// 429s sent by the rate limit.
+    pub limited: AtomicU64,
+    /// Upload requests with a body (`PUT`/`PATCH` on `/blobs/uploads/`) in flight at
+    /// once, at most.
+    pub max_uploads_in_flight: AtomicU64,
+    uploads_in_flight: AtomicU64,
     by_method: Mutex<HashMap<String, u64>>,
+    by_route: Mutex<HashMap<String, u64>>,
+}
+
+/// The kind of registry route a path is: `base` (`/v2/`), `catalog`, `tags`,
+/// `manifests`, `referrers`, `uploads`, `blobs`, or `other`.
+pub fn route_of(path: &str) -> &'static str {
+    if path == "/v2/" || path == "/v2" {
+        "base"
+    } else if path.ends_with("/_catalog") {
+        "catalog"
+    } else if path.ends_with("/tags/list") {
+        "tags"
+    } else if path.contains("/manifests/") {
+        "manifests"
+    } else if path.contains("/referrers/") {
+        "referrers"
+    } else if path.contains("/blobs/uploads") {
+        "uploads"
+    } else if path.contains("/blobs/") {
+        "blobs"
+    } else {
+        "other"
+    }
 }
 
 impl Counters {
@@ -128,16 +159,55 @@ impl Counters {
     pub fn method(&self, m: &str) -> u64 {
         self.by_method.lock().unwrap().get(m).copied().unwrap_or(0)
     }
+    /// Requests received with this method on this kind of route ([`route_of`]):
+    /// `route("HEAD", "manifests")`.
+    pub fn route(&self, method: &str, route: &str) -> u64 {
+        self.by_route
+            .lock()
+            .unwrap()
+            .get(&format!("{method} {route}"))
+            .copied()
+            .unwrap_or(0)
+    }
+    /// Every `METHOD route` seen, with its count, sorted (for messages).
+    pub fn routes(&self) -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = self
+            .by_route
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, n)| (k.clone(), *n))
+            .collect();
+        v.sort();
+        v
+    }
+    /// Forget every count (between two runs of a test).
+    pub fn reset(&self) {
+        for c in [
+            &self.requests,
+            &self.faults,
+            &self.resets,
+            &self.body_bytes,
+            &self.unauthorized,
+            &self.limited,
+            &self.max_uploads_in_flight,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+        self.by_method.lock().unwrap().clear();
+        self.by_route.lock().unwrap().clear();
+    }
     /// A snapshot for messages.
     pub fn summary(&self) -> String {
         format!(
-            "requests={} faults={} resets={} body_bytes={} unauthorized={} by_method={:?}",
+            "requests={} faults={} resets={} body_bytes={} unauthorized={} limited={} by_route={:?}",
             self.requests.load(Ordering::Relaxed),
             self.faults.load(Ordering::Relaxed),
             self.resets.load(Ordering::Relaxed),
             self.body_bytes.load(Ordering::Relaxed),
             self.unauthorized.load(Ordering::Relaxed),
-            self.by_method.lock().unwrap()
+            self.limited.load(Ordering::Relaxed),
+            self.routes()
         )
     }
 }
@@ -149,6 +219,46 @@ struct State {
     counters: Arc<Counters>,
     client: reqwest::Client,
     gate: Option<Arc<TokenService>>,
+    limit: Mutex<Option<Limiter>>,
+}
+
+/// A rate limit on the requests that match: `limit` per `window`, counted from the
+/// first request of a window.
+#[derive(Debug)]
+struct Limiter {
+    when: Match,
+    limit: u64,
+    window: Duration,
+    start: Option<Instant>,
+    used: u64,
+}
+
+impl Limiter {
+    /// Count one request: `Ok(headers)` to forward it with, or `Err(headers)` to refuse
+    /// it with (429).
+    fn take(&mut self, now: Instant) -> Result<Vec<(&'static str, String)>, Vec<(&'static str, String)>> {
+        let start = *self.start.get_or_insert(now);
+        if now.duration_since(start) >= self.window {
+            self.start = Some(now);
+            self.used = 0;
+        }
+        let left = self.window.saturating_sub(now.duration_since(self.start.unwrap()));
+        let w = self.window.as_secs().max(1);
+        let reset = left.as_secs_f64().ceil().max(1.0) as u64;
+        let headers = |remaining: u64| {
+            vec![
+                ("ratelimit-limit", format!("{};w={w}", self.limit)),
+                ("ratelimit-remaining", format!("{remaining};w={w}")),
+            ]
+        };
+        if self.used >= self.limit {
+            let mut h = headers(0);
+            h.push(("retry-after", reset.to_string()));
+            return Err(h);
+        }
+        self.used += 1;
+        Ok(headers(self.limit - self.used))
+    }
 }
 
 /// A running proxy; stopped on drop.
@@ -194,6 +304,7 @@ impl Proxy {
                 .build()
                 .expect("proxy client"),
             gate,
+            limit: Mutex::new(None),
         });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let st = state.clone();
@@ -233,6 +344,20 @@ impl Proxy {
     pub fn set_rules(&self, rules: Vec<Rule>) {
         *self.state.rules.lock().unwrap() = rules.into_iter().map(|r| (r, 0)).collect();
     }
+
+    /// Limit the requests matching `when` to `limit` per `window`, as Docker Hub does:
+    /// each answer says `ratelimit-limit: L;w=W` and `ratelimit-remaining: R;w=W`, and a
+    /// request past the limit is answered 429 with `Retry-After` (the seconds left in the
+    /// window), without being forwarded. Counted in [`Counters::limited`].
+    pub fn set_rate_limit(&self, when: Match, limit: u64, window: Duration) {
+        *self.state.limit.lock().unwrap() = Some(Limiter {
+            when,
+            limit,
+            window,
+            start: None,
+            used: 0,
+        });
+    }
 }
 
 impl Drop for Proxy {
@@ -259,6 +384,23 @@ fn full(status: u16, headers: &[(&str, String)], body: &str) -> Response<ProxyBo
     .expect("response")
 }
 
+/// An upload request with a body in flight; counted while it lives.
+struct InFlight(Arc<Counters>);
+
+impl InFlight {
+    fn enter(c: &Arc<Counters>) -> InFlight {
+        let now = c.uploads_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        c.max_uploads_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(c.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.uploads_in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// The connection-dropping "error" a service returns to make hyper close the socket.
 #[derive(Debug)]
 struct Reset;
@@ -279,6 +421,32 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Proxy
         .unwrap()
         .entry(method.clone())
         .or_default() += 1;
+    *st.counters
+        .by_route
+        .lock()
+        .unwrap()
+        .entry(format!("{method} {}", route_of(&path)))
+        .or_default() += 1;
+    let mut limit_headers = Vec::new();
+    {
+        let mut l = st.limit.lock().unwrap();
+        if let Some(l) = l.as_mut().filter(|l| l.when.matches(&method, &path)) {
+            match l.take(Instant::now()) {
+                Ok(h) => limit_headers = h,
+                Err(mut h) => {
+                    st.counters.limited.fetch_add(1, Ordering::Relaxed);
+                    h.push(("content-type", "application/json".into()));
+                    return Ok(full(
+                        429,
+                        &h,
+                        r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"rate limit exceeded"}]}"#,
+                    ));
+                }
+            }
+        }
+    }
+    let upload_body = matches!(method.as_str(), "PUT" | "PATCH") && route_of(&path) == "uploads";
+    let _in_flight = upload_body.then(|| InFlight::enter(&st.counters));
 
     if let Some(gate) = &st.gate
         && let Err(challenge) = gate.authorize(
@@ -448,6 +616,9 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Proxy
     }
     if let Some(Fault::ChunkMin(n)) = &fault {
         out = out.header("oci-chunk-min-length", n.to_string());
+    }
+    for (k, v) in &limit_headers {
+        out = out.header(*k, v);
     }
     let (cut, corrupt) = match &fault {
         Some(Fault::CutResponseAfter(n)) => (Some(*n), None),

@@ -11,6 +11,7 @@ pub mod distribution;
 pub mod faults;
 pub mod haproxy;
 mod http1;
+pub mod mirror;
 pub mod peers;
 pub mod process;
 pub mod registry;

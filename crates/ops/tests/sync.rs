@@ -1,0 +1,462 @@
+//! sync: registry to registry, against the in-process registry (which has the referrers
+//! API) and the distribution registry (which has not: the referrers tag schema), with
+//! counting proxies in front to prove what was (not) sent.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use hoist_image::Digest;
+use hoist_ops::sync::{self, Endpoint, Outcome, Pair, Report, TagFilter};
+use hoist_ops::{Context, Location, Platforms};
+use hoist_testkit::distribution::Distribution;
+use hoist_testkit::faults::{Fault, Match, Proxy, Rule};
+use hoist_testkit::mirror::{self, Source};
+use hoist_testkit::registry::TestRegistry;
+
+fn ctx() -> Context {
+    Context::builder().retries(2).jobs(4).build().unwrap()
+}
+
+fn pair(src: &str, dst: &str) -> Pair {
+    Pair::new(Endpoint::parse(src).unwrap(), Endpoint::parse(dst).unwrap())
+}
+
+fn run(pairs: &[Pair], opts: &sync::Options, ctx: &Context) -> Report {
+    let r = sync::sync(pairs, opts, ctx).unwrap();
+    let failed: Vec<_> = r
+        .images
+        .iter()
+        .filter(|i| matches!(i.outcome, Outcome::Failed(_)))
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+    r
+}
+
+/// Raw registry requests, for checks that do not go through hoist.
+struct Raw {
+    c: reqwest::Client,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Raw {
+    fn new() -> Raw {
+        Raw {
+            c: reqwest::Client::new(),
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+        }
+    }
+
+    fn get(&self, url: &str, accept: &str) -> (u16, bytes::Bytes) {
+        self.rt.block_on(async {
+            let r = self.c.get(url).header("accept", accept).send().await.unwrap();
+            (r.status().as_u16(), r.bytes().await.unwrap())
+        })
+    }
+
+    fn json(&self, url: &str, accept: &str) -> serde_json::Value {
+        let (status, body) = self.get(url, accept);
+        assert_eq!(status, 200, "{url}: {}", String::from_utf8_lossy(&body));
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    /// The digest a tag has (`None`: no such tag).
+    fn digest(&self, host: &str, repo: &str, reference: &str) -> Option<Digest> {
+        self.rt.block_on(async {
+            let r = self
+                .c
+                .head(format!("http://{host}/v2/{repo}/manifests/{reference}"))
+                .header("accept", ALL_MANIFESTS)
+                .send()
+                .await
+                .unwrap();
+            (r.status() == 200).then(|| {
+                Digest::parse(r.headers()["docker-content-digest"].to_str().unwrap()).unwrap()
+            })
+        })
+    }
+
+    fn tags(&self, host: &str, repo: &str) -> Vec<String> {
+        let v = self.json(&format!("http://{host}/v2/{repo}/tags/list"), "*/*");
+        let mut t: Vec<String> = v["tags"]
+            .as_array()
+            .map(|a| a.iter().map(|t| t.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default();
+        t.sort();
+        t
+    }
+}
+
+const ALL_MANIFESTS: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// Every image of `src` is at `dst` (prefix `from` renamed `to`) with its digest and
+/// passes the oracle; every referrer is there byte for byte, listed through the
+/// referrers API (`dst_api`) or under its subject's fallback tag.
+fn check_mirrored(
+    raw: &Raw,
+    src: &Source,
+    (src_host, from): (&str, &str),
+    (dst_host, to): (&str, &str),
+    dst_api: bool,
+    ctx: &Context,
+) {
+    let rename = |repo: &str| format!("{to}{}", repo.strip_prefix(from).unwrap());
+    for (repo, tag, d) in &src.images {
+        let at = rename(repo);
+        assert_eq!(raw.digest(dst_host, &at, tag).as_ref(), Some(d), "{at}:{tag}");
+        let loc = Location::parse(&format!("docker://{dst_host}/{at}:{tag}")).unwrap();
+        let report = hoist_ops::validate::validate(&loc, Default::default(), ctx)
+            .unwrap_or_else(|e| panic!("{loc}: {e:#}"));
+        assert_eq!(&report.digest, d, "{loc}");
+    }
+    for r in &src.referrers {
+        let at = rename(&r.repo);
+        let want = raw.get(
+            &format!("http://{src_host}/v2/{}/manifests/{}", r.repo, r.digest),
+            ALL_MANIFESTS,
+        );
+        let got = raw.get(
+            &format!("http://{dst_host}/v2/{at}/manifests/{}", r.digest),
+            ALL_MANIFESTS,
+        );
+        assert_eq!((got.0, &got.1), (200, &want.1), "referrer {} in {at}", r.digest);
+        let listing = if dst_api {
+            raw.json(
+                &format!("http://{dst_host}/v2/{at}/referrers/{}", r.subject),
+                "application/vnd.oci.image.index.v1+json",
+            )
+        } else {
+            raw.json(
+                &format!("http://{dst_host}/v2/{at}/manifests/sha256-{}", r.subject.hex()),
+                "application/vnd.oci.image.index.v1+json",
+            )
+        };
+        let listed: Vec<&str> = listing["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["digest"].as_str().unwrap())
+            .collect();
+        assert!(
+            listed.contains(&r.digest.to_string().as_str()),
+            "{} not listed for {} in {at}: {listing}",
+            r.digest,
+            r.subject
+        );
+        let entry = listing["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["digest"] == r.digest.to_string())
+            .unwrap();
+        assert_eq!(entry["artifactType"], r.artifact_type.as_str(), "{listing}");
+    }
+}
+
+/// The routes a proxy saw, other than these.
+fn other_routes(p: &Proxy, allowed: &[&str]) -> Vec<(String, u64)> {
+    p.counters()
+        .routes()
+        .into_iter()
+        .filter(|(k, _)| !allowed.contains(&k.as_str()))
+        .collect()
+}
+
+#[test]
+fn a_registry_with_the_referrers_api_mirrored_to_distribution() {
+    let Some(dist) = Distribution::start() else {
+        return;
+    };
+    let src = TestRegistry::start();
+    let src_proxy = Proxy::start(src.addr(), vec![]);
+    let dst_proxy = Proxy::start(dist.addr(), vec![]);
+    let (sh, dh) = (src_proxy.addr().to_string(), dst_proxy.addr().to_string());
+    let fixture = mirror::populate(&src.url(), &mirror::Options::default());
+    let raw = Raw::new();
+    let tags = fixture.images.len();
+    assert_eq!(tags, 31);
+
+    let mut p = pair(&format!("{sh}/team"), &format!("{dh}/mirror"));
+    p.referrers = true;
+    let report = run(std::slice::from_ref(&p), &Default::default(), &ctx());
+    assert_eq!(report.copied(), tags, "{report:#?}");
+    // Each distinct blob went to the destination registry once; every other
+    // repository that needed it had it mounted.
+    let m = report.moved;
+    assert_eq!(m.blobs_uploaded, fixture.blobs.len() as u64, "{m:?}");
+    assert_eq!(m.bytes_uploaded, fixture.blobs.values().sum::<u64>(), "{m:?}");
+    assert!(m.blobs_mounted >= 2 * (tags as u64 - 2), "{m:?}");
+    assert_eq!(
+        dst_proxy.counters().route("PUT", "uploads"),
+        fixture.blobs.len() as u64,
+        "{}",
+        dst_proxy.counters().summary()
+    );
+    assert_eq!(m.referrers, fixture.referrers.len() as u64, "{m:?}");
+    check_mirrored(&raw, &fixture, (&sh, "team"), (&dh, "mirror"), false, &ctx());
+
+    // Again, nothing changed: a HEAD of each tag on each side, the listings at the
+    // source, and nothing else.
+    src_proxy.counters().reset();
+    dst_proxy.counters().reset();
+    let plain = pair(&format!("{sh}/team"), &format!("{dh}/mirror"));
+    let again = run(&[plain], &Default::default(), &ctx());
+    assert_eq!(again.unchanged(), tags);
+    let (s, d) = (src_proxy.counters(), dst_proxy.counters());
+    assert_eq!(s.route("HEAD", "manifests"), tags as u64, "{}", s.summary());
+    assert_eq!(d.route("HEAD", "manifests"), tags as u64, "{}", d.summary());
+    assert_eq!(s.route("GET", "catalog"), 1, "{}", s.summary());
+    assert_eq!(s.route("GET", "tags"), fixture.repos().len() as u64, "{}", s.summary());
+    let allowed = ["HEAD manifests", "GET tags", "GET catalog", "GET base"];
+    assert!(other_routes(&src_proxy, &allowed).is_empty(), "{}", s.summary());
+    assert!(other_routes(&dst_proxy, &["HEAD manifests", "GET base"]).is_empty(), "{}", d.summary());
+    assert_eq!(d.body_bytes.load(std::sync::atomic::Ordering::Relaxed), 0);
+
+    // With referrers: they are looked up, found there, and nothing is written.
+    dst_proxy.counters().reset();
+    let again = run(std::slice::from_ref(&p), &Default::default(), &ctx());
+    assert_eq!(again.unchanged(), tags, "{again:#?}");
+    assert_eq!(again.moved.referrers, 0);
+    assert_eq!(dst_proxy.counters().method("PUT"), 0, "{}", dst_proxy.counters().summary());
+    assert_eq!(dst_proxy.counters().method("POST"), 0, "{}", dst_proxy.counters().summary());
+}
+
+#[test]
+fn distribution_with_fallback_tags_mirrored_to_a_registry_with_the_api() {
+    let Some(dist) = Distribution::start() else {
+        return;
+    };
+    let dst = TestRegistry::start();
+    let opts = mirror::Options {
+        repos: 3,
+        referrers_api: false,
+        ..Default::default()
+    };
+    let fixture = mirror::populate(&dist.url(), &opts);
+    let raw = Raw::new();
+    let (sh, dh) = (dist.addr().to_string(), dst.host());
+    // The source lists the fallback tags among its tags.
+    assert!(raw.tags(&sh, "team/multi").iter().any(|t| t.starts_with("sha256-")));
+    let mut p = pair(&format!("{sh}/team"), &format!("{dh}/copy"));
+    p.referrers = true;
+    let report = run(&[p], &Default::default(), &ctx());
+    assert_eq!(report.copied(), fixture.images.len(), "{report:#?}");
+    assert_eq!(report.moved.referrers, fixture.referrers.len() as u64);
+    check_mirrored(&raw, &fixture, (&sh, "team"), (&dh, "copy"), true, &ctx());
+    // The fallback tags are the referrers copy's business, not tags to copy: the
+    // destination, which has the API, needs none.
+    for repo in fixture.repos() {
+        let at = repo.replacen("team", "copy", 1);
+        let tags = raw.tags(&dh, &at);
+        assert!(!tags.iter().any(|t| t.starts_with("sha256-")), "{at}: {tags:?}");
+    }
+}
+
+#[test]
+fn tag_filters_a_dry_run_and_platforms() {
+    let src = TestRegistry::start();
+    let dst = TestRegistry::start();
+    let src_proxy = Proxy::start(src.addr(), vec![]);
+    let (sh, dh) = (src_proxy.addr().to_string(), dst.host());
+    let opts = mirror::Options {
+        repos: 2,
+        tags: ["1.0.0", "1.1.0", "1.2.0-rc.1", "2.0.0", "latest", "edge"]
+            .map(String::from)
+            .to_vec(),
+        ..Default::default()
+    };
+    let fixture = mirror::populate(&src.url(), &opts);
+    let raw = Raw::new();
+
+    // A dry run: the plan, with bytes, and nothing written.
+    let mut p = pair(&format!("{sh}/team"), &format!("{dh}/m"));
+    p.tags = TagFilter::all().semver(">=1.1, <3").unwrap().latest(2).unwrap();
+    let dry = sync::Options {
+        dry_run: true,
+        ..Default::default()
+    };
+    let plan = run(std::slice::from_ref(&p), &dry, &ctx());
+    let planned: BTreeSet<String> = plan
+        .images
+        .iter()
+        .filter(|i| i.outcome == Outcome::Planned)
+        .map(|i| i.source.rsplit('/').next().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        planned,
+        ["app0:1.1.0", "app0:2.0.0", "app1:1.1.0", "app1:2.0.0"]
+            .map(String::from)
+            .into(),
+        "{plan:#?}"
+    );
+    // 2 base layers, and per image its own layer and config: the base goes once.
+    let own = |repo: &str, tag: &str| {
+        let d = fixture
+            .images
+            .iter()
+            .find(|(r, t, _)| r == repo && t == tag)
+            .unwrap();
+        d.2.clone()
+    };
+    assert_eq!(plan.moved.blobs_uploaded, 2 + 4 * 2, "{:?}", plan.moved);
+    assert!(plan.moved.bytes_uploaded > 0);
+    assert_eq!(plan.copied(), 0);
+    let catalog = raw.json(&format!("http://{dh}/v2/_catalog"), "*/*");
+    assert_eq!(catalog["repositories"].as_array().map_or(0, Vec::len), 0, "{catalog}");
+
+    // The real thing: the whole tag must match, then exclusions.
+    let mut p = pair(&format!("{sh}/team"), &format!("{dh}/m"));
+    p.tags = TagFilter::all().tags(r"1\..*").unwrap().exclude(".*-rc.*").unwrap();
+    let r = run(&[p], &Default::default(), &ctx());
+    assert_eq!(r.copied(), 4);
+    assert_eq!(raw.tags(&dh, "m/app0"), vec!["1.0.0", "1.1.0"]);
+    assert_eq!(
+        raw.digest(&dh, "m/app1", "1.1.0"),
+        Some(own("team/app1", "1.1.0"))
+    );
+
+    // One platform of an index: that image; several: a narrowed index, as `copy` makes it.
+    let index = own("team/multi", "v1");
+    let m = raw.json(
+        &format!("http://{sh}/v2/team/multi/manifests/{index}"),
+        ALL_MANIFESTS,
+    );
+    let amd64 = m["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["platform"]["architecture"] == "amd64")
+        .unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut one = pair(&format!("{sh}/team/multi"), &format!("{dh}/one"));
+    one.platforms = Platforms::parse(&["linux/amd64".into()]).unwrap();
+    let mut two = pair(&format!("{sh}/team/multi"), &format!("{dh}/two"));
+    two.platforms = Platforms::parse(&["linux/amd64,linux/s390x".into()]).unwrap();
+    let t = tempfile::tempdir().unwrap();
+    let state = sync::Options {
+        state: Some(t.path().join("state.jsonl")),
+        ..Default::default()
+    };
+    let r = run(&[one.clone(), two.clone()], &state, &ctx());
+    assert_eq!(r.copied(), 2, "{r:#?}");
+    assert_eq!(raw.digest(&dh, "one", "v1").unwrap().to_string(), amd64);
+    let copied = hoist_ops::copy::copy(
+        &Location::parse(&format!("docker://{sh}/team/multi:v1")).unwrap(),
+        &Location::parse(&format!("docker://{dh}/by-copy:v1")).unwrap(),
+        &hoist_ops::copy::Options {
+            platforms: two.platforms.clone(),
+            ..Default::default()
+        },
+        &ctx(),
+    )
+    .unwrap();
+    let narrowed = raw.digest(&dh, "two", "v1").unwrap();
+    assert_eq!(copied.digest(), Some(&narrowed));
+    assert_ne!(narrowed, index);
+    // Unchanged, told from the state file: the source's index is not fetched again.
+    src_proxy.counters().reset();
+    let r = run(&[one, two], &state, &ctx());
+    assert_eq!(r.unchanged(), 2, "{r:#?}");
+    let s = src_proxy.counters();
+    assert_eq!(s.route("GET", "manifests"), 0, "{}", s.summary());
+    assert_eq!(s.route("HEAD", "manifests"), 2, "{}", s.summary());
+}
+
+#[test]
+fn one_bound_on_blob_transfers_across_all_images() {
+    let src = TestRegistry::start();
+    let dst = TestRegistry::start();
+    // Uploads held a little, so that they overlap when allowed to.
+    let dst_proxy = Proxy::start(
+        dst.addr(),
+        vec![Rule::new(
+            Match::method("PUT").path("/blobs/uploads/"),
+            Fault::Stall(Duration::from_millis(30)),
+            u64::MAX,
+        )],
+    );
+    let opts = mirror::Options {
+        repos: 6,
+        tags: vec!["a".into(), "b".into()],
+        extras: false,
+        ..Default::default()
+    };
+    let fixture = mirror::populate(&src.url(), &opts);
+    let ctx = Context::builder().retries(1).jobs(2).build().unwrap();
+    let p = pair(
+        &format!("{}/team", src.host()),
+        &format!("{}/team", dst_proxy.addr()),
+    );
+    let r = run(&[p], &Default::default(), &ctx);
+    assert_eq!(r.copied(), fixture.images.len());
+    let c = dst_proxy.counters();
+    let most = c.max_uploads_in_flight.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((1..=2).contains(&most), "{most} uploads at once; {}", c.summary());
+    assert_eq!(r.moved.blobs_uploaded, fixture.blobs.len() as u64);
+}
+
+#[test]
+fn an_upload_cut_in_one_run_continues_from_the_registry_offset_in_the_next() {
+    let src = TestRegistry::start();
+    let dst = TestRegistry::start();
+    const BIG: u64 = 6 << 20;
+    let opts = mirror::Options {
+        repos: 1,
+        tags: vec!["v1".into()],
+        extras: false,
+        big_layer: Some(BIG),
+        ..Default::default()
+    };
+    let fixture = mirror::populate(&src.url(), &opts);
+    // The big layer's PATCH: 4 MiB reach the registry, then the connection drops.
+    let cut = 4 << 20;
+    let dst_proxy = Proxy::start(
+        dst.addr(),
+        vec![Rule::new(Match::method("PATCH"), Fault::ResetAfter(cut), 1)],
+    );
+    let t = tempfile::tempdir().unwrap();
+    let opts = sync::Options {
+        state: Some(t.path().join("state.jsonl")),
+        ..Default::default()
+    };
+    let p = pair(
+        &format!("{}/team", src.host()),
+        &format!("{}/team", dst_proxy.addr()),
+    );
+    // No retries: the first run gives up on the cut upload (as a killed one would).
+    let once = Context::builder().retries(0).build().unwrap();
+    let r = sync::sync(std::slice::from_ref(&p), &opts, &once).unwrap();
+    assert_eq!(r.failed(), 1, "{r:#?}");
+    let state = std::fs::read_to_string(t.path().join("state.jsonl")).unwrap();
+    assert!(state.contains(r#""t":"session""#), "{state}");
+
+    dst_proxy.counters().reset();
+    let ctx = ctx();
+    let r = run(std::slice::from_ref(&p), &opts, &ctx);
+    assert_eq!(r.copied(), 1, "{r:#?}");
+    let sent = dst_proxy
+        .counters()
+        .body_bytes
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let big = fixture.blobs.values().copied().max().unwrap();
+    assert!(big > BIG, "{big}");
+    assert!(
+        sent < big - cut + (1 << 20),
+        "sent {sent} bytes again; the big blob is {big} and {cut} arrived before"
+    );
+    assert_eq!(ctx.opened_client().unwrap().stats().resumes, 1);
+    let (repo, tag, d) = &fixture.images[0];
+    let at = Location::parse(&format!("docker://{}/{repo}:{tag}", dst.host())).unwrap();
+    assert_eq!(
+        &hoist_ops::validate::validate(&at, Default::default(), &ctx)
+            .unwrap()
+            .digest,
+        d
+    );
+}
