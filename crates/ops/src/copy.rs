@@ -93,7 +93,9 @@ pub fn copy(src: &Location, dst: &Location, opts: &Options, ctx: &Context) -> Re
 fn copy_here(src: &Location, dst: &Location, opts: &Options, ctx: &Context) -> Result<Report> {
     if opts.referrers {
         let (Location::Registry(s), Location::Registry(_)) = (src, dst) else {
-            bail!("--referrers copies between registries; {src} to {dst} is not registry to registry");
+            bail!(
+                "--referrers copies between registries; {src} to {dst} is not registry to registry"
+            );
         };
         if matches!(opts.layers, Layers::To(_)) || opts.level.is_some() || opts.fast {
             bail!(

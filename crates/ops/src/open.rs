@@ -73,10 +73,9 @@ impl Platforms {
                     }
                     return Ok(Platforms::All);
                 }
-                list.push(
-                    Platform::parse(p)
-                        .map_err(|e| crate::Error::invalid(format!("invalid --platform {p:?}: {e}")))?,
-                );
+                list.push(Platform::parse(p).map_err(|e| {
+                    crate::Error::invalid(format!("invalid --platform {p:?}: {e}"))
+                })?);
             }
         }
         Ok(if list.is_empty() {

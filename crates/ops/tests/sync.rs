@@ -51,10 +51,16 @@ impl Raw {
         }
     }
 
-    fn get(&self, url: &str, accept: &str) -> (u16, bytes::Bytes) {
+    fn get(&self, url: &str, accept: &str) -> (u16, Vec<u8>) {
         self.rt.block_on(async {
-            let r = self.c.get(url).header("accept", accept).send().await.unwrap();
-            (r.status().as_u16(), r.bytes().await.unwrap())
+            let r = self
+                .c
+                .get(url)
+                .header("accept", accept)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
         })
     }
 
@@ -107,11 +113,15 @@ fn check_mirrored(
     let rename = |repo: &str| format!("{to}{}", repo.strip_prefix(from).unwrap());
     for (repo, tag, d) in &src.images {
         let at = rename(repo);
-        assert_eq!(raw.digest(dst_host, &at, tag).as_ref(), Some(d), "{at}:{tag}");
+        assert_eq!(
+            raw.digest(dst_host, &at, tag).as_ref(),
+            Some(d),
+            "{at}:{tag}"
+        );
         let loc = Location::parse(&format!("docker://{dst_host}/{at}:{tag}")).unwrap();
         let report = hoist_ops::validate::validate(&loc, Default::default(), ctx)
             .unwrap_or_else(|e| panic!("{loc}: {e:#}"));
-        assert_eq!(&report.digest, d, "{loc}");
+        assert_eq!(report.digest.as_ref(), Some(d), "{loc}");
     }
     for r in &src.referrers {
         let at = rename(&r.repo);
@@ -123,7 +133,12 @@ fn check_mirrored(
             &format!("http://{dst_host}/v2/{at}/manifests/{}", r.digest),
             ALL_MANIFESTS,
         );
-        assert_eq!((got.0, &got.1), (200, &want.1), "referrer {} in {at}", r.digest);
+        assert_eq!(
+            (got.0, &got.1),
+            (200, &want.1),
+            "referrer {} in {at}",
+            r.digest
+        );
         let listing = if dst_api {
             raw.json(
                 &format!("http://{dst_host}/v2/{at}/referrers/{}", r.subject),
@@ -131,7 +146,10 @@ fn check_mirrored(
             )
         } else {
             raw.json(
-                &format!("http://{dst_host}/v2/{at}/manifests/sha256-{}", r.subject.hex()),
+                &format!(
+                    "http://{dst_host}/v2/{at}/manifests/sha256-{}",
+                    r.subject.hex()
+                ),
                 "application/vnd.oci.image.index.v1+json",
             )
         };
@@ -185,11 +203,17 @@ fn a_registry_with_the_referrers_api_mirrored_to_distribution() {
     let report = run(std::slice::from_ref(&p), &Default::default(), &ctx());
     assert_eq!(report.copied(), tags, "{report:#?}");
     // Each distinct blob went to the destination registry once; every other
-    // repository that needed it had it mounted.
+    // repository that needed it had it mounted (the two base layers: into each app
+    // repository but the first), or had it already (tags of one repository).
     let m = report.moved;
+    let apps = fixture.repos().len() as u64 - 1;
     assert_eq!(m.blobs_uploaded, fixture.blobs.len() as u64, "{m:?}");
-    assert_eq!(m.bytes_uploaded, fixture.blobs.values().sum::<u64>(), "{m:?}");
-    assert!(m.blobs_mounted >= 2 * (tags as u64 - 2), "{m:?}");
+    assert_eq!(
+        m.bytes_uploaded,
+        fixture.blobs.values().sum::<u64>(),
+        "{m:?}"
+    );
+    assert!(m.blobs_mounted >= 2 * (apps - 1), "{m:?}");
     assert_eq!(
         dst_proxy.counters().route("PUT", "uploads"),
         fixture.blobs.len() as u64,
@@ -197,7 +221,14 @@ fn a_registry_with_the_referrers_api_mirrored_to_distribution() {
         dst_proxy.counters().summary()
     );
     assert_eq!(m.referrers, fixture.referrers.len() as u64, "{m:?}");
-    check_mirrored(&raw, &fixture, (&sh, "team"), (&dh, "mirror"), false, &ctx());
+    check_mirrored(
+        &raw,
+        &fixture,
+        (&sh, "team"),
+        (&dh, "mirror"),
+        false,
+        &ctx(),
+    );
 
     // Again, nothing changed: a HEAD of each tag on each side, the listings at the
     // source, and nothing else.
@@ -210,10 +241,23 @@ fn a_registry_with_the_referrers_api_mirrored_to_distribution() {
     assert_eq!(s.route("HEAD", "manifests"), tags as u64, "{}", s.summary());
     assert_eq!(d.route("HEAD", "manifests"), tags as u64, "{}", d.summary());
     assert_eq!(s.route("GET", "catalog"), 1, "{}", s.summary());
-    assert_eq!(s.route("GET", "tags"), fixture.repos().len() as u64, "{}", s.summary());
+    assert_eq!(
+        s.route("GET", "tags"),
+        fixture.repos().len() as u64,
+        "{}",
+        s.summary()
+    );
     let allowed = ["HEAD manifests", "GET tags", "GET catalog", "GET base"];
-    assert!(other_routes(&src_proxy, &allowed).is_empty(), "{}", s.summary());
-    assert!(other_routes(&dst_proxy, &["HEAD manifests", "GET base"]).is_empty(), "{}", d.summary());
+    assert!(
+        other_routes(&src_proxy, &allowed).is_empty(),
+        "{}",
+        s.summary()
+    );
+    assert!(
+        other_routes(&dst_proxy, &["HEAD manifests", "GET base"]).is_empty(),
+        "{}",
+        d.summary()
+    );
     assert_eq!(d.body_bytes.load(std::sync::atomic::Ordering::Relaxed), 0);
 
     // With referrers: they are looked up, found there, and nothing is written.
@@ -221,8 +265,18 @@ fn a_registry_with_the_referrers_api_mirrored_to_distribution() {
     let again = run(std::slice::from_ref(&p), &Default::default(), &ctx());
     assert_eq!(again.unchanged(), tags, "{again:#?}");
     assert_eq!(again.moved.referrers, 0);
-    assert_eq!(dst_proxy.counters().method("PUT"), 0, "{}", dst_proxy.counters().summary());
-    assert_eq!(dst_proxy.counters().method("POST"), 0, "{}", dst_proxy.counters().summary());
+    assert_eq!(
+        dst_proxy.counters().method("PUT"),
+        0,
+        "{}",
+        dst_proxy.counters().summary()
+    );
+    assert_eq!(
+        dst_proxy.counters().method("POST"),
+        0,
+        "{}",
+        dst_proxy.counters().summary()
+    );
 }
 
 #[test]
@@ -240,7 +294,11 @@ fn distribution_with_fallback_tags_mirrored_to_a_registry_with_the_api() {
     let raw = Raw::new();
     let (sh, dh) = (dist.addr().to_string(), dst.host());
     // The source lists the fallback tags among its tags.
-    assert!(raw.tags(&sh, "team/multi").iter().any(|t| t.starts_with("sha256-")));
+    assert!(
+        raw.tags(&sh, "team/multi")
+            .iter()
+            .any(|t| t.starts_with("sha256-"))
+    );
     let mut p = pair(&format!("{sh}/team"), &format!("{dh}/copy"));
     p.referrers = true;
     let report = run(&[p], &Default::default(), &ctx());
@@ -252,7 +310,10 @@ fn distribution_with_fallback_tags_mirrored_to_a_registry_with_the_api() {
     for repo in fixture.repos() {
         let at = repo.replacen("team", "copy", 1);
         let tags = raw.tags(&dh, &at);
-        assert!(!tags.iter().any(|t| t.starts_with("sha256-")), "{at}: {tags:?}");
+        assert!(
+            !tags.iter().any(|t| t.starts_with("sha256-")),
+            "{at}: {tags:?}"
+        );
     }
 }
 
@@ -274,7 +335,11 @@ fn tag_filters_a_dry_run_and_platforms() {
 
     // A dry run: the plan, with bytes, and nothing written.
     let mut p = pair(&format!("{sh}/team"), &format!("{dh}/m"));
-    p.tags = TagFilter::all().semver(">=1.1, <3").unwrap().latest(2).unwrap();
+    p.tags = TagFilter::all()
+        .semver(">=1.1, <3")
+        .unwrap()
+        .latest(2)
+        .unwrap();
     let dry = sync::Options {
         dry_run: true,
         ..Default::default()
@@ -306,11 +371,19 @@ fn tag_filters_a_dry_run_and_platforms() {
     assert!(plan.moved.bytes_uploaded > 0);
     assert_eq!(plan.copied(), 0);
     let catalog = raw.json(&format!("http://{dh}/v2/_catalog"), "*/*");
-    assert_eq!(catalog["repositories"].as_array().map_or(0, Vec::len), 0, "{catalog}");
+    assert_eq!(
+        catalog["repositories"].as_array().map_or(0, Vec::len),
+        0,
+        "{catalog}"
+    );
 
     // The real thing: the whole tag must match, then exclusions.
     let mut p = pair(&format!("{sh}/team"), &format!("{dh}/m"));
-    p.tags = TagFilter::all().tags(r"1\..*").unwrap().exclude(".*-rc.*").unwrap();
+    p.tags = TagFilter::all()
+        .tags(r"1\..*")
+        .unwrap()
+        .exclude(".*-rc.*")
+        .unwrap();
     let r = run(&[p], &Default::default(), &ctx());
     assert_eq!(r.copied(), 4);
     assert_eq!(raw.tags(&dh, "m/app0"), vec!["1.0.0", "1.1.0"]);
@@ -396,8 +469,14 @@ fn one_bound_on_blob_transfers_across_all_images() {
     let r = run(&[p], &Default::default(), &ctx);
     assert_eq!(r.copied(), fixture.images.len());
     let c = dst_proxy.counters();
-    let most = c.max_uploads_in_flight.load(std::sync::atomic::Ordering::SeqCst);
-    assert!((1..=2).contains(&most), "{most} uploads at once; {}", c.summary());
+    let most = c
+        .max_uploads_in_flight
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        (1..=2).contains(&most),
+        "{most} uploads at once; {}",
+        c.summary()
+    );
     assert_eq!(r.moved.blobs_uploaded, fixture.blobs.len() as u64);
 }
 
@@ -454,9 +533,10 @@ fn an_upload_cut_in_one_run_continues_from_the_registry_offset_in_the_next() {
     let (repo, tag, d) = &fixture.images[0];
     let at = Location::parse(&format!("docker://{}/{repo}:{tag}", dst.host())).unwrap();
     assert_eq!(
-        &hoist_ops::validate::validate(&at, Default::default(), &ctx)
+        hoist_ops::validate::validate(&at, Default::default(), &ctx)
             .unwrap()
-            .digest,
-        d
+            .digest
+            .as_ref(),
+        Some(d)
     );
 }

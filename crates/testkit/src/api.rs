@@ -90,7 +90,11 @@ pub async fn put_manifest(
     let status = r.status();
     let headers = r.headers().clone();
     let body = r.text().await.unwrap_or_default();
-    assert_eq!(status, StatusCode::CREATED, "PUT manifest {repo}:{reference}: {body}");
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "PUT manifest {repo}:{reference}: {body}"
+    );
     headers
 }
 

@@ -236,13 +236,18 @@ struct Limiter {
 impl Limiter {
     /// Count one request: `Ok(headers)` to forward it with, or `Err(headers)` to refuse
     /// it with (429).
-    fn take(&mut self, now: Instant) -> Result<Vec<(&'static str, String)>, Vec<(&'static str, String)>> {
+    fn take(
+        &mut self,
+        now: Instant,
+    ) -> Result<Vec<(&'static str, String)>, Vec<(&'static str, String)>> {
         let start = *self.start.get_or_insert(now);
         if now.duration_since(start) >= self.window {
             self.start = Some(now);
             self.used = 0;
         }
-        let left = self.window.saturating_sub(now.duration_since(self.start.unwrap()));
+        let left = self
+            .window
+            .saturating_sub(now.duration_since(self.start.unwrap()));
         let w = self.window.as_secs().max(1);
         let reset = left.as_secs_f64().ceil().max(1.0) as u64;
         let headers = |remaining: u64| {

@@ -132,7 +132,13 @@ impl Writer {
     }
 
     /// A referrer of `subject` in `repo`: empty config, one layer, `subject`.
-    fn referrer(&mut self, repo: &str, subject: &Manifest, artifact_type: &str, n: usize) -> Manifest {
+    fn referrer(
+        &mut self,
+        repo: &str,
+        subject: &Manifest,
+        artifact_type: &str,
+        n: usize,
+    ) -> Manifest {
         let empty = self.blob(repo, b"{}");
         let payload = format!("{artifact_type} #{n} of {}", subject.digest());
         let layer = self.blob(repo, payload.as_bytes());
@@ -202,7 +208,9 @@ pub fn populate(base: &str, opts: &Options) -> Source {
             if i == 0 && last {
                 last_app0 = Some((repo.clone(), m.clone()));
             }
-            w.out.images.push((repo.clone(), tag.clone(), m.digest().clone()));
+            w.out
+                .images
+                .push((repo.clone(), tag.clone(), m.digest().clone()));
         }
     }
     if opts.extras {
@@ -220,11 +228,17 @@ pub fn populate(base: &str, opts: &Options) -> Source {
         .unwrap();
         let mut children = Vec::new();
         for img in ix.images() {
-            children.push(w.image(&repo, &img.manifest().unwrap().digest().to_string(), img.as_ref()));
+            children.push(w.image(
+                &repo,
+                &img.manifest().unwrap().digest().to_string(),
+                img.as_ref(),
+            ));
         }
         let top = ix.manifest().unwrap();
         w.manifest(&repo, "v1", &top);
-        w.out.images.push((repo.clone(), "v1".into(), top.digest().clone()));
+        w.out
+            .images
+            .push((repo.clone(), "v1".into(), top.digest().clone()));
         let (app, signed) = last_app0.expect("at least one repository");
         w.referrer(&app, &signed, SIGNATURE, 1);
         let sbom = w.referrer(&repo, &top, SBOM, 2);
@@ -253,12 +267,14 @@ fn fallback_tags(w: &Writer) {
                 .await
                 .unwrap()
         });
-        by.entry((r.repo.clone(), r.subject.clone())).or_default().push(json!({
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": r.digest.to_string(),
-            "size": raw.len(),
-            "artifactType": r.artifact_type,
-        }));
+        by.entry((r.repo.clone(), r.subject.clone()))
+            .or_default()
+            .push(json!({
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": r.digest.to_string(),
+                "size": raw.len(),
+                "artifactType": r.artifact_type,
+            }));
     }
     for ((repo, subject), list) in by {
         let raw = json!({

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use hoist_image::Digest;
-use hoist_ops::sync::{self, Config, Image, OneOrMany, Outcome, Report, Spec};
 use hoist_ops::Context;
+use hoist_ops::sync::{self, Config, Image, OneOrMany, Outcome, Report, Spec};
 use hoist_remote::Repository;
 use hoist_remote::mirror::Moved;
 use hoist_remote::push::{BlobOutcome, Progress, Retrying, Throttled};
@@ -135,7 +135,10 @@ pub fn run(args: &Args, g: &Global) -> anyhow::Result<()> {
         anyhow::bail!("invalid --jobs 0: expected at least 1");
     }
     let progress = Arc::new(Images::new(g.quiet, args.dry_run));
-    let mut b = args.remote.apply(Context::builder()).progress(progress.clone());
+    let mut b = args
+        .remote
+        .apply(Context::builder())
+        .progress(progress.clone());
     if let Some(j) = jobs {
         b = b.jobs(j);
     }
@@ -159,7 +162,13 @@ pub fn run(args: &Args, g: &Global) -> anyhow::Result<()> {
             for i in &report.images {
                 if report.dry_run {
                     if i.outcome == Outcome::Planned {
-                        writeln!(out, "{} -> {}: {}", i.source, i.destination, moved(&i.moved))?;
+                        writeln!(
+                            out,
+                            "{} -> {}: {}",
+                            i.source,
+                            i.destination,
+                            moved(&i.moved)
+                        )?;
                     }
                 } else if let Some(r) = i.reference() {
                     writeln!(out, "{r}")?;
@@ -224,11 +233,24 @@ fn line(i: &Image) -> String {
         }
         parts.join(", ")
     };
-    let at = i.digest.as_ref().map_or(String::new(), |d| format!("@{}", short(d)));
+    let at = i
+        .digest
+        .as_ref()
+        .map_or(String::new(), |d| format!("@{}", short(d)));
     match &i.outcome {
-        Outcome::Copied => format!("copied    {} -> {}{at} ({})", i.source, i.destination, what()),
+        Outcome::Copied => format!(
+            "copied    {} -> {}{at} ({})",
+            i.source,
+            i.destination,
+            what()
+        ),
         Outcome::Unchanged => format!("unchanged {}", i.source),
-        Outcome::Planned => format!("would copy {} -> {} ({})", i.source, i.destination, moved(m)),
+        Outcome::Planned => format!(
+            "would copy {} -> {} ({})",
+            i.source,
+            i.destination,
+            moved(m)
+        ),
         Outcome::Failed(why) => format!("FAILED    {} -> {}: {why}", i.source, i.destination),
     }
 }
@@ -326,9 +348,11 @@ impl Images {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
             pb.set_style(
-                ProgressStyle::with_template("{spinner} images {pos}/{len} [{bar:30}] {msg} {elapsed}")
-                    .expect("static template")
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "{spinner} images {pos}/{len} [{bar:30}] {msg} {elapsed}",
+                )
+                .expect("static template")
+                .progress_chars("=> "),
             );
             pb.enable_steady_tick(Duration::from_millis(200));
             pb

@@ -94,7 +94,9 @@ impl Config {
             )));
         }
         if c.jobs == Some(0) {
-            return Err(Error::invalid(format!("config {what}: jobs 0 (expected at least 1)")));
+            return Err(Error::invalid(format!(
+                "config {what}: jobs 0 (expected at least 1)"
+            )));
         }
         Ok(c)
     }
@@ -125,12 +127,13 @@ impl Spec {
 
     /// The checked pair.
     pub fn pair(&self) -> Result<Pair> {
-        let source = self
-            .source
-            .as_deref()
-            .ok_or_else(|| Error::invalid("sync: no source (expected SOURCE DEST, or a config with `source:`)"))?;
+        let source = self.source.as_deref().ok_or_else(|| {
+            Error::invalid("sync: no source (expected SOURCE DEST, or a config with `source:`)")
+        })?;
         let destination = self.destination.as_deref().ok_or_else(|| {
-            Error::invalid(format!("sync {source}: no destination (expected `destination:`)"))
+            Error::invalid(format!(
+                "sync {source}: no destination (expected `destination:`)"
+            ))
         })?;
         let source = Endpoint::parse(source)?;
         let destination = Endpoint::parse(destination)?;
@@ -210,27 +213,46 @@ sync:
     #[test]
     fn bad_configs_say_what_and_where() {
         for (text, want) in [
-            ("sync:\n  - source: a.local/x\n    destination: b.local/y\n    colour: red\n", "colour"),
+            (
+                "sync:\n  - source: a.local/x\n    destination: b.local/y\n    colour: red\n",
+                "colour",
+            ),
             ("sync: []\n", "no pairs"),
-            ("jobs: 0\nsync:\n  - source: a.local/x\n    destination: b.local\n", "jobs 0"),
+            (
+                "jobs: 0\nsync:\n  - source: a.local/x\n    destination: b.local\n",
+                "jobs 0",
+            ),
             ("sync: [\n", "sync.yaml"),
-            ("sync:\n  - source: a.local/x\n    destination: b.local\n    latest: many\n", "sync.yaml"),
+            (
+                "sync:\n  - source: a.local/x\n    destination: b.local\n    latest: many\n",
+                "sync.yaml",
+            ),
         ] {
             let e = Config::parse(text, "sync.yaml").unwrap_err().to_string();
-            assert!(e.contains(want) && e.starts_with("config sync.yaml: "), "{text}: {e}");
+            assert!(
+                e.contains(want) && e.starts_with("config sync.yaml: "),
+                "{text}: {e}"
+            );
             assert!(!e.contains('\n'), "{e}");
         }
         // A billion laughs: the parser's alias budget refuses it.
         let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
         for i in 0..12 {
-            let prev = if i == 0 { "a".to_string() } else { format!("b{}", i - 1) };
+            let prev = if i == 0 {
+                "a".to_string()
+            } else {
+                format!("b{}", i - 1)
+            };
             bomb.push_str(&format!(
                 "b{i}: &b{i} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"
             ));
         }
         bomb.push_str("sync:\n  - source: a.local/x\n    destination: b.local\n");
         let e = Config::parse(&bomb, "bomb.yaml").unwrap_err().to_string();
-        assert!(e.starts_with("config bomb.yaml: ") && !e.contains("no pairs"), "{e}");
+        assert!(
+            e.starts_with("config bomb.yaml: ") && !e.contains("no pairs"),
+            "{e}"
+        );
         let e = Spec {
             source: Some("a.local/x".into()),
             ..Spec::default()

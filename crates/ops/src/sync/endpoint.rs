@@ -30,8 +30,16 @@ impl Endpoint {
     /// Parse `HOST`, `HOST/PATH` or `HOST/PATH:TAG` (`docker://` optional). A name
     /// without a host is on Docker Hub (`alpine` is `docker.io/library/alpine`).
     pub fn parse(s: &str) -> Result<Endpoint> {
-        let t = s.strip_prefix("docker://").unwrap_or(s).trim_end_matches('/');
-        let bad = |why: String| Error::invalid(format!("invalid sync location {}: {why}", hoist_image::quote(s)));
+        let t = s
+            .strip_prefix("docker://")
+            .unwrap_or(s)
+            .trim_end_matches('/');
+        let bad = |why: String| {
+            Error::invalid(format!(
+                "invalid sync location {}: {why}",
+                hoist_image::quote(s)
+            ))
+        };
         if t.is_empty() {
             return Err(bad("expected HOST, HOST/PREFIX or HOST/REPO[:TAG]".into()));
         }
@@ -89,7 +97,8 @@ impl Endpoint {
         let under = |r: &String| {
             self.path.is_empty()
                 || *r == self.path
-                || r.strip_prefix(self.path.as_str()).is_some_and(|x| x.starts_with('/'))
+                || r.strip_prefix(self.path.as_str())
+                    .is_some_and(|x| x.starts_with('/'))
         };
         match hoist_remote::ops::catalog(client, &self.registry).await {
             Ok(all) => {
@@ -111,7 +120,10 @@ impl Endpoint {
                 tracing::debug!(registry = %self.registry, error = %e, "no catalog: the path is one repository");
                 Ok(vec![self.path.clone()])
             }
-            Err(e) => Err(Error::from(e).context(format!("listing the repositories of {}", self.registry))),
+            Err(e) => {
+                Err(Error::from(e)
+                    .context(format!("listing the repositories of {}", self.registry)))
+            }
         }
     }
 }
@@ -144,7 +156,12 @@ mod tests {
             ("docker://127.0.0.1:5000/", "127.0.0.1:5000", "", None),
             ("localhost", "localhost", "", None),
             ("registry.local/team", "registry.local", "team", None),
-            ("registry.local/team/app:v1", "registry.local", "team/app", Some("v1")),
+            (
+                "registry.local/team/app:v1",
+                "registry.local",
+                "team/app",
+                Some("v1"),
+            ),
             ("alpine", "registry-1.docker.io", "library/alpine", None),
         ] {
             let e = ep(input);
@@ -154,7 +171,12 @@ mod tests {
                 "{input}"
             );
         }
-        for bad in ["", "reg.local/Team", "reg.local/a@sha256:00", "reg.local/a:b:c d"] {
+        for bad in [
+            "",
+            "reg.local/Team",
+            "reg.local/a@sha256:00",
+            "reg.local/a:b:c d",
+        ] {
             let e = Endpoint::parse(bad).unwrap_err().to_string();
             assert!(e.starts_with("invalid sync location"), "{bad}: {e}");
         }
@@ -176,7 +198,10 @@ mod tests {
             );
         }
         let all = ep("a.local");
-        assert_eq!(ep("b.local/m").destination_of(&all, "x/y").unwrap().name(), "m/x/y");
+        assert_eq!(
+            ep("b.local/m").destination_of(&all, "x/y").unwrap().name(),
+            "m/x/y"
+        );
         assert_eq!(ep("a.local/team").to_string(), "a.local/team");
         assert_eq!(ep("a.local/team:v1").to_string(), "a.local/team:v1");
     }

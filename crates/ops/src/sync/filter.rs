@@ -97,7 +97,10 @@ impl TagFilter {
 
     /// True when no filter is set.
     pub fn is_all(&self) -> bool {
-        self.tags.is_none() && self.exclude.is_none() && self.semver.is_none() && self.latest.is_none()
+        self.tags.is_none()
+            && self.exclude.is_none()
+            && self.semver.is_none()
+            && self.latest.is_none()
     }
 
     /// The tags to take, oldest first (see [`newest_last`]).
@@ -231,7 +234,11 @@ mod tests {
         let f = TagFilter::all().tags("1").unwrap();
         assert!(f.select(&all).is_empty());
         let f = TagFilter::all().exclude(".*-rc.*|edge").unwrap();
-        assert!(!f.select(&all).iter().any(|t| t.contains("rc") || t == "edge"));
+        assert!(
+            !f.select(&all)
+                .iter()
+                .any(|t| t.contains("rc") || t == "edge")
+        );
         // Ranges keep versions only; a pre-release only when the range names one.
         let f = TagFilter::all().semver(">=1.10, <3").unwrap();
         assert_eq!(f.select(&all), tags(&["1.10", "2.0"]));
@@ -239,10 +246,24 @@ mod tests {
         assert_eq!(f.select(&all), tags(&["2.1-rc.1"]));
         // Newest: versions above the rest; the rest in natural order.
         let f = TagFilter::all().latest(2).unwrap();
-        assert_eq!(f.select(&all), tags(&["2.1-rc.1", "2.0"]).into_iter().rev().collect::<Vec<_>>());
-        let f = TagFilter::all().exclude(r"\d.*").unwrap().latest(2).unwrap();
+        assert_eq!(
+            f.select(&all),
+            tags(&["2.1-rc.1", "2.0"])
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+        );
+        let f = TagFilter::all()
+            .exclude(r"\d.*")
+            .unwrap()
+            .latest(2)
+            .unwrap();
         assert_eq!(f.select(&all), tags(&["edge", "latest"]));
-        let f = TagFilter::all().tags("build-.*").unwrap().latest(1).unwrap();
+        let f = TagFilter::all()
+            .tags("build-.*")
+            .unwrap()
+            .latest(1)
+            .unwrap();
         assert_eq!(f.select(&all), tags(&["build-10"]));
         // All four together, in order.
         let f = TagFilter::all()
@@ -260,13 +281,19 @@ mod tests {
     #[test]
     fn bad_filters_name_the_option() {
         let e = TagFilter::all().tags("(").unwrap_err().to_string();
-        assert!(e.starts_with("invalid --tags \"(\": expected a regular expression"), "{e}");
+        assert!(
+            e.starts_with("invalid --tags \"(\": expected a regular expression"),
+            "{e}"
+        );
         assert!(!e.contains('\n'), "{e}");
         let e = TagFilter::all().semver("newest").unwrap_err().to_string();
         assert!(e.starts_with("invalid --semver \"newest\""), "{e}");
         let e = TagFilter::all().latest(0).unwrap_err().to_string();
         assert!(e.contains("--latest 0"), "{e}");
-        let e = TagFilter::all().exclude(&"a".repeat(5000)).unwrap_err().to_string();
+        let e = TagFilter::all()
+            .exclude(&"a".repeat(5000))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("5000 bytes"), "{e}");
     }
 

@@ -327,7 +327,11 @@ async fn plan(client: &Client, i: usize, p: &Pair) -> (Vec<Job>, Vec<Image>) {
     let names = match p.source.repositories(client).await {
         Ok(n) => n,
         Err(e) => {
-            failed.push(Image::failed(p.source.to_string(), p.destination.to_string(), &e));
+            failed.push(Image::failed(
+                p.source.to_string(),
+                p.destination.to_string(),
+                &e,
+            ));
             return (jobs, failed);
         }
     };

@@ -216,9 +216,11 @@ impl State {
     /// narrowed to `platforms`.
     pub fn written(&self, source: &str, digest: &Digest, platforms: &str) -> Option<Digest> {
         let f = self.facts.lock().expect("facts lock");
-        let w = f
-            .images
-            .get(&(source.to_string(), digest.to_string(), platforms.to_string()))?;
+        let w = f.images.get(&(
+            source.to_string(),
+            digest.to_string(),
+            platforms.to_string(),
+        ))?;
         Digest::parse(w).ok()
     }
 
@@ -300,7 +302,11 @@ mod tests {
             let s = State::open(&path).unwrap();
             s.blob_in(&repo, &d1);
             s.blob_in(&repo, &d1); // known: not written twice
-            s.session(&repo, &d2, Some("http://127.0.0.1:5000/v2/a/b/blobs/uploads/x"));
+            s.session(
+                &repo,
+                &d2,
+                Some("http://127.0.0.1:5000/v2/a/b/blobs/uploads/x"),
+            );
             s.image_done("src/a:v1", &d1, "linux/amd64", &d2);
         }
         // A run killed in the middle of a line.
