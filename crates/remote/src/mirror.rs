@@ -169,9 +169,12 @@ struct Inner {
     /// Registry → it has the referrers API.
     api: Mutex<HashMap<String, bool>>,
     /// One writer at a time per fallback tag.
-    tags: Mutex<HashMap<(Repository, Digest), Arc<tokio::sync::Mutex<()>>>>,
+    tags: Mutex<HashMap<(Repository, Digest), TagLock>>,
     total: Mutex<Moved>,
 }
+
+/// The lock of one fallback tag's writers.
+type TagLock = Arc<tokio::sync::Mutex<()>>;
 
 /// What one copy moved, shared by its tasks.
 type Tally = Arc<Mutex<Moved>>;
@@ -606,7 +609,7 @@ impl Mirror {
             dst,
             &d.digest,
             d.size,
-            BlobSource::Remote(remote.clone(), d.clone()),
+            BlobSource::Remote(remote.clone(), Box::new(d.clone())),
         )
         .progress(on_progress)
         .sessions(&sessions);

@@ -46,7 +46,7 @@ pub(crate) enum BlobSource {
     Layer(Arc<dyn Layer>),
     /// A blob of a registry repository, streamed from there (from an offset with
     /// `Range`), its digest checked when read from the start.
-    Remote(Arc<Remote>, hoist_image::Descriptor),
+    Remote(Arc<Remote>, Box<hoist_image::Descriptor>),
 }
 
 impl BlobSource {

@@ -222,6 +222,9 @@ struct State {
     limit: Mutex<Option<Limiter>>,
 }
 
+/// Headers a rate limit adds to an answer.
+type LimitHeaders = Vec<(&'static str, String)>;
+
 /// A rate limit on the requests that match: `limit` per `window`, counted from the
 /// first request of a window.
 #[derive(Debug)]
@@ -236,10 +239,7 @@ struct Limiter {
 impl Limiter {
     /// Count one request: `Ok(headers)` to forward it with, or `Err(headers)` to refuse
     /// it with (429).
-    fn take(
-        &mut self,
-        now: Instant,
-    ) -> Result<Vec<(&'static str, String)>, Vec<(&'static str, String)>> {
+    fn take(&mut self, now: Instant) -> Result<LimitHeaders, LimitHeaders> {
         let start = *self.start.get_or_insert(now);
         if now.duration_since(start) >= self.window {
             self.start = Some(now);
