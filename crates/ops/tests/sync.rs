@@ -540,3 +540,125 @@ fn an_upload_cut_in_one_run_continues_from_the_registry_offset_in_the_next() {
         Some(d)
     );
 }
+
+/// What the transport announced: retries (with their waits) and slowdowns.
+#[derive(Default)]
+struct Heard {
+    retries: std::sync::Mutex<Vec<(String, Duration)>>,
+    throttled: std::sync::Mutex<Vec<(u64, u64, Duration)>>,
+}
+
+impl hoist_remote::push::Progress for Heard {
+    fn retrying(&self, r: &hoist_remote::push::Retrying<'_>) {
+        self.retries
+            .lock()
+            .unwrap()
+            .push((format!("{} {}", r.what, r.error), r.delay));
+    }
+    fn throttled(&self, t: &hoist_remote::push::Throttled<'_>) {
+        self.throttled
+            .lock()
+            .unwrap()
+            .push((t.remaining, t.limit, t.spacing));
+    }
+}
+
+#[test]
+fn rate_limits_slow_the_sync_down_and_retry_after_is_honoured() {
+    let src = TestRegistry::start();
+    let dst = TestRegistry::start();
+    let src_proxy = Proxy::start(src.addr(), vec![]);
+    let opts = mirror::Options {
+        repos: 1,
+        tags: vec!["a".into(), "b".into(), "c".into()],
+        extras: false,
+        ..Default::default()
+    };
+    let fixture = mirror::populate(&src.url(), &opts);
+    let sh = src_proxy.addr().to_string();
+    let raw = Raw::new();
+    // A retry that ignored `Retry-After` would come back within the window (the
+    // backoff is a fraction of a second) and be refused again, twice: the run fails.
+    let heard = std::sync::Arc::new(Heard::default());
+    let ctx = || {
+        Context::builder()
+            .retries(2)
+            .progress(heard.clone())
+            .build()
+            .unwrap()
+    };
+    let one_at_a_time = sync::Options {
+        images: 1,
+        ..Default::default()
+    };
+
+    // Docker Hub's way: two manifest GETs per window of 2 s, told in every answer.
+    // The second answer says none are left: the third GET waits for the next window
+    // instead of being refused.
+    src_proxy.set_rate_limit(
+        Match::method("GET").path("/manifests/"),
+        2,
+        Duration::from_secs(2),
+    );
+    let p = pair(&format!("{sh}/team/app0"), &format!("{}/paced", dst.host()));
+    let r = run(std::slice::from_ref(&p), &one_at_a_time, &ctx());
+    assert_eq!(r.copied(), 3, "{r:#?}");
+    let c = src_proxy.counters();
+    assert_eq!(c.route("GET", "manifests"), 3, "{}", c.summary());
+    assert_eq!(
+        c.limited.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "{}",
+        c.summary()
+    );
+    let throttled = heard.throttled.lock().unwrap().clone();
+    assert_eq!(
+        throttled.first().map(|t| (t.0, t.1)),
+        Some((0, 2)),
+        "{throttled:?}"
+    );
+    assert!(throttled[0].2 >= Duration::from_secs(2), "{throttled:?}");
+    assert!(heard.retries.lock().unwrap().is_empty());
+
+    // Refused: a 429 with `Retry-After`, waited for, then the request goes again.
+    // HEADs are not paced (Docker Hub does not count them): two at once, one allowed.
+    src_proxy.counters().reset();
+    src_proxy.set_rate_limit(
+        Match::method("HEAD").path("/manifests/"),
+        1,
+        Duration::from_secs(2),
+    );
+    let two_at_a_time = sync::Options {
+        images: 2,
+        ..Default::default()
+    };
+    let mut p = pair(
+        &format!("{sh}/team/app0"),
+        &format!("{}/refused", dst.host()),
+    );
+    p.tags = TagFilter::all().tags("a|b").unwrap();
+    let r = run(&[p], &two_at_a_time, &ctx());
+    assert_eq!(r.copied(), 2, "{r:#?}");
+    let c = src_proxy.counters();
+    assert_eq!(
+        c.limited.load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "{}",
+        c.summary()
+    );
+    let retries = heard.retries.lock().unwrap().clone();
+    assert_eq!(retries.len(), 1, "{retries:?}");
+    assert!(
+        retries[0].0.contains("429") || retries[0].0.to_lowercase().contains("too many"),
+        "{retries:?}"
+    );
+    assert!(retries[0].1 >= Duration::from_secs(1), "{retries:?}");
+    for (repo, tag, d) in &fixture.images {
+        let at = repo.replacen("team/app0", "paced", 1);
+        assert_eq!(
+            raw.digest(&dst.host(), &at, tag).as_ref(),
+            Some(d),
+            "{at}:{tag}"
+        );
+    }
+}

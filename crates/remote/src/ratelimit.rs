@@ -101,8 +101,10 @@ impl Throttle {
             self.next = None;
             return None;
         }
+        // The first paced request waits one spacing too: `remaining` requests spread
+        // over what is left of the window (with none left, the next goes after it).
         if self.next.is_none() {
-            self.next = Some(now);
+            self.next = Some(now + spacing);
         }
         grew.then_some(Slowing {
             announced: a,
@@ -195,9 +197,12 @@ mod tests {
         };
         let s = t.observe(low, t0).expect("pacing starts");
         assert_eq!(s.spacing, Duration::from_secs(1));
-        assert_eq!(t.reserve(t0), Duration::ZERO);
         assert_eq!(t.reserve(t0), Duration::from_secs(1));
         assert_eq!(t.reserve(t0), Duration::from_secs(2));
+        assert_eq!(
+            t.reserve(t0 + Duration::from_secs(2)),
+            Duration::from_secs(1)
+        );
         // The same pace again is not announced again; a slower one is.
         assert_eq!(t.observe(low, t0), None);
         let lower = Announced {
@@ -212,6 +217,15 @@ mod tests {
             reset: Some(Duration::from_secs(21600)),
         };
         assert_eq!(t.observe(hub, t0).unwrap().spacing, MAX_SPACING);
+        // None left: not even the next request goes before a spacing.
+        let mut fresh = Throttle::default();
+        let none = Announced {
+            limit: 2,
+            remaining: 0,
+            reset: Some(Duration::from_secs(2)),
+        };
+        assert!(fresh.observe(none, t0).is_some());
+        assert_eq!(fresh.reserve(t0), Duration::from_secs(2));
         // A new window: no more pacing.
         assert_eq!(t.observe(plenty, t0), None);
         assert_eq!(t.reserve(t0 + Duration::from_secs(100)), Duration::ZERO);
