@@ -45,10 +45,16 @@ fn hoist(tmp: &Path) -> Command {
 
 /// `hoist serve` on `bucket`, credentials from the standard AWS variables.
 fn node(bucket: &S3Config, logs: &Path, n: usize) -> Server {
+    node_with(bucket, logs, n, &[])
+}
+
+/// [`node`] with more flags.
+fn node_with(bucket: &S3Config, logs: &Path, n: usize, extra: &[&str]) -> Server {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hoist"));
     cmd.args(["serve", "--addr", "127.0.0.1:0", "--secret", SECRET])
+        .args(extra)
         .arg("--storage")
-        .arg(format!("s3://{}/registry", bucket.bucket))
+        .arg(format!("s3://{}/{}/registry", bucket.bucket, bucket.prefix))
         .arg("--s3-endpoint")
         .arg(bucket.endpoint.as_deref().expect("endpoint"))
         .env("AWS_ACCESS_KEY_ID", seaweedfs::ACCESS_KEY)
@@ -76,7 +82,7 @@ impl Cluster {
     /// missing and peers are not required.
     fn start(n: usize, balanced: bool) -> Option<Cluster> {
         let weed = SeaweedFs::shared()?;
-        let bucket = weed.bucket();
+        let bucket = weed.store();
         let tmp = tempfile::tempdir().unwrap();
         let nodes: Vec<Server> = (0..n).map(|i| node(&bucket, tmp.path(), i)).collect();
         let lb = if balanced {
@@ -583,4 +589,164 @@ fn s3_storage_needs_a_secret_and_masks_credentials() {
     let out = serve(&["--storage", "fs:/srv/hoist", "--print-config"]);
     let c: toml::Table = toml::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap();
     assert_eq!(c["root"].as_str(), Some("/srv/hoist"));
+}
+
+/// The test's own client of the bucket (to look at what the nodes left there).
+fn bucket_client(bucket: &S3Config) -> object_store::aws::AmazonS3 {
+    object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name(&bucket.bucket)
+        .with_endpoint(bucket.endpoint.as_deref().expect("endpoint"))
+        .with_allow_http(true)
+        .with_region("us-east-1")
+        .with_access_key_id(seaweedfs::ACCESS_KEY)
+        .with_secret_access_key(seaweedfs::SECRET_KEY)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiry_aborts_the_multipart_upload_a_killed_node_left() {
+    use object_store::multipart::MultipartStore as _;
+    use object_store::{ObjectStore as _, ObjectStoreExt as _};
+    use std::io::Write as _;
+
+    let Some(weed) = SeaweedFs::shared() else {
+        return;
+    };
+    let bucket = weed.store();
+    let store = bucket_client(&bucket);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut a = node(&bucket, tmp.path(), 0);
+    let c = client();
+    let r = c
+        .post(format!("{}/v2/expire/app/blobs/uploads/", a.url()))
+        .send()
+        .await
+        .unwrap();
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    let id = loc
+        .rsplit('/')
+        .next()
+        .and_then(|t| t.split(['.', '?']).next())
+        .unwrap()
+        .to_string();
+    // A PATCH sends more than a multipart part, then trickles a byte at a time, never
+    // pausing long enough for the node to complete what it has: the node holds an open
+    // multipart upload, recorded in the session's state.
+    let blob = data(50, 20 * MIB);
+    let addr = a.addr();
+    let mut sock = half_request(
+        addr.as_str(),
+        &format!(
+            "PATCH {loc} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/octet-stream\r\nContent-Range: 0-{}\r\nContent-Length: {}\r\n\r\n",
+            blob.len() - 1,
+            blob.len()
+        ),
+        &blob[..9 * MIB],
+    );
+    let state_key =
+        object_store::path::Path::from(format!("{}/registry/uploads/{id}", bucket.prefix));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut sent = 9 * MIB;
+    let pending = loop {
+        let state: serde_json::Value = match store.get(&state_key).await {
+            Ok(r) => serde_json::from_slice(&r.bytes().await.unwrap()).unwrap(),
+            Err(e) => panic!("the session's state {state_key}: {e}"),
+        };
+        if let Some(p) = state["pending"].as_array().and_then(|p| p.first()) {
+            break (
+                p["key"].as_str().unwrap().to_string(),
+                p["upload"].as_str().unwrap().to_string(),
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no multipart upload recorded: {state}"
+        );
+        sock.write_all(&blob[sent..sent + 1]).unwrap();
+        sent += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    a.kill9();
+    drop(sock);
+    let part_key =
+        object_store::path::Path::from(format!("{}/registry/{}", bucket.prefix, pending.0));
+    // Left alone, the upload is live in the store: a part can still be added to it.
+    store
+        .put_part(
+            &part_key,
+            &pending.1,
+            1,
+            bytes::Bytes::from_static(b"x").into(),
+        )
+        .await
+        .expect("the killed node's multipart upload is live");
+    // Another node expires sessions idle for a second, at start and every 250 ms: the
+    // session goes, with its multipart upload and its data.
+    let _b = node_with(&bucket, tmp.path(), 1, &["--upload-ttl", "1s"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while store.head(&state_key).await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the expired session's state is still there"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let e = store
+        .put_part(
+            &part_key,
+            &pending.1,
+            2,
+            bytes::Bytes::from_static(b"x").into(),
+        )
+        .await
+        .expect_err("the multipart upload was not aborted");
+    assert!(
+        matches!(e, object_store::Error::NotFound { .. }),
+        "a part of the aborted upload: {e}"
+    );
+    let left: Vec<_> = {
+        use futures_util::StreamExt as _;
+        store
+            .list(Some(&object_store::path::Path::from(format!(
+                "{}/registry/data/{id}",
+                bucket.prefix
+            ))))
+            .collect()
+            .await
+    };
+    assert!(left.is_empty(), "the session's data is left: {left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_follows_the_object_store() {
+    let Some(weed) = SeaweedFs::shared() else {
+        return;
+    };
+    // The node reaches the store through a proxy of its own, stopped under it.
+    let Some(proxy) = Haproxy::start(&[weed.addr()]) else {
+        return;
+    };
+    let bucket = S3Config {
+        endpoint: Some(proxy.url()),
+        ..weed.store()
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut n = node(&bucket, tmp.path(), 0);
+    let c = client();
+    let get = |path: &'static str| {
+        let (c, url) = (c.clone(), n.url());
+        async move {
+            let r = c.get(format!("{url}{path}")).send().await.unwrap();
+            (r.status(), r.text().await.unwrap())
+        }
+    };
+    assert_eq!(get("/readyz").await, (StatusCode::OK, "ready\n".into()));
+    drop(proxy);
+    let (status, body) = get("/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body.starts_with("not ready: storage"), "{body}");
+    // The process itself is fine.
+    assert_eq!(get("/healthz").await.0, StatusCode::OK);
+    assert!(n.is_running());
 }

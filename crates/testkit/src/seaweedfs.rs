@@ -2,8 +2,13 @@
 //! store with an S3 API, started on free loopback ports with a private data directory.
 //!
 //! Starting it takes a second or two, so a test binary shares one instance
-//! ([`SeaweedFs::shared`]) and each test takes buckets of its own ([`SeaweedFs::bucket`]) from
-//! a pool created at start. The instance is killed (SIGKILL: it ignores SIGTERM) when the
+//! ([`SeaweedFs::shared`]) and each test takes a key prefix of its own in its one bucket
+//! ([`SeaweedFs::store`]). One bucket, not one per test: SeaweedFS keeps a bucket's data in
+//! volumes of its own, grown on the bucket's first write, and on a loaded machine that
+//! growth outlasts a client's retries (500 InternalError, "assign volume: context deadline
+//! exceeded"); the readiness probe at start grows the one bucket's volumes.
+//!
+//! The instance is killed (SIGKILL: it ignores SIGTERM) when the
 //! guard drops, and a shared one when the test process exits: a watchdog shell started with
 //! it polls the test process and kills `weed` and removes its directory once it is gone.
 
@@ -17,8 +22,8 @@ use hoist_registry::S3Config;
 
 /// The program.
 pub const BINARY: &str = "weed";
-/// Buckets created at start, handed out one per [`SeaweedFs::bucket`] call.
-const BUCKETS: usize = 48;
+/// The bucket, created at start.
+pub const BUCKET: &str = "hoist";
 /// Credentials of the store's one user (made by `weed mini` from the environment).
 pub const ACCESS_KEY: &str = "hoist-test";
 /// Its secret key.
@@ -56,7 +61,6 @@ impl SeaweedFs {
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).expect("data dir");
         let s3_port = free_port();
-        let buckets: Vec<String> = (0..BUCKETS).map(|i| format!("hoist-{i}")).collect();
         let mut args = vec![
             "mini".to_string(),
             format!("-dir={}", data.display()),
@@ -68,7 +72,7 @@ impl SeaweedFs {
             "-webdav=false".into(),
             "-admin.ui=false".into(),
             "-master.telemetry=false".into(),
-            format!("-bucket={}", buckets.join(",")),
+            format!("-bucket={BUCKET}"),
         ];
         for flag in [
             "master.port",
@@ -115,14 +119,14 @@ impl SeaweedFs {
             next: AtomicUsize::new(0),
             dir,
         };
-        w.wait_ready(buckets.last().expect("buckets"));
+        w.wait_ready();
         Some(w)
     }
 
-    /// Wait until the S3 API answers and the last bucket exists (they are made in order).
-    fn wait_ready(&mut self, bucket: &str) {
+    /// Wait until the S3 API answers and an object can be written to the bucket.
+    fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(60);
-        let probe = self.config_for(bucket);
+        let probe = self.config_for("");
         while Instant::now() < deadline {
             if TcpStream::connect_timeout(&self.s3, Duration::from_millis(200)).is_ok() {
                 // A runtime of its own, on a thread of its own: callers may be async tests.
@@ -175,10 +179,10 @@ impl SeaweedFs {
         self.s3
     }
 
-    fn config_for(&self, bucket: &str) -> S3Config {
+    fn config_for(&self, prefix: &str) -> S3Config {
         S3Config {
-            bucket: bucket.to_string(),
-            prefix: String::new(),
+            bucket: BUCKET.to_string(),
+            prefix: prefix.to_string(),
             endpoint: Some(self.endpoint()),
             region: Some("us-east-1".into()),
             access_key_id: Some(ACCESS_KEY.into()),
@@ -188,15 +192,11 @@ impl SeaweedFs {
         }
     }
 
-    /// A bucket no other caller gets, with the settings to reach it.
-    pub fn bucket(&self) -> S3Config {
+    /// The settings of a place in the store no other caller gets: the bucket, and a key
+    /// prefix of its own (`t0`, `t1`, ...).
+    pub fn store(&self) -> S3Config {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        assert!(
-            n < BUCKETS - 1,
-            "SeaweedFs: more than {} buckets asked of one instance",
-            BUCKETS - 1
-        );
-        self.config_for(&format!("hoist-{n}"))
+        self.config_for(&format!("t{n}"))
     }
 }
 

@@ -54,7 +54,7 @@ async fn hoist_on_seaweedfs_passes_every_check() {
     let Some(weed) = SeaweedFs::shared() else {
         return;
     };
-    let s3 = ObjectStorage::s3(&weed.bucket()).expect("S3 storage");
+    let s3 = ObjectStorage::s3(&weed.store()).expect("S3 storage");
     passes_every_check("hoist-seaweedfs", &on(s3)).await;
 }
 

@@ -29,7 +29,7 @@ impl Server {
             .args(["serve", "--addr", "127.0.0.1:0", "--root"])
             .arg(root)
             .args(extra);
-        Self::spawn_command(cmd, false, Stdio::inherit())
+        Self::spawn_command(cmd, false, Stdio::inherit(), None)
     }
 
     /// As [`Server::start`], with stderr (the log) written to `log`.
@@ -43,17 +43,18 @@ impl Server {
         cmd.args(["serve", "--addr", "127.0.0.1:0", "--root"])
             .arg(root)
             .args(extra);
-        Self::spawn_command(cmd, extra.contains(&"--metrics-addr"), stderr)
+        Self::spawn_command(cmd, extra.contains(&"--metrics-addr"), stderr, None)
     }
 
     /// `hoist serve` as `cmd` says (arguments, environment), stderr to `log`; with
     /// `metrics`, it also waits for the metrics address line.
     pub fn start_command(cmd: Command, metrics: bool, log: &Path) -> Server {
         let f = std::fs::File::create(log).expect("log file");
-        Self::spawn_command(cmd, metrics, Stdio::from(f))
+        Self::spawn_command(cmd, metrics, Stdio::from(f), Some(log))
     }
 
-    fn spawn_command(mut cmd: Command, metrics: bool, stderr: Stdio) -> Server {
+    /// Start `cmd`; a failure to start says what it wrote to `log`.
+    fn spawn_command(mut cmd: Command, metrics: bool, stderr: Stdio, log: Option<&Path>) -> Server {
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -70,7 +71,11 @@ impl Server {
             .filter(|u| u.starts_with("http"))
             .unwrap_or_else(|| {
                 let _ = child.kill();
-                panic!("hoist serve did not start: {line:?}")
+                let _ = child.wait();
+                let said = log
+                    .and_then(|l| std::fs::read_to_string(l).ok())
+                    .unwrap_or_default();
+                panic!("hoist serve did not start: {line:?}; its log: {said}")
             })
             .to_string();
         let metrics_url = metrics.then(|| {
