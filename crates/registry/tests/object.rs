@@ -8,11 +8,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 use hoist_image::Digest;
 use hoist_registry::{ByteStream, ErrorKind, ObjectStorage, RepoName, Storage};
-use object_store::ObjectStore;
 use object_store::memory::InMemory;
+use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartId, MultipartUpload, ObjectMeta,
+    ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult,
+};
 
 const MIB: usize = 1 << 20;
 
@@ -233,4 +238,113 @@ async fn two_nodes_one_session() {
     let d = Digest::sha256(&fast);
     b.upload_commit(&r, &id, &d).await.unwrap();
     assert!(read_all(&a, &r, &d, None).await == fast);
+}
+
+/// A store that ignores the conditions of a PUT (every PUT overwrites), as some
+/// S3-compatible stores do.
+#[derive(Debug)]
+struct Unconditional(InMemory);
+
+impl std::fmt::Display for Unconditional {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Unconditional({})", self.0)
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for Unconditional {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        _: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        self.0
+            .put_opts(location, payload, PutOptions::default())
+            .await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.0.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
+        self.0.get_opts(location, options).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Path>>,
+    ) -> BoxStream<'static, object_store::Result<Path>> {
+        self.0.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.0.list(prefix)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.0.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
+        self.0.copy_opts(from, to, options).await
+    }
+}
+
+#[async_trait::async_trait]
+impl MultipartStore for Unconditional {
+    async fn create_multipart(&self, path: &Path) -> object_store::Result<MultipartId> {
+        self.0.create_multipart(path).await
+    }
+
+    async fn put_part(
+        &self,
+        path: &Path,
+        id: &MultipartId,
+        part_idx: usize,
+        data: PutPayload,
+    ) -> object_store::Result<PartId> {
+        self.0.put_part(path, id, part_idx, data).await
+    }
+
+    async fn complete_multipart(
+        &self,
+        path: &Path,
+        id: &MultipartId,
+        parts: Vec<PartId>,
+    ) -> object_store::Result<PutResult> {
+        self.0.complete_multipart(path, id, parts).await
+    }
+
+    async fn abort_multipart(&self, path: &Path, id: &MultipartId) -> object_store::Result<()> {
+        self.0.abort_multipart(path, id).await
+    }
+}
+
+#[tokio::test]
+async fn a_store_without_conditional_writes_is_refused() {
+    let (store, s) = setup();
+    s.check_conditional_writes().await.unwrap();
+    // The sentinel is gone.
+    assert!(keys(&store, "reg").await.is_empty());
+    let s = ObjectStorage::new(Arc::new(Unconditional(InMemory::new())), "reg");
+    let e = s.check_conditional_writes().await.unwrap_err();
+    assert!(
+        e.to_string().contains("If-None-Match") && e.to_string().contains("conditional writes"),
+        "{e}"
+    );
 }

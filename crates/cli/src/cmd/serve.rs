@@ -64,6 +64,7 @@ pub fn run(args: ServeArgs, log: Option<&str>) -> anyhow::Result<()> {
         s.log_format.unwrap_or_default(),
     );
     let storage = s.storage()?;
+    let mut object_store = None;
     let mut registry = match &storage {
         Storage::Fs(root) => hoist_registry::Registry::open(root)
             .with_context(|| format!("storage root {}", root.display()))?,
@@ -83,6 +84,7 @@ pub fn run(args: ServeArgs, log: Option<&str>) -> anyhow::Result<()> {
                 );
             }
             let store = hoist_registry::ObjectStorage::s3(config)?;
+            object_store = Some(store.clone());
             hoist_registry::Registry::with_storage(store)
         }
     };
@@ -140,7 +142,7 @@ pub fn run(args: ServeArgs, log: Option<&str>) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     let storage_name = s.storage.clone().unwrap_or_default();
-    if let Storage::S3(_) = storage {
+    if let Some(object_store) = &object_store {
         // A wrong endpoint, bucket or credentials fail here, once, with the store's answer.
         let probe = rt.block_on(async {
             tokio::time::timeout(hoist_registry::READY_TIMEOUT, registry.storage().probe()).await
@@ -149,6 +151,17 @@ pub fn run(args: ServeArgs, log: Option<&str>) -> anyhow::Result<()> {
             .map_err(|_| anyhow::anyhow!("no answer within {:?}", hoist_registry::READY_TIMEOUT))
             .and_then(|r| r.map_err(anyhow::Error::from))
             .with_context(|| format!("storage {storage_name}: a test write and read failed"))?;
+        let checked = rt.block_on(async {
+            tokio::time::timeout(
+                hoist_registry::READY_TIMEOUT,
+                object_store.check_conditional_writes(),
+            )
+            .await
+        });
+        checked
+            .map_err(|_| anyhow::anyhow!("no answer within {:?}", hoist_registry::READY_TIMEOUT))
+            .and_then(|r| r.map_err(anyhow::Error::from))
+            .with_context(|| format!("storage {storage_name}: checking conditional writes"))?;
     }
     // The first line is the one a script waits for (the port matters when --addr ends in
     // :0). One write, errors ignored: a reader that took its line and closed the pipe must

@@ -34,7 +34,7 @@ use bytes::Bytes;
 use hoist_image::{Descriptor, Digest};
 use object_store::multipart::MultipartStore;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload, UpdateVersion};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::names::RepoName;
@@ -270,6 +270,19 @@ impl ObjectStorage {
     pub fn name(&self) -> &str {
         &self.inner.name
     }
+
+    /// Check that the store keeps the conditional writes this backend relies on, with a
+    /// sentinel object: a second create-only PUT of one key (`If-None-Match: *`) is
+    /// refused, and so is a PUT naming a version the key no longer has (`If-Match`). A
+    /// store that ignored them would let two nodes both win a race (for an upload
+    /// session's bytes, for a tag) without either noticing; `hoist serve` runs this at
+    /// start and refuses such a store.
+    pub async fn check_conditional_writes(&self) -> Result<()> {
+        let key = self.inner.layout.probe(&random_hex());
+        let res = self.inner.conditional_writes_at(&key).await;
+        self.inner.delete_quietly(&key).await;
+        res
+    }
 }
 
 /// A store failure on `key` as the registry's error, in one line: object_store's message
@@ -369,6 +382,47 @@ impl Inner {
             inner: self.clone(),
             id: id.to_string(),
         })
+    }
+
+    async fn conditional_writes_at(&self, key: &Path) -> Result<()> {
+        let unsupported = |what: &str| -> Error {
+            ErrorKind::Config(format!(
+                "object store {}: {what}; hoist needs conditional writes (PUT with \
+                 If-None-Match: * and with If-Match, one winner each)",
+                self.name
+            ))
+            .into()
+        };
+        let put = |body: &'static [u8], mode: PutMode| {
+            self.store
+                .put_opts(key, Bytes::from_static(body).into(), mode.into())
+        };
+        let first = put(b"1", PutMode::Create)
+            .await
+            .map_err(|e| store_err(key, e))?;
+        match put(b"2", PutMode::Create).await {
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) => {}
+            Ok(_) => {
+                return Err(unsupported(
+                    "a second create-only PUT (If-None-Match: *) of one key succeeded",
+                ));
+            }
+            Err(e) => return Err(store_err(key, e)),
+        }
+        let stale = UpdateVersion::from(first);
+        put(b"3", PutMode::Update(stale.clone()))
+            .await
+            .map_err(|e| store_err(key, e))?;
+        match put(b"4", PutMode::Update(stale)).await {
+            Err(object_store::Error::Precondition { .. }) => Ok(()),
+            Ok(_) => Err(unsupported(
+                "a PUT with an If-Match of a replaced version succeeded",
+            )),
+            Err(e) => Err(store_err(key, e)),
+        }
     }
 
     async fn probe(&self) -> Result<()> {
