@@ -699,8 +699,18 @@ async fn blob_get(
         })
         .into()
     };
-    let Some(size) = reg.storage.blob_size(&repo, &digest).await? else {
-        return Err(unknown(&repo, &digest));
+    // A whole-blob GET opens the blob at once (one storage lookup; the size comes with
+    // it); a HEAD or a ranged GET needs the size first.
+    let (size, whole) = if head || headers.contains_key(header::RANGE) {
+        let Some(size) = reg.storage.blob_size(&repo, &digest).await? else {
+            return Err(unknown(&repo, &digest));
+        };
+        (size, None)
+    } else {
+        let Some(blob) = reg.storage.blob_read(&repo, &digest, None).await? else {
+            return Err(unknown(&repo, &digest));
+        };
+        (blob.size, Some(blob.body))
     };
     let range = headers
         .get(header::RANGE)
@@ -712,6 +722,8 @@ async fn blob_get(
     };
     let body = if head {
         Body::empty()
+    } else if let Some(body) = whole {
+        Body::from_stream(body)
     } else {
         let Some(blob) = reg.storage.blob_read(&repo, &digest, range).await? else {
             return Err(unknown(&repo, &digest));
