@@ -54,7 +54,7 @@ AWS_ACCESS_KEY_ID=$ACCESS_KEY AWS_SECRET_ACCESS_KEY=$SECRET_KEY weed "${weed_arg
 WEED_PID=$!
 # weed ignores SIGTERM: killed with SIGKILL on exit, before the servers and the directory.
 LB_PID=
-trap 'kill_servers; kill -9 $WEED_PID 2>/dev/null; wait $WEED_PID 2>/dev/null; [ -n "$LB_PID" ] && kill $LB_PID 2>/dev/null; rm -rf "$W"' EXIT
+trap 'kill_servers; kill -9 $WEED_PID 2>/dev/null; wait $WEED_PID 2>/dev/null || true; [ -z "$LB_PID" ] || kill $LB_PID 2>/dev/null || true; rm -rf "$W"' EXIT
 
 # haproxy in front of it, one log line per request: method, path, status, bytes received
 # from the registry, bytes sent to it, and the copy source header (empty unless a COPY).

@@ -2,10 +2,6 @@
 //! front of given backends, each request to the next backend. A backend that refuses
 //! connections (a killed node) is skipped: its health is checked every 200 ms and a
 //! request whose connection fails is sent to another one. Killed when the guard drops.
-//!
-//! With a log file, every request is logged there, one line each
-//! (`METHOD PATH STATUS BYTES_IN BYTES_OUT BACKEND`), which the benchmark reads to count
-//! what a registry asked of its object store.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -23,19 +19,13 @@ pub struct Haproxy {
     _dir: tempfile::TempDir,
 }
 
-/// The haproxy configuration for `backends` behind `listen`, logging to stdout when `log`.
-pub fn config(listen: SocketAddr, backends: &[SocketAddr], log: bool) -> String {
+/// The haproxy configuration for `backends` behind `listen`.
+pub fn config(listen: SocketAddr, backends: &[SocketAddr]) -> String {
     let mut c = String::from("global\n  maxconn 4096\n");
-    if log {
-        c.push_str("  log stdout format raw local0\n");
-    }
     c.push_str(
         "defaults\n  mode http\n  timeout connect 2s\n  timeout client 300s\n  timeout server 300s\n  \
          retries 3\n  option redispatch\n",
     );
-    if log {
-        c.push_str("  log global\n  log-format \"%HM %HP %ST %U %B %s\"\n");
-    }
     c.push_str(&format!(
         "frontend fe\n  bind {listen}\n  default_backend nodes\nbackend nodes\n  balance roundrobin\n"
     ));
@@ -50,11 +40,6 @@ pub fn config(listen: SocketAddr, backends: &[SocketAddr], log: bool) -> String 
 impl Haproxy {
     /// Round-robin over `backends`. `None` when haproxy is missing and peers are not required.
     pub fn start(backends: &[SocketAddr]) -> Option<Haproxy> {
-        Self::start_logged(backends, None)
-    }
-
-    /// As [`Haproxy::start`], writing one line per request to `log` when given.
-    pub fn start_logged(backends: &[SocketAddr], log: Option<&Path>) -> Option<Haproxy> {
         // Debian installs it in /usr/sbin, which is not on every user's PATH.
         let sbin = Path::new("/usr/sbin/haproxy");
         let bin = if sbin.is_file() {
@@ -69,17 +54,13 @@ impl Haproxy {
             .port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let conf: PathBuf = dir.path().join("haproxy.cfg");
-        std::fs::write(&conf, config(addr, backends, log.is_some())).expect("write haproxy.cfg");
-        let stdout = match log {
-            Some(p) => Stdio::from(std::fs::File::create(p).expect("haproxy log file")),
-            None => Stdio::null(),
-        };
+        std::fs::write(&conf, config(addr, backends)).expect("write haproxy.cfg");
         let child = Command::new(bin)
             .arg("-db")
             .arg("-f")
             .arg(&conf)
             .stdin(Stdio::null())
-            .stdout(stdout)
+            .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start haproxy");
