@@ -130,6 +130,7 @@ pub struct Counters {
     uploads_in_flight: AtomicU64,
     by_method: Mutex<HashMap<String, u64>>,
     by_route: Mutex<HashMap<String, u64>>,
+    log: Mutex<Vec<String>>,
 }
 
 /// The kind of registry route a path is: `base` (`/v2/`), `catalog`, `tags`,
@@ -181,6 +182,20 @@ impl Counters {
         v.sort();
         v
     }
+    /// Every request received, in order: `METHOD /path?query`.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+    /// How many requests were exactly `METHOD /path` (the query ignored).
+    pub fn count_of(&self, method: &str, path: &str) -> usize {
+        let want = format!("{method} {path}");
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.split('?').next() == Some(want.as_str()))
+            .count()
+    }
     /// Forget every count (between two runs of a test).
     pub fn reset(&self) {
         for c in [
@@ -196,6 +211,7 @@ impl Counters {
         }
         self.by_method.lock().unwrap().clear();
         self.by_route.lock().unwrap().clear();
+        self.log.lock().unwrap().clear();
     }
     /// A snapshot for messages.
     pub fn summary(&self) -> String {
@@ -432,6 +448,10 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Proxy
         .unwrap()
         .entry(format!("{method} {}", route_of(&path)))
         .or_default() += 1;
+    st.counters.log.lock().unwrap().push(format!(
+        "{method} {}",
+        req.uri().path_and_query().map_or("/", |p| p.as_str())
+    ));
     let mut limit_headers = Vec::new();
     {
         let mut l = st.limit.lock().unwrap();

@@ -1,0 +1,430 @@
+//! `hoist sync` as a user runs it: killed with SIGKILL in the middle and run again
+//! (from `hoist serve` to distribution), and a sync where some images fail (exit
+//! status, report, the rate-limit line on stderr).
+
+mod serve_common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use hoist_image::Digest;
+use hoist_testkit::distribution::Distribution;
+use hoist_testkit::faults::{Fault, Match, Proxy, Rule};
+use hoist_testkit::mirror;
+use hoist_testkit::registry::TestRegistry;
+use serve_common::Server;
+
+fn hoist(state: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hoist"));
+    c.env_remove("HOIST_CACHE_DIR")
+        .env_remove("XDG_CACHE_HOME")
+        .arg("sync")
+        .arg("--state")
+        .arg(state);
+    c
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+const ALL_MANIFESTS: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// Raw registry questions, not through hoist.
+struct Raw {
+    c: reqwest::Client,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Raw {
+    fn new() -> Raw {
+        Raw {
+            c: reqwest::Client::new(),
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+        }
+    }
+
+    /// The digest of `repo:reference` at `host` (`None`: not there).
+    fn digest(&self, host: &str, repo: &str, reference: &str) -> Option<Digest> {
+        self.rt.block_on(async {
+            let r = self
+                .c
+                .head(format!("http://{host}/v2/{repo}/manifests/{reference}"))
+                .header("accept", ALL_MANIFESTS)
+                .send()
+                .await
+                .unwrap();
+            (r.status() == 200).then(|| {
+                Digest::parse(r.headers()["docker-content-digest"].to_str().unwrap()).unwrap()
+            })
+        })
+    }
+
+    fn has_blob(&self, host: &str, repo: &str, d: &Digest) -> bool {
+        self.rt.block_on(async {
+            self.c
+                .head(format!("http://{host}/v2/{repo}/blobs/{d}"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                == 200
+        })
+    }
+}
+
+#[test]
+fn a_sync_killed_with_sigkill_continues_without_copying_finished_images_again() {
+    let Some(dist) = Distribution::start() else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let server = Server::start_logged(&t.path().join("root"), &[], &t.path().join("serve.log"));
+    let src_proxy = Proxy::start(server.addr().parse().unwrap(), vec![]);
+    let fixture = mirror::populate(
+        &server.url(),
+        &mirror::Options {
+            repos: 4,
+            ..Default::default()
+        },
+    );
+    let total = fixture.images.len();
+    // Uploads answered slowly, and from the fifth manifest on, manifests are stored but
+    // never answered: the run is killed while some images are done and others not.
+    let dst_proxy = Proxy::start(
+        dist.addr(),
+        vec![
+            Rule::new(
+                Match::method("PUT").path("/blobs/uploads/"),
+                Fault::Stall(Duration::from_millis(100)),
+                u64::MAX,
+            ),
+            Rule::new(
+                Match::method("PUT").path("/manifests/"),
+                Fault::Stall(Duration::from_secs(60)),
+                u64::MAX,
+            )
+            .after(4),
+        ],
+    );
+    let (sh, dh, direct) = (
+        src_proxy.addr().to_string(),
+        dst_proxy.addr().to_string(),
+        dist.addr().to_string(),
+    );
+    let state = t.path().join("state.jsonl");
+    let args = [
+        format!("{sh}/team"),
+        format!("{dh}/mirror"),
+        "--jobs".into(),
+        "2".into(),
+    ];
+    let mut child = hoist(&state)
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stalled = false;
+    for _ in 0..1200 {
+        if dst_proxy.counters().route("PUT", "manifests") > 4 {
+            stalled = true;
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "hoist sync ended before it was killed"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert!(
+        stalled,
+        "no manifest reached the destination: {}",
+        dst_proxy.counters().summary()
+    );
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    // What the killed run left at the destination.
+    let raw = Raw::new();
+    let at = |repo: &str| repo.replacen("team", "mirror", 1);
+    let done: BTreeSet<(String, String)> = fixture
+        .images
+        .iter()
+        .filter(|(repo, tag, d)| raw.digest(&direct, &at(repo), tag).as_ref() == Some(d))
+        .map(|(r, t, _)| (r.clone(), t.clone()))
+        .collect();
+    assert!(
+        !done.is_empty() && done.len() < total,
+        "{} of {total} done",
+        done.len()
+    );
+    let repos = fixture.repos();
+    let there: BTreeSet<Digest> = fixture
+        .blobs
+        .keys()
+        .filter(|d| repos.iter().any(|r| raw.has_blob(&direct, &at(r), d)))
+        .cloned()
+        .collect();
+    assert!(std::fs::metadata(&state).unwrap().len() > 0);
+
+    dst_proxy.set_rules(vec![]);
+    src_proxy.counters().reset();
+    dst_proxy.counters().reset();
+    let out = hoist(&state).args(&args).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert_eq!(
+        text(&out.stdout).lines().count(),
+        total,
+        "{}",
+        text(&out.stdout)
+    );
+    // The images this run found finished: at least those seen at the destination after
+    // the kill (manifests stored while the answer was held count too), not all.
+    let unchanged: BTreeSet<(String, String)> = err
+        .lines()
+        .filter_map(|l| l.strip_prefix("unchanged "))
+        .map(|r| {
+            let (repo, tag) = r.split_once('/').unwrap().1.rsplit_once(':').unwrap();
+            (repo.to_string(), tag.to_string())
+        })
+        .collect();
+    assert!(unchanged.is_superset(&done), "{done:?} finished, {err}");
+    assert!(unchanged.len() < total, "{err}");
+
+    // A finished image: one HEAD of its tag on each side, nothing else about it.
+    let (s, d) = (src_proxy.counters(), dst_proxy.counters());
+    for (repo, tag) in &unchanged {
+        let src_path = format!("/v2/{repo}/manifests/{tag}");
+        let dst_path = format!("/v2/{}/manifests/{tag}", at(repo));
+        assert_eq!(
+            s.count_of("HEAD", &src_path),
+            1,
+            "{src_path}: {:#?}",
+            s.log()
+        );
+        assert_eq!(
+            d.count_of("HEAD", &dst_path),
+            1,
+            "{dst_path}: {:#?}",
+            d.log()
+        );
+        assert_eq!(s.count_of("GET", &src_path), 0, "{src_path}");
+        assert_eq!(d.count_of("PUT", &dst_path), 0, "{dst_path}");
+    }
+    // Blobs the first run delivered are neither read nor uploaded again.
+    for b in &there {
+        let read = s
+            .log()
+            .iter()
+            .any(|l| l.starts_with("GET ") && l.contains(&format!("/blobs/{b}")));
+        let sent = d
+            .log()
+            .iter()
+            .any(|l| l.starts_with("PUT ") && l.contains(b.hex()));
+        assert!(!read && !sent, "{b} moved again");
+    }
+    // The images that were not finished are, now: every tag at its digest, valid.
+    for (repo, tag, dg) in &fixture.images {
+        assert_eq!(
+            raw.digest(&direct, &at(repo), tag).as_ref(),
+            Some(dg),
+            "{repo}:{tag}"
+        );
+        let v = Command::new(env!("CARGO_BIN_EXE_hoist"))
+            .args(["validate", &format!("docker://{direct}/{}:{tag}", at(repo))])
+            .output()
+            .unwrap();
+        assert!(
+            v.status.success(),
+            "validate {repo}:{tag}: {}",
+            text(&v.stderr)
+        );
+    }
+    assert!(
+        d.route("PUT", "manifests") as usize >= total - unchanged.len(),
+        "{}",
+        d.summary()
+    );
+}
+
+fn run_sync(state: &Path, args: &[&str]) -> Output {
+    hoist(state).args(args).output().unwrap()
+}
+
+#[test]
+fn failed_images_are_reported_and_make_the_exit_status_non_zero() {
+    let src = TestRegistry::start();
+    let dst = TestRegistry::start();
+    let fixture = mirror::populate(
+        &src.url(),
+        &mirror::Options {
+            repos: 2,
+            extras: false,
+            ..Default::default()
+        },
+    );
+    let src_proxy = Proxy::start(src.addr(), vec![]);
+    // Manifests read as Docker Hub counts them: 4 per window of 2 s (the images
+    // read theirs at once: some are refused, and sent again after `Retry-After`).
+    src_proxy.set_rate_limit(
+        Match::method("GET").path("/manifests/"),
+        4,
+        Duration::from_secs(2),
+    );
+    // The destination refuses every manifest of one repository.
+    let dst_proxy = Proxy::start(
+        dst.addr(),
+        vec![Rule::new(
+            Match::method("PUT").path("/v2/m/app1/manifests/"),
+            Fault::Status(403),
+            u64::MAX,
+        )],
+    );
+    let t = tempfile::tempdir().unwrap();
+    let (sh, dh) = (src_proxy.addr().to_string(), dst_proxy.addr().to_string());
+    let out = run_sync(
+        &t.path().join("state.jsonl"),
+        &[
+            &format!("{sh}/team"),
+            &format!("{dh}/m"),
+            "--format",
+            "json",
+        ],
+    );
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["summary"]["copied"], 3, "{report:#}");
+    assert_eq!(report["summary"]["failed"], 3, "{report:#}");
+    for i in report["images"].as_array().unwrap() {
+        let app1 = i["source"].as_str().unwrap().contains("/team/app1:");
+        assert_eq!(
+            i["outcome"],
+            if app1 { "failed" } else { "copied" },
+            "{i:#}"
+        );
+        if app1 {
+            assert!(i["reason"].as_str().unwrap().contains("403"), "{i:#}");
+        }
+    }
+    for line in ["FAILED", "3 of 6 failed", "rate limit low"] {
+        assert!(err.contains(line), "{line:?} not in {err}");
+    }
+    let raw = Raw::new();
+    for (repo, tag, d) in &fixture.images {
+        let at = repo.replacen("team", "m", 1);
+        let want = (!repo.ends_with("app1")).then(|| d.clone());
+        assert_eq!(raw.digest(&dst.host(), &at, tag), want, "{at}:{tag}");
+    }
+}
+
+#[test]
+fn copy_with_referrers_keeps_signatures_and_sboms_at_a_registry_without_the_api() {
+    let Some(dist) = Distribution::start() else {
+        return;
+    };
+    let src = TestRegistry::start();
+    let fixture = mirror::populate(
+        &src.url(),
+        &mirror::Options {
+            repos: 1,
+            ..Default::default()
+        },
+    );
+    let (sh, dh) = (src.host(), dist.addr().to_string());
+    let t = tempfile::tempdir().unwrap();
+    let raw = Raw::new();
+    for (repo, tag) in [("team/multi", "v1"), ("team/app0", "v2.0.0")] {
+        let to = repo.replacen("team", "c", 1);
+        let out = Command::new(env!("CARGO_BIN_EXE_hoist"))
+            .env("HOIST_CACHE_DIR", t.path())
+            .args([
+                "copy",
+                "--referrers",
+                &format!("docker://{sh}/{repo}:{tag}"),
+                &format!("docker://{dh}/{to}:{tag}"),
+            ])
+            .output()
+            .unwrap();
+        let err = text(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        let mine: Vec<&mirror::Referrer> = fixture
+            .referrers
+            .iter()
+            .filter(|r| r.repo == repo)
+            .collect();
+        assert!(
+            err.contains(&format!("referrers: {} copied", mine.len())),
+            "{err}"
+        );
+        let (_, _, d) = fixture
+            .images
+            .iter()
+            .find(|(r, t, _)| r == repo && t == tag)
+            .unwrap();
+        assert_eq!(raw.digest(&dh, &to, tag).as_ref(), Some(d));
+        // Each referrer byte for byte, listed under its subject's fallback tag with its
+        // artifact type (distribution has no referrers API).
+        for r in mine {
+            let get = |host: &str, repo: &str, reference: &str| {
+                raw.rt.block_on(async {
+                    raw.c
+                        .get(format!("http://{host}/v2/{repo}/manifests/{reference}"))
+                        .header("accept", ALL_MANIFESTS)
+                        .send()
+                        .await
+                        .unwrap()
+                        .bytes()
+                        .await
+                        .unwrap()
+                })
+            };
+            assert_eq!(
+                get(&dh, &to, &r.digest.to_string()),
+                get(&sh, repo, &r.digest.to_string()),
+                "{}",
+                r.digest
+            );
+            let index: serde_json::Value =
+                serde_json::from_slice(&get(&dh, &to, &format!("sha256-{}", r.subject.hex())))
+                    .unwrap();
+            assert!(
+                index["manifests"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|m| m["digest"] == r.digest.to_string()
+                        && m["artifactType"] == r.artifact_type.as_str()),
+                "{} not under the fallback tag of {}: {index}",
+                r.digest,
+                r.subject
+            );
+        }
+    }
+    // Digests are what signatures name: a conversion is refused.
+    let out = Command::new(env!("CARGO_BIN_EXE_hoist"))
+        .env("HOIST_CACHE_DIR", t.path())
+        .args([
+            "copy",
+            "--referrers",
+            "--compression",
+            "zstd",
+            &format!("docker://{sh}/team/app0:v1.0.0"),
+            &format!("docker://{dh}/c/z:v1"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("--referrers keeps every digest"),
+        "{}",
+        text(&out.stderr)
+    );
+}
