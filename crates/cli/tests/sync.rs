@@ -428,3 +428,80 @@ fn copy_with_referrers_keeps_signatures_and_sboms_at_a_registry_without_the_api(
         text(&out.stderr)
     );
 }
+
+#[test]
+fn a_config_file_of_pairs_planned_then_synced() {
+    let src = TestRegistry::start();
+    let dst = TestRegistry::start();
+    let fixture = mirror::populate(
+        &src.url(),
+        &mirror::Options {
+            repos: 2,
+            tags: ["1.9.0", "1.10.0", "2.0.0-rc.1", "2.0.0", "edge"]
+                .map(String::from)
+                .to_vec(),
+            extras: false,
+            ..Default::default()
+        },
+    );
+    let (sh, dh) = (src.host(), dst.host());
+    let t = tempfile::tempdir().unwrap();
+    let config = t.path().join("mirror.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "jobs: 2\nsync:\n  - source: {sh}/team/app0\n    destination: {dh}/a\n    semver: '>=1.9'\n    exclude: '.*-rc.*'\n    latest: 2\n  - source: {sh}/team/app1:edge\n    destination: {dh}/b\n"
+        ),
+    )
+    .unwrap();
+    let state = t.path().join("state.jsonl");
+    let cfg = config.to_str().unwrap();
+    let plan = hoist(&state)
+        .args(["--config", cfg, "--dry-run"])
+        .output()
+        .unwrap();
+    assert!(plan.status.success(), "{}", text(&plan.stderr));
+    let lines: Vec<String> = text(&plan.stdout).lines().map(String::from).collect();
+    // The newest two versions (version order: 1.10 after 1.9), and the one tag.
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    for (i, (from, to)) in [
+        ("team/app0:1.10.0", "a:1.10.0"),
+        ("team/app0:2.0.0", "a:2.0.0"),
+        ("team/app1:edge", "b:edge"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let want = format!("{sh}/{from} -> {dh}/{to}: ");
+        assert!(lines[i].starts_with(&want), "{} vs {want}", lines[i]);
+        assert!(lines[i].contains("to upload"), "{}", lines[i]);
+    }
+    let raw = Raw::new();
+    assert_eq!(raw.digest(&dh, "a", "2.0.0"), None, "a dry run wrote");
+
+    let out = hoist(&state).args(["--config", cfg]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let refs: Vec<String> = text(&out.stdout).lines().map(String::from).collect();
+    let digest = |repo: &str, tag: &str| {
+        fixture
+            .images
+            .iter()
+            .find(|(r, t, _)| r == repo && t == tag)
+            .unwrap()
+            .2
+            .clone()
+    };
+    assert_eq!(
+        refs,
+        vec![
+            format!("{dh}/a:1.10.0@{}", digest("team/app0", "1.10.0")),
+            format!("{dh}/a:2.0.0@{}", digest("team/app0", "2.0.0")),
+            format!("{dh}/b:edge@{}", digest("team/app1", "edge")),
+        ]
+    );
+    assert_eq!(raw.digest(&dh, "a", "1.9.0"), None);
+    assert_eq!(
+        raw.digest(&dh, "b", "edge"),
+        Some(digest("team/app1", "edge"))
+    );
+}
