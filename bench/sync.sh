@@ -64,8 +64,11 @@ populate() {
   local kind=$1 base=$W/base
   case $kind in
     text | random)
-      "$HOIST" random "docker://$SRC/base/img:v1" --layers "$BASE_LAYERS" \
+      rm -rf "$W/base.oci"
+      "$HOIST" random "oci:$W/base.oci:v1" --layers "$BASE_LAYERS" \
         --size "$(bytes "$BASE_SIZE")" --mode "$kind" --seed 1 >/dev/null
+      "$HOIST" -q push "oci:$W/base.oci:v1" "$SRC/base/img:v1" >/dev/null
+      rm -rf "$W/base.oci"
       fact "$kind" data "base: $BASE_LAYERS x $BASE_SIZE \`hoist random --mode $kind --seed 1\`; own layer per image: $OWN_SIZE of $kind"
       ;;
     real)
@@ -73,7 +76,7 @@ populate() {
       total=$(( $(bytes "$BASE_SIZE") * BASE_LAYERS ))
       line=$(python3 bench/real_image.py "$W/layers" --size "$total" --layers "$BASE_LAYERS")
       for f in "$W"/layers/layer-*.tar; do layers+=(--layer "$f"); done
-      "$HOIST" append scratch "${layers[@]}" -t "docker://$SRC/base/img:v1" >/dev/null
+      "$HOIST" -q append scratch "${layers[@]}" -t "docker://$SRC/base/img:v1" >/dev/null
       rm -rf "$W/layers"
       fact "$kind" data "base: $line; own layer per image: $OWN_SIZE of text"
       ;;
@@ -84,7 +87,7 @@ populate() {
     for j in $(seq 1 "$TAGS"); do
       rm -rf "$base"
       own_layer "$kind" "$base" $((i * 100 + j))
-      "$HOIST" append "docker://$SRC/base/img:v1" -f "$base" -t "docker://$SRC/bench/app$i:v$j" >/dev/null
+      "$HOIST" -q append "docker://$SRC/base/img:v1" -f "$base" -t "docker://$SRC/bench/app$i:v$j" >/dev/null
     done
   done
   rm -rf "$base"
@@ -116,7 +119,7 @@ cat >"$W/skopeo-sync.sh" <<'SH'
 set -euo pipefail
 src=$1 dst=$2 repos=$3
 for i in $(seq 0 $((repos - 1))); do
-  skopeo sync -q --src docker --dest docker --src-tls-verify=false --dest-tls-verify=false \
+  skopeo sync --src docker --dest docker --src-tls-verify=false --dest-tls-verify=false \
     "$src/bench/app$i" "$dst/bench"
 done
 SH
