@@ -140,6 +140,43 @@ enum Held {
     Busy(watch::Receiver<bool>),
 }
 
+/// A blob in one destination repository in this run: there, or on its way.
+enum Slot {
+    Done,
+    Busy(watch::Receiver<bool>),
+}
+
+/// A task's claim on a key of a map of work in progress (its waiters hold the other end
+/// of `tx`). Dropped unsettled — the task failed or was cancelled — it frees the key
+/// before the waiters wake, so one of them takes the work over.
+struct Claim<'a, V> {
+    map: &'a Mutex<HashMap<(String, Digest), V>>,
+    key: (String, Digest),
+    tx: watch::Sender<bool>,
+    settled: bool,
+}
+
+impl<V> Claim<'_, V> {
+    /// The work is done: the key now says `v`; wake the waiters.
+    fn settle(mut self, v: V) {
+        self.map
+            .lock()
+            .expect("claims lock")
+            .insert(self.key.clone(), v);
+        self.settled = true;
+        let _ = self.tx.send(true);
+    }
+}
+
+impl<V> Drop for Claim<'_, V> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.map.lock().expect("claims lock").remove(&self.key);
+            let _ = self.tx.send(true);
+        }
+    }
+}
+
 /// The copies of one run; see the [module docs](self). Cheap to clone.
 #[derive(Clone)]
 pub struct Mirror {
@@ -162,8 +199,9 @@ struct Inner {
     progress: Arc<dyn Progress>,
     /// (destination registry, digest) → who holds it.
     blobs: Mutex<HashMap<(String, Digest), Held>>,
-    /// Blobs known to be in a repository in this run.
-    present: Mutex<HashSet<(Repository, Digest)>>,
+    /// ("registry/repository", digest) → in it, or on its way (one task per
+    /// repository and blob).
+    present: Mutex<HashMap<(String, Digest), Slot>>,
     /// Manifests known to be in a repository in this run.
     manifests: Mutex<HashSet<(Repository, Digest)>>,
     /// Registry → it has the referrers API.
@@ -434,7 +472,10 @@ impl Mirror {
     }
 
     /// Get the blob `d` of the source into `dst`, once per destination registry: the
-    /// first copy to need it checks and sends it, the others wait and mount it.
+    /// first copy to need it checks and sends it, the others wait and mount it. Within
+    /// one repository, one task links it and the others wait for that: a registry asked
+    /// to link a blob again while a manifest naming it is checked can answer
+    /// `MANIFEST_BLOB_UNKNOWN` (distribution rewrites the link file in place).
     async fn ensure_blob(
         &self,
         remote: &Arc<Remote>,
@@ -442,62 +483,77 @@ impl Mirror {
         dst: &Repository,
         tally: &Tally,
     ) -> Result<()> {
+        let here = (dst.to_string(), d.digest.clone());
+        let claim = loop {
+            let wait = {
+                let mut slots = self.inner.present.lock().expect("present lock");
+                match slots.get(&here) {
+                    Some(Slot::Done) => {
+                        count(tally, |t| t.blobs_present += 1);
+                        return Ok(());
+                    }
+                    Some(Slot::Busy(rx)) => rx.clone(),
+                    None => {
+                        let (tx, rx) = watch::channel(false);
+                        slots.insert(here.clone(), Slot::Busy(rx));
+                        break Claim {
+                            map: &self.inner.present,
+                            key: here,
+                            tx,
+                            settled: false,
+                        };
+                    }
+                }
+            };
+            let mut wait = wait;
+            let _ = wait.wait_for(|done| *done).await;
+        };
+        let how = self.into_repository(remote, d, dst).await?;
+        self.record(d, dst, how, tally);
+        claim.settle(Slot::Done);
+        Ok(())
+    }
+
+    /// The blob into `dst`, the first time this run needs it there.
+    async fn into_repository(
+        &self,
+        remote: &Arc<Remote>,
+        d: &Descriptor,
+        dst: &Repository,
+    ) -> Result<BlobOutcome> {
         let key = (dst.registry().to_string(), d.digest.clone());
-        let here = (dst.clone(), d.digest.clone());
-        enum Step {
-            Present,
+        enum Step<'a> {
             MountFrom(String),
             Wait(watch::Receiver<bool>),
-            Own(watch::Sender<bool>),
+            Own(Claim<'a, Held>),
         }
         loop {
             let step = {
-                if self
-                    .inner
-                    .present
-                    .lock()
-                    .expect("present lock")
-                    .contains(&here)
-                {
-                    Step::Present
-                } else {
-                    let mut blobs = self.inner.blobs.lock().expect("blobs lock");
-                    match blobs.get(&key) {
-                        Some(Held::By(r)) => Step::MountFrom(r.clone()),
-                        Some(Held::Busy(rx)) => Step::Wait(rx.clone()),
-                        None => {
-                            let (tx, rx) = watch::channel(false);
-                            blobs.insert(key.clone(), Held::Busy(rx));
-                            Step::Own(tx)
-                        }
+                let mut blobs = self.inner.blobs.lock().expect("blobs lock");
+                match blobs.get(&key) {
+                    Some(Held::By(r)) => Step::MountFrom(r.clone()),
+                    Some(Held::Busy(rx)) => Step::Wait(rx.clone()),
+                    None => {
+                        let (tx, rx) = watch::channel(false);
+                        blobs.insert(key.clone(), Held::Busy(rx));
+                        Step::Own(Claim {
+                            map: &self.inner.blobs,
+                            key: key.clone(),
+                            tx,
+                            settled: false,
+                        })
                     }
                 }
             };
             match step {
-                Step::Present => {
-                    count(tally, |t| t.blobs_present += 1);
-                    return Ok(());
-                }
                 Step::Wait(mut rx) => {
                     let _ = rx.wait_for(|done| *done).await;
                 }
-                Step::MountFrom(holder) => {
-                    let how = self.send(remote, d, dst, Some(holder)).await?;
-                    self.record(d, dst, how, tally);
-                    return Ok(());
-                }
-                Step::Own(tx) => {
-                    let r = self.first_in_registry(remote, d, dst).await;
-                    {
-                        let mut blobs = self.inner.blobs.lock().expect("blobs lock");
-                        match &r {
-                            Ok(_) => blobs.insert(key, Held::By(dst.name().to_string())),
-                            Err(_) => blobs.remove(&key),
-                        };
-                    }
-                    let _ = tx.send(true);
-                    self.record(d, dst, r?, tally);
-                    return Ok(());
+                Step::MountFrom(holder) => return self.send(remote, d, dst, Some(holder)).await,
+                Step::Own(claim) => {
+                    let how = self.first_in_registry(remote, d, dst).await?;
+                    claim.settle(Held::By(dst.name().to_string()));
+                    return Ok(how);
                 }
             }
         }
@@ -512,11 +568,6 @@ impl Mirror {
                 t.bytes_uploaded += d.size;
             }
         });
-        self.inner
-            .present
-            .lock()
-            .expect("present lock")
-            .insert((dst.clone(), d.digest.clone()));
         if !self.inner.dry_run {
             if how != BlobOutcome::Present {
                 self.inner.journal.blob_in(dst, &d.digest);
