@@ -508,14 +508,14 @@ impl Mirror {
             let mut wait = wait;
             let _ = wait.wait_for(|done| *done).await;
         };
-        let how = self.into_repository(remote, d, dst).await?;
+        let how = self.to_repository(remote, d, dst).await?;
         self.record(d, dst, how, tally);
         claim.settle(Slot::Done);
         Ok(())
     }
 
     /// The blob into `dst`, the first time this run needs it there.
-    async fn into_repository(
+    async fn to_repository(
         &self,
         remote: &Arc<Remote>,
         d: &Descriptor,
