@@ -172,9 +172,7 @@ impl Client {
                 if r.status() == 206 {
                     let start = r
                         .header("content-range")
-                        .and_then(|v| v.strip_prefix("bytes "))
-                        .and_then(|v| v.split('-').next())
-                        .and_then(|v| v.parse::<u64>().ok());
+                        .and_then(crate::range::content_range_start);
                     if start != Some(got) {
                         return Err(Error::invalid_response(
                             r.what(),

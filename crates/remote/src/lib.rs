@@ -58,6 +58,7 @@ pub mod mirror;
 pub mod ops;
 pub mod pull;
 pub mod push;
+pub mod range;
 pub mod ratelimit;
 pub mod redact;
 pub mod referrers;
