@@ -8,7 +8,9 @@
 //!   gets the `library/` prefix (`ubuntu` → `docker.io/library/ubuntu`);
 //! - repository path components are `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`;
 //! - a tag is `[\w][\w.-]{0,127}`; a digest is `sha256:<64 hex>` or `sha512:<128 hex>`;
-//! - the name (host and repository as written) is at most 255 characters.
+//! - the name is at most 255 characters in its short form (Docker Hub's `docker.io/` and
+//!   `library/` left out, other hosts kept): however a reference is written, and in the
+//!   form hoist prints it, the same limit applies.
 //!
 //! ```
 //! use hoist_image::Reference;
@@ -102,7 +104,8 @@ impl Reference {
         if name.is_empty() {
             return Err(bad("missing repository name".into()));
         }
-        if name.len() > NAME_MAX_LEN {
+        // Cheap bound before any work; the exact limit is checked on the normalized name.
+        if name.len() > NAME_MAX_LEN + DOCKER_HUB.len() + "/library/".len() {
             return Err(bad(format!(
                 "name is {} characters long, the limit is {NAME_MAX_LEN}",
                 name.len()
@@ -141,6 +144,24 @@ impl Reference {
         } else {
             path.to_string()
         };
+        // The limit applies to the name in its short form (Docker Hub's `docker.io/` and
+        // `library/` left out, as Docker writes it), the same for every way of writing it:
+        // a reference's printed form parses back.
+        let short = match registry.as_str() {
+            DOCKER_HUB => path
+                .strip_prefix("library/")
+                .filter(|rest| !rest.contains('/'))
+                .unwrap_or(path)
+                .len(),
+            host => host.len() + 1 + path.len(),
+        };
+        // And the repository path a registry gets (with `library/`) has the same limit.
+        let longest = short.max(repository.len());
+        if longest > NAME_MAX_LEN {
+            return Err(bad(format!(
+                "name is {longest} characters long, the limit is {NAME_MAX_LEN}"
+            )));
+        }
         Ok(Reference {
             registry,
             repository,
@@ -749,9 +770,33 @@ mod tests {
     fn long_names_and_tags() {
         let name = format!("a/{}", "b".repeat(253));
         assert_eq!(name.len(), 255);
-        Reference::parse(&name).unwrap();
+        let r = Reference::parse(&name).unwrap();
+        // Printed with docker.io/ (265 characters), it parses back (a fuzz finding: the
+        // limit was on the text as written, so the printed form was refused).
+        assert_eq!(Reference::parse(&r.to_string()).unwrap(), r);
         let too_long = format!("a/{}", "b".repeat(254));
         let e = Reference::parse(&too_long).unwrap_err();
+        assert!(e.to_string().contains("limit is 255"), "{e}");
+        for long in [
+            format!("docker.io/{too_long}"),
+            format!("index.docker.io/{too_long}"),
+            format!("library/{}", "c".repeat(256)),
+            format!("reg.example/{}", "d".repeat(244)),
+        ] {
+            let e = Reference::parse(&long).unwrap_err();
+            assert!(e.to_string().contains("limit is 255"), "{long}: {e}");
+        }
+        let host = format!("reg.example/{}", "d".repeat(243));
+        assert_eq!(host.len(), 255);
+        let r = Reference::parse(&host).unwrap();
+        assert_eq!(Reference::parse(&r.to_string()).unwrap(), r);
+        // library/ counts in what the registry gets: 8 + 247 = 255 at most.
+        let short = "c".repeat(247);
+        let r = Reference::parse(&short).unwrap();
+        assert_eq!(r.repository().len(), 255);
+        assert_eq!(Reference::parse(&r.to_string()).unwrap(), r);
+        validate_repository(r.repository()).unwrap();
+        let e = Reference::parse(&"c".repeat(248)).unwrap_err();
         assert!(e.to_string().contains("limit is 255"), "{e}");
 
         let tag = "t".repeat(128);
