@@ -42,6 +42,17 @@ impl fmt::Display for Quoted<'_> {
     }
 }
 
+/// An I/O error raised while reading untrusted data (the `tar` crate quotes a broken
+/// header's bytes in its messages): its message quoted like [`quote`]'s text, its kind
+/// kept. An error that carries an [`crate::Error`] (from a reader that names its own
+/// failures) is left alone.
+pub(crate) fn untrusted_io(e: std::io::Error) -> std::io::Error {
+    if e.get_ref().is_some_and(|inner| inner.is::<crate::Error>()) {
+        return e;
+    }
+    std::io::Error::new(e.kind(), quote(&e.to_string()).to_string())
+}
+
 impl fmt::Debug for Quoted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)

@@ -133,7 +133,10 @@ impl Archive {
         let bad_tar = |e: io::Error| {
             Error::invalid_format(
                 &path,
-                format!("not a readable tar archive (truncated?): {e}"),
+                format!(
+                    "not a readable tar archive (truncated?): {}",
+                    quote(&e.to_string())
+                ),
             )
         };
         let mut archive = tar::Archive::new(file);

@@ -428,3 +428,30 @@ fn damaged_archives_never_panic() {
         check(&d);
     }
 }
+
+/// A fuzz finding: the `tar` crate's message for a broken header quotes the header's
+/// bytes (newlines, escape sequences) and the error went out as several lines. Such
+/// messages are quoted now: one line, no control character.
+#[test]
+fn a_broken_tar_header_is_a_one_line_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut header = [0u8; 512];
+    header[..8].copy_from_slice(b"a\nb\x1b[2Jc");
+    // The checksum field is not a number: the tar crate quotes it and the name.
+    header[148..156].copy_from_slice(b"n\nin\x1b[3x");
+    let mut data = header.to_vec();
+    data.extend_from_slice(&[0u8; 1024]);
+    let bad = dir.path().join("bad.tar");
+    fs::write(&bad, &data).unwrap();
+    let e = tarball::Archive::open(&bad).unwrap_err().to_string();
+    assert!(
+        !e.chars().any(|c| c.is_control()),
+        "raw control characters in {e:?}"
+    );
+    assert!(e.contains("not a readable tar archive"), "{e}");
+    // And through the layer reader (export, flatten, append's checks).
+    let e = hoist_image::mutate::check_tar(&data[..], "layer 0")
+        .unwrap_err()
+        .to_string();
+    assert!(!e.chars().any(|c| c.is_control()), "{e:?}");
+}

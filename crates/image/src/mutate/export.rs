@@ -38,7 +38,7 @@ pub fn export(image: &dyn Image, w: impl Write) -> Result<()> {
     let mut hidden_below: HashSet<PathBuf> = HashSet::new();
     for (i, layer) in layers.iter().enumerate().rev() {
         let what = format!("layer {i} ({})", layer_name(layer.as_ref()));
-        let io = |e| Error::from_io(&what, e);
+        let io = |e| Error::from_io(&what, crate::quote::untrusted_io(e));
         // This layer's markers apply to the layers beneath it only.
         let mut pending_seen = Vec::new();
         let mut pending_hidden = Vec::new();

@@ -226,7 +226,7 @@ pub(crate) fn clean_path(p: &Path, what: &str) -> Result<PathBuf> {
 /// for `..`. Errors name `what` and the entry.
 pub fn check_tar(r: impl Read, what: &str) -> Result<()> {
     let mut a = tar::Archive::new(r);
-    let io = |e| Error::io(what, e);
+    let io = |e| Error::from_io(what, crate::quote::untrusted_io(e));
     for entry in a.entries().map_err(io)? {
         let entry = entry.map_err(io)?;
         clean_path(&entry.path().map_err(io)?, what)?;
