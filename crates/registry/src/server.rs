@@ -536,26 +536,22 @@ fn content_range(headers: &HeaderMap) -> ApiResult<Option<Chunk>> {
     let (a, b) = s.split_once('-').ok_or_else(bad)?;
     let start: u64 = a.parse().map_err(|_| bad())?;
     let end: u64 = b.parse().map_err(|_| bad())?;
-    if end < start {
-        return Err(bad());
-    }
+    // The range is inclusive: 0-(2^64-1) is one byte more than a u64 counts.
+    let len = end
+        .checked_sub(start)
+        .and_then(|n| n.checked_add(1))
+        .ok_or_else(bad)?;
     let content_length = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if let Some(len) = content_length.filter(|&len| len != end - start + 1) {
+    if let Some(cl) = content_length.filter(|&cl| cl != len) {
         return Err(ApiError::new(
             Code::BlobUploadInvalid,
-            format!(
-                "Content-Range {s} is {} bytes but Content-Length is {len}",
-                end - start + 1
-            ),
+            format!("Content-Range {s} is {len} bytes but Content-Length is {cl}"),
         ));
     }
-    Ok(Some(Chunk {
-        start,
-        len: end - start + 1,
-    }))
+    Ok(Some(Chunk { start, len }))
 }
 
 /// Stream `body` into the upload session (a chunk's body must be as long as its

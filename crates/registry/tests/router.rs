@@ -822,3 +822,383 @@ async fn upload_locations_are_signed() {
         StatusCode::NO_CONTENT
     );
 }
+
+/// The Basic scheme is matched in any case (RFC 7617: `basic`, `BASIC`), through the router.
+#[tokio::test]
+async fn basic_auth_scheme_in_any_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("htpasswd");
+    std::fs::write(&pw, format!("alice:{}\n", bcrypt::hash("pw", 4).unwrap())).unwrap();
+    let reg = Registry::open(dir.path().join("root"))
+        .unwrap()
+        .htpasswd(&pw)
+        .unwrap();
+    // "alice:pw" and "alice:nope"
+    for scheme in ["Basic", "basic", "BASIC", "bAsIc"] {
+        let good = format!("{scheme} YWxpY2U6cHc=");
+        let r = call(&reg, "GET", "/v2/", &[("authorization", &good)], vec![]).await;
+        assert_eq!(r.status, StatusCode::OK, "{good}");
+        let bad = format!("{scheme} YWxpY2U6bm9wZQ==");
+        let r = call(&reg, "GET", "/v2/", &[("authorization", &bad)], vec![]).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{bad}");
+        assert_eq!(r.code(), "UNAUTHORIZED");
+    }
+    let r = call(
+        &reg,
+        "GET",
+        "/v2/",
+        &[("authorization", "Basicx YWxpY2U6cHc=")],
+        vec![],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "another scheme");
+}
+
+/// A digest reference with its `:` percent-encoded (`sha256%3A...`, as some clients send
+/// it) names the same manifest or blob: the path segment is decoded, as distribution does.
+#[tokio::test]
+async fn percent_encoded_digest_references_are_decoded() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = Registry::open(dir.path()).unwrap();
+    let config = br#"{"os":"linux"}"#.to_vec();
+    let cd = push_blob(&reg, "enc/app", &config).await;
+    let m = image_manifest(&cd, config.len(), &[]);
+    let md = Digest::sha256(&m);
+    let escaped = |d: &Digest, colon: &str| format!("{}{colon}{}", d.algorithm().as_str(), d.hex());
+    let oci = [("content-type", "application/vnd.oci.image.manifest.v1+json")];
+    // PUT by an escaped digest: stored under the digest itself.
+    let r = call(
+        &reg,
+        "PUT",
+        &format!("/v2/enc/app/manifests/{}", escaped(&md, "%3A")),
+        &oci,
+        m.clone(),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    assert_eq!(
+        r.header("location"),
+        Some(format!("/v2/enc/app/manifests/{md}").as_str())
+    );
+    for colon in ["%3A", "%3a", ":"] {
+        let r = call(
+            &reg,
+            "GET",
+            &format!("/v2/enc/app/manifests/{}", escaped(&md, colon)),
+            &[],
+            vec![],
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "manifests/sha256{colon}");
+        assert_eq!(r.body, m);
+        assert_eq!(
+            r.header("docker-content-digest"),
+            Some(md.to_string().as_str())
+        );
+        let r = call(
+            &reg,
+            "HEAD",
+            &format!("/v2/enc/app/blobs/{}", escaped(&cd, colon)),
+            &[],
+            vec![],
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "blobs/sha256{colon}");
+        assert_eq!(
+            r.header("docker-content-digest"),
+            Some(cd.to_string().as_str())
+        );
+    }
+    // A digest PUT whose escaped digest does not match the body is refused.
+    let other = Digest::sha256(b"other");
+    let r = call(
+        &reg,
+        "PUT",
+        &format!("/v2/enc/app/manifests/{}", escaped(&other, "%3A")),
+        &oci,
+        m.clone(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.code(), "DIGEST_INVALID");
+    // A tag is not a digest however it is escaped: `%3A` in a tag is not a valid tag.
+    let r = call(&reg, "GET", "/v2/enc/app/manifests/v1%3Ax", &[], vec![]).await;
+    assert_eq!(
+        r.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+}
+
+/// A chunk's `Content-Range` is checked against the body actually received: a body
+/// shorter or longer than the range fails (400) and the session then holds only bytes
+/// that were sent within the range, which its `Range` reports; a range whose length does
+/// not fit in 64 bits, or that disagrees with `Content-Length`, is refused before anything
+/// is written. The upload can go on from what the session reports.
+#[tokio::test]
+async fn chunk_content_range_end_is_checked_against_the_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = Registry::open(dir.path()).unwrap();
+    let data: Vec<u8> = (0..1000u32).map(|i| (i * 13 % 251) as u8).collect();
+    let d = Digest::sha256(&data);
+    let r = call(&reg, "POST", "/v2/cr/app/blobs/uploads/", &[], vec![]).await;
+    let loc = r.header("location").unwrap().to_string();
+    let status = |reg: &Registry, loc: &str| {
+        let (reg, loc) = (reg.clone(), loc.to_string());
+        async move {
+            let r = call(&reg, "GET", &loc, &[], vec![]).await;
+            assert_eq!(r.status, StatusCode::NO_CONTENT);
+            r.header("range").unwrap().to_string()
+        }
+    };
+
+    // Announced 0-99, sent 50 bytes: refused; the 50 bytes sent are what the session holds.
+    let r = call(
+        &reg,
+        "PATCH",
+        &loc,
+        &[("content-range", "0-99")],
+        data[..50].to_vec(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "shorter body");
+    assert_eq!(r.code(), "BLOB_UPLOAD_INVALID");
+    assert_eq!(status(&reg, &loc).await, "0-49");
+
+    // Announced 50-59, sent 40 bytes: refused; only the ten announced bytes are kept.
+    let r = call(
+        &reg,
+        "PATCH",
+        &loc,
+        &[("content-range", "50-59")],
+        data[50..90].to_vec(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "longer body");
+    assert_eq!(r.code(), "BLOB_UPLOAD_INVALID");
+    assert_eq!(status(&reg, &loc).await, "0-59");
+
+    // Ranges refused before a byte is written.
+    for (range, length) in [
+        ("0-18446744073709551615", None),
+        ("60-69", Some("5")),
+        ("69-60", None),
+        ("60-", None),
+    ] {
+        let mut headers = vec![("content-range", range)];
+        if let Some(l) = length {
+            headers.push(("content-length", l));
+        }
+        let body = data[60..70].to_vec();
+        let r = call(&reg, "PATCH", &loc, &headers, body).await;
+        assert!(
+            r.status == StatusCode::BAD_REQUEST || r.status == StatusCode::RANGE_NOT_SATISFIABLE,
+            "Content-Range {range}: {} {}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        );
+        assert_eq!(r.code(), "BLOB_UPLOAD_INVALID", "{range}");
+        assert_eq!(status(&reg, &loc).await, "0-59", "{range}");
+    }
+
+    // The upload goes on from what the session reports, and commits to the right digest.
+    let r = call(
+        &reg,
+        "PUT",
+        &format!("{loc}?digest={d}"),
+        &[("content-range", "60-999")],
+        data[60..].to_vec(),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let r = call(&reg, "GET", &format!("/v2/cr/app/blobs/{d}"), &[], vec![]).await;
+    assert_eq!(r.body, data);
+}
+
+/// A cross-repository mount links a blob only from a repository that holds it: without
+/// `from`, from a repository without the blob, or of a digest that is another
+/// repository's manifest, the answer is a plain upload session (202, as the spec asks),
+/// nothing is linked, and the session works.
+#[tokio::test]
+async fn mount_without_a_source_holding_the_blob_opens_an_upload() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = Registry::open(dir.path()).unwrap();
+    let secret = b"a layer of another team".to_vec();
+    let sd = push_blob(&reg, "team/secret", &secret).await;
+    let config = br#"{"os":"linux"}"#.to_vec();
+    let cd = push_blob(&reg, "team/secret", &config).await;
+    let m = image_manifest(&cd, config.len(), &[(sd.clone(), secret.len())]);
+    let md = Digest::sha256(&m);
+    let r = call(
+        &reg,
+        "PUT",
+        "/v2/team/secret/manifests/v1",
+        &[("content-type", "application/vnd.oci.image.manifest.v1+json")],
+        m.clone(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    push_blob(&reg, "team/empty", b"something else").await;
+
+    let attempts = [
+        format!("mount={sd}"),
+        format!("mount={md}"),
+        format!("mount={sd}&from=team/empty"),
+        format!("mount={md}&from=team/secret"),
+        format!("mount={md}"),
+        format!("mount={sd}&from=team/never-created"),
+    ];
+    for q in &attempts {
+        let r = call(
+            &reg,
+            "POST",
+            &format!("/v2/mine/app/blobs/uploads/?{q}"),
+            &[],
+            vec![],
+        )
+        .await;
+        assert_eq!(
+            r.status,
+            StatusCode::ACCEPTED,
+            "{q}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        let loc = r.header("location").unwrap().to_string();
+        assert!(loc.starts_with("/v2/mine/app/blobs/uploads/"), "{q}: {loc}");
+        for d in [&sd, &md] {
+            for what in ["blobs", "manifests"] {
+                let r = call(
+                    &reg,
+                    "HEAD",
+                    &format!("/v2/mine/app/{what}/{d}"),
+                    &[],
+                    vec![],
+                )
+                .await;
+                assert_eq!(r.status, StatusCode::NOT_FOUND, "{q}: {what}/{d} linked");
+            }
+        }
+        let r = call(&reg, "DELETE", &loc, &[], vec![]).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{q}: cancel");
+    }
+    // The session a failed mount opens is a normal upload: pushing the bytes works.
+    let r = call(
+        &reg,
+        "POST",
+        &format!("/v2/mine/app/blobs/uploads/?mount={sd}"),
+        &[],
+        vec![],
+    )
+    .await;
+    let loc = r.header("location").unwrap().to_string();
+    let r = call(
+        &reg,
+        "PUT",
+        &format!("{loc}?digest={sd}"),
+        &[],
+        secret.clone(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let r = call(
+        &reg,
+        "GET",
+        &format!("/v2/mine/app/blobs/{sd}"),
+        &[],
+        vec![],
+    )
+    .await;
+    assert_eq!(r.body, secret);
+    // And a mount from a repository that holds the blob still links it.
+    let r = call(
+        &reg,
+        "POST",
+        &format!("/v2/mine/other/blobs/uploads/?mount={cd}&from=team/secret"),
+        &[],
+        vec![],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+}
+
+/// A manifest PUT with `?tag=` answers one `OCI-Tag` header per tag it applied
+/// (distribution-spec v1.1), and each tag resolves to the manifest; a PUT without `?tag=`
+/// sends none; an invalid tag refuses the whole PUT and applies none.
+#[tokio::test]
+async fn manifest_put_with_tag_query_answers_oci_tag_per_tag() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = Registry::open(dir.path()).unwrap();
+    let config = br#"{"os":"linux"}"#.to_vec();
+    let cd = push_blob(&reg, "tags/app", &config).await;
+    let m = image_manifest(&cd, config.len(), &[]);
+    let md = Digest::sha256(&m);
+    let oci = [("content-type", "application/vnd.oci.image.manifest.v1+json")];
+    let r = call(
+        &reg,
+        "PUT",
+        &format!("/v2/tags/app/manifests/{md}?tag=v1&tag=v1.2&tag=latest&tag=v1"),
+        &oci,
+        m.clone(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let got: Vec<&str> = r
+        .headers
+        .get_all("oci-tag")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(got, ["v1", "v1.2", "latest"]);
+    for t in ["v1", "v1.2", "latest"] {
+        let r = call(
+            &reg,
+            "HEAD",
+            &format!("/v2/tags/app/manifests/{t}"),
+            &[],
+            vec![],
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{t}");
+        assert_eq!(
+            r.header("docker-content-digest"),
+            Some(md.to_string().as_str())
+        );
+    }
+    // Without ?tag=: no OCI-Tag.
+    for reference in [md.to_string(), "plain".to_string()] {
+        let r = call(
+            &reg,
+            "PUT",
+            &format!("/v2/tags/app/manifests/{reference}"),
+            &oci,
+            m.clone(),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED);
+        assert!(r.header("oci-tag").is_none(), "{reference}");
+    }
+    // An invalid tag: nothing applied.
+    let r = call(
+        &reg,
+        "PUT",
+        &format!("/v2/tags/app/manifests/{md}?tag=good&tag=-bad"),
+        &oci,
+        m.clone(),
+    )
+    .await;
+    assert_eq!(r.status.as_u16() / 100, 4, "{}", r.status);
+    assert!(r.header("oci-tag").is_none());
+    let r = call(&reg, "HEAD", "/v2/tags/app/manifests/good", &[], vec![]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
