@@ -35,6 +35,7 @@ pub const CHECKS: &[&str] = &[
     "head-pull-blob",
     "pull-blob-range",
     "head-pull-manifest",
+    "pull-escaped-digest",
     "manifest-unknown",
     "tag-list-pagination",
     "empty-tag-list",
@@ -69,7 +70,7 @@ pub const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
     ),
     (
         "push-manifest-tag-query",
-        "`?tag=` on manifest PUT is from the spec's main branch (after v1.1); distribution 2.8 ignores it",
+        "`?tag=` on manifest PUT is from the spec's main branch (after v1.1); distribution 2.8 ignores it (no tags, no OCI-Tag)",
     ),
     (
         "tag-list-pagination",
@@ -172,6 +173,7 @@ async fn run_one(c: &Ctx, name: &'static str) -> Check {
         "head-pull-blob" => head_pull_blob(c, r).await,
         "pull-blob-range" => pull_blob_range(c, r).await,
         "head-pull-manifest" => head_pull_manifest(c, r).await,
+        "pull-escaped-digest" => pull_escaped_digest(c, r).await,
         "manifest-unknown" => manifest_unknown(c, r).await,
         "tag-list-pagination" => tag_list(c, r).await,
         "empty-tag-list" => empty_tag_list(c, r).await,
@@ -719,7 +721,21 @@ async fn manifest_tag_query(c: &Ctx, repo: &str) -> Check {
     let r = c
         .put_manifest(repo, &format!("{d}?tag=t1&tag=t2"), OCI_MANIFEST, &m)
         .await?;
-    expect(r, StatusCode::CREATED, "PUT manifest ?tag=t1&tag=t2").await?;
+    let r = expect(r, StatusCode::CREATED, "PUT manifest ?tag=t1&tag=t2").await?;
+    // One OCI-Tag header per tag applied (read as HTTP allows repeated headers: also as one
+    // comma-separated value; a tag has no comma).
+    let mut applied: Vec<String> = r
+        .headers()
+        .get_all("oci-tag")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_string())
+        .collect();
+    applied.sort();
+    ensure(applied == ["t1", "t2"], || {
+        format!("PUT manifest ?tag=t1&tag=t2: OCI-Tag headers {applied:?}, want t1 and t2")
+    })?;
     for t in ["t1", "t2"] {
         let r = c.head(&format!("/v2/{repo}/manifests/{t}")).await?;
         let r = expect(r, StatusCode::OK, &format!("HEAD tag {t}")).await?;
@@ -865,6 +881,35 @@ async fn head_pull_manifest(c: &Ctx, repo: &str) -> Check {
         })?;
     }
     Ok(())
+}
+
+/// A digest reference with its `:` percent-encoded (`sha256%3A<hex>`) names the same
+/// manifest and blob: the path segment is decoded.
+async fn pull_escaped_digest(c: &Ctx, repo: &str) -> Check {
+    let m = c.push_image(repo, 1, "escaped").await?;
+    let d = Digest::sha256(&m);
+    let r = c.put_manifest(repo, "latest", OCI_MANIFEST, &m).await?;
+    expect(r, StatusCode::CREATED, "PUT manifest").await?;
+    let escaped = format!("{}%3A{}", d.algorithm().as_str(), d.hex());
+    let r = c.get(&format!("/v2/{repo}/manifests/{escaped}")).await?;
+    let r = expect(r, StatusCode::OK, &format!("GET manifests/{escaped}")).await?;
+    ensure(
+        header(&r, "docker-content-digest").as_deref() == Some(&d.to_string()),
+        || format!("GET manifests/{escaped}: Docker-Content-Digest missing or wrong"),
+    )?;
+    let got = r.bytes().await.map_err(|e| e.to_string())?;
+    ensure(got.as_ref() == m.as_slice(), || {
+        format!("GET manifests/{escaped}: bytes differ")
+    })?;
+    let bytes = data(21, 3000);
+    let bd = c.push_blob(repo, &bytes).await?;
+    let escaped = format!("{}%3A{}", bd.algorithm().as_str(), bd.hex());
+    let r = c.get(&format!("/v2/{repo}/blobs/{escaped}")).await?;
+    let r = expect(r, StatusCode::OK, &format!("GET blobs/{escaped}")).await?;
+    let got = r.bytes().await.map_err(|e| e.to_string())?;
+    ensure(got.as_ref() == bytes.as_slice(), || {
+        format!("GET blobs/{escaped}: bytes differ")
+    })
 }
 
 async fn manifest_unknown(c: &Ctx, repo: &str) -> Check {
