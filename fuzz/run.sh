@@ -5,14 +5,16 @@
 # Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`). Seeds come from
 # fuzz/seeds/TARGET, the growing corpus lives in fuzz/corpus/TARGET (not committed), and a
 # crash leaves its input in fuzz/artifacts/TARGET/ (reproduce with
-# `cargo +nightly fuzz run TARGET fuzz/artifacts/TARGET/crash-...`). Every crash found
+# `cargo +nightly fuzz run -O -a TARGET fuzz/artifacts/TARGET/crash-...`). Every crash found
 # becomes a fixed bug and a regression test in the normal test suite.
 set -euo pipefail
 cd "$(dirname "$0")"
 secs=${1:-60}
 read -r -a targets <<< "${TARGETS:-reference manifest tarball range challenge router}"
 
-cargo +nightly fuzz build -O
+# -a: debug assertions and overflow checks on, so that an arithmetic overflow is a crash
+# (cargo fuzz turns them off with -O).
+cargo +nightly fuzz build -O -a
 failed=()
 summary=()
 mkdir -p artifacts logs
@@ -30,7 +32,7 @@ for t in "${targets[@]}"; do
     leaks=1
     case "$t" in router | range) leaks=0 ;; esac
     set +e
-    ASAN_OPTIONS="detect_leaks=$leaks" cargo +nightly fuzz run -O "$t" "corpus/$t" -- \
+    ASAN_OPTIONS="detect_leaks=$leaks" cargo +nightly fuzz run -O -a "$t" "corpus/$t" -- \
         -max_total_time="$secs" -print_final_stats=1 -max_len="$max_len" \
         -rss_limit_mb=2048 -timeout=10 -detect_leaks="$leaks" >"$log" 2>&1
     rc=$?
