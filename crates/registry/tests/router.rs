@@ -1029,11 +1029,17 @@ async fn chunk_content_range_end_is_checked_against_the_body() {
 /// A cross-repository mount links a blob only from a repository that holds it: without
 /// `from`, from a repository without the blob, or of a digest that is another
 /// repository's manifest, the answer is a plain upload session (202, as the spec asks),
-/// nothing is linked, and the session works.
+/// nothing is linked, and the session works. On both storage backends.
 #[tokio::test]
 async fn mount_without_a_source_holding_the_blob_opens_an_upload() {
     let dir = tempfile::tempdir().unwrap();
-    let reg = Registry::open(dir.path()).unwrap();
+    mount_falls_back_to_an_upload(Registry::open(dir.path()).unwrap()).await;
+    let store = std::sync::Arc::new(object_store::memory::InMemory::new());
+    let object = hoist_registry::ObjectStorage::new(store, "reg");
+    mount_falls_back_to_an_upload(Registry::with_storage(object)).await;
+}
+
+async fn mount_falls_back_to_an_upload(reg: Registry) {
     let secret = b"a layer of another team".to_vec();
     let sd = push_blob(&reg, "team/secret", &secret).await;
     let config = br#"{"os":"linux"}"#.to_vec();
