@@ -16,9 +16,9 @@ use hoist_registry::S3Config;
 use hoist_testkit::api::{get_blob, half_request, upload_offset};
 use hoist_testkit::haproxy::Haproxy;
 use hoist_testkit::peers;
-use hoist_testkit::seaweedfs::{self, SeaweedFs};
+use hoist_testkit::seaweedfs::SeaweedFs;
 use reqwest::StatusCode;
-use serve_common::{Server, data, image_manifest};
+use serve_common::{Server, bucket_client, data, image_manifest};
 
 const MIB: usize = 1 << 20;
 /// The secret every node of a test signs upload locations with.
@@ -50,25 +50,7 @@ fn node(bucket: &S3Config, logs: &Path, n: usize) -> Server {
 
 /// [`node`] with more flags.
 fn node_with(bucket: &S3Config, logs: &Path, n: usize, extra: &[&str]) -> Server {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hoist"));
-    cmd.args(["serve", "--addr", "127.0.0.1:0", "--secret", SECRET])
-        .args(extra)
-        .arg("--storage")
-        .arg(format!("s3://{}/{}/registry", bucket.bucket, bucket.prefix))
-        .arg("--s3-endpoint")
-        .arg(bucket.endpoint.as_deref().expect("endpoint"))
-        .env("AWS_ACCESS_KEY_ID", seaweedfs::ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", seaweedfs::SECRET_KEY)
-        .env("HOIST_LOG", "warn");
-    for k in [
-        "HOIST_ROOT",
-        "HOIST_STORAGE",
-        "HOIST_CONFIG",
-        "HOIST_SECRET",
-    ] {
-        cmd.env_remove(k);
-    }
-    Server::start_command(cmd, false, &logs.join(format!("node{n}.log")))
+    serve_common::s3_node(bucket, SECRET, logs, n, extra)
 }
 
 struct Cluster {
@@ -589,19 +571,6 @@ fn s3_storage_needs_a_secret_and_masks_credentials() {
     let out = serve(&["--storage", "fs:/srv/hoist", "--print-config"]);
     let c: toml::Table = toml::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap();
     assert_eq!(c["root"].as_str(), Some("/srv/hoist"));
-}
-
-/// The test's own client of the bucket (to look at what the nodes left there).
-fn bucket_client(bucket: &S3Config) -> object_store::aws::AmazonS3 {
-    object_store::aws::AmazonS3Builder::new()
-        .with_bucket_name(&bucket.bucket)
-        .with_endpoint(bucket.endpoint.as_deref().expect("endpoint"))
-        .with_allow_http(true)
-        .with_region("us-east-1")
-        .with_access_key_id(seaweedfs::ACCESS_KEY)
-        .with_secret_access_key(seaweedfs::SECRET_KEY)
-        .build()
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,7 @@
 //! Garbage collection: mark every blob some manifest of some repository reaches, sweep the
 //! rest. Through the [`Storage`] trait only, so it runs the same on every backend that
-//! implements the trait's garbage collection methods (the file system backend), offline
+//! implements the trait's garbage collection methods (the file system and the object
+//! store), offline
 //! (`hoist registry gc`) or while the registry serves (`hoist serve --gc-interval`).
 //!
 //! ## What it keeps

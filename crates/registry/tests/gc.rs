@@ -1,6 +1,7 @@
 //! Garbage collection through the storage trait: what goes and what stays, dry runs,
 //! the grace period, untagged manifests, an interrupted collection, and a collection racing
-//! a push loop (no manifest ever points at a removed blob).
+//! a push loop (no manifest ever points at a removed blob). Each runs on both backends: the
+//! file system, and the object store (on `object_store`'s in-memory store).
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -8,7 +9,10 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use hoist_image::Digest;
-use hoist_registry::{GcOptions, Registry};
+use std::sync::Arc;
+
+use hoist_registry::{GcOptions, ObjectStorage, Registry};
+use object_store::memory::InMemory;
 use tower::ServiceExt;
 
 struct Resp {
@@ -142,6 +146,31 @@ async fn pulls_whole(reg: &Registry, repo: &str, reference: &str) -> bool {
     true
 }
 
+/// A test run on both backends: `name::fs` and `name::object`.
+macro_rules! on_both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn fs() {
+                let dir = tempfile::tempdir().unwrap();
+                super::$name(hoist_registry::Registry::open(dir.path()).unwrap()).await
+            }
+
+            #[tokio::test]
+            async fn object() {
+                super::$name(super::object_registry().0).await
+            }
+        }
+    };
+}
+
+/// A registry on an object store (in memory), and the store.
+fn object_registry() -> (Registry, Arc<InMemory>) {
+    let store = Arc::new(InMemory::new());
+    let reg = Registry::with_storage(ObjectStorage::new(store.clone(), "reg"));
+    (reg, store)
+}
+
 fn now_only() -> GcOptions {
     GcOptions {
         grace: Duration::ZERO,
@@ -149,10 +178,8 @@ fn now_only() -> GcOptions {
     }
 }
 
-#[tokio::test]
-async fn unreached_blobs_go_reached_ones_stay_and_dry_runs_remove_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let reg = Registry::open(dir.path()).unwrap();
+on_both!(unreached_blobs_go_reached_ones_stay_and_dry_runs_remove_nothing);
+async fn unreached_blobs_go_reached_ones_stay_and_dry_runs_remove_nothing(reg: Registry) {
     let shared = b"shared base layer".to_vec();
     let a = push_image(&reg, "app", "v1", b"{\"a\":1}", &[&shared, b"a only"]).await;
     let b = push_image(&reg, "app", "v2", b"{\"b\":2}", &[&shared, b"b only"]).await;
@@ -184,6 +211,8 @@ async fn unreached_blobs_go_reached_ones_stay_and_dry_runs_remove_nothing() {
     assert!(r.removed_blobs.is_empty(), "{r:?}");
     assert_eq!(r.kept_fresh, 4, "{r:?}");
 
+    // The object store keeps touch times in milliseconds: one later, all of them are past.
+    tokio::time::sleep(Duration::from_millis(5)).await;
     let dry = reg
         .collect_garbage(&GcOptions {
             dry_run: true,
@@ -247,10 +276,8 @@ async fn unreached_blobs_go_reached_ones_stay_and_dry_runs_remove_nothing() {
     push_blob(&reg, "app", b"uploaded, never referenced").await;
 }
 
-#[tokio::test]
-async fn untagged_manifests_go_only_when_asked_keeping_children_and_referrers() {
-    let dir = tempfile::tempdir().unwrap();
-    let reg = Registry::open(dir.path()).unwrap();
+on_both!(untagged_manifests_go_only_when_asked_keeping_children_and_referrers);
+async fn untagged_manifests_go_only_when_asked_keeping_children_and_referrers(reg: Registry) {
     let tagged = push_image(&reg, "app", "v1", b"{\"t\":1}", &[b"tagged layer"]).await;
     let untagged = push_image(
         &reg,
@@ -298,6 +325,7 @@ async fn untagged_manifests_go_only_when_asked_keeping_children_and_referrers() 
     }
 
     // By default untagged manifests stay, and so does everything they reach.
+    tokio::time::sleep(Duration::from_millis(5)).await;
     let r = reg.collect_garbage(&now_only()).await.unwrap();
     assert!(
         r.removed_manifests.is_empty() && r.removed_blobs.is_empty(),
@@ -389,12 +417,20 @@ async fn an_interrupted_collection_loses_nothing() {
 /// names was collected (then the loop uploads again). Never a stored manifest that points
 /// at a removed blob.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn collections_racing_a_push_loop_never_leave_a_broken_manifest() {
+async fn collections_racing_a_push_loop_never_leave_a_broken_manifest_fs() {
+    let dir = tempfile::tempdir().unwrap();
+    collections_racing_a_push_loop(Registry::open(dir.path()).unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collections_racing_a_push_loop_never_leave_a_broken_manifest_object() {
+    collections_racing_a_push_loop(object_registry().0).await;
+}
+
+async fn collections_racing_a_push_loop(reg: Registry) {
     const PUSHES: usize = 24;
     // Far longer than a manifest PUT takes here, far shorter than the default.
     const GRACE: Duration = Duration::from_secs(2);
-    let dir = tempfile::tempdir().unwrap();
-    let reg = Registry::open(dir.path()).unwrap();
     let pusher = {
         let reg = reg.clone();
         tokio::spawn(async move {
@@ -457,4 +493,27 @@ async fn collections_racing_a_push_loop_never_leave_a_broken_manifest() {
         "the paused pushes lost their blobs to the collector and were refused"
     );
     assert!(removed >= 2);
+}
+
+on_both!(storage_gauges_count_blobs_bytes_and_manifests);
+/// `hoist_storage_*` at /metrics: what the storage holds, manifests counted as blobs too.
+async fn storage_gauges_count_blobs_bytes_and_manifests(reg: Registry) {
+    let reg = reg.metrics_endpoint(true);
+    let config = b"{\"g\":1}".to_vec();
+    let layers: [&[u8]; 2] = [b"first gauge layer", b"second gauge layer"];
+    push_image(&reg, "gauges", "v1", &config, &layers).await;
+    let raw = image(&config, &layers, None);
+    let inv = reg.take_inventory().await.unwrap();
+    let bytes = (config.len() + layers[0].len() + layers[1].len() + raw.len()) as u64;
+    assert_eq!((inv.blobs, inv.bytes, inv.manifests), (4, bytes, 1));
+    let m = call(&reg, "GET", "/metrics", None, vec![]).await;
+    assert_eq!(m.status, StatusCode::OK);
+    let text = m.text();
+    for want in [
+        "hoist_storage_blobs 4".to_string(),
+        format!("hoist_storage_blob_bytes {bytes}"),
+        "hoist_storage_manifests 1".to_string(),
+    ] {
+        assert!(text.lines().any(|l| l == want), "{want}: {text}");
+    }
 }

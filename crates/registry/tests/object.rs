@@ -4,10 +4,11 @@
 
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use hoist_image::Digest;
 use hoist_registry::{ByteStream, ErrorKind, ObjectStorage, RepoName, Storage};
@@ -16,7 +17,7 @@ use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
 use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartId, MultipartUpload, ObjectMeta,
-    ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult,
+    ObjectStore, ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
 
 const MIB: usize = 1 << 20;
@@ -347,4 +348,270 @@ async fn a_store_without_conditional_writes_is_refused() {
         e.to_string().contains("If-None-Match") && e.to_string().contains("conditional writes"),
         "{e}"
     );
+}
+
+/// What [`Hooked`] runs when the collector writes a tombstone.
+enum Hook {
+    /// Before the tombstone's conditional write reaches the store.
+    Before(BoxFuture<'static, ()>),
+    /// After it.
+    After(BoxFuture<'static, ()>),
+}
+
+/// The collector's view of an in-memory store: runs a hook around its first tombstone
+/// write, to interleave a push's touch with a removal by hand.
+#[derive(Debug)]
+struct Hooked {
+    inner: Arc<InMemory>,
+    hook: std::sync::Mutex<Option<Hook>>,
+}
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hook")
+    }
+}
+
+impl std::fmt::Display for Hooked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Hooked({})", self.inner)
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for Hooked {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        let bytes: Vec<u8> = payload.iter().flat_map(|b| b.to_vec()).collect();
+        let tombstone = String::from_utf8_lossy(&bytes).contains("\"removed\":true");
+        let hook = if tombstone {
+            self.hook.lock().unwrap().take()
+        } else {
+            None
+        };
+        match hook {
+            Some(Hook::Before(f)) => {
+                f.await;
+                self.inner.put_opts(location, payload, opts).await
+            }
+            Some(Hook::After(f)) => {
+                let r = self.inner.put_opts(location, payload, opts).await;
+                f.await;
+                r
+            }
+            None => self.inner.put_opts(location, payload, opts).await,
+        }
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<Path>>,
+    ) -> BoxStream<'static, object_store::Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+#[async_trait::async_trait]
+impl MultipartStore for Hooked {
+    async fn create_multipart(&self, path: &Path) -> object_store::Result<MultipartId> {
+        self.inner.create_multipart(path).await
+    }
+
+    async fn put_part(
+        &self,
+        path: &Path,
+        id: &MultipartId,
+        part_idx: usize,
+        data: PutPayload,
+    ) -> object_store::Result<PartId> {
+        self.inner.put_part(path, id, part_idx, data).await
+    }
+
+    async fn complete_multipart(
+        &self,
+        path: &Path,
+        id: &MultipartId,
+        parts: Vec<PartId>,
+    ) -> object_store::Result<PutResult> {
+        self.inner.complete_multipart(path, id, parts).await
+    }
+
+    async fn abort_multipart(&self, path: &Path, id: &MultipartId) -> object_store::Result<()> {
+        self.inner.abort_multipart(path, id).await
+    }
+}
+
+/// Upload `bytes` to `r` as one blob through `s`.
+async fn push(s: &ObjectStorage, r: &RepoName, bytes: &[u8]) -> Digest {
+    let d = Digest::sha256(bytes);
+    let id = s.upload_start(r).await.unwrap();
+    s.upload_append(r, &id, Some(0), body(vec![bytes.to_vec()]))
+        .await
+        .unwrap();
+    s.upload_commit(r, &id, &d).await.unwrap();
+    d
+}
+
+/// A cutoff after everything stored so far (as a collection with no grace period takes).
+async fn cutoff_now() -> SystemTime {
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let t = SystemTime::now();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    t
+}
+
+/// A push's touch and a collector's removal of one blob, interleaved by hand at the
+/// removal's conditional write: a touch that lands first keeps the blob; one that comes
+/// after the tombstone answers false (the manifest PUT asking is refused).
+#[tokio::test]
+async fn a_touch_racing_a_removal_keeps_the_blob_or_answers_false() {
+    let inner = Arc::new(InMemory::new());
+    let hooked = Arc::new(Hooked {
+        inner: inner.clone(),
+        hook: std::sync::Mutex::new(None),
+    });
+    let collector = ObjectStorage::new(hooked.clone(), "reg");
+    let node = ObjectStorage::new(inner.clone(), "reg");
+    let r = repo("race/touch");
+    let layer = data(7, 3000);
+    let d = push(&node, &r, &layer).await;
+
+    // The touch lands between the removal's read and its tombstone: kept.
+    let cutoff = cutoff_now().await;
+    let touched = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let (node, d, touched) = (node.clone(), d.clone(), touched.clone());
+        *hooked.hook.lock().unwrap() = Some(Hook::Before(Box::pin(async move {
+            assert!(node.blob_touch(&d).await.unwrap());
+            touched.store(true, std::sync::atomic::Ordering::SeqCst);
+        })));
+    }
+    assert_eq!(collector.blob_remove(&d, cutoff).await.unwrap(), None);
+    assert!(touched.load(std::sync::atomic::Ordering::SeqCst));
+    assert_eq!(read_all(&node, &r, &d, None).await, layer);
+
+    // The touch comes after the tombstone: false, and the removal goes through.
+    let cutoff = cutoff_now().await;
+    {
+        let (node, d, touched) = (node.clone(), d.clone(), touched.clone());
+        *hooked.hook.lock().unwrap() = Some(Hook::After(Box::pin(async move {
+            assert!(!node.blob_touch(&d).await.unwrap());
+            touched.store(false, std::sync::atomic::Ordering::SeqCst);
+        })));
+    }
+    assert_eq!(
+        collector.blob_remove(&d, cutoff).await.unwrap(),
+        Some(layer.len() as u64)
+    );
+    assert!(!touched.load(std::sync::atomic::Ordering::SeqCst));
+    assert!(!node.blob_touch(&d).await.unwrap());
+    assert!(
+        keys(&inner, "reg/data").await.is_empty(),
+        "its segments went"
+    );
+    assert!(node.blob_read(&r, &d, None).await.unwrap().is_none());
+    assert!(node.blob_size(&r, &d).await.unwrap().is_none());
+
+    // Pushed again over the emptied pointer: stored and readable.
+    assert_eq!(push(&node, &r, &layer).await, d);
+    assert_eq!(read_all(&node, &r, &d, None).await, layer);
+    assert!(node.blob_touch(&d).await.unwrap());
+}
+
+/// A node that cached a blob's pointer before another node collected it: its reads answer
+/// "not found", not a broken body, and its touch (the manifest PUT's) goes to the bucket and
+/// answers false, even where a repository's link to it survived.
+#[tokio::test]
+async fn a_node_caching_a_collected_blob_does_not_trust_its_cache() {
+    let (store, a) = setup();
+    let b = ObjectStorage::new(store.clone(), "reg");
+    let r = repo("cached/blob");
+    let layer = data(8, 2 * MIB);
+    let d = push(&a, &r, &layer).await;
+    assert_eq!(read_all(&a, &r, &d, None).await, layer);
+    let cutoff = cutoff_now().await;
+    assert_eq!(
+        b.blob_remove(&d, cutoff).await.unwrap(),
+        Some(layer.len() as u64)
+    );
+    assert!(a.blob_read(&r, &d, None).await.unwrap().is_none());
+    // A link left behind (a repository the collector did not know yet): still not found.
+    let link = Path::from(format!("reg/repos/cached/blob/_blobs/sha256/{}", d.hex()));
+    store.put(&link, PutPayload::new()).await.unwrap();
+    assert!(
+        a.blob_read(&r, &d, Some((10, 100)))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(!a.blob_touch(&d).await.unwrap());
+    // Pushed again (other segments): the node reads the new ones.
+    push(&b, &r, &layer).await;
+    assert_eq!(read_all(&a, &r, &d, None).await, layer);
+}
+
+/// A collection that stopped after its tombstone: touches answer false, and the next
+/// collection finishes the removal.
+#[tokio::test]
+async fn a_removal_stopped_after_its_tombstone_is_finished_later() {
+    let (store, s) = setup();
+    let r = repo("stopped/gc");
+    let layer = data(9, 4000);
+    let d = push(&s, &r, &layer).await;
+    let key = Path::from(format!("reg/blobs/sha256/{}", d.hex()));
+    let raw = store.get(&key).await.unwrap().bytes().await.unwrap();
+    let mut p: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    p["removed"] = true.into();
+    store
+        .put(&key, serde_json::to_vec(&p).unwrap().into())
+        .await
+        .unwrap();
+    assert!(!s.blob_touch(&d).await.unwrap());
+    let listed = s.blobs().await.unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let cutoff = cutoff_now().await;
+    assert_eq!(
+        s.blob_remove(&d, cutoff).await.unwrap(),
+        Some(layer.len() as u64)
+    );
+    assert!(keys(&store, "reg/data").await.is_empty());
+    assert!(s.blobs().await.unwrap().is_empty());
+    assert!(keys(&store, "reg/repos").await.is_empty(), "links gone");
 }

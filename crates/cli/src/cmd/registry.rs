@@ -6,14 +6,15 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Subcommand;
 
-use crate::config::{Dur, Settings};
+use crate::config::{Dur, Settings, Storage};
 
 /// The registry maintenance verbs.
 #[derive(Subcommand, Debug)]
 pub enum RegistryCommand {
     /// Remove blobs no manifest reaches (and, with --delete-untagged, manifests no tag
-    /// reaches) from a registry's storage. Meant for a stopped registry; a running one
-    /// collects with `hoist serve --gc-interval`.
+    /// reaches) from a registry's storage (a directory or an S3 bucket). Meant for a
+    /// stopped registry, or with --grace; a running one collects with `hoist serve
+    /// --gc-interval`.
     Gc(GcArgs),
 }
 
@@ -24,7 +25,36 @@ pub struct GcArgs {
     /// $XDG_DATA_HOME/hoist/registry].
     #[arg(long, env = "HOIST_ROOT", value_name = "DIR")]
     root: Option<PathBuf>,
-    /// The registry's config file (for `root` and `delete-untagged`).
+    /// The registry's storage: fs:DIR (the same as --root) or s3://BUCKET[/PREFIX]
+    /// [default: the config file's `storage`, else --root's default].
+    #[arg(
+        long,
+        env = "HOIST_STORAGE",
+        value_name = "fs:DIR|s3://BUCKET[/PREFIX]"
+    )]
+    storage: Option<String>,
+    /// S3 endpoint URL [default: the config file's, else AWS_ENDPOINT_URL, else AWS itself].
+    #[arg(long, env = "HOIST_S3_ENDPOINT", value_name = "URL")]
+    s3_endpoint: Option<String>,
+    /// S3 region [default: the config file's, else AWS_REGION, else us-east-1].
+    #[arg(long, env = "HOIST_S3_REGION", value_name = "REGION")]
+    s3_region: Option<String>,
+    /// S3 access key id [default: the config file's, else AWS_ACCESS_KEY_ID].
+    #[arg(long, env = "HOIST_S3_ACCESS_KEY_ID", value_name = "ID")]
+    s3_access_key_id: Option<String>,
+    /// S3 secret access key [default: the config file's, else AWS_SECRET_ACCESS_KEY].
+    #[arg(
+        long,
+        env = "HOIST_S3_SECRET_ACCESS_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    s3_secret_access_key: Option<String>,
+    /// Allow a plain-http S3 endpoint that is not a loopback address.
+    #[arg(long, env = "HOIST_S3_ALLOW_HTTP", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    s3_allow_http: Option<bool>,
+    /// The registry's config file (for `root` or `storage`, the s3 settings, and
+    /// `delete-untagged`).
     #[arg(long, env = "HOIST_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// List what would be removed and how many bytes; remove nothing.
@@ -49,34 +79,46 @@ pub fn run(c: &RegistryCommand) -> anyhow::Result<()> {
 fn gc(a: &GcArgs) -> anyhow::Result<()> {
     let flags = Settings {
         root: a.root.clone(),
+        storage: a.storage.clone(),
+        s3_endpoint: a.s3_endpoint.clone(),
+        s3_region: a.s3_region.clone(),
+        s3_access_key_id: a.s3_access_key_id.clone(),
+        s3_secret_access_key: a.s3_secret_access_key.clone(),
+        s3_allow_http: a.s3_allow_http,
         delete_untagged: a.delete_untagged,
         ..Settings::default()
     };
     let s = super::serve::settings(flags, a.config.as_ref(), None)?;
-    // The object-storage backend does not collect garbage: said, not guessed at.
-    let Some(root) = s.root.clone() else {
-        anyhow::bail!(
-            "storage {}: garbage collection works on fs: storage only",
-            s.storage.as_deref().unwrap_or_default()
-        );
-    };
     let mut opts = super::serve::gc_options(&s, a.dry_run);
     opts.grace = a.grace.map_or(Duration::ZERO, |g| g.0);
-    if !root.join("blobs").is_dir() {
-        anyhow::bail!(
-            "{}: not a registry's storage (no blobs/ in it)",
-            root.display()
-        );
-    }
-    let storage = hoist_registry::FsStorage::open(&root)
-        .with_context(|| format!("storage root {}", root.display()))?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let (storage, name): (Box<dyn hoist_registry::Storage>, String) = match s.storage()? {
+        Storage::Fs(root) => {
+            if !root.join("blobs").is_dir() {
+                anyhow::bail!(
+                    "{}: not a registry's storage (no blobs/ in it)",
+                    root.display()
+                );
+            }
+            let fs = hoist_registry::FsStorage::open(&root)
+                .with_context(|| format!("storage root {}", root.display()))?;
+            (Box::new(fs), root.display().to_string())
+        }
+        Storage::S3(config) => {
+            let store = hoist_registry::ObjectStorage::s3(&config)?;
+            let name = store.name().to_string();
+            // Removal is safe against pushes only through conditional writes.
+            rt.block_on(store.check_conditional_writes())
+                .with_context(|| format!("storage {name}"))?;
+            (Box::new(store), name)
+        }
+    };
     let r = rt
-        .block_on(hoist_registry::collect(&storage, &opts))
-        .with_context(|| format!("collecting garbage in {}", root.display()))?;
+        .block_on(hoist_registry::collect(storage.as_ref(), &opts))
+        .with_context(|| format!("collecting garbage in {name}"))?;
     let verb = if a.dry_run { "would remove" } else { "removed" };
     for (repo, d) in &r.removed_manifests {
         println!("{verb} manifest {repo}@{d}");

@@ -69,12 +69,6 @@ pub fn run(args: ServeArgs, log: Option<&str>) -> anyhow::Result<()> {
         Storage::Fs(root) => hoist_registry::Registry::open(root)
             .with_context(|| format!("storage root {}", root.display()))?,
         Storage::S3(config) => {
-            if s.gc_interval.is_some() {
-                bail!(
-                    "storage {}: garbage collection (gc-interval) works on fs: storage only",
-                    s.storage.as_deref().unwrap_or_default()
-                );
-            }
             if s.secret.is_none() {
                 bail!(
                     "storage {}: several nodes can serve one bucket, and each must sign upload \

@@ -6,6 +6,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use hoist_image::Digest;
+use hoist_registry::S3Config;
+use hoist_testkit::seaweedfs;
 
 /// `hoist serve` on 127.0.0.1:0, killed on drop.
 pub struct Server {
@@ -209,4 +211,47 @@ pub fn image_manifest(
         "annotations": {"salt": salt},
     }))
     .unwrap()
+}
+
+/// `hoist serve` node `n` on `bucket` (its prefix plus `/registry`), upload locations
+/// signed with `secret`, credentials from the standard AWS variables, its log in `logs`.
+pub fn s3_node(bucket: &S3Config, secret: &str, logs: &Path, n: usize, extra: &[&str]) -> Server {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hoist"));
+    cmd.args(["serve", "--addr", "127.0.0.1:0", "--secret", secret])
+        .args(extra)
+        .arg("--storage")
+        .arg(s3_url(bucket))
+        .arg("--s3-endpoint")
+        .arg(bucket.endpoint.as_deref().expect("endpoint"))
+        .env("AWS_ACCESS_KEY_ID", seaweedfs::ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", seaweedfs::SECRET_KEY)
+        .env("HOIST_LOG", "warn");
+    for k in [
+        "HOIST_ROOT",
+        "HOIST_STORAGE",
+        "HOIST_CONFIG",
+        "HOIST_SECRET",
+    ] {
+        cmd.env_remove(k);
+    }
+    let metrics = extra.contains(&"--metrics-addr");
+    Server::start_command(cmd, metrics, &logs.join(format!("node{n}.log")))
+}
+
+/// The `--storage` of [`s3_node`]: `s3://BUCKET/PREFIX/registry`.
+pub fn s3_url(bucket: &S3Config) -> String {
+    format!("s3://{}/{}/registry", bucket.bucket, bucket.prefix)
+}
+
+/// The test's own client of the bucket (to look at what the nodes left there).
+pub fn bucket_client(bucket: &S3Config) -> object_store::aws::AmazonS3 {
+    object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name(&bucket.bucket)
+        .with_endpoint(bucket.endpoint.as_deref().expect("endpoint"))
+        .with_allow_http(true)
+        .with_region("us-east-1")
+        .with_access_key_id(seaweedfs::ACCESS_KEY)
+        .with_secret_access_key(seaweedfs::SECRET_KEY)
+        .build()
+        .unwrap()
 }

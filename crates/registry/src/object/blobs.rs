@@ -1,24 +1,46 @@
-//! Blobs: a pointer at the content address naming the segments that hold the bytes, and a
-//! repository's view of a blob (an empty link object).
+//! Blobs: a pointer at the content address naming the segments that hold the bytes (or,
+//! for a manifest, holding them inline), and a repository's view of a blob (an empty link
+//! object).
 //!
 //! A pointer is published with a create-only write, so the first commit of a digest wins
-//! and stays; a later commit of the same digest (the same bytes) keeps the published one
-//! and removes its own segments. Segments are the objects an upload wrote as its bytes
-//! arrived (one per request, more for very large ones); publishing names them and copies
-//! nothing. A read follows the pointer, segment by segment, with ranged GETs.
+//! and stays; a later commit of the same digest (the same bytes) keeps the published one,
+//! touches it, and removes its own segments. Segments are the objects an upload wrote as
+//! its bytes arrived (one per request, more for very large ones); publishing names them and
+//! copies nothing. A read follows the pointer, segment by segment, with ranged GETs.
+//!
+//! A pointer also carries its last-touch time for garbage collection, and passes through
+//! states, each change a compare-and-swap on the version read (If-Match):
+//!
+//! ```text
+//! live { size, segments | inline bytes, touched }
+//!   -- touch: rewritten with touched = now
+//!   -- removal (unreached, touched before the cutoff): a tombstone { removed, segments }
+//! tombstone -- segments and links deleted --> empty object (the digest is gone)
+//! tombstone or empty -- a new commit of the digest --> live (its own new segments)
+//! ```
+//!
+//! Pointer keys are never deleted, only emptied, and every change is conditional on the
+//! version read: so a touch and a removal racing on one blob are ordered by the store,
+//! and whichever writes second sees the other's write (see [`super::gc`]).
 
 use std::io;
 use std::sync::Arc;
+use std::time::SystemTime;
 
+use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use hoist_image::Digest;
-use object_store::{GetOptions, GetRange, PutMode, PutOptions};
+use object_store::{GetOptions, GetRange, ObjectStoreExt, PutMode, PutOptions, UpdateVersion};
 use serde::{Deserialize, Serialize};
 
-use super::{Inner, is_not_found, store_err};
-use crate::error::{ErrorKind, Result};
+use super::{Inner, is_not_found, now_ms, store_err};
+use crate::error::{Error, ErrorKind, Result};
 use crate::names::RepoName;
 use crate::storage::{BlobRead, ByteStream};
+
+/// Compare-and-swap rounds on one pointer before giving up: each round loses only to
+/// another write of the same pointer that landed in between (a touch, a commit, a removal).
+pub(crate) const CAS_TRIES: usize = 16;
 
 /// One object holding a run of a blob's (or an upload's) bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,18 +54,187 @@ pub(crate) struct Segment {
 /// What is published at a blob's content address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct BlobPointer {
-    /// The blob's size (the sum of the segments' sizes).
+    /// The blob's size (the sum of the segments' sizes, or the inline bytes' length).
     pub size: u64,
     /// The segments, in order.
+    #[serde(default)]
     pub segments: Vec<Segment>,
+    /// The bytes themselves, when published whole and small (a manifest), as UTF-8 text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// The same, hex-encoded, for bytes that are not UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hex: Option<String>,
+    /// When it was last published or touched, in milliseconds since the epoch by the clock
+    /// of the node that wrote it (0: written before touches were kept; the object's
+    /// last-modified time stands in).
+    #[serde(default)]
+    pub touched: u64,
+    /// A tombstone: garbage collection is removing the segments.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub removed: bool,
+}
+
+impl BlobPointer {
+    /// A pointer to `segments`, touched now.
+    pub(crate) fn segments(size: u64, segments: Vec<Segment>) -> BlobPointer {
+        BlobPointer {
+            size,
+            segments,
+            text: None,
+            hex: None,
+            touched: now_ms(),
+            removed: false,
+        }
+    }
+
+    /// A pointer holding `bytes` inline, touched now.
+    pub(crate) fn inline(bytes: &[u8]) -> BlobPointer {
+        let (text, hex) = match std::str::from_utf8(bytes) {
+            Ok(t) => (Some(t.to_string()), None),
+            Err(_) => (None, Some(hex::encode(bytes))),
+        };
+        BlobPointer {
+            size: bytes.len() as u64,
+            segments: Vec::new(),
+            text,
+            hex,
+            touched: now_ms(),
+            removed: false,
+        }
+    }
+
+    /// The inline bytes, if the pointer holds its blob inline.
+    pub(crate) fn inline_bytes(&self) -> Option<Bytes> {
+        if let Some(t) = &self.text {
+            return Some(Bytes::from(t.clone().into_bytes()));
+        }
+        self.hex
+            .as_ref()
+            .and_then(|h| hex::decode(h).ok())
+            .map(Bytes::from)
+    }
+
+    /// What a node caches: no touch time (it changes), inline bytes only when small.
+    fn for_cache(&self) -> Option<BlobPointer> {
+        if self.size > INLINE_CACHE_MAX && (self.text.is_some() || self.hex.is_some()) {
+            return None;
+        }
+        Some(BlobPointer {
+            touched: 0,
+            ..self.clone()
+        })
+    }
+
+    /// The weight of a cached pointer, about its bytes in memory.
+    pub(crate) fn weight(&self) -> usize {
+        128 + self.segments.len() * 96
+            + self.text.as_ref().map_or(0, String::len)
+            + self.hex.as_ref().map_or(0, String::len)
+    }
+}
+
+/// Inline pointers larger than this are not cached as pointers (manifest bytes have their
+/// own cache).
+const INLINE_CACHE_MAX: u64 = 16 << 10;
+
+/// A pointer object as the store has it now: `None` in `pointer` when it is empty (the
+/// digest was collected).
+pub(crate) struct Stored {
+    pub pointer: Option<BlobPointer>,
+    pub version: UpdateVersion,
+}
+
+impl Stored {
+    /// The pointer when it is live (neither collected nor being removed).
+    pub(crate) fn live(&self) -> Option<&BlobPointer> {
+        self.pointer.as_ref().filter(|p| !p.removed)
+    }
 }
 
 /// How a create-only publication went.
 pub(crate) enum Published {
     /// This pointer is the blob now.
     Created,
-    /// The digest was published before: that pointer stays.
+    /// The digest was published before: that pointer stays (touched now).
     Existing(BlobPointer),
+}
+
+/// The pointer object of `d` with its version; `None` when there is none.
+pub(crate) async fn stored(s: &Inner, d: &Digest) -> Result<Option<Stored>> {
+    let key = s.layout.blob(d);
+    let r = match s.store.get(&key).await {
+        Ok(r) => r,
+        Err(e) if is_not_found(&e) => return Ok(None),
+        Err(e) => return Err(store_err(&key, e)),
+    };
+    let version = UpdateVersion {
+        e_tag: r.meta.e_tag.clone(),
+        version: r.meta.version.clone(),
+    };
+    let modified = r.meta.last_modified.timestamp_millis().max(0) as u64;
+    let raw = r.bytes().await.map_err(|e| store_err(&key, e))?;
+    if raw.is_empty() {
+        return Ok(Some(Stored {
+            pointer: None,
+            version,
+        }));
+    }
+    let mut p: BlobPointer = serde_json::from_slice(&raw).map_err(|e| {
+        Error::from(ErrorKind::Corrupt {
+            what: format!("{}/{key}", s.name),
+            message: format!("not a blob pointer: {e}"),
+        })
+    })?;
+    if p.touched == 0 {
+        p.touched = modified;
+    }
+    Ok(Some(Stored {
+        pointer: Some(p),
+        version,
+    }))
+}
+
+/// Write `body` at `d`'s pointer key if it is still at `version` (create-only when `None`).
+/// `Ok(None)` when another write got there first.
+pub(crate) async fn swap(
+    s: &Inner,
+    d: &Digest,
+    version: Option<&UpdateVersion>,
+    body: Bytes,
+) -> Result<Option<UpdateVersion>> {
+    let key = s.layout.blob(d);
+    let mode = match version {
+        Some(v) => PutMode::Update(v.clone()),
+        None => PutMode::Create,
+    };
+    match s
+        .store
+        .put_opts(&key, body.into(), PutOptions::from(mode))
+        .await
+    {
+        Ok(r) => Ok(Some(UpdateVersion::from(r))),
+        Err(
+            object_store::Error::AlreadyExists { .. }
+            | object_store::Error::Precondition { .. }
+            | object_store::Error::NotFound { .. },
+        ) => Ok(None),
+        Err(e) => Err(store_err(&key, e)),
+    }
+}
+
+fn json(p: &BlobPointer) -> Bytes {
+    Bytes::from(serde_json::to_vec(p).expect("a pointer serializes"))
+}
+
+fn contended(s: &Inner, d: &Digest) -> Error {
+    ErrorKind::Io {
+        what: format!("{}/{}", s.name, s.layout.blob(d)),
+        source: io::Error::other(format!(
+            "blob pointer kept changing under {CAS_TRIES} attempts to write it"
+        )),
+    }
+    .into()
 }
 
 /// The pointer of `d`, from the cache or the store.
@@ -51,68 +242,110 @@ pub(crate) async fn pointer(s: &Inner, d: &Digest) -> Result<Option<BlobPointer>
     if let Some(p) = s.pointers.get(d) {
         return Ok(Some(p));
     }
-    let p = pointer_uncached(s, d).await?;
-    if let Some(p) = &p {
-        s.pointers.insert(d.clone(), p.clone());
-    }
-    Ok(p)
+    pointer_uncached(s, d).await
 }
 
-/// The pointer of `d` as the store has it now.
+/// The live pointer of `d` as the store has it now (remembered in the cache).
 pub(crate) async fn pointer_uncached(s: &Inner, d: &Digest) -> Result<Option<BlobPointer>> {
-    let key = s.layout.blob(d);
-    let Some(raw) = s.get_opt(&key).await? else {
-        return Ok(None);
-    };
-    serde_json::from_slice(&raw).map(Some).map_err(|e| {
-        ErrorKind::Corrupt {
-            what: format!("{}/{key}", s.name),
-            message: format!("not a blob pointer: {e}"),
-        }
-        .into()
-    })
-}
-
-/// Publish `p` as blob `d`, unless it is published already.
-pub(crate) async fn publish(s: &Inner, d: &Digest, p: &BlobPointer) -> Result<Published> {
-    let key = s.layout.blob(d);
-    let json = serde_json::to_vec(p).expect("a pointer serializes");
-    let opts = PutOptions::from(PutMode::Create);
-    match s.store.put_opts(&key, json.into(), opts).await {
-        Ok(_) => {
-            s.pointers.insert(d.clone(), p.clone());
-            Ok(Published::Created)
-        }
-        Err(
-            object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. },
-        ) => {
-            match pointer_uncached(s, d).await? {
-                Some(existing) => {
-                    s.pointers.insert(d.clone(), existing.clone());
-                    Ok(Published::Existing(existing))
-                }
-                // Removed again in between (garbage collection): try once more.
-                None => match s
-                    .store
-                    .put_opts(
-                        &key,
-                        serde_json::to_vec(p).expect("serializes").into(),
-                        PutMode::Create.into(),
-                    )
-                    .await
-                {
-                    Ok(_) => Ok(Published::Created),
-                    Err(e) => Err(store_err(&key, e)),
-                },
+    let live = stored(s, d).await?.and_then(|st| st.live().cloned());
+    match &live {
+        Some(p) => {
+            if let Some(c) = p.for_cache() {
+                s.pointers.insert(d.clone(), c);
             }
         }
-        Err(e) => Err(store_err(&key, e)),
+        None => s.pointers.remove(d),
     }
+    Ok(live)
+}
+
+/// Publish `p` as blob `d`, unless it is published already: then the published pointer is
+/// touched and stays. A tombstone or an emptied pointer (the digest was collected, or is
+/// being collected) is replaced by `p`.
+pub(crate) async fn publish(s: &Inner, d: &Digest, p: &BlobPointer) -> Result<Published> {
+    let start = now_ms();
+    for _ in 0..CAS_TRIES {
+        let now = stored(s, d).await?;
+        match now.as_ref().map(|st| (st.live(), &st.version)) {
+            None => {
+                let mine = BlobPointer {
+                    touched: now_ms(),
+                    ..p.clone()
+                };
+                if swap(s, d, None, json(&mine)).await?.is_some() {
+                    remember(s, d, &mine);
+                    return Ok(Published::Created);
+                }
+            }
+            Some((None, version)) => {
+                let mine = BlobPointer {
+                    touched: now_ms(),
+                    ..p.clone()
+                };
+                if swap(s, d, Some(version), json(&mine)).await?.is_some() {
+                    remember(s, d, &mine);
+                    return Ok(Published::Created);
+                }
+            }
+            Some((Some(existing), version)) => {
+                if existing.touched >= start {
+                    // Touched by another request since this one began.
+                    remember(s, d, existing);
+                    return Ok(Published::Existing(existing.clone()));
+                }
+                let touched = BlobPointer {
+                    touched: now_ms(),
+                    ..existing.clone()
+                };
+                if swap(s, d, Some(version), json(&touched)).await?.is_some() {
+                    remember(s, d, &touched);
+                    return Ok(Published::Existing(touched));
+                }
+            }
+        }
+    }
+    Err(contended(s, d))
+}
+
+fn remember(s: &Inner, d: &Digest, p: &BlobPointer) {
+    if let Some(c) = p.for_cache() {
+        s.pointers.insert(d.clone(), c);
+    }
+}
+
+/// Mark blob `d` in use now; `false` when it is not stored (or being removed). Always
+/// against the store: a node's cache may still remember a collected blob.
+pub(crate) async fn touch(s: &Inner, d: &Digest) -> Result<bool> {
+    let start = now_ms();
+    for _ in 0..CAS_TRIES {
+        let Some(st) = stored(s, d).await? else {
+            s.pointers.remove(d);
+            return Ok(false);
+        };
+        let Some(p) = st.live() else {
+            s.pointers.remove(d);
+            return Ok(false);
+        };
+        if p.touched >= start {
+            return Ok(true); // touched by another request since this one began
+        }
+        let touched = BlobPointer {
+            touched: now_ms(),
+            ..p.clone()
+        };
+        if swap(s, d, Some(&st.version), json(&touched))
+            .await?
+            .is_some()
+        {
+            return Ok(true);
+        }
+    }
+    Err(contended(s, d))
 }
 
 /// Make blob `d` visible in `repo`.
 pub(crate) async fn link(s: &Inner, repo: &RepoName, d: &Digest) -> Result<()> {
-    s.put(&s.layout.link(repo, d), bytes::Bytes::new()).await
+    s.put(&s.layout.link(repo, d), Bytes::new()).await
 }
 
 /// Whether `repo` sees blob `d`.
@@ -138,29 +371,65 @@ pub(crate) async fn read(
     d: &Digest,
     range: Option<(u64, u64)>,
 ) -> Result<Option<BlobRead>> {
-    let Some(p) = seen(s, repo, d).await? else {
+    let Some(mut p) = seen(s, repo, d).await? else {
         return Ok(None);
     };
-    let (start, len) = range.unwrap_or((0, p.size));
-    let len = len.min(p.size.saturating_sub(start));
-    Ok(Some(BlobRead {
-        body: segments_stream(s.clone(), d.clone(), &p.segments, start, len),
-        size: p.size,
-    }))
+    let mut retried = false;
+    loop {
+        let (start, len) = range.unwrap_or((0, p.size));
+        let len = len.min(p.size.saturating_sub(start));
+        if let Some(b) = p.inline_bytes() {
+            let end = (start + len).min(b.len() as u64) as usize;
+            let part = b.slice((start as usize).min(end)..end);
+            return Ok(Some(BlobRead {
+                body: Box::pin(futures_util::stream::iter([Ok(part)])),
+                size: p.size,
+            }));
+        }
+        let mut pieces = pieces(&p.segments, start, len);
+        if pieces.is_empty() {
+            return Ok(Some(BlobRead {
+                body: Box::pin(futures_util::stream::empty()),
+                size: p.size,
+            }));
+        }
+        // The first segment opened before answering: a pointer this node cached for a blob
+        // collected since (or collected and pushed again, with other segments) is found out
+        // here, and the answer is the store's, not a broken body.
+        let first = pieces.remove(0);
+        match open(s, &first).await {
+            Ok(body) => {
+                let rest = segment_bodies(s.clone(), pieces);
+                return Ok(Some(BlobRead {
+                    body: Box::pin(body.chain(rest)),
+                    size: p.size,
+                }));
+            }
+            Err(e) if is_not_found(&e) && !retried => {
+                retried = true;
+                s.pointers.remove(d);
+                match pointer_uncached(s, d).await? {
+                    Some(fresh) => p = fresh,
+                    None => return Ok(None),
+                }
+            }
+            Err(e) => return Err(store_err(&s.layout.relative(&first.key), e)),
+        }
+    }
 }
 
-/// The bytes `start..start + len` of the concatenation of `segments`, one ranged GET per
-/// segment it covers, streamed as the store sends them. A segment that is gone (the blob
-/// was collected meanwhile) ends the stream with an error and drops `d`'s cached pointer.
-pub(crate) fn segments_stream(
-    s: Arc<Inner>,
-    d: Digest,
-    segments: &[Segment],
-    start: u64,
-    len: u64,
-) -> ByteStream {
+/// A ranged read of one segment.
+struct Piece {
+    key: String,
+    from: u64,
+    to: u64,
+    size: u64,
+}
+
+/// The ranges of `segments` that `start..start + len` of their concatenation covers.
+fn pieces(segments: &[Segment], start: u64, len: u64) -> Vec<Piece> {
     let end = start + len;
-    let mut pieces = Vec::new();
+    let mut out = Vec::new();
     let mut at = 0u64;
     for seg in segments {
         let (a, b) = (at, at + seg.size);
@@ -168,40 +437,90 @@ pub(crate) fn segments_stream(
         if b <= start || a >= end || seg.size == 0 {
             continue;
         }
-        let from = start.max(a) - a;
-        let to = end.min(b) - a;
-        pieces.push((seg.key.clone(), from, to, seg.size));
+        out.push(Piece {
+            key: seg.key.clone(),
+            from: start.max(a) - a,
+            to: end.min(b) - a,
+            size: seg.size,
+        });
     }
+    out
+}
+
+/// Start the GET of one piece.
+async fn open(
+    s: &Inner,
+    p: &Piece,
+) -> object_store::Result<impl futures_util::Stream<Item = io::Result<Bytes>> + use<>> {
+    let path = s.layout.relative(&p.key);
+    let mut opts = GetOptions::default();
+    if p.from > 0 || p.to < p.size {
+        opts.range = Some(GetRange::Bounded(p.from..p.to));
+    }
+    let key = p.key.clone();
+    let r = s.store.get_opts(&path, opts).await?;
+    Ok(r.into_stream()
+        .map_err(move |e| io::Error::other(format!("{key}: {e}"))))
+}
+
+/// The pieces' bytes one after the other, each GET started when the previous one ends.
+fn segment_bodies(s: Arc<Inner>, pieces: Vec<Piece>) -> ByteStream {
     Box::pin(
         futures_util::stream::iter(pieces)
-            .then(move |(key, from, to, size)| {
+            .then(move |p| {
                 let s = s.clone();
-                let d = d.clone();
                 async move {
-                    let path = s.layout.relative(&key);
-                    let mut opts = GetOptions::default();
-                    if from > 0 || to < size {
-                        opts.range = Some(GetRange::Bounded(from..to));
-                    }
-                    match s.store.get_opts(&path, opts).await {
-                        Ok(r) => Ok(r
-                            .into_stream()
-                            .map_err(move |e| io::Error::other(format!("{key}: {e}")))),
-                        Err(e) => {
-                            if is_not_found(&e) {
-                                s.pointers.remove(&d);
-                            }
-                            Err(io::Error::other(format!("{}/{path}: {e}", s.name)))
-                        }
-                    }
+                    open(&s, &p).await.map_err(|e| {
+                        io::Error::other(format!("{}/{}: {e}", s.name, s.layout.relative(&p.key)))
+                    })
                 }
             })
             .try_flatten(),
     )
 }
 
+/// The bytes `start..start + len` of the concatenation of `segments`, one ranged GET per
+/// segment it covers, streamed as the store sends them.
+pub(crate) fn segments_stream(
+    s: Arc<Inner>,
+    segments: &[Segment],
+    start: u64,
+    len: u64,
+) -> ByteStream {
+    segment_bodies(s, pieces(segments, start, len))
+}
+
+/// The whole of blob `d`'s bytes, at most `max` of them (`None` when it is not stored).
+pub(crate) async fn bytes(s: &Arc<Inner>, d: &Digest, max: u64) -> Result<Option<Bytes>> {
+    let Some(p) = pointer_uncached(s, d).await? else {
+        return Ok(None);
+    };
+    if let Some(b) = p.inline_bytes() {
+        return Ok(Some(b));
+    }
+    if p.size > max {
+        return Err(ErrorKind::Corrupt {
+            what: format!("{}/{}", s.name, s.layout.blob(d)),
+            message: format!("{} bytes, more than the {max} expected", p.size),
+        }
+        .into());
+    }
+    let mut body = segments_stream(s.clone(), &p.segments, 0, p.size);
+    let mut out = Vec::with_capacity(p.size as usize);
+    while let Some(b) = body.next().await {
+        let b = b.map_err(|e| Error::io(format!("{}/{}", s.name, s.layout.blob(d)), e))?;
+        out.extend_from_slice(&b);
+    }
+    Ok(Some(Bytes::from(out)))
+}
+
 pub(crate) async fn mount(s: &Inner, from: &RepoName, to: &RepoName, d: &Digest) -> Result<bool> {
     if seen(s, from, d).await?.is_none() {
+        return Ok(false);
+    }
+    // In use from now on: a collection running now keeps it, or removed it already (then
+    // the client uploads it).
+    if !touch(s, d).await? {
         return Ok(false);
     }
     link(s, to, d).await?;
@@ -234,12 +553,18 @@ pub(crate) async fn hash_segments(
     algorithm: hoist_image::Algorithm,
 ) -> Result<Digest> {
     let total = segments.iter().map(|x| x.size).sum();
-    let any = Digest::sha256(b"");
-    let mut body = segments_stream(s.clone(), any, segments, 0, total);
+    let mut body = segments_stream(s.clone(), segments, 0, total);
     let mut h = algorithm.hasher();
     while let Some(b) = body.next().await {
         let b = b.map_err(|e| crate::Error::io(format!("{} (segments)", s.name), e))?;
         h.update(&b);
     }
     Ok(h.finish())
+}
+
+/// A time as milliseconds since the epoch.
+pub(crate) fn ms(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
 }

@@ -1,14 +1,17 @@
 //! Where everything lives in the bucket, under an optional prefix:
 //!
 //! ```text
-//! blobs/<alg>/<hex>                              blob pointer (JSON): size and the segments
-//!                                                holding its bytes, in order
+//! blobs/<alg>/<hex>                              blob pointer (JSON): size, the segments
+//!                                                holding its bytes in order (or, for a
+//!                                                manifest, the bytes inline), last touch;
+//!                                                empty once garbage collection removed it
 //! data/<session>/<nonce>                         a segment: bytes of an upload, written once
 //! uploads/<session>                              upload session state (JSON), updated by
 //!                                                compare-and-swap (If-Match)
-//! manifests/<alg>/<hex>                          a manifest's bytes, written once
 //! repos/<name>/_blobs/<alg>/<hex>                empty: the repository sees the blob
 //! repos/<name>/_manifests/revisions/<alg>/<hex>  the media type the repository has it as
+//!                                                and its last touch (JSON); empty once
+//!                                                garbage collection removed it
 //! repos/<name>/_manifests/tags/<tag>             the digest the tag points at
 //! repos/<name>/_referrers/<alg>/<subject hex>/<alg>-<hex>   a referrer's descriptor (JSON)
 //! _hoist/probe/<nonce>                           readiness sentinels, removed at once
@@ -56,9 +59,19 @@ impl Layout {
         self.key(["blobs", d.algorithm().as_str(), d.hex()])
     }
 
-    /// The bytes of manifest `d`.
-    pub(crate) fn manifest(&self, d: &Digest) -> Path {
-        self.key(["manifests", d.algorithm().as_str(), d.hex()])
+    /// All blob pointers.
+    pub(crate) fn blobs(&self) -> Path {
+        self.key(["blobs"])
+    }
+
+    /// The digest a blob pointer's key names.
+    pub(crate) fn blob_digest(&self, key: &Path) -> Option<Digest> {
+        let mut parts = key.parts().skip(self.prefix.len());
+        let (b, alg, hex) = (parts.next()?, parts.next()?, parts.next()?);
+        if b.as_ref() != "blobs" || parts.next().is_some() {
+            return None;
+        }
+        Digest::parse(&format!("{}:{}", alg.as_ref(), hex.as_ref())).ok()
     }
 
     /// A new segment of session `id` (relative key, as pointers store it).
@@ -117,6 +130,11 @@ impl Layout {
         self.repo(repo, &["_manifests"])
     }
 
+    /// The repository's manifest revisions.
+    pub(crate) fn revisions(&self, repo: &RepoName) -> Path {
+        self.repo(repo, &["_manifests", "revisions"])
+    }
+
     /// The tag `tag` of the repository.
     pub(crate) fn tag(&self, repo: &RepoName, tag: &str) -> Path {
         self.repo(repo, &["_manifests", "tags", tag])
@@ -171,5 +189,7 @@ mod tests {
         let seg = Layout::segment_rel("abc", "n1");
         assert_eq!(l.relative(&seg).as_ref(), "reg/one/data/abc/n1");
         assert_eq!(Layout::new("").upload("abc").as_ref(), "uploads/abc");
+        assert_eq!(l.blob_digest(&l.blob(&d)), Some(d.clone()));
+        assert_eq!(l.blob_digest(&l.link(&r, &d)), None);
     }
 }

@@ -1,7 +1,10 @@
 //! Manifests, tags, referrers and the repository list.
 //!
-//! A manifest's bytes are content-addressed (`manifests/<alg>/<hex>`) and written once
-//! (If-None-Match); a repository holds it through a revision object naming its media type.
+//! A manifest's bytes are a blob like any other: a pointer at its content address holding
+//! them inline, published create-only (If-None-Match) or touched when it is there already
+//! ([`super::blobs`]), so garbage collection sees manifests as blobs and removes them the
+//! same way. A repository holds a manifest through a revision object naming its media type
+//! and its last-touch time (emptied, not deleted, when garbage collection removes it).
 //! A tag is an object holding a digest, moved by compare-and-swap on the version read (a
 //! conflict rereads and retries: the last writer wins, as with distribution, and no tag is
 //! ever a mix of two writes). Tags are listed in the store's key order, the lexical order
@@ -12,7 +15,12 @@ use hoist_image::{Descriptor, Digest};
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, UpdateVersion};
 
-use super::{Inner, is_not_found, store_err};
+use std::sync::Arc;
+
+use hoist_image::MAX_MANIFEST_SIZE;
+
+use super::blobs::{self, BlobPointer};
+use super::{Inner, is_not_found, now_ms, store_err};
 use crate::error::{Error, ErrorKind, Result};
 use crate::names::RepoName;
 use crate::storage::{ManifestPut, StoredManifest};
@@ -30,34 +38,79 @@ fn corrupt(s: &Inner, key: &Path, message: impl Into<String>) -> Error {
 }
 
 pub(crate) async fn put(s: &Inner, repo: &RepoName, put: &ManifestPut) -> Result<()> {
-    let key = s.layout.manifest(&put.digest);
-    match s
-        .store
-        .put_opts(&key, put.raw.clone().into(), PutMode::Create.into())
-        .await
-    {
-        Ok(_) => {}
-        // Same digest, same bytes.
-        Err(
-            object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. },
-        ) => {}
-        Err(e) => return Err(store_err(&key, e)),
-    }
+    blobs::publish(s, &put.digest, &BlobPointer::inline(&put.raw)).await?;
+    s.manifests.insert(put.digest.clone(), put.raw.clone());
     // The referrer entry before the revision: it is listed only once the revision exists.
     if let Some((subject, desc)) = &put.referrer {
         let json = serde_json::to_vec(desc).expect("a descriptor serializes");
         s.put(&s.layout.referrer(repo, subject, &put.digest), json)
             .await?;
     }
-    s.put(
-        &s.layout.revision(repo, &put.digest),
-        put.media_type.clone().into_bytes(),
-    )
-    .await?;
+    let rev = Revision {
+        media_type: put.media_type.clone(),
+        touched: now_ms(),
+    };
+    s.put(&s.layout.revision(repo, &put.digest), rev.to_json())
+        .await?;
     for tag in &put.tags {
         tag_move(s, repo, tag, &put.digest).await?;
     }
     Ok(())
+}
+
+/// What a repository's revision object holds: the media type the manifest was pushed with
+/// and when it was last put or touched (milliseconds since the epoch).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Revision {
+    pub media_type: String,
+    #[serde(default)]
+    pub touched: u64,
+}
+
+impl Revision {
+    pub(crate) fn to_json(&self) -> bytes::Bytes {
+        serde_json::to_vec(self)
+            .expect("a revision serializes")
+            .into()
+    }
+}
+
+/// `repo`'s revision of manifest `d` with its version; `None` when the repository does not
+/// hold it (no object, or an emptied one).
+pub(crate) async fn revision(
+    s: &Inner,
+    repo: &RepoName,
+    d: &Digest,
+) -> Result<Option<(Revision, UpdateVersion)>> {
+    let key = s.layout.revision(repo, d);
+    let r = match s.store.get(&key).await {
+        Ok(r) => r,
+        Err(e) if is_not_found(&e) => return Ok(None),
+        Err(e) => return Err(store_err(&key, e)),
+    };
+    let version = UpdateVersion {
+        e_tag: r.meta.e_tag.clone(),
+        version: r.meta.version.clone(),
+    };
+    let modified = r.meta.last_modified.timestamp_millis().max(0) as u64;
+    let raw = r.bytes().await.map_err(|e| store_err(&key, e))?;
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let mut rev = if raw.starts_with(b"{") {
+        serde_json::from_slice::<Revision>(&raw)
+            .map_err(|e| corrupt(s, &key, format!("not a manifest revision: {e}")))?
+    } else {
+        // A bare media type.
+        Revision {
+            media_type: String::from_utf8_lossy(&raw).into_owned(),
+            touched: 0,
+        }
+    };
+    if rev.touched == 0 {
+        rev.touched = modified;
+    }
+    Ok(Some((rev, version)))
 }
 
 /// Point `tag` at `digest`, conditional on the version read.
@@ -114,24 +167,31 @@ pub(crate) async fn tag_resolve(s: &Inner, repo: &RepoName, tag: &str) -> Result
 }
 
 /// The bytes of manifest `d`, from the cache or the store (checked against the digest).
-async fn raw(s: &Inner, d: &Digest) -> Result<Option<bytes::Bytes>> {
+async fn raw(s: &Arc<Inner>, d: &Digest) -> Result<Option<bytes::Bytes>> {
     if let Some(b) = s.manifests.get(d) {
         return Ok(Some(b));
     }
-    let key = s.layout.manifest(d);
-    let Some(raw) = s.get_opt(&key).await? else {
+    let Some(raw) = blobs::bytes(s, d, MAX_MANIFEST_SIZE as u64).await? else {
         return Ok(None);
     };
     let actual = Digest::of(d.algorithm(), &raw);
     if &actual != d {
-        return Err(corrupt(s, &key, format!("holds bytes of digest {actual}")));
+        return Err(corrupt(
+            s,
+            &s.layout.blob(d),
+            format!("holds bytes of digest {actual}"),
+        ));
     }
     s.manifests.insert(d.clone(), raw.clone());
     Ok(Some(raw))
 }
 
-pub(crate) async fn get(s: &Inner, repo: &RepoName, d: &Digest) -> Result<Option<StoredManifest>> {
-    let Some(media_type) = s.get_opt(&s.layout.revision(repo, d)).await? else {
+pub(crate) async fn get(
+    s: &Arc<Inner>,
+    repo: &RepoName,
+    d: &Digest,
+) -> Result<Option<StoredManifest>> {
+    let Some((rev, _)) = revision(s, repo, d).await? else {
         return Ok(None);
     };
     let Some(raw) = raw(s, d).await? else {
@@ -139,13 +199,18 @@ pub(crate) async fn get(s: &Inner, repo: &RepoName, d: &Digest) -> Result<Option
     };
     Ok(Some(StoredManifest {
         digest: d.clone(),
-        media_type: String::from_utf8_lossy(&media_type).into_owned(),
+        media_type: rev.media_type,
         raw,
     }))
 }
 
+/// Whether `repo` holds manifest `d`.
+pub(crate) async fn exists(s: &Inner, repo: &RepoName, d: &Digest) -> Result<bool> {
+    Ok(revision(s, repo, d).await?.is_some())
+}
+
 /// Every key under `prefix`.
-async fn list(s: &Inner, prefix: &Path) -> Result<Vec<object_store::ObjectMeta>> {
+pub(crate) async fn list(s: &Inner, prefix: &Path) -> Result<Vec<object_store::ObjectMeta>> {
     let mut out = Vec::new();
     let mut listed = s.store.list(Some(prefix));
     while let Some(m) = listed.next().await {
@@ -154,7 +219,7 @@ async fn list(s: &Inner, prefix: &Path) -> Result<Vec<object_store::ObjectMeta>>
     Ok(out)
 }
 
-pub(crate) async fn delete(s: &Inner, repo: &RepoName, d: &Digest) -> Result<()> {
+pub(crate) async fn delete(s: &Arc<Inner>, repo: &RepoName, d: &Digest) -> Result<()> {
     let unknown = || -> Error {
         ErrorKind::ManifestUnknown {
             repo: repo.to_string(),
@@ -276,7 +341,7 @@ pub(crate) async fn referrers(
             continue;
         };
         // Listed only once the manifest itself is there.
-        if s.exists(&s.layout.revision(repo, &desc.digest)).await? {
+        if exists(s, repo, &desc.digest).await? {
             out.push(desc);
         }
     }

@@ -15,12 +15,15 @@
 //! - **Manifests** are content-addressed and created once; tags are moved by
 //!   compare-and-swap ([`manifests`]).
 //! - **Caches** hold immutable facts only ([`cache`]).
+//! - **Garbage collection** keeps last-touch times in the blob pointers and revisions, and
+//!   removes with compare-and-swap, so it runs while any node serves ([`gc`]).
 //!
 //! Needs a store with conditional writes (If-None-Match: * and If-Match on PUT): S3 since
 //! 2024, SeaweedFS, MinIO, R2. The key layout is in [`layout`].
 
 mod blobs;
 mod cache;
+mod gc;
 mod layout;
 mod manifests;
 mod uploads;
@@ -28,7 +31,7 @@ mod uploads;
 use std::collections::HashSet;
 use std::io;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use hoist_image::{Descriptor, Digest};
@@ -38,15 +41,17 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload, UpdateVersi
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::names::RepoName;
-use crate::storage::{BlobRead, ByteStream, Expired, ManifestPut, Storage, StoredManifest};
+use crate::storage::{
+    BlobEntry, BlobRead, ByteStream, Expired, ManifestEntry, ManifestPut, Storage, StoredManifest,
+};
 use blobs::BlobPointer;
 use cache::Cache;
 use layout::Layout;
 
 pub(crate) use uploads::MIN_SEGMENT;
 
-/// Blob pointers a node remembers (a pointer is a few hundred bytes).
-const POINTER_CACHE: usize = 16 * 1024;
+/// Bytes of blob pointers a node remembers (a pointer is a few hundred bytes).
+const POINTER_CACHE_BYTES: usize = 8 << 20;
 /// Manifest bytes a node remembers.
 const MANIFEST_CACHE_BYTES: usize = 64 << 20;
 
@@ -74,6 +79,8 @@ pub(crate) struct Inner {
     manifests: Cache<Digest, Bytes>,
     /// Upload sessions a request of this node is writing or committing.
     busy: Mutex<HashSet<String>>,
+    /// The repositories as last listed, and when (see [`gc`]).
+    repos: Mutex<Option<(Instant, Vec<String>)>>,
 }
 
 /// How to reach an S3-compatible bucket. Unset fields come from the standard AWS
@@ -259,9 +266,10 @@ impl ObjectStorage {
                 multipart: store,
                 layout: Layout::new(prefix),
                 name,
-                pointers: Cache::new(POINTER_CACHE, |_| 1),
+                pointers: Cache::new(POINTER_CACHE_BYTES, BlobPointer::weight),
                 manifests: Cache::new(MANIFEST_CACHE_BYTES, |b| b.len()),
                 busy: Mutex::new(HashSet::new()),
+                repos: Mutex::new(None),
             }),
         }
     }
@@ -320,6 +328,11 @@ pub(crate) fn random_hex() -> String {
     hex::encode(b)
 }
 
+/// The current time as milliseconds since the epoch.
+pub(crate) fn now_ms() -> u64 {
+    blobs::ms(SystemTime::now())
+}
+
 /// The current time as seconds since the epoch.
 pub(crate) fn now_secs() -> u64 {
     std::time::SystemTime::now()
@@ -354,6 +367,31 @@ impl Inner {
             .await
             .map(drop)
             .map_err(|e| store_err(key, e))
+    }
+
+    /// Write `body` at `key` if it is still at `version`; `false` when another write got
+    /// there first (or the object went away).
+    async fn swap(&self, key: &Path, version: &UpdateVersion, body: Bytes) -> Result<bool> {
+        let opts = PutMode::Update(version.clone()).into();
+        match self.store.put_opts(key, body.into(), opts).await {
+            Ok(_) => Ok(true),
+            Err(
+                object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. },
+            ) => Ok(false),
+            Err(e) => Err(store_err(key, e)),
+        }
+    }
+
+    /// The error of a compare-and-swap that kept losing.
+    fn contended(&self, key: &Path) -> Error {
+        ErrorKind::Io {
+            what: format!("{}/{key}", self.name),
+            source: io::Error::other(format!(
+                "kept changing under {} attempts to write it",
+                blobs::CAS_TRIES
+            )),
+        }
+        .into()
     }
 
     /// Remove `key`; absent is fine.
@@ -547,9 +585,7 @@ impl Storage for ObjectStorage {
     }
 
     async fn manifest_exists(&self, repo: &RepoName, digest: &Digest) -> Result<bool> {
-        self.inner
-            .exists(&self.inner.layout.revision(repo, digest))
-            .await
+        manifests::exists(&self.inner, repo, digest).await
     }
 
     async fn manifest_delete(&self, repo: &RepoName, digest: &Digest) -> Result<()> {
@@ -565,7 +601,9 @@ impl Storage for ObjectStorage {
     }
 
     async fn repositories(&self) -> Result<Vec<String>> {
-        manifests::repositories(&self.inner).await
+        let repos = manifests::repositories(&self.inner).await?;
+        gc::remember_repos(&self.inner, &repos);
+        Ok(repos)
     }
 
     async fn referrers(&self, repo: &RepoName, subject: &Digest) -> Result<Vec<Descriptor>> {
@@ -578,6 +616,37 @@ impl Storage for ObjectStorage {
 
     fn chunk_min_length(&self) -> Option<u64> {
         Some(MIN_SEGMENT)
+    }
+
+    async fn blobs(&self) -> Result<Vec<BlobEntry>> {
+        gc::blobs(&self.inner).await
+    }
+
+    async fn manifests(&self, repo: &RepoName) -> Result<Vec<ManifestEntry>> {
+        gc::manifests(&self.inner, repo).await
+    }
+
+    async fn blob_touch(&self, digest: &Digest) -> Result<bool> {
+        blobs::touch(&self.inner, digest).await
+    }
+
+    async fn manifest_touch(&self, repo: &RepoName, digest: &Digest) -> Result<bool> {
+        gc::manifest_touch(&self.inner, repo, digest).await
+    }
+
+    async fn blob_remove(&self, digest: &Digest, cutoff: SystemTime) -> Result<Option<u64>> {
+        let (inner, digest) = (self.inner.clone(), digest.clone());
+        detached(async move { gc::blob_remove(&inner, &digest, cutoff).await }).await
+    }
+
+    async fn manifest_remove(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        cutoff: SystemTime,
+    ) -> Result<bool> {
+        let (inner, repo, digest) = (self.inner.clone(), repo.clone(), digest.clone());
+        detached(async move { gc::manifest_remove(&inner, &repo, &digest, cutoff).await }).await
     }
 }
 

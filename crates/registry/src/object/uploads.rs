@@ -25,6 +25,8 @@
 //! Commit checks the digest against the SHA-256 state (no bytes read back; another
 //! algorithm reads the segments once), fences appends (`committing`), and publishes a
 //! pointer to the segments at the content address ([`super::blobs`]).
+//!
+//! Garbage collection never removes a session or its segments: expiry does.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -580,16 +582,10 @@ pub(crate) async fn commit(
             return Err(lost(s, repo, id).await);
         }
     }
-    let ours = BlobPointer {
-        size: state.size,
-        segments: state.segments.clone(),
-    };
-    let published = match blobs::pointer_uncached(s, digest).await? {
-        Some(existing) => Published::Existing(existing),
-        None => blobs::publish(s, digest, &ours).await?,
-    };
-    if let Published::Existing(existing) = published {
-        // Published before, by this session (a commit on another node) or another one.
+    let ours = BlobPointer::segments(state.size, state.segments.clone());
+    // Published before (by this session, a commit on another node, or another session):
+    // that pointer is touched and stays, so a collection running now keeps it.
+    if let Published::Existing(existing) = blobs::publish(s, digest, &ours).await? {
         if existing.segments != ours.segments {
             blobs::remove_segments(s, &ours.segments).await;
         }
