@@ -3,9 +3,12 @@
 //! digest is their hash). Never tags, never a repository's view of a blob, never session
 //! state: those change, and another node may change them.
 //!
-//! A fact can still go away (garbage collection removes a blob), so a cached pointer is only
-//! consulted after the uncached check that the repository sees the blob, and a read that
-//! finds a segment gone drops the entry.
+//! A fact can still go away (garbage collection removes a blob, on any node), so a cached
+//! pointer is only consulted after the uncached check that the repository sees the blob; a
+//! read opens its first segment before answering and, finding it gone, drops the entry and
+//! asks the store again (404 when the blob is gone, its new segments when it was pushed
+//! again); and a manifest PUT's touch of each blob it references goes to the store, never
+//! to the cache.
 //!
 //! Bounded by a weight (entries, or bytes): two generations, the older dropped whole when
 //! the newer fills up; a hit in the older one moves the entry to the newer.

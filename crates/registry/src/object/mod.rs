@@ -12,8 +12,8 @@
 //!   gets the next chunk continues the digest without reading anything back. Every change
 //!   is a compare-and-swap (If-Match); of two requests writing one session at once (on two
 //!   nodes) one wins, the other is refused.
-//! - **Manifests** are content-addressed and created once; tags are moved by
-//!   compare-and-swap ([`manifests`]).
+//! - **Manifests** are blobs too, their bytes inline in the pointer; a repository holds one
+//!   through a revision object; tags are moved by compare-and-swap ([`manifests`]).
 //! - **Caches** hold immutable facts only ([`cache`]).
 //! - **Garbage collection** keeps last-touch times in the blob pointers and revisions, and
 //!   removes with compare-and-swap, so it runs while any node serves ([`gc`]).
