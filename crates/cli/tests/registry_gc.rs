@@ -432,6 +432,40 @@ fn offline_gc_dry_run_then_collect_keeps_every_tagged_image(t: &Path, backend: B
         &format!("{host}/app:v2"),
     ]));
     ok(&hoist(&["validate", &format!("docker://{host}/app:v2")]));
+
+    // A tag moved to another image leaves the first one untagged: kept, unless
+    // --delete-untagged.
+    let mut first = String::new();
+    for seed in ["6", "7"] {
+        let layout = format!("oci:{}:m", t.join(format!("layout-m{seed}")).display());
+        ok(&hoist(&[
+            "random", &layout, "--layers", "2", "--size", "20k", "--seed", seed,
+        ]));
+        let moving = format!("{host}/app:moving");
+        ok(&hoist(&["push", "--quiet", &layout, &moving]));
+        if first.is_empty() {
+            first = ok(&hoist(&["digest", &moving])).trim().to_string();
+        }
+    }
+    let untagged = format!("manifest app@{first}");
+    let dry = ok(&backend.gc(&["--delete-untagged", "--dry-run"]));
+    assert!(dry.contains(&format!("would remove {untagged}")), "{dry}");
+    let kept = ok(&backend.gc(&[]));
+    assert!(
+        kept.lines().last().unwrap().starts_with("removed 0 blobs"),
+        "{kept}"
+    );
+    let out = ok(&backend.gc(&["--delete-untagged"]));
+    assert!(out.contains(&format!("removed {untagged}")), "{out}");
+    assert!(out.contains(&format!("removed blob {first}")), "{out}");
+    assert!(
+        !hoist(&["manifest", &format!("{host}/app@{first}")])
+            .status
+            .success()
+    );
+    for r in ["app:moving", "app:v1", "app:v2", "tools:multi"] {
+        ok(&hoist(&["validate", &format!("docker://{host}/{r}")]));
+    }
 }
 
 #[test]
@@ -567,8 +601,9 @@ async fn collections_racing_pushes_through_two_nodes_never_break_a_manifest_s3()
         return;
     };
     let t = tempfile::tempdir().unwrap();
+    // The nodes collect too, every second (with the shortest grace they accept).
     let nodes: Vec<Server> = (0..2)
-        .map(|i| s3_node(&bucket, SECRET, t.path(), i, &[]))
+        .map(|i| s3_node(&bucket, SECRET, t.path(), i, &["--gc-interval", "1s"]))
         .collect();
     let urls: Vec<String> = nodes.iter().map(|n| n.url()).collect();
     let collector = hoist_registry::ObjectStorage::s3(&S3Config {
