@@ -417,6 +417,20 @@ fn offline_gc_dry_run_then_collect_keeps_every_tagged_image(t: &Path, backend: B
 
     let serving = backend.serve(t, &[]);
     let host = serving.host();
+    // Each node counts what is stored when it starts: the survivors' blobs.
+    let want = format!("hoist_storage_blobs {}", before.len() - 4);
+    for n in &serving.nodes {
+        let url = format!("{}/metrics", n.url());
+        let mut text = String::new();
+        for _ in 0..100 {
+            text = block_on(async { reqwest::get(&url).await.unwrap().text().await.unwrap() });
+            if text.lines().any(|l| l.starts_with("hoist_storage_blobs ")) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(text.lines().any(|l| l == want), "{want}: {text}");
+    }
     survivors_pull_whole(t, &host, &survivors);
     assert!(
         !hoist(&["blob", &format!("{host}/app@{}", v2_layers[0])])
