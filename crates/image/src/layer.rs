@@ -57,6 +57,15 @@ pub trait Layer: Send + Sync + fmt::Debug {
     fn compressed_for_upload(&self) -> Result<BoxRead> {
         self.compressed()
     }
+    /// The compressed blob when this process already proved its bytes to be the blob
+    /// the descriptor names: it sealed them itself (hashing them as they were written), or
+    /// a store verified them as it opened them (see [`Store::open`]). A sink that would
+    /// hash them to check the digest (a layout writer) checks only their size then.
+    /// `None` when the bytes are not proven: the sink reads [`Layer::compressed`] and
+    /// checks. Default: `None`.
+    fn compressed_proven(&self) -> Result<Option<BoxRead>> {
+        Ok(None)
+    }
     /// The uncompressed tar.
     fn uncompressed(&self) -> Result<BoxRead>;
 
@@ -356,9 +365,12 @@ impl<S: UncompressedSource> Layer for FromUncompressed<S> {
             Err(e) => return Err(e),
         };
         // Not hashed again: the store hashed these bytes when sealing them, or verified
-        // them on this first open (see `Store::open`); sinks that need proof (a layout
-        // writer, a registry) check the digest themselves.
+        // them on this first open (see `Store::open`); sinks that need proof of bytes
+        // from elsewhere (a layout writer, a registry) check the digest themselves.
         Ok(f)
+    }
+    fn compressed_proven(&self) -> Result<Option<BoxRead>> {
+        self.compressed().map(Some)
     }
     fn uncompressed(&self) -> Result<BoxRead> {
         let r = self.src.open()?;

@@ -441,6 +441,9 @@ impl Layer for Retyped {
     fn compressed_for_upload(&self) -> Result<BoxRead> {
         self.inner.compressed_for_upload()
     }
+    fn compressed_proven(&self) -> Result<Option<BoxRead>> {
+        self.inner.compressed_proven()
+    }
     fn uncompressed(&self) -> Result<BoxRead> {
         self.inner.uncompressed()
     }

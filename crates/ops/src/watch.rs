@@ -150,6 +150,16 @@ impl Layer for WatchedLayer {
         let r = self.inner.compressed_for_upload()?;
         Ok(self.counted(r, self.inner.digest()?, Some(self.inner.size()?)))
     }
+    fn compressed_proven(&self) -> hoist_image::Result<Option<BoxRead>> {
+        match self.inner.compressed_proven()? {
+            Some(r) => Ok(Some(self.counted(
+                r,
+                self.inner.digest()?,
+                Some(self.inner.size()?),
+            ))),
+            None => Ok(None),
+        }
+    }
     fn uncompressed(&self) -> hoist_image::Result<BoxRead> {
         // A registry layer: count its download (whose size is known), decompress here.
         if self.inner.origin().is_some()

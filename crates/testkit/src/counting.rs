@@ -58,6 +58,14 @@ impl Layer for Counting {
         self.compressed.fetch_add(1, Ordering::SeqCst);
         self.inner.compressed_for_upload()
     }
+    fn compressed_proven(&self) -> hoist_image::Result<Option<BoxRead>> {
+        let r = self.inner.compressed_proven()?;
+        if r.is_some() {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            self.compressed.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(r)
+    }
     fn uncompressed(&self) -> hoist_image::Result<BoxRead> {
         self.reads.fetch_add(1, Ordering::SeqCst);
         self.uncompressed.fetch_add(1, Ordering::SeqCst);
