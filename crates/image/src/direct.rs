@@ -9,13 +9,15 @@
 //! a cold push's CPU, and most of it for incompressible layers.
 //!
 //! O_DIRECT needs buffers, lengths and file offsets aligned to the device's logical block
-//! size: bytes go through one aligned [`IO_BUF`] buffer, reused for the whole file. A
-//! file system that refuses O_DIRECT (tmpfs) or one of its writes gets plain I/O, and the
-//! end of a file that is not a whole number of blocks is written plainly.
+//! size: bytes go through aligned [`IO_BUF`] buffers, reused for the whole file (two for
+//! a writer, whose direct writes a thread makes; one for a reader). A file system that
+//! refuses O_DIRECT (tmpfs) or one of its writes gets plain I/O, and the end of a file
+//! that is not a whole number of blocks is written plainly.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 /// The block alignment O_DIRECT I/O uses; 4 KiB covers every common device.
 const ALIGN: usize = 4096;
@@ -64,69 +66,138 @@ fn open_direct(path: &Path, write: bool) -> Option<File> {
 }
 
 /// Writes a new file from its start: whole buffers with O_DIRECT where the file system
-/// takes them, the rest with plain writes. Call [`DirectWriter::finish`] at the end: until
-/// then up to [`IO_BUF`] bytes are only buffered.
+/// takes them, the rest with plain writes. Direct writes wait for the device, so they are
+/// made by a writer thread while the caller fills the next buffer (two buffers in all):
+/// a sealing pass goes on compressing meanwhile instead of waiting for the disk. Call
+/// [`DirectWriter::finish`] at the end: until then up to two buffers are only in memory.
 pub(crate) struct DirectWriter<'a> {
-    /// The file, for plain writes; positioned at `offset` when `direct` is `None`.
+    /// The file, for plain writes.
     plain: &'a mut File,
-    direct: Option<File>,
+    /// The buffer being filled, when direct writes are on.
     buf: Option<Aligned>,
     filled: usize,
-    /// Bytes in the file so far.
+    /// Bytes handed to the writer thread (or written) so far: where `buf` starts.
     offset: u64,
+    bg: Option<Background>,
+}
+
+/// The writer thread of a [`DirectWriter`] and its channels.
+struct Background {
+    /// Full buffers and their file offsets.
+    full: SyncSender<(Aligned, u64)>,
+    /// Buffers the thread has written, for reuse.
+    empty: Receiver<Aligned>,
+    /// Buffers made so far (at most 2).
+    made: usize,
+    thread: std::thread::JoinHandle<io::Result<()>>,
 }
 
 impl<'a> DirectWriter<'a> {
     /// A writer for `plain`, a new, empty file at `path`.
     pub(crate) fn new(plain: &'a mut File, path: &Path) -> DirectWriter<'a> {
-        let direct = open_direct(path, true);
-        let buf = direct.as_ref().map(|_| Aligned::new());
+        let bg = match (open_direct(path, true), plain.try_clone()) {
+            (Some(direct), Ok(fallback)) => Some(Background::start(direct, fallback)),
+            _ => None,
+        };
         DirectWriter {
             plain,
-            direct,
-            buf,
+            buf: bg.as_ref().map(|_| Aligned::new()),
             filled: 0,
             offset: 0,
+            bg,
         }
     }
 
-    fn flush_direct(&mut self) -> io::Result<()> {
-        let (Some(d), Some(buf)) = (&mut self.direct, &self.buf) else {
+    /// Hand the full buffer to the writer thread and take an empty one.
+    fn hand_off(&mut self) -> io::Result<()> {
+        let (Some(bg), Some(full)) = (&mut self.bg, self.buf.take()) else {
             return Ok(());
         };
-        match d.write_all(buf.get()) {
-            Ok(()) => {
-                self.offset += IO_BUF as u64;
-                self.filled = 0;
-                Ok(())
+        if bg.full.send((full, self.offset)).is_err() {
+            return Err(self.stop());
+        }
+        self.offset += IO_BUF as u64;
+        self.filled = 0;
+        let next = match bg.empty.try_recv() {
+            Ok(b) => b,
+            Err(_) if bg.made < 2 => {
+                bg.made += 1;
+                Aligned::new()
             }
-            // Refused (an alignment this file system does not take): plain writes from
-            // here on, starting with the buffer (a partial direct write is overwritten).
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                tracing::debug!(error = %e, "O_DIRECT write refused; using plain writes");
-                self.direct = None;
-                self.write_plain_tail()
-            }
-            Err(e) => Err(e),
+            Err(_) => match bg.empty.recv() {
+                Ok(b) => b,
+                Err(_) => return Err(self.stop()),
+            },
+        };
+        self.buf = Some(next);
+        Ok(())
+    }
+
+    /// Wait for the writer thread to end; its error, or a generic one.
+    fn stop(&mut self) -> io::Error {
+        match self.bg.take().map(Background::join) {
+            Some(Err(e)) => e,
+            _ => io::Error::other("the direct-I/O writer thread stopped"),
         }
     }
 
-    /// Write what is buffered with a plain write at `offset`.
-    fn write_plain_tail(&mut self) -> io::Result<()> {
+    /// Write out what is buffered: every byte is in the file afterwards.
+    pub(crate) fn finish(mut self) -> io::Result<()> {
+        if let Some(bg) = self.bg.take() {
+            bg.join()?;
+        }
         if let Some(buf) = &self.buf
             && self.filled > 0
         {
             self.plain.seek(SeekFrom::Start(self.offset))?;
             self.plain.write_all(&buf.get()[..self.filled])?;
-            self.offset += self.filled as u64;
-            self.filled = 0;
         }
         Ok(())
     }
+}
 
-    /// Write out what is buffered: every byte is in the file afterwards.
-    pub(crate) fn finish(mut self) -> io::Result<()> {
-        self.write_plain_tail()
+impl Background {
+    fn start(mut direct: File, mut fallback: File) -> Background {
+        let (full, full_rx) = sync_channel::<(Aligned, u64)>(1);
+        let (empty_tx, empty) = sync_channel::<Aligned>(2);
+        let thread = std::thread::spawn(move || -> io::Result<()> {
+            let mut use_direct = true;
+            for (buf, offset) in full_rx {
+                if use_direct {
+                    match direct.write_all(buf.get()) {
+                        Ok(()) => {}
+                        // Refused (an alignment this file system does not take): plain
+                        // writes from here on, starting with this buffer (a partial
+                        // direct write is overwritten).
+                        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                            tracing::debug!(error = %e, "O_DIRECT write refused; using plain writes");
+                            use_direct = false;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                if !use_direct {
+                    fallback.seek(SeekFrom::Start(offset))?;
+                    fallback.write_all(buf.get())?;
+                }
+                let _ = empty_tx.try_send(buf);
+            }
+            Ok(())
+        });
+        Background {
+            full,
+            empty,
+            made: 1,
+            thread,
+        }
+    }
+
+    fn join(self) -> io::Result<()> {
+        drop(self.full);
+        match self.thread.join() {
+            Ok(r) => r,
+            Err(_) => Err(io::Error::other("the direct-I/O writer thread panicked")),
+        }
     }
 }
 
@@ -135,20 +206,16 @@ impl Write for DirectWriter<'_> {
         let Some(buf) = &mut self.buf else {
             return self.plain.write(data);
         };
-        if self.direct.is_none() {
-            // Direct writes were refused and the buffer written out: plain from here on.
-            return self.plain.write(data);
-        }
         let n = data.len().min(IO_BUF - self.filled);
         buf.get_mut()[self.filled..self.filled + n].copy_from_slice(&data[..n]);
         self.filled += n;
         if self.filled == IO_BUF {
-            self.flush_direct()?;
+            self.hand_off()?;
         }
         Ok(n)
     }
 
-    /// Nothing to do: buffered bytes go out when the buffer is full or at
+    /// Nothing to do: buffered bytes go out when a buffer is full or at
     /// [`DirectWriter::finish`] (a partial block cannot be written directly).
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
