@@ -4,13 +4,12 @@
 //! file system, and the object store (on `object_store`'s in-memory store).
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use hoist_image::Digest;
-use std::sync::Arc;
-
 use hoist_registry::{GcOptions, ObjectStorage, Registry};
 use object_store::memory::InMemory;
 use tower::ServiceExt;

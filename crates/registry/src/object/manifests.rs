@@ -10,14 +10,12 @@
 //! ever a mix of two writes). Tags are listed in the store's key order, the lexical order
 //! the spec asks for.
 
-use futures_util::StreamExt;
-use hoist_image::{Descriptor, Digest};
-use object_store::path::Path;
-use object_store::{ObjectStoreExt, PutMode, PutOptions, UpdateVersion};
-
 use std::sync::Arc;
 
-use hoist_image::MAX_MANIFEST_SIZE;
+use futures_util::StreamExt;
+use hoist_image::{Descriptor, Digest, MAX_MANIFEST_SIZE};
+use object_store::path::Path;
+use object_store::{ObjectStoreExt, PutMode, PutOptions, UpdateVersion};
 
 use super::blobs::{self, BlobPointer};
 use super::{Inner, is_not_found, now_ms, store_err};
