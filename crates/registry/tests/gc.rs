@@ -516,3 +516,77 @@ async fn storage_gauges_count_blobs_bytes_and_manifests(reg: Registry) {
         assert!(text.lines().any(|l| l == want), "{want}: {text}");
     }
 }
+
+/// Two nodes over one bucket: one pushed an image (its caches remember the blobs), the
+/// other deleted the manifest and collected. The first node then answers 404 for the
+/// blobs and refuses a manifest naming them; pushed again, the image pulls whole.
+#[tokio::test]
+async fn a_node_caching_collected_blobs_refuses_manifests_naming_them_object() {
+    let (a, store) = object_registry();
+    let b = Registry::with_storage(ObjectStorage::new(store.clone(), "reg"));
+    let config = b"{\"n\":1}".to_vec();
+    let layers: [&[u8]; 1] = [b"layer cached by node a"];
+    let d = push_image(&a, "two/nodes", "v1", &config, &layers).await;
+    assert!(pulls_whole(&a, "two/nodes", "v1").await);
+    let r = call(
+        &b,
+        "DELETE",
+        &format!("/v2/two/nodes/manifests/{d}"),
+        None,
+        vec![],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let gc = b.collect_garbage(&now_only()).await.unwrap();
+    assert_eq!(gc.removed_blobs.len(), 3, "{gc:?}");
+    let layer = Digest::sha256(layers[0]);
+    for method in ["HEAD", "GET"] {
+        let r = call(
+            &a,
+            method,
+            &format!("/v2/two/nodes/blobs/{layer}"),
+            None,
+            vec![],
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{method}");
+    }
+    let raw = image(&config, &layers, None);
+    let r = put(&a, "two/nodes", "v1", IMAGE, &raw).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    assert!(r.text().contains("MANIFEST_BLOB_UNKNOWN"), "{}", r.text());
+    // Even with the repository's link left behind (a repository the collector did not
+    // know): the manifest PUT's touch goes to the bucket, and the refusal makes the node
+    // forget what it cached, so the client's next HEAD sends it uploading again.
+    let link = object_store::path::Path::from(format!(
+        "reg/repos/two/nodes/_blobs/sha256/{}",
+        layer.hex()
+    ));
+    object_store::ObjectStoreExt::put(store.as_ref(), &link, object_store::PutPayload::new())
+        .await
+        .unwrap();
+    let r = call(
+        &a,
+        "GET",
+        &format!("/v2/two/nodes/blobs/{layer}"),
+        None,
+        vec![],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = put(&a, "two/nodes", "v1", IMAGE, &raw).await;
+    assert!(r.text().contains("MANIFEST_BLOB_UNKNOWN"), "{}", r.text());
+    let r = call(
+        &a,
+        "HEAD",
+        &format!("/v2/two/nodes/blobs/{layer}"),
+        None,
+        vec![],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    push_image(&a, "two/nodes", "v1", &config, &layers).await;
+    assert!(pulls_whole(&b, "two/nodes", "v1").await);
+    assert!(pulls_whole(&a, "two/nodes", "v1").await);
+}
