@@ -19,15 +19,17 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
+use crate::digest::DiffId;
 use crate::digest::{Digest, VerifyingReader};
 use crate::error::{Error, ErrorKind, Result};
 use crate::image::{Child, Image, ImageIndex};
-use crate::layer::{BoxRead, CompressedSource, FromCompressed, Layer};
+use crate::layer::{BoxRead, CompressedSource, FromCompressed, Layer, Sealed, Store};
 use crate::manifest::{
     ANNOTATION_REF_NAME, Config, Descriptor, IndexManifest, MAX_CONFIG_SIZE, MAX_MANIFEST_SIZE,
     Manifest,
 };
 use crate::media_type::MediaType;
+use crate::pipeline::Encoding;
 use crate::quote::quote;
 
 /// The `oci-layout` file's content, as written by hoist.
@@ -376,6 +378,73 @@ impl Layout {
     }
 }
 
+/// A [`Store`] that seals layers straight into a layout's blobs (the layout is created on
+/// the first seal): an image then written into that layout ([`write`]) finds its layers
+/// there already. Where layers would otherwise go to a spool, that saves writing every
+/// compressed byte to the spool, reading it back and writing it again (for `hoist copy
+/// --no-cache docker-archive:X oci:Y`, 210 MB of incompressible layers went through the
+/// disk twice). Blobs are written like [`Layout::write_blob`]'s: a temporary file in the
+/// layout, fsynced, renamed into place. A failed seal leaves no blob behind.
+#[derive(Debug)]
+pub struct LayoutStore {
+    dir: PathBuf,
+    layout: OnceLock<Layout>,
+}
+
+impl LayoutStore {
+    /// A store for the layout in `dir` (made or opened on first use, as [`Layout::create`]).
+    pub fn new(dir: impl Into<PathBuf>) -> LayoutStore {
+        LayoutStore {
+            dir: dir.into(),
+            layout: OnceLock::new(),
+        }
+    }
+
+    fn layout(&self) -> Result<&Layout> {
+        if let Some(l) = self.layout.get() {
+            return Ok(l);
+        }
+        let l = Layout::create(&self.dir)?;
+        Ok(self.layout.get_or_init(|| l))
+    }
+}
+
+impl Store for LayoutStore {
+    fn lookup(&self, _: &DiffId, _: &Encoding) -> Option<Sealed> {
+        None
+    }
+
+    fn seal(&self, src: BoxRead, encoding: &Encoding, media_type: MediaType) -> Result<Sealed> {
+        let layout = self.layout()?;
+        // Sealing hashes with sha256: the blob goes under blobs/sha256.
+        let dir = layout.root.join("blobs").join("sha256");
+        fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display(), e))?;
+        let mut tmp = temp_builder(".tmp-")
+            .tempfile_in(&dir)
+            .map_err(|e| Error::io(dir.display(), e))?;
+        let tmp_path = tmp.path().to_path_buf();
+        let mut out = io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+        let sealed = crate::pipeline::seal(src, encoding, media_type, &mut out)?;
+        out.flush().map_err(|e| Error::io(tmp_path.display(), e))?;
+        drop(out);
+        tmp.as_file()
+            .sync_all()
+            .map_err(|e| Error::io(tmp_path.display(), e))?;
+        let path = layout.blob_path(&sealed.digest);
+        tmp.persist(&path)
+            .map_err(|e| Error::io(path.display(), e.error))?;
+        sync_dir(&dir);
+        Ok(sealed)
+    }
+
+    fn open(&self, sealed: &Sealed) -> Result<BoxRead> {
+        let layout = self.layout()?;
+        let f = File::open(layout.blob_path(&sealed.digest))
+            .map_err(|e| layout.missing_blob(&sealed.digest, e))?;
+        Ok(Box::new(f))
+    }
+}
+
 /// A temporary-file builder for files hoist keeps: mode 0644 (tempfile's default of 0600
 /// would hide blobs from other users and tools, such as a registry running as another user).
 pub(crate) fn temp_builder(prefix: &'static str) -> tempfile::Builder<'static, 'static> {
@@ -707,6 +776,45 @@ mod tests {
         assert!(leftovers.is_empty(), "{leftovers:?}");
         assert!(l.write_proven_blob(&d, &data[..]).unwrap());
         assert_eq!(&l.read_blob(&d, 100).unwrap()[..], data);
+    }
+
+    /// Sealing into a layout puts the blob in place (the layout made on first use), opens
+    /// it from there, and leaves nothing behind when the source fails.
+    #[test]
+    fn layout_store_seals_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("l");
+        let store = LayoutStore::new(&root);
+        let data = crate::random::text_tar(3, 3 << 20);
+        for enc in [Encoding::gzip(), Encoding::zstd()] {
+            let mt = MediaType::oci_layer(enc.compression);
+            let sealed = store
+                .seal(Box::new(io::Cursor::new(data.clone())), &enc, mt)
+                .unwrap();
+            let l = Layout::open(&root).unwrap();
+            assert!(l.has_blob(&sealed.digest));
+            let mut blob = Vec::new();
+            store.open(&sealed).unwrap().read_to_end(&mut blob).unwrap();
+            assert_eq!(Digest::sha256(&blob), sealed.digest);
+            assert_eq!(blob.len() as u64, sealed.size);
+            assert_eq!(sealed.diff_id.0, Digest::sha256(&data));
+        }
+        struct Broken;
+        impl Read for Broken {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                Err(io::Error::other("source broke"))
+            }
+        }
+        let e = store
+            .seal(Box::new(Broken), &Encoding::zstd(), MediaType::OciLayerZstd)
+            .unwrap_err();
+        assert!(e.to_string().contains("source broke"), "{e}");
+        let names: Vec<String> = fs::read_dir(root.join("blobs/sha256"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
     }
 
     #[test]

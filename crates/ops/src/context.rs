@@ -341,6 +341,12 @@ impl Context {
         Ok(self.stores.get_or_init(|| s).clone())
     }
 
+    /// True when layers are sealed into a temporary spool (no cache, no store of the
+    /// caller's): a verb may seal them straight into its destination instead.
+    pub(crate) fn seals_to_spool(&self) -> bool {
+        matches!(self.sealing, Sealing::Spool)
+    }
+
     /// The store layers are sealed into.
     pub fn store(&self) -> Result<Arc<dyn Store>> {
         Ok(self.stores()?.store)

@@ -9,8 +9,11 @@
 //! or one of its images) follow, recursively, bytes unchanged, through the referrers API
 //! or the tag schema ([`hoist_remote::mirror::Mirror::copy_referrers`]).
 
+use std::sync::Arc;
+
+use hoist_image::layout::LayoutStore;
 use hoist_image::pipeline::{self, Encoding};
-use hoist_image::{Child, Compression, Reference};
+use hoist_image::{Child, Compression, Reference, Store};
 use hoist_remote::Repository;
 use hoist_remote::mirror::{self, Mirror, Moved};
 
@@ -131,7 +134,8 @@ fn copy_here(src: &Location, dst: &Location, opts: &Options, ctx: &Context) -> R
             let encoding = opts
                 .encoding(false, dst.is_registry())?
                 .unwrap_or_else(Encoding::none);
-            let img = open_tarball(src, file, reference.as_ref(), Some(&encoding), ctx)
+            let store = seal_store(dst, ctx)?;
+            let img = open_tarball(src, file, reference.as_ref(), Some((&encoding, store)), ctx)
                 .with_context(|| format!("source {src}"))?;
             let tags: Vec<Reference> = img
                 .repo_tags()
@@ -147,7 +151,10 @@ fn copy_here(src: &Location, dst: &Location, opts: &Options, ctx: &Context) -> R
             let child = match opts.encoding(true, dst.is_registry())? {
                 None => child,
                 Some(e) => {
-                    let store = ctx.store()?;
+                    let store = match seal_store(dst, ctx)? {
+                        Some(s) => s,
+                        None => ctx.store()?,
+                    };
                     match child {
                         Child::Image(i) => Child::Image(pipeline::recompress(i, &e, store)?),
                         Child::Index(i) => Child::Index(pipeline::recompress_index(i, &e, store)?),
@@ -192,6 +199,19 @@ fn copy_here(src: &Location, dst: &Location, opts: &Options, ctx: &Context) -> R
             write(dst, child, ctx).with_context(what)
         }
     }
+}
+
+/// Where a copy seals the layers it compresses, when not the context's store: straight
+/// into a layout destination when they would otherwise go to a temporary spool (the
+/// layout then finds them in place instead of every compressed byte being spooled, read
+/// back and written again).
+fn seal_store(dst: &Location, ctx: &Context) -> Result<Option<Arc<dyn Store>>> {
+    Ok(match dst {
+        Location::Layout { dir, .. } if ctx.seals_to_spool() => {
+            Some(Arc::new(LayoutStore::new(dir.clone())))
+        }
+        _ => None,
+    })
 }
 
 /// Copy the referrers of what `report` says was written (each destination's manifest,

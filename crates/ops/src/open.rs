@@ -188,7 +188,7 @@ pub fn open_with(loc: &Location, how: &Open, ctx: &Context) -> Result<Child> {
             loc,
             file,
             reference.as_ref(),
-            how.encoding.as_ref(),
+            how.encoding.as_ref().map(|e| (e, None)),
             ctx,
         )?))),
         Location::OciArchive { file, name } => {
@@ -244,19 +244,21 @@ pub fn open_index(loc: &Location, how: &Open, ctx: &Context) -> Result<Arc<dyn I
     }
 }
 
-/// A tarball's image; see [`Open::encoding`].
+/// A tarball's image; see [`Open::encoding`]. Its layers are sealed in `encoding`, into
+/// the given store or else the context's.
 pub(crate) fn open_tarball(
     loc: &Location,
     file: &std::path::Path,
     reference: Option<&Reference>,
-    encoding: Option<&Encoding>,
+    encoding: Option<(&Encoding, Option<Arc<dyn hoist_image::Store>>)>,
     ctx: &Context,
 ) -> Result<tarball::Image> {
     if loc.is_stdout() {
         bail!("{loc}: stdout is a destination; a tarball is read from a file");
     }
     let (encoding, store) = match encoding {
-        Some(e) => (e.clone(), ctx.store()?),
+        Some((e, Some(store))) => (e.clone(), store),
+        Some((e, None)) => (e.clone(), ctx.store()?),
         None => (
             Encoding::none(),
             Arc::new(SpoolStore::new()?) as Arc<dyn hoist_image::Store>,
