@@ -65,59 +65,90 @@ impl Client {
     }
 
     /// `GET /v2/`: learn whether and how the registry wants authentication, and settle
-    /// the scheme: https, or for a registry that may fall back (loopback, insecure) plain
-    /// http when https fails for any reason but an untrusted certificate, or has not
-    /// answered within [`FALLBACK_DELAY`] while http has (crane's race).
+    /// the scheme. A registry that may fall back (loopback, insecure) is tried over one
+    /// scheme first, and over the other when the first fails for any reason but an
+    /// untrusted certificate, or has not answered within [`FALLBACK_DELAY`] (crane's race);
+    /// the first to answer is the one. The first is https, except for a loopback registry
+    /// with a port: one port speaks one protocol, so the order decides nothing but the
+    /// cost, and a local registry most often speaks plain http, which then needs no TLS
+    /// handshake (a process's first one seeds the crypto library's random generator:
+    /// ~20 ms of CPU, before the first request). A loopback name without a port keeps
+    /// https first: there the schemes reach different ports (443, 80).
     async fn ping(&self, st: &RegistryState) -> Result<Option<Challenge>> {
         if !st.fallback {
             let c = self.ping_at(st, "https", true).await?;
             st.settle("https");
             return Ok(c);
         }
-        let https = self.ping_at(st, "https", false);
-        tokio::pin!(https);
-        let first = tokio::select! {
-            r = &mut https => Some(r),
+        let (first, second) = if st.http_first {
+            ("http", "https")
+        } else {
+            ("https", "http")
+        };
+        // Temporary failures are retried over plain http only, and only once it is the
+        // scheme left (below, when http went first).
+        let a = self.ping_at(st, first, false);
+        tokio::pin!(a);
+        let early = tokio::select! {
+            r = &mut a => Some(r),
             _ = tokio::time::sleep(FALLBACK_DELAY) => None,
         };
-        let mut https_err = match first {
-            Some(Ok(c)) => {
-                st.settle("https");
-                return Ok(c);
+        let mut errs: [Option<Error>; 2] = [None, None];
+        if let Some(r) = early {
+            match r {
+                Ok(c) => {
+                    st.settle(first);
+                    return Ok(c);
+                }
+                Err(e) if first == "https" && e.is_untrusted_certificate() => return Err(e),
+                Err(e) => errs[0] = Some(e),
             }
-            Some(Err(e)) if e.is_untrusted_certificate() => return Err(e),
-            Some(Err(e)) => Some(e),
-            None => None,
-        };
-        let http = self.ping_at(st, "http", true);
-        tokio::pin!(http);
-        let mut http_err = None;
-        let note = loop {
+        }
+        let b = self.ping_at(st, second, second == "http");
+        tokio::pin!(b);
+        loop {
             tokio::select! {
-                r = &mut https, if https_err.is_none() => match r {
+                r = &mut a, if errs[0].is_none() => match r {
                     Ok(c) => {
-                        st.settle("https");
+                        st.settle(first);
                         return Ok(c);
                     }
-                    Err(e) if e.is_untrusted_certificate() => return Err(e),
-                    Err(e) => https_err = Some(e),
+                    Err(e) if first == "https" && e.is_untrusted_certificate() => return Err(e),
+                    Err(e) => errs[0] = Some(e),
                 },
-                r = &mut http, if http_err.is_none() => match r {
+                r = &mut b, if errs[1].is_none() => match r {
                     Ok(c) => {
-                        st.settle("http");
+                        st.settle(second);
                         return Ok(c);
                     }
-                    Err(e) => http_err = Some(e),
+                    Err(e) if second == "https" && e.is_untrusted_certificate() => return Err(e),
+                    Err(e) => errs[1] = Some(e),
                 },
             }
-            if let (Some(s), Some(_)) = (&https_err, &http_err) {
-                break s.cause_text();
+            if errs.iter().all(Option::is_some) {
+                break;
             }
-        };
+        }
+        let [ea, eb] = errs.map(|e| e.expect("both failed"));
+        let (http_err, https_err) = if first == "http" { (ea, eb) } else { (eb, ea) };
+        let note = https_err.cause_text();
+        if first == "http" && http_err.is_temporary() && self.inner.retry.retries > 0 {
+            // Plain http failed in a way worth another try: its retries (this was the
+            // first), announced, as when it goes second.
+            let url = st.base_with("http").join("v2/").expect("static path");
+            let d = self.retrying(&format!("GET {}", redact::url(&url)), 0, None, &http_err);
+            tokio::time::sleep(d).await;
+            return match self.ping_from(st, "http", 1).await {
+                Ok(c) => {
+                    st.settle("http");
+                    Ok(c)
+                }
+                Err(e) => Err(e.noted(&format!("over https: {note}"))),
+            };
+        }
         // Both failed: the plain http answer says most (nothing listens, or an error
         // status); the https one goes along.
-        let p = http_err.expect("both failed");
-        Err(p.noted(&format!("over https: {note}")))
+        Err(http_err.noted(&format!("over https: {note}")))
     }
 
     /// One scheme's ping; temporary failures retried when `retry`.
@@ -127,10 +158,44 @@ impl Client {
         scheme: &'static str,
         retry: bool,
     ) -> Result<Option<Challenge>> {
+        if retry {
+            self.ping_from(st, scheme, 0).await
+        } else {
+            self.ping_once(st, scheme).await
+        }
+    }
+
+    /// One scheme's ping, without retries.
+    async fn ping_once(
+        &self,
+        st: &RegistryState,
+        scheme: &'static str,
+    ) -> Result<Option<Challenge>> {
+        self.ping_attempts(st, scheme, 0, 0).await
+    }
+
+    /// One scheme's ping from attempt `attempt` on, temporary failures retried within the
+    /// retry budget.
+    async fn ping_from(
+        &self,
+        st: &RegistryState,
+        scheme: &'static str,
+        attempt: u32,
+    ) -> Result<Option<Challenge>> {
+        self.ping_attempts(st, scheme, attempt, self.inner.retry.retries)
+            .await
+    }
+
+    async fn ping_attempts(
+        &self,
+        st: &RegistryState,
+        scheme: &'static str,
+        first: u32,
+        retries: u32,
+    ) -> Result<Option<Challenge>> {
         let url = st.base_with(scheme).join("v2/").expect("static path");
         let what = format!("GET {}", redact::url(&url));
-        let retries = if retry { self.inner.retry.retries } else { 0 };
-        let mut attempt = 0;
+        let mut attempt = first;
         loop {
             self.inner.counters.requests.fetch_add(1, Ordering::Relaxed);
             let r = st.http.get(url.clone()).send().await;

@@ -9,9 +9,13 @@
 //! `CaUsedAsEndEntity` (webpki checks the validity period before it, so the certificate is
 //! not expired), the server's certificate is byte for byte one of those files' certificates,
 //! and it names the host. The handshake's signatures are verified as always.
+//!
+//! The roots are read when the first certificate is verified, not before: reading the
+//! system's (some 150 files) costs a process that only talks plain http to local
+//! registries several milliseconds for nothing.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
@@ -23,6 +27,15 @@ use crate::error::{Error, Result};
 /// Verifies a registry's certificate (see the module's docs).
 #[derive(Debug)]
 pub(crate) struct Verifier {
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    /// The CA files' certificates.
+    extra: Vec<CertificateDer<'static>>,
+    /// Built from the roots at the first certificate (or the reason it could not be).
+    roots: OnceLock<std::result::Result<Roots, String>>,
+}
+
+#[derive(Debug)]
+struct Roots {
     platform: rustls_platform_verifier::Verifier,
     /// Certificates the user named as trusted, each trusted as itself too.
     pinned: Vec<CertificateDer<'static>>,
@@ -31,26 +44,41 @@ pub(crate) struct Verifier {
 impl Verifier {
     /// The system's roots plus `extra` (the CA files' certificates). The certificates of
     /// `SSL_CERT_FILE` (when set and readable) and `extra` are trusted as themselves.
-    pub(crate) fn new(extra: Vec<CertificateDer<'static>>) -> Result<Verifier> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let platform = if extra.is_empty() {
-            rustls_platform_verifier::Verifier::new(provider)
-        } else {
-            rustls_platform_verifier::Verifier::new_with_extra_roots(extra.clone(), provider)
+    pub(crate) fn new(extra: Vec<CertificateDer<'static>>) -> Verifier {
+        Verifier {
+            provider: Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
+            extra,
+            roots: OnceLock::new(),
         }
-        .map_err(|e| Error::invalid_input("TLS roots", e.to_string()))?;
-        let mut pinned = extra;
-        if let Some(f) = std::env::var_os("SSL_CERT_FILE") {
-            pinned.extend(read_pem(Path::new(&f)).unwrap_or_default());
-        }
-        Ok(Verifier { platform, pinned })
+    }
+
+    fn roots(&self) -> std::result::Result<&Roots, rustls::Error> {
+        self.roots
+            .get_or_init(|| {
+                let extra = self.extra.clone();
+                let platform = if extra.is_empty() {
+                    rustls_platform_verifier::Verifier::new(self.provider.clone())
+                } else {
+                    rustls_platform_verifier::Verifier::new_with_extra_roots(
+                        extra.clone(),
+                        self.provider.clone(),
+                    )
+                }
+                .map_err(|e| format!("TLS roots: {e}"))?;
+                let mut pinned = extra;
+                if let Some(f) = std::env::var_os("SSL_CERT_FILE") {
+                    pinned.extend(read_pem(Path::new(&f)).unwrap_or_default());
+                }
+                Ok(Roots { platform, pinned })
+            })
+            .as_ref()
+            .map_err(|e| rustls::Error::General(e.clone()))
     }
 
     /// A rustls client configuration verifying with this, offering HTTP/2 unless
     /// `http1_only`.
     pub(crate) fn client_config(self, http1_only: bool) -> Result<rustls::ClientConfig> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut c = rustls::ClientConfig::builder_with_provider(provider)
+        let mut c = rustls::ClientConfig::builder_with_provider(self.provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| Error::invalid_input("TLS settings", e.to_string()))?
             .dangerous()
@@ -84,7 +112,8 @@ impl ServerCertVerifier for Verifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        match self.platform.verify_server_cert(
+        let roots = self.roots()?;
+        match roots.platform.verify_server_cert(
             end_entity,
             intermediates,
             server_name,
@@ -93,7 +122,7 @@ impl ServerCertVerifier for Verifier {
         ) {
             Err(e)
                 if is_ca_used_as_end_entity(&e)
-                    && self
+                    && roots
                         .pinned
                         .iter()
                         .any(|p| p.as_ref() == end_entity.as_ref()) =>
@@ -112,7 +141,14 @@ impl ServerCertVerifier for Verifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.platform.verify_tls12_signature(message, cert, dss)
+        // As the platform verifier does (webpki with the provider's algorithms), without
+        // reading the roots.
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -121,11 +157,18 @@ impl ServerCertVerifier for Verifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.platform.verify_tls13_signature(message, cert, dss)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.platform.supported_verify_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 

@@ -196,7 +196,7 @@ impl ClientBuilder {
                 .redirect(reqwest::redirect::Policy::limited(5));
             if verify {
                 let tls =
-                    crate::tls::Verifier::new(roots.clone())?.client_config(self.http1_only)?;
+                    crate::tls::Verifier::new(roots.clone()).client_config(self.http1_only)?;
                 b = b.tls_backend_preconfigured(tls);
             } else {
                 b = b.tls_danger_accept_invalid_certs(true);
@@ -270,6 +270,8 @@ pub(crate) struct RegistryState {
     scheme: OnceLock<&'static str>,
     /// Plain http may be tried when https fails (loopback and insecure registries).
     pub(crate) fallback: bool,
+    /// Plain http is tried first (a loopback registry with a port; see `Client::ping`).
+    pub(crate) http_first: bool,
     /// The HTTP client for this registry (verifying certificates, or not).
     pub(crate) http: reqwest::Client,
     pub(crate) registry: String,
@@ -628,10 +630,12 @@ impl Client {
         let insecure = self.inner.insecure.contains(registry);
         let provisional = Url::parse(&format!("https://{registry}/"))
             .map_err(|e| Error::invalid_input(format!("registry {registry:?}"), e.to_string()))?;
+        let loopback = hoist_image::is_loopback(registry);
         let s = Arc::new(RegistryState {
+            http_first: loopback && provisional.port().is_some(),
             provisional,
             scheme: OnceLock::new(),
-            fallback: insecure || hoist_image::is_loopback(registry),
+            fallback: insecure || loopback,
             http: if insecure {
                 self.inner.unverified.clone()
             } else {
@@ -825,9 +829,9 @@ mod tests {
         let seen = stub.requests();
         assert_eq!(seen.iter().filter(|r| r.route() == "/v2/").count(), 1);
         assert!(seen.iter().all(|r| r.header("authorization").is_none()));
-        // 3 requests and the ping, over http after an https attempt the stub could not
-        // answer (a loopback registry falls back to plain http).
-        assert_eq!(c.stats().requests, 5);
+        // 3 requests and the ping, all over plain http: a loopback registry with a port
+        // is tried over plain http first, so no https attempt was made.
+        assert_eq!(c.stats().requests, 4);
         assert!(c.base_url(&stub.host()).unwrap().starts_with("http://"));
     }
 
