@@ -621,9 +621,11 @@ fn rate_limits_slow_the_sync_down_and_retry_after_is_honoured() {
     assert!(heard.retries.lock().unwrap().is_empty());
 
     // Refused: a 429 with `Retry-After`, waited for, then the request goes again.
-    // HEADs are not paced (Docker Hub does not count them): two at once, one allowed.
-    src_proxy.counters().reset();
-    src_proxy.set_rate_limit(
+    // HEADs are not paced (Docker Hub does not count them): the destination's HEADs of
+    // two tags, at once, one allowed (a tag the destination lacks costs no HEAD at the
+    // source).
+    let dst_proxy = Proxy::start(dst.addr(), vec![]);
+    dst_proxy.set_rate_limit(
         Match::method("HEAD").path("/manifests/"),
         1,
         Duration::from_secs(2),
@@ -634,12 +636,12 @@ fn rate_limits_slow_the_sync_down_and_retry_after_is_honoured() {
     };
     let mut p = pair(
         &format!("{sh}/team/app0"),
-        &format!("{}/refused", dst.host()),
+        &format!("{}/refused", dst_proxy.addr()),
     );
     p.tags = TagFilter::all().tags("a|b").unwrap();
     let r = run(&[p], &two_at_a_time, &ctx());
     assert_eq!(r.copied(), 2, "{r:#?}");
-    let c = src_proxy.counters();
+    let c = dst_proxy.counters();
     assert_eq!(
         c.limited.load(std::sync::atomic::Ordering::Relaxed),
         1,

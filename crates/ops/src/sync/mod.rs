@@ -281,7 +281,7 @@ async fn run(
     let mut report = Report::default();
     let mut jobs = Vec::new();
     for (i, p) in pairs.iter().enumerate() {
-        let (js, failed) = plan(&client, i, p).await;
+        let (js, failed) = plan(&client, i, p, opts.images).await;
         jobs.extend(js);
         report.images.extend(failed);
     }
@@ -321,7 +321,8 @@ async fn run(
 }
 
 /// The images of one pair, and the repositories that could not be listed (as failed).
-async fn plan(client: &Client, i: usize, p: &Pair) -> (Vec<Job>, Vec<Image>) {
+/// The tags of the repositories are listed `width` at a time.
+async fn plan(client: &Client, i: usize, p: &Pair, width: usize) -> (Vec<Job>, Vec<Image>) {
     let mut jobs = Vec::new();
     let mut failed = Vec::new();
     let names = match p.source.repositories(client).await {
@@ -335,40 +336,72 @@ async fn plan(client: &Client, i: usize, p: &Pair) -> (Vec<Job>, Vec<Image>) {
             return (jobs, failed);
         }
     };
+    let mut repos = Vec::new();
     for name in names {
-        let repos = Repository::new(&p.source.registry, &name)
+        let r = Repository::new(&p.source.registry, &name)
             .map_err(Error::from)
             .and_then(|src| Ok((src, p.destination.destination_of(&p.source, &name)?)));
-        let (src, dst) = match repos {
-            Ok(r) => r,
-            Err(e) => {
-                failed.push(Image::failed(
-                    format!("{}/{name}", p.source.registry),
-                    p.destination.to_string(),
-                    &e,
-                ));
-                continue;
+        match r {
+            Ok(r) => repos.push(r),
+            Err(e) => failed.push(Image::failed(
+                format!("{}/{name}", p.source.registry),
+                p.destination.to_string(),
+                &e,
+            )),
+        }
+    }
+    let mut listed: Vec<Option<hoist_remote::Result<Vec<String>>>> = Vec::new();
+    listed.resize_with(repos.len(), || None);
+    match &p.source.tag {
+        Some(t) => listed
+            .iter_mut()
+            .for_each(|l| *l = Some(Ok(vec![t.clone()]))),
+        None => {
+            let gate = Arc::new(Semaphore::new(width.max(1)));
+            let mut set = JoinSet::new();
+            for (k, (src, _)) in repos.iter().enumerate() {
+                let (client, src, gate) = (client.clone(), src.clone(), gate.clone());
+                set.spawn(async move {
+                    let _turn = gate.acquire_owned().await.expect("never closed");
+                    (k, hoist_remote::ops::list_tags(&client, &src).await)
+                });
             }
-        };
-        let tags = match &p.source.tag {
-            Some(t) => vec![t.clone()],
-            None => match hoist_remote::ops::list_tags(client, &src).await {
-                Ok(mut tags) => {
+            while let Some(r) = set.join_next().await {
+                // A listing task only ends by returning (it does not panic).
+                if let Ok((k, tags)) = r {
+                    listed[k] = Some(tags);
+                }
+            }
+        }
+    }
+    for ((src, dst), tags) in repos.into_iter().zip(listed) {
+        let tags = match tags {
+            Some(Ok(mut tags)) => {
+                if p.source.tag.is_none() {
                     if p.referrers {
                         // The referrers copy keeps these itself.
                         tags.retain(|t| !hoist_remote::referrers::is_fallback_tag(t));
                     }
-                    p.tags.select(&tags)
+                    tags = p.tags.select(&tags);
                 }
-                Err(e) => {
-                    failed.push(Image::failed(
-                        src.to_string(),
-                        dst.to_string(),
-                        &format!("listing the tags of {src}: {e}"),
-                    ));
-                    continue;
-                }
-            },
+                tags
+            }
+            Some(Err(e)) => {
+                failed.push(Image::failed(
+                    src.to_string(),
+                    dst.to_string(),
+                    &format!("listing the tags of {src}: {e}"),
+                ));
+                continue;
+            }
+            None => {
+                failed.push(Image::failed(
+                    src.to_string(),
+                    dst.to_string(),
+                    &format!("listing the tags of {src}: the task ended"),
+                ));
+                continue;
+            }
         };
         for tag in tags {
             jobs.push(Job {
@@ -414,17 +447,45 @@ async fn image_here(
     dry_run: bool,
 ) -> Result<(Outcome, Digest, Moved)> {
     let client = mirror.client();
-    let src_digest = client
-        .manifest_digest(&job.src, &job.tag)
-        .await?
-        .ok_or_else(|| {
-            Error::msg(
-                crate::ErrorKind::NotFound,
-                format!("{source}: the tag is gone from the source"),
-            )
-        })?;
-    let at_dst = client.manifest_digest(&job.dst, &job.dst_tag).await?;
+    let gone = || {
+        Error::msg(
+            crate::ErrorKind::NotFound,
+            format!("{source}: the tag is gone from the source"),
+        )
+    };
     let platforms = pair.platform_list();
+    // The destination is asked first. A tag it lacks is copied whatever the source's
+    // digest, so the source's manifest is fetched at once (its digest is that of the
+    // bytes received), without a HEAD there; a tag it has costs a HEAD at the source.
+    // Narrowed to platforms, the source's own digest is needed (the state file keys
+    // the manifest written by it): both HEADs, at once.
+    let mut top: Option<Manifest> = None;
+    let (src_digest, at_dst) = if platforms.is_empty() {
+        match client.manifest_digest(&job.dst, &job.dst_tag).await? {
+            None => {
+                let m = client
+                    .get_manifest(&job.src, &job.tag)
+                    .await
+                    .map_err(|e| if e.is_not_found() { gone() } else { e.into() })?;
+                let d = m.digest().clone();
+                top = Some(m);
+                (d, None)
+            }
+            Some(at) => {
+                let d = client
+                    .manifest_digest(&job.src, &job.tag)
+                    .await?
+                    .ok_or_else(gone)?;
+                (d, Some(at))
+            }
+        }
+    } else {
+        let (s, d) = tokio::join!(
+            client.manifest_digest(&job.src, &job.tag),
+            client.manifest_digest(&job.dst, &job.dst_tag)
+        );
+        (s?.ok_or_else(gone)?, d?)
+    };
     let key = {
         let mut k: Vec<String> = platforms.iter().map(ToString::to_string).collect();
         k.sort();
@@ -432,7 +493,6 @@ async fn image_here(
     };
     // The manifest the destination should have: the source's, or narrowed (from an
     // earlier run's state, else computed from the source's index).
-    let mut top: Option<Manifest> = None;
     let want = if platforms.is_empty() {
         src_digest.clone()
     } else if let Some(w) = state.and_then(|s| s.written(source, &src_digest, &key)) {
