@@ -221,6 +221,17 @@ fn a_registry_with_the_referrers_api_mirrored_to_distribution() {
         dst_proxy.counters().summary()
     );
     assert_eq!(m.referrers, fixture.referrers.len() as u64, "{m:?}");
+    // Every destination repository was new: its tag list was asked once (404), and no
+    // blob was HEADed there; a tag the destination lacked cost no HEAD at the source.
+    let (s, d) = (src_proxy.counters(), dst_proxy.counters());
+    assert_eq!(d.route("HEAD", "blobs"), 0, "{}", d.summary());
+    assert_eq!(
+        d.route("GET", "tags"),
+        fixture.repos().len() as u64,
+        "{}",
+        d.summary()
+    );
+    assert_eq!(s.route("HEAD", "manifests"), 0, "{}", s.summary());
     check_mirrored(
         &raw,
         &fixture,

@@ -9,6 +9,9 @@
 //!   known to hold it (from this run, from an earlier run's [`Journal`], or the source
 //!   repository when both are on one registry) or uploads it, streamed from the source;
 //!   copies needing it meanwhile wait, then mount it from there (no `HEAD`, no upload);
+//! - no `HEAD` of blobs in a repository the destination does not have yet (asked once
+//!   per repository, the first time a blob must go there: its tag list is 404
+//!   `NAME_UNKNOWN`), unless the journal says an earlier run was filling it;
 //! - an optional [`Journal`] (a sync's state file) told which repository holds which
 //!   blob and where each large upload's session is, so a run killed in the middle
 //!   resumes its uploads from the offset the registry reports, and mounts what it had
@@ -62,6 +65,14 @@ pub trait Journal: Send + Sync {
     /// The session an earlier run left for `digest` in `repo`.
     fn open_session(&self, _repo: &Repository, _digest: &Digest) -> Option<String> {
         None
+    }
+    /// Blobs go into `repo`, which the registry did not have, without `HEAD`s: told
+    /// before the first of them is sent.
+    fn filling(&self, _repo: &Repository) {}
+    /// An earlier run was told [`Journal::filling`] of `repo`: it may hold blobs that
+    /// run sent without noting them (killed between a commit and its note).
+    fn filled_before(&self, _repo: &Repository) -> bool {
+        false
     }
 }
 
@@ -206,6 +217,8 @@ struct Inner {
     manifests: Mutex<HashSet<(Repository, Digest)>>,
     /// Registry → it has the referrers API.
     api: Mutex<HashMap<String, bool>>,
+    /// Destination repository → it did not exist when this run first needed a blob there.
+    unknown: Mutex<HashMap<Repository, Arc<tokio::sync::OnceCell<bool>>>>,
     /// One writer at a time per fallback tag.
     tags: Mutex<HashMap<(Repository, Digest), TagLock>>,
     total: Mutex<Moved>,
@@ -256,6 +269,7 @@ impl Mirror {
                 present: Mutex::default(),
                 manifests: Mutex::default(),
                 api: Mutex::default(),
+                unknown: Mutex::default(),
                 tags: Mutex::default(),
                 total: Mutex::default(),
             }),
@@ -585,7 +599,9 @@ impl Mirror {
         d: &Descriptor,
         dst: &Repository,
     ) -> Result<BlobOutcome> {
-        if self.inner.client.head_blob(dst, &d.digest).await? == Presence::Present {
+        if !self.repository_unknown(dst).await
+            && self.inner.client.head_blob(dst, &d.digest).await? == Presence::Present
+        {
             return Ok(BlobOutcome::Present);
         }
         let src = remote.repo();
@@ -599,6 +615,38 @@ impl Mirror {
                     .then(|| src.name().to_string())
             });
         self.send(remote, d, dst, holder).await
+    }
+
+    /// Did the destination lack the repository `dst` when this run first asked? (asked
+    /// once per repository, unless an earlier run was filling it; a failure to ask
+    /// counts as no: blobs are then `HEAD`ed)
+    async fn repository_unknown(&self, dst: &Repository) -> bool {
+        let cell = self
+            .inner
+            .unknown
+            .lock()
+            .expect("unknown lock")
+            .entry(dst.clone())
+            .or_default()
+            .clone();
+        *cell
+            .get_or_init(|| async {
+                let journal = &self.inner.journal;
+                if journal.filled_before(dst) {
+                    return false;
+                }
+                let unknown = crate::ops::repository_unknown(&self.inner.client, dst)
+                    .await
+                    .unwrap_or_else(|e| {
+                        tracing::debug!(repository = %dst, error = %e, "could not tell whether the repository exists");
+                        false
+                    });
+                if unknown && !self.inner.dry_run {
+                    journal.filling(dst);
+                }
+                unknown
+            })
+            .await
     }
 
     /// Mount the blob from `holder` when given (uploading when the registry declines),

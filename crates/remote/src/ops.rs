@@ -86,6 +86,22 @@ pub async fn list_tags(client: &Client, repo: &Repository) -> Result<Vec<String>
     paginate(client, repo, &pull_scope(repo), url, "tags").await
 }
 
+/// True when the registry says the repository does not exist: `GET /v2/<name>/tags/list?n=1`
+/// answered 404 `NAME_UNKNOWN` (distribution's answer for a repository without a tag
+/// directory). Asked with the push scope a copy into it needs anyway (no other token).
+/// Any other answer is `false`; a failure to ask is an error.
+pub(crate) async fn repository_unknown(client: &Client, repo: &Repository) -> Result<bool> {
+    let mut url = client.url(repo, "tags/list")?;
+    url.query_pairs_mut().append_pair("n", "1");
+    let r = client
+        .send(repo, &push_scope(repo), Method::GET, url, &[], Body::Empty)
+        .await?;
+    if r.status() != 404 {
+        return Ok(false);
+    }
+    Ok(r.into_error().await.has_code("NAME_UNKNOWN"))
+}
+
 /// Every repository of a registry (`GET /v2/_catalog`, all pages).
 pub async fn catalog(client: &Client, registry: &str) -> Result<Vec<String>> {
     let base = Url::parse(&client.base_url(registry)?)

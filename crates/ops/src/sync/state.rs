@@ -9,6 +9,9 @@
 //! - `{"t":"session","registry":R,"repo":N,"digest":D,"url":U}` (`"url":null` when
 //!   committed): where a large upload's session is. A later run asks the registry how
 //!   much of it arrived and sends only the rest.
+//! - `{"t":"repo","registry":R,"repo":N}`: a run began sending blobs, without `HEAD`s,
+//!   into this repository the registry did not have. A later run `HEAD`s blobs there
+//!   (the killed run may have committed some it had no time to note).
 //! - `{"t":"image","source":S,"digest":D,"platforms":P,"written":W}`: the source image
 //!   `S` at `D`, narrowed to the platforms `P`, was written as the manifest `W`: a later
 //!   run tells an unchanged narrowed image without fetching the source's index.
@@ -18,7 +21,7 @@
 //! is a new one) — so a lost or stale file only costs time. A file over
 //! [`COMPACT_BYTES`] is rewritten with the latest fact of each key when opened.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -48,6 +51,10 @@ enum Line {
         digest: String,
         url: Option<String>,
     },
+    Repo {
+        registry: String,
+        repo: String,
+    },
     Image {
         source: String,
         digest: String,
@@ -64,6 +71,8 @@ struct Facts {
     sessions: HashMap<(String, String, String), String>,
     /// (source, digest, platforms) → the manifest written.
     images: HashMap<(String, String, String), String>,
+    /// (registry, repo) a run began filling without `HEAD`s.
+    filled: HashSet<(String, String)>,
 }
 
 impl Facts {
@@ -87,6 +96,9 @@ impl Facts {
                     Some(u) => self.sessions.insert(key, u),
                     None => self.sessions.remove(&key),
                 };
+            }
+            Line::Repo { registry, repo } => {
+                self.filled.insert((registry, repo));
             }
             Line::Image {
                 source,
@@ -114,6 +126,12 @@ impl Facts {
                 repo: repo.clone(),
                 digest: digest.clone(),
                 url: Some(url.clone()),
+            });
+        }
+        for (registry, repo) in &self.filled {
+            out.push(Line::Repo {
+                registry: registry.clone(),
+                repo: repo.clone(),
             });
         }
         for ((source, digest, platforms), written) in &self.images {
@@ -274,6 +292,23 @@ impl Journal for State {
         });
     }
 
+    fn filling(&self, repo: &Repository) {
+        if !self.filled_before(repo) {
+            self.append(Line::Repo {
+                registry: repo.registry().to_string(),
+                repo: repo.name().to_string(),
+            });
+        }
+    }
+
+    fn filled_before(&self, repo: &Repository) -> bool {
+        self.facts
+            .lock()
+            .expect("facts lock")
+            .filled
+            .contains(&(repo.registry().to_string(), repo.name().to_string()))
+    }
+
     fn open_session(&self, repo: &Repository, digest: &Digest) -> Option<String> {
         self.facts
             .lock()
@@ -308,6 +343,8 @@ mod tests {
                 Some("http://127.0.0.1:5000/v2/a/b/blobs/uploads/x"),
             );
             s.image_done("src/a:v1", &d1, "linux/amd64", &d2);
+            s.filling(&repo);
+            s.filling(&repo); // known: not written twice
         }
         // A run killed in the middle of a line.
         std::fs::OpenOptions::new()
@@ -317,7 +354,7 @@ mod tests {
             .write_all(br#"{"t":"blob","regis"#)
             .unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(text.lines().count(), 4, "{text}");
+        assert_eq!(text.lines().count(), 5, "{text}");
         let s = State::open(&path).unwrap();
         s.blob_in(&Repository::new("127.0.0.1:5000", "c").unwrap(), &d2);
         let s = State::open(&path).unwrap();
@@ -326,6 +363,8 @@ mod tests {
         assert!(s.open_session(&repo, &d2).unwrap().ends_with("/uploads/x"));
         assert_eq!(s.written("src/a:v1", &d1, "linux/amd64"), Some(d2.clone()));
         assert_eq!(s.written("src/a:v1", &d1, ""), None);
+        assert!(s.filled_before(&repo));
+        assert!(!s.filled_before(&Repository::new("127.0.0.1:5000", "c").unwrap()));
         // A committed session is forgotten.
         s.session(&repo, &d2, None);
         let s = State::open(&path).unwrap();
