@@ -505,3 +505,80 @@ fn a_config_file_of_pairs_planned_then_synced() {
         Some(digest("team/app1", "edge"))
     );
 }
+
+/// `cmd` run under a pseudo-terminal made by util-linux's `script` (in every Debian and
+/// Ubuntu: bsdutils): what the terminal received, stdout and stderr together.
+fn on_a_terminal(cmd: &Command) -> Output {
+    let quote = |s: &std::ffi::OsStr| format!("'{}'", s.to_str().unwrap().replace('\'', r"'\''"));
+    let line: Vec<String> = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(quote)
+        .collect();
+    let mut s = Command::new("script");
+    s.args(["--quiet", "--return", "--flush", "--command"])
+        .arg(line.join(" "))
+        .arg("/dev/null")
+        .env("TERM", "xterm-256color")
+        .env("SHELL", "/bin/sh")
+        .stdin(Stdio::null());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => s.env(k, v),
+            None => s.env_remove(k),
+        };
+    }
+    s.output()
+        .expect("util-linux `script` (apt-get install bsdutils) makes the terminal")
+}
+
+#[test]
+fn the_overall_bar_is_drawn_on_a_terminal_and_never_without_one() {
+    let src = TestRegistry::start();
+    let dst = TestRegistry::start();
+    let fixture = mirror::populate(
+        &src.url(),
+        &mirror::Options {
+            repos: 2,
+            extras: false,
+            ..Default::default()
+        },
+    );
+    let total = fixture.images.len();
+    let t = tempfile::tempdir().unwrap();
+    // The bar: "images DONE/TOTAL [=====>    ] SENT ELAPSED", redrawn in place.
+    let bar = format!("/{total} [");
+
+    let tty = on_a_terminal(hoist(&t.path().join("tty.jsonl")).args([
+        &format!("{}/team", src.host()),
+        &format!("{}/tty", dst.host()),
+    ]));
+    let screen = text(&tty.stdout);
+    assert!(tty.status.success(), "{screen}");
+    assert!(
+        screen.contains(&bar),
+        "no overall bar on the terminal: {screen:?}"
+    );
+    assert!(screen.contains("images "), "{screen:?}");
+    assert!(screen.contains("\x1b["), "no cursor control: {screen:?}");
+    // Each image's line is printed above the bar.
+    assert_eq!(screen.matches("copied ").count(), total, "{screen:?}");
+
+    // Not a terminal: the same lines, no bar, no escape sequence.
+    let plain = hoist(&t.path().join("plain.jsonl"))
+        .args([
+            &format!("{}/team", src.host()),
+            &format!("{}/plain", dst.host()),
+        ])
+        .env("TERM", "xterm-256color")
+        .output()
+        .unwrap();
+    let err = text(&plain.stderr);
+    assert!(plain.status.success(), "{err}");
+    assert_eq!(err.matches("copied ").count(), total, "{err}");
+    assert!(!err.contains(&bar), "a bar without a terminal: {err:?}");
+    assert!(
+        !err.contains('\x1b'),
+        "an escape sequence without a terminal: {err:?}"
+    );
+    assert!(!text(&plain.stdout).contains('\x1b'));
+}
