@@ -13,6 +13,8 @@ command -v skopeo >/dev/null || need+=(skopeo)
 command -v htpasswd >/dev/null || need+=(apache2-utils)
 command -v curl >/dev/null || need+=(curl)
 command -v openssl >/dev/null || need+=(openssl)
+# hoist sync's progress bar is tested under a pseudo-terminal made by script(1).
+command -v script >/dev/null || need+=(bsdutils)
 # The web page's tests render it in headless Chromium (with a font for its screenshots).
 command -v chromium >/dev/null || need+=(chromium fonts-dejavu-core)
 # The registry's object-storage tests: nodes behind haproxy over SeaweedFS.
