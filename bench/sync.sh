@@ -13,7 +13,9 @@
 #   cold       the whole mirror (hoist: one call for the prefix; skopeo: one per repository)
 #   unchanged  the same sync again, nothing changed
 # Reported: wall time, the client's CPU, the CPU of both registries, peak RSS; ratios per
-# run. After run 1 every tag's digest at each destination is checked against the source.
+# run; the requests each registry answered in run 1 (from their access logs: a count that
+# load does not blur). After run 1 every tag's digest at each destination is checked
+# against the source.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
@@ -113,6 +115,28 @@ digest_of() {
     "http://$1/v2/$2/manifests/$3" | tr -d '\r' | awk -F': ' 'tolower($1)=="docker-content-digest" {print $2}'
 }
 
+# start_logged VAR ROOT: start_distribution with the access log on, appended to
+# ROOT/access.log (one line per request answered).
+start_logged() {
+  local root=$2 port
+  mkdir -p "$root"
+  port=$(free_port)
+  cat >"$root/config.yml" <<YML
+version: 0.1
+log: {level: error, accesslog: {disabled: false}}
+storage: {filesystem: {rootdirectory: $root/data}, cache: {blobdescriptor: inmemory}}
+http: {addr: 127.0.0.1:$port}
+YML
+  "$REGISTRY_BIN" serve "$root/config.yml" >>"$root/access.log" 2>/dev/null &
+  PIDS+=($!)
+  printf -v "$1" '%s' "127.0.0.1:$port"
+  printf -v "$1_PID" '%s' "$!"
+  wait_v2 "127.0.0.1:$port" || { echo "$BENCH: the registry at 127.0.0.1:$port did not start" >&2; exit 1; }
+}
+
+# requests ROOT: the requests the registry of ROOT answered so far.
+requests() { wc -l <"$1/access.log"; }
+
 # skopeo, one call per repository (what `skopeo sync` takes), with an empty blob-info cache.
 cat >"$W/skopeo-sync.sh" <<'SH'
 #!/usr/bin/env bash
@@ -128,20 +152,24 @@ chmod +x "$W/skopeo-sync.sh"
 for kind in $DATA; do
   kill_servers
   rm -rf "$W/src"
-  start_distribution SRC "$W/src"
+  start_logged SRC "$W/src"
   SRC_PID_KEEP=$SRC_PID
   populate "$kind"
   for run in $(seq "$RUNS"); do
     echo "$kind: run $run/$RUNS" >&2
     for tool in hoist skopeo; do
       rm -rf "$W/dst" "$W/state.jsonl"
-      start_distribution DST "$W/dst"
+      start_logged DST "$W/dst"
       SERVERS="$SRC_PID_KEEP $DST_PID"
       for pass in cold unchanged; do
+        src0=$(requests "$W/src") dst0=$(requests "$W/dst")
         case $tool in
           hoist) timed "$kind" "hoist-$pass" "$run" "$HOIST" --quiet sync "$SRC/bench" "$DST/bench" --state "$W/state.jsonl" ;;
           skopeo) timed "$kind" "skopeo-$pass" "$run" "${NO_BLOB_CACHE[@]}" "$W/skopeo-sync.sh" "$SRC" "$DST" "$REPOS" ;;
         esac
+        # (a registry logs a request just after answering it: a moment for the last line)
+        [ "$run" = 1 ] && sleep 0.1 && fact "$kind" "requests-$tool-$pass" \
+          "source $(($(requests "$W/src") - src0)), destination $(($(requests "$W/dst") - dst0)) (run 1)"
       done
       [ "$run" = 1 ] && check_mirror "$DST"
       SERVERS=
