@@ -232,6 +232,25 @@ fn a_registry_with_the_referrers_api_mirrored_to_distribution() {
         d.summary()
     );
     assert_eq!(s.route("HEAD", "manifests"), 0, "{}", s.summary());
+    // Nor was any tag but the first asked of each repository HEADed there: the first
+    // one's 404 and the tag list told that the repository, so all its tags, were new.
+    for repo in fixture.repos() {
+        let at = repo.replacen("team", "mirror", 1);
+        let headed: Vec<&String> = fixture
+            .images
+            .iter()
+            .filter(|(r, t, _)| {
+                *r == repo && d.count_of("HEAD", &format!("/v2/{at}/manifests/{t}")) > 0
+            })
+            .map(|(_, t, _)| t)
+            .collect();
+        assert_eq!(headed.len(), 1, "{at}: {headed:?} {:#?}", d.log());
+        assert_eq!(
+            d.count_of("HEAD", &format!("/v2/{at}/manifests/{}", headed[0])),
+            1,
+            "{at}"
+        );
+    }
     check_mirrored(
         &raw,
         &fixture,
@@ -632,26 +651,33 @@ fn rate_limits_slow_the_sync_down_and_retry_after_is_honoured() {
     assert!(heard.retries.lock().unwrap().is_empty());
 
     // Refused: a 429 with `Retry-After`, waited for, then the request goes again.
-    // HEADs are not paced (Docker Hub does not count them): the destination's HEADs of
-    // two tags, at once, one allowed (a tag the destination lacks costs no HEAD at the
-    // source).
+    // HEADs are not paced (Docker Hub does not count them). The destination has the
+    // repository (with the tag c), so each tag is HEADed there: the first one asked
+    // alone, then the other two at once, one allowed (a tag the destination lacks
+    // costs no HEAD at the source). The source is read directly (its GETs are paced
+    // above: this part is about the destination's 429).
+    let mut first = pair(
+        &format!("{}/team/app0", src.host()),
+        &format!("{}/refused", dst.host()),
+    );
+    first.tags = TagFilter::all().tags("c").unwrap();
+    assert_eq!(run(&[first], &one_at_a_time, &ctx()).copied(), 1);
     let dst_proxy = Proxy::start(dst.addr(), vec![]);
     dst_proxy.set_rate_limit(
         Match::method("HEAD").path("/manifests/"),
-        1,
-        Duration::from_secs(2),
+        2,
+        Duration::from_secs(3),
     );
-    let two_at_a_time = sync::Options {
-        images: 2,
+    let three_at_a_time = sync::Options {
+        images: 3,
         ..Default::default()
     };
-    let mut p = pair(
-        &format!("{sh}/team/app0"),
+    let p = pair(
+        &format!("{}/team/app0", src.host()),
         &format!("{}/refused", dst_proxy.addr()),
     );
-    p.tags = TagFilter::all().tags("a|b").unwrap();
-    let r = run(&[p], &two_at_a_time, &ctx());
-    assert_eq!(r.copied(), 2, "{r:#?}");
+    let r = run(&[p], &three_at_a_time, &ctx());
+    assert_eq!((r.copied(), r.unchanged()), (2, 1), "{r:#?}");
     let c = dst_proxy.counters();
     assert_eq!(
         c.limited.load(std::sync::atomic::Ordering::Relaxed),

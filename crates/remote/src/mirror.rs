@@ -9,9 +9,10 @@
 //!   known to hold it (from this run, from an earlier run's [`Journal`], or the source
 //!   repository when both are on one registry) or uploads it, streamed from the source;
 //!   copies needing it meanwhile wait, then mount it from there (no `HEAD`, no upload);
-//! - no `HEAD` of blobs in a repository the destination does not have yet (asked once
-//!   per repository, the first time a blob must go there: its tag list is 404
-//!   `NAME_UNKNOWN`), unless the journal says an earlier run was filling it;
+//! - no `HEAD` of blobs, nor of tags but the first asked ([`Mirror::digest_at`]), in a
+//!   repository the destination does not have yet (asked once per repository, when
+//!   the first tag asked is missing or the first blob must go there: its tag list is
+//!   404 `NAME_UNKNOWN`), unless the journal says an earlier run was filling it;
 //! - an optional [`Journal`] (a sync's state file) told which repository holds which
 //!   blob and where each large upload's session is, so a run killed in the middle
 //!   resumes its uploads from the offset the registry reports, and mounts what it had
@@ -66,11 +67,11 @@ pub trait Journal: Send + Sync {
     fn open_session(&self, _repo: &Repository, _digest: &Digest) -> Option<String> {
         None
     }
-    /// Blobs go into `repo`, which the registry did not have, without `HEAD`s: told
-    /// before the first of them is sent.
+    /// Blobs and tags go into `repo`, which the registry did not have, without `HEAD`s:
+    /// told before the first of them is sent.
     fn filling(&self, _repo: &Repository) {}
-    /// An earlier run was told [`Journal::filling`] of `repo`: it may hold blobs that
-    /// run sent without noting them (killed between a commit and its note).
+    /// An earlier run was told [`Journal::filling`] of `repo`: it may hold blobs and
+    /// tags that run sent without noting them (killed between a write and its note).
     fn filled_before(&self, _repo: &Repository) -> bool {
         false
     }
@@ -217,7 +218,8 @@ struct Inner {
     manifests: Mutex<HashSet<(Repository, Digest)>>,
     /// Registry → it has the referrers API.
     api: Mutex<HashMap<String, bool>>,
-    /// Destination repository → it did not exist when this run first needed a blob there.
+    /// Destination repository → it did not exist when this run first asked (a tag or a
+    /// blob there).
     unknown: Mutex<HashMap<Repository, Arc<tokio::sync::OnceCell<bool>>>>,
     /// One writer at a time per fallback tag.
     tags: Mutex<HashMap<(Repository, Digest), TagLock>>,
@@ -388,6 +390,32 @@ impl Mirror {
             .lock()
             .expect("api lock")
             .insert(registry.to_string(), yes);
+    }
+
+    /// The digest of `tag` in the destination repository `dst` (`None`: it lacks the
+    /// tag). The first tag asked of a repository is `HEAD`ed; when it is missing, the
+    /// repository's tag list tells whether the destination has the repository at all
+    /// (once per repository, shared with the blobs' question). The other tags of a
+    /// repository it does not have are missing too: no `HEAD`, unless an earlier run
+    /// was filling that repository (it may have written them). Tags of a repository
+    /// the destination has are `HEAD`ed, after the first answer.
+    pub async fn digest_at(&self, dst: &Repository, tag: &str) -> Result<Option<Digest>> {
+        let client = &self.inner.client;
+        let mut first = None;
+        let unknown = *self
+            .unknown_cell(dst)
+            .get_or_init(|| async {
+                let head = client.manifest_digest(dst, tag).await;
+                let missing = matches!(head, Ok(None));
+                first = Some(head);
+                missing && self.ask_unknown(dst).await
+            })
+            .await;
+        match first {
+            Some(head) => head,
+            None if unknown => Ok(None),
+            None => client.manifest_digest(dst, tag).await,
+        }
     }
 
     /// Does `repo` have the manifest `digest`? (known from this run, else a `HEAD`)
@@ -617,36 +645,43 @@ impl Mirror {
         self.send(remote, d, dst, holder).await
     }
 
-    /// Did the destination lack the repository `dst` when this run first asked? (asked
-    /// once per repository, unless an earlier run was filling it; a failure to ask
-    /// counts as no: blobs are then `HEAD`ed)
+    /// Did the destination lack the repository `dst` when this run first asked?
+    /// ([`Mirror::digest_at`], or asked now)
     async fn repository_unknown(&self, dst: &Repository) -> bool {
-        let cell = self
-            .inner
+        *self
+            .unknown_cell(dst)
+            .get_or_init(|| self.ask_unknown(dst))
+            .await
+    }
+
+    fn unknown_cell(&self, dst: &Repository) -> Arc<tokio::sync::OnceCell<bool>> {
+        self.inner
             .unknown
             .lock()
             .expect("unknown lock")
             .entry(dst.clone())
             .or_default()
-            .clone();
-        *cell
-            .get_or_init(|| async {
-                let journal = &self.inner.journal;
-                if journal.filled_before(dst) {
-                    return false;
-                }
-                let unknown = crate::ops::repository_unknown(&self.inner.client, dst)
-                    .await
-                    .unwrap_or_else(|e| {
-                        tracing::debug!(repository = %dst, error = %e, "could not tell whether the repository exists");
-                        false
-                    });
-                if unknown && !self.inner.dry_run {
-                    journal.filling(dst);
-                }
-                unknown
-            })
+            .clone()
+    }
+
+    /// Does the destination lack the repository `dst`? (its tag list; no when an
+    /// earlier run was filling it, or when the question fails: then blobs and tags are
+    /// `HEAD`ed). A yes is told to the journal before anything goes there.
+    async fn ask_unknown(&self, dst: &Repository) -> bool {
+        let journal = &self.inner.journal;
+        if journal.filled_before(dst) {
+            return false;
+        }
+        let unknown = crate::ops::repository_unknown(&self.inner.client, dst)
             .await
+            .unwrap_or_else(|e| {
+                tracing::debug!(repository = %dst, error = %e, "could not tell whether the repository exists");
+                false
+            });
+        if unknown && !self.inner.dry_run {
+            journal.filling(dst);
+        }
+        unknown
     }
 
     /// Mount the blob from `holder` when given (uploading when the registry declines),

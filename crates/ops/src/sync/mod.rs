@@ -11,6 +11,8 @@
 //! - an unchanged tag costs a `HEAD` of the tag at each side and nothing else (with
 //!   referrers, also a `GET` of the manifest at the destination and a referrers listing
 //!   per manifest at the source, since signatures come and go without the tag moving);
+//! - a tag the destination lacks costs no `HEAD` at the source, and in a repository the
+//!   destination does not have, none there either but for the first tag asked;
 //! - a changed tag is copied as the source has it, bytes unchanged (digests, and
 //!   signatures over them, stay valid), or narrowed to the platforms asked (a new index,
 //!   as `hoist copy --platform` makes it); each blob moves once per destination
@@ -458,10 +460,11 @@ async fn image_here(
     // digest, so the source's manifest is fetched at once (its digest is that of the
     // bytes received), without a HEAD there; a tag it has costs a HEAD at the source.
     // Narrowed to platforms, the source's own digest is needed (the state file keys
-    // the manifest written by it): both HEADs, at once.
+    // the manifest written by it): both HEADs, at once. The tags of a repository the
+    // destination does not have (the first tag asked tells) cost no HEAD there.
     let mut top: Option<Manifest> = None;
     let (src_digest, at_dst) = if platforms.is_empty() {
-        match client.manifest_digest(&job.dst, &job.dst_tag).await? {
+        match mirror.digest_at(&job.dst, &job.dst_tag).await? {
             None => {
                 let m = client
                     .get_manifest(&job.src, &job.tag)
@@ -482,7 +485,7 @@ async fn image_here(
     } else {
         let (s, d) = tokio::join!(
             client.manifest_digest(&job.src, &job.tag),
-            client.manifest_digest(&job.dst, &job.dst_tag)
+            mirror.digest_at(&job.dst, &job.dst_tag)
         );
         (s?.ok_or_else(gone)?, d?)
     };

@@ -9,9 +9,9 @@
 //! - `{"t":"session","registry":R,"repo":N,"digest":D,"url":U}` (`"url":null` when
 //!   committed): where a large upload's session is. A later run asks the registry how
 //!   much of it arrived and sends only the rest.
-//! - `{"t":"repo","registry":R,"repo":N}`: a run began sending blobs, without `HEAD`s,
-//!   into this repository the registry did not have. A later run `HEAD`s blobs there
-//!   (the killed run may have committed some it had no time to note).
+//! - `{"t":"repo","registry":R,"repo":N}`: a run began sending blobs and tags, without
+//!   `HEAD`s, into this repository the registry did not have. A later run `HEAD`s blobs
+//!   and tags there (the killed run may have written some it had no time to note).
 //! - `{"t":"image","source":S,"digest":D,"platforms":P,"written":W}`: the source image
 //!   `S` at `D`, narrowed to the platforms `P`, was written as the manifest `W`: a later
 //!   run tells an unchanged narrowed image without fetching the source's index.
