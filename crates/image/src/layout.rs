@@ -7,7 +7,8 @@
 //! - Sink: [`write`] (an image) and [`write_index`] (an index and everything below it).
 //!   Blobs are written to a temporary file inside the layout, fsynced and renamed into
 //!   place; blobs already present are skipped. `index.json` is then replaced the same way,
-//!   an entry of the same ref name being replaced.
+//!   an entry of the same ref name being replaced. Layers to be compressed for a layout
+//!   can be sealed straight into it ([`LayoutStore`]), so writing the image copies nothing.
 //!
 //! Blob paths are made from validated [`Digest`]s only, never from other strings, so no
 //! index or manifest can make hoist read or write outside the layout.
