@@ -4,8 +4,9 @@
 //! state: those change, and another node may change them.
 //!
 //! A fact can still go away (garbage collection removes a blob, on any node), so a cached
-//! pointer is only consulted after the uncached check that the repository sees the blob; a
-//! read opens its first segment before answering and, finding it gone, drops the entry and
+//! pointer never answers without the uncached check that the repository sees the blob (a
+//! read sends that check together with its first GET of the bytes); a read opens its first
+//! segment before answering and, finding it gone, drops the entry and
 //! asks the store again (404 when the blob is gone, its new segments when it was pushed
 //! again); and a manifest PUT's touch of each blob it references goes to the store, never
 //! to the cache.
