@@ -30,10 +30,10 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use hoist_image::Digest;
-use object_store::{GetOptions, GetRange, ObjectStoreExt, PutMode, PutOptions, UpdateVersion};
+use object_store::{GetOptions, GetRange, PutMode, PutOptions, UpdateVersion};
 use serde::{Deserialize, Serialize};
 
-use super::{Inner, is_not_found, now_ms, store_err};
+use super::{Inner, Versioned, get_versioned, is_not_found, now_ms, store_err};
 use crate::error::{Error, ErrorKind, Result};
 use crate::names::RepoName;
 use crate::storage::{BlobRead, ByteStream};
@@ -163,17 +163,14 @@ pub(crate) enum Published {
 /// The pointer object of `d` with its version; `None` when there is none.
 pub(crate) async fn stored(s: &Inner, d: &Digest) -> Result<Option<Stored>> {
     let key = s.layout.blob(d);
-    let r = match s.store.get(&key).await {
-        Ok(r) => r,
-        Err(e) if is_not_found(&e) => return Ok(None),
-        Err(e) => return Err(store_err(&key, e)),
+    let Some(Versioned {
+        bytes: raw,
+        version,
+        modified_ms: modified,
+    }) = get_versioned(s, &key).await?
+    else {
+        return Ok(None);
     };
-    let version = UpdateVersion {
-        e_tag: r.meta.e_tag.clone(),
-        version: r.meta.version.clone(),
-    };
-    let modified = r.meta.last_modified.timestamp_millis().max(0) as u64;
-    let raw = r.bytes().await.map_err(|e| store_err(&key, e))?;
     if raw.is_empty() {
         return Ok(Some(Stored {
             pointer: None,

@@ -18,7 +18,7 @@ use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, UpdateVersion};
 
 use super::blobs::{self, BlobPointer};
-use super::{Inner, is_not_found, now_ms, store_err};
+use super::{Inner, Versioned, get_versioned, is_not_found, now_ms, store_err};
 use crate::error::{Error, ErrorKind, Result};
 use crate::names::RepoName;
 use crate::storage::{ManifestPut, StoredManifest};
@@ -81,17 +81,14 @@ pub(crate) async fn revision(
     d: &Digest,
 ) -> Result<Option<(Revision, UpdateVersion)>> {
     let key = s.layout.revision(repo, d);
-    let r = match s.store.get(&key).await {
-        Ok(r) => r,
-        Err(e) if is_not_found(&e) => return Ok(None),
-        Err(e) => return Err(store_err(&key, e)),
+    let Some(Versioned {
+        bytes: raw,
+        version,
+        modified_ms: modified,
+    }) = get_versioned(s, &key).await?
+    else {
+        return Ok(None);
     };
-    let version = UpdateVersion {
-        e_tag: r.meta.e_tag.clone(),
-        version: r.meta.version.clone(),
-    };
-    let modified = r.meta.last_modified.timestamp_millis().max(0) as u64;
-    let raw = r.bytes().await.map_err(|e| store_err(&key, e))?;
     if raw.is_empty() {
         return Ok(None);
     }

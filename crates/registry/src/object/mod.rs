@@ -316,6 +316,34 @@ fn concise(message: &str) -> String {
     }
 }
 
+/// A small object read whole, with the version a compare-and-swap of it names and its
+/// last-modified time (ms since the epoch).
+pub(crate) struct Versioned {
+    pub(crate) bytes: Bytes,
+    pub(crate) version: UpdateVersion,
+    pub(crate) modified_ms: u64,
+}
+
+/// Read the small object at `key` whole; `None` when there is none.
+pub(crate) async fn get_versioned(s: &Inner, key: &Path) -> Result<Option<Versioned>> {
+    let r = match s.store.get(key).await {
+        Ok(r) => r,
+        Err(e) if is_not_found(&e) => return Ok(None),
+        Err(e) => return Err(store_err(key, e)),
+    };
+    let version = UpdateVersion {
+        e_tag: r.meta.e_tag.clone(),
+        version: r.meta.version.clone(),
+    };
+    let modified_ms = r.meta.last_modified.timestamp_millis().max(0) as u64;
+    let bytes = r.bytes().await.map_err(|e| store_err(key, e))?;
+    Ok(Some(Versioned {
+        bytes,
+        version,
+        modified_ms,
+    }))
+}
+
 /// Whether the store said the object is not there.
 pub(crate) fn is_not_found(e: &object_store::Error) -> bool {
     matches!(e, object_store::Error::NotFound { .. })
