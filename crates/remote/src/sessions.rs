@@ -3,11 +3,14 @@
 //! `DELETE` on its URL, so the registry frees what it holds (on a full disk, the space
 //! the next try needs) instead of keeping it until its own expiry.
 //!
-//! A push stops its other uploads by aborting their tasks, which can happen at any await.
-//! Two rules keep every session known despite that: the `POST` that opens one runs on a
+//! A push stops its other uploads by aborting their tasks, which can happen at any await
+//! — and not at once: a task another worker thread is polling runs on to its next await.
+//! Three rules keep every session known despite that: the `POST` that opens one runs on a
 //! task of its own ([`Sessions::open`]), so it is recorded even when its caller is gone;
-//! and [`Sessions::cancel_all`] first waits until no upload is [`Sessions::busy`] (the
-//! aborted ones are dropped), so no request of theirs reaches a session after its `DELETE`.
+//! [`Sessions::cancel_all`] first closes the record, so no upload starts and no session
+//! opens after it began ([`Sessions::busy`] and [`Sessions::open`] fail); and it then waits
+//! until no upload is busy (the aborted ones are dropped), so no request of theirs reaches
+//! a session after its `DELETE`.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -33,8 +36,15 @@ pub(crate) type SessionId = u64;
 #[derive(Debug, Clone)]
 pub(crate) struct Sessions {
     open: Arc<Mutex<Open>>,
-    /// Uploads (and session-opening requests) in progress.
-    busy: Arc<watch::Sender<usize>>,
+    /// Uploads (and session-opening requests) in progress, and whether the record is
+    /// closed; one lock, so a check and an increment are one step.
+    busy: Arc<watch::Sender<Activity>>,
+}
+
+#[derive(Debug, Default)]
+struct Activity {
+    busy: usize,
+    closed: bool,
 }
 
 #[derive(Debug, Default)]
@@ -45,11 +55,11 @@ struct Open {
 
 /// Held while an upload may talk to a session; dropped with it (also when aborted).
 #[derive(Debug)]
-pub(crate) struct Busy(Arc<watch::Sender<usize>>);
+pub(crate) struct Busy(Arc<watch::Sender<Activity>>);
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.0.send_modify(|n| *n -= 1);
+        self.0.send_modify(|a| a.busy -= 1);
     }
 }
 
@@ -57,16 +67,29 @@ impl Default for Sessions {
     fn default() -> Self {
         Sessions {
             open: Arc::default(),
-            busy: Arc::new(watch::channel(0).0),
+            busy: Arc::new(watch::channel(Activity::default()).0),
         }
     }
 }
 
 impl Sessions {
-    /// Mark an upload in progress until the guard drops.
-    pub(crate) fn busy(&self) -> Busy {
-        self.busy.send_modify(|n| *n += 1);
-        Busy(self.busy.clone())
+    /// Mark an upload in progress until the guard drops. Fails once [`Sessions::cancel_all`]
+    /// began: the push is over, nothing may start.
+    pub(crate) fn busy(&self) -> Result<Busy> {
+        let started = self.busy.send_if_modified(|a| {
+            if a.closed {
+                return false;
+            }
+            a.busy += 1;
+            true
+        });
+        if !started {
+            return Err(Error::io(
+                "upload session",
+                std::io::Error::other("the push is over: its sessions are being cancelled"),
+            ));
+        }
+        Ok(Busy(self.busy.clone()))
     }
 
     /// Run `post`, a request that may open a session in `repo` (answering its URL), to
@@ -81,7 +104,7 @@ impl Sessions {
         T: Send + 'static,
         F: Future<Output = Result<(T, Option<Url>)>> + Send + 'static,
     {
-        let busy = self.busy();
+        let busy = self.busy()?;
         let me = self.clone();
         let repo = repo.clone();
         tokio::spawn(async move {
@@ -127,13 +150,15 @@ impl Sessions {
         }
     }
 
-    /// Cancel every session still open: wait for the uploads in progress to end (aborted
-    /// ones are dropped), then `DELETE` each session's URL. Best effort: a registry that
+    /// Cancel every session still open: close the record (no upload starts after this),
+    /// wait for the uploads in progress to end (aborted ones are dropped), then `DELETE`
+    /// each session's URL. Best effort: a registry that
     /// already forgot a session answers 404, one that cannot be reached keeps it until
     /// its own expiry. Returns how many were left open.
     pub(crate) async fn cancel_all(&self, client: &Client) -> usize {
+        self.busy.send_modify(|a| a.closed = true);
         let mut rx = self.busy.subscribe();
-        if tokio::time::timeout(SETTLE, rx.wait_for(|n| *n == 0))
+        if tokio::time::timeout(SETTLE, rx.wait_for(|a| a.busy == 0))
             .await
             .is_err()
         {
@@ -169,4 +194,49 @@ async fn delete(client: &Client, repo: &Repository, url: Url) {
         Err(e) => e,
     };
     tracing::debug!(error = %e, "upload session not cancelled");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Once the record is closed nothing starts: an upload cannot mark itself busy and a
+    /// session-opening request is never sent (a task aborted late cannot open a session
+    /// that nobody will cancel).
+    #[tokio::test]
+    async fn nothing_opens_after_cancel_all_began() {
+        let s = Sessions::default();
+        let repo = Repository::new("127.0.0.1:9", "r").unwrap();
+        let held = s.busy().expect("open record");
+        let c = Client::new().unwrap();
+        let cancel = {
+            let (s, c) = (s.clone(), c.clone());
+            tokio::spawn(async move { s.cancel_all(&c).await })
+        };
+        // cancel_all closes at once, then waits for the busy upload to end.
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while s.busy().is_ok() {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the record closes");
+        let sent = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = sent.clone();
+        let r = s
+            .open(&repo, async move {
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok(((), None))
+            })
+            .await;
+        let e = r.expect_err("no session opens once cancelling began");
+        assert!(e.to_string().contains("push is over"), "{e}");
+        assert!(
+            !cancel.is_finished(),
+            "cancel_all waits for the busy upload"
+        );
+        drop(held);
+        assert_eq!(cancel.await.unwrap(), 0);
+        assert!(!sent.load(std::sync::atomic::Ordering::SeqCst));
+    }
 }

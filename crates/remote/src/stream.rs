@@ -110,7 +110,7 @@ async fn attempt(
     sessions: &Sessions,
     opened: &mut Vec<SessionId>,
 ) -> Result<Sealed> {
-    let _busy = sessions.busy();
+    let _busy = sessions.busy()?;
     let mut locations = Vec::new();
     for r in repos {
         // A streamed body cannot be cut in chunks: the minimum chunk length is moot.
@@ -141,7 +141,7 @@ async fn attempt(
         });
         let client = client.clone();
         let (repo, loc) = (repo.clone(), loc.clone());
-        let busy = sessions.busy();
+        let busy = sessions.busy()?;
         patches.spawn(async move {
             let _busy = busy;
             let r = async {

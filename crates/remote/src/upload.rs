@@ -347,7 +347,7 @@ impl<'a> Upload<'a> {
     }
 
     async fn drive(mut self, first: State) -> Result<()> {
-        let _busy = self.sessions.busy();
+        let _busy = self.sessions.busy()?;
         let mut state = first;
         loop {
             tracing::trace!(digest = %self.digest, ?state, "upload step");
