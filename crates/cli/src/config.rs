@@ -74,6 +74,12 @@ pub struct Settings {
     #[arg(long, env = "HOIST_S3_ALLOW_HTTP", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub s3_allow_http: Option<bool>,
+    /// How long the S3 store may keep a request waiting (to connect, for its answer,
+    /// between two pieces of a body) before it is retried or fails [default: 30s]. A client
+    /// reading a blob slowly does not count: a blob's read waits for it.
+    #[arg(long, env = "HOIST_S3_TIMEOUT", value_name = "DURATION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_timeout: Option<Dur>,
     /// The secret upload locations are signed with (at least 16 characters). Every node
     /// over one bucket needs the same, so s3:// storage requires it; with fs: storage it
     /// defaults to a random one kept in the storage directory.
@@ -170,6 +176,7 @@ impl Settings {
             s3_access_key_id: self.s3_access_key_id.or(file.s3_access_key_id),
             s3_secret_access_key: self.s3_secret_access_key.or(file.s3_secret_access_key),
             s3_allow_http: self.s3_allow_http.or(file.s3_allow_http),
+            s3_timeout: self.s3_timeout.or(file.s3_timeout),
             secret: self.secret.or(file.secret),
             htpasswd: self.htpasswd.or(file.htpasswd),
             tls_cert: self.tls_cert.or(file.tls_cert),
@@ -248,6 +255,10 @@ impl Settings {
             storage: Some(storage),
             root,
             read_only: Some(self.read_only.unwrap_or(false)),
+            s3_timeout: Some(
+                self.s3_timeout
+                    .unwrap_or(Dur(hoist_registry::DEFAULT_S3_TIMEOUT)),
+            ),
             log_format: Some(self.log_format.unwrap_or_default()),
             header_timeout: Some(self.header_timeout.unwrap_or(Dur(Timeouts::DEFAULT.header))),
             idle_timeout: Some(self.idle_timeout.unwrap_or(Dur(Timeouts::DEFAULT.idle))),
@@ -395,6 +406,7 @@ impl Settings {
                 access_key_id: self.s3_access_key_id.clone(),
                 secret_access_key: self.s3_secret_access_key.clone(),
                 allow_http: self.s3_allow_http.unwrap_or(false),
+                timeout: self.s3_timeout.map(|t| t.0),
                 ..c
             }),
             fs => fs,

@@ -253,6 +253,7 @@ fn every_serve_flag_is_a_config_key_and_a_variable() {
         ("s3-access-key-id", "id-1", "id-2", "id-3"),
         ("s3-secret-access-key", "key-1", "key-2", "key-3"),
         ("s3-allow-http", "true", "false", "true"),
+        ("s3-timeout", "5s", "6s", "7s"),
         (
             "secret",
             "file-secret-0123456789",

@@ -719,3 +719,115 @@ async fn readyz_follows_the_object_store() {
     assert_eq!(get("/healthz").await.0, StatusCode::OK);
     assert!(n.is_running());
 }
+
+/// The object storage of a node, in-process, with a short S3 timeout: what a node runs
+/// with `--s3-timeout 1s`.
+fn short_timeout_storage(weed: &SeaweedFs) -> hoist_registry::ObjectStorage {
+    hoist_registry::ObjectStorage::s3(&S3Config {
+        timeout: Some(Duration::from_secs(1)),
+        ..weed.store()
+    })
+    .unwrap()
+}
+
+/// A blob read by a client slower than the S3 timeout (it pauses longer than the timeout,
+/// more times than `object_store` retries a GET) arrives whole: the reader's pauses are not
+/// the store's silence. Its bytes are read through the storage as a node serves them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_slower_than_the_s3_timeout_gets_the_whole_blob() {
+    use hoist_registry::{RepoName, Storage};
+    let Some(weed) = SeaweedFs::shared() else {
+        return;
+    };
+    let s = short_timeout_storage(weed);
+    let repo = RepoName::parse("slow/reader").unwrap();
+    // Two requests, two segments.
+    let blob = data(41, 12 * MIB);
+    let digest = Digest::sha256(&blob);
+    let id = s.upload_start(&repo).await.unwrap();
+    for (i, part) in blob.chunks(6 * MIB).enumerate() {
+        let body = futures_util::stream::iter([Ok(bytes::Bytes::copy_from_slice(part))]);
+        let at = s
+            .upload_append(&repo, &id, Some((i * 6 * MIB) as u64), Box::pin(body))
+            .await
+            .unwrap();
+        assert_eq!(at, ((i + 1) * 6 * MIB) as u64);
+    }
+    assert_eq!(
+        s.upload_commit(&repo, &id, &digest).await.unwrap(),
+        blob.len() as u64
+    );
+    // Pauses of 1.2 s (the timeout is 1 s): 11 in the first segment (object_store retries
+    // a broken GET 10 times), 2 in the second.
+    let pause_before = |n: usize, at: usize| (at < 6 * MIB && n < 11) || (at >= 6 * MIB && n < 13);
+    let mut body = s
+        .blob_read(&repo, &digest, None)
+        .await
+        .unwrap()
+        .unwrap()
+        .body;
+    let mut h = hoist_image::Algorithm::Sha256.hasher();
+    let (mut got, mut pauses) = (0usize, 0usize);
+    while let Some(b) = futures_util::StreamExt::next(&mut body).await {
+        let b = b.unwrap_or_else(|e| panic!("the body broke after {got} bytes: {e}"));
+        h.update(&b);
+        got += b.len();
+        if pause_before(pauses, got) {
+            pauses += 1;
+            tokio::time::sleep(Duration::from_millis(1200)).await;
+        }
+    }
+    assert_eq!(pauses, 13, "the reads paused as planned");
+    assert_eq!(got, blob.len());
+    assert_eq!(h.finish(), digest);
+}
+
+/// An upload body slower than the S3 timeout (its bytes spread over several timeouts,
+/// with a pause longer than one in the middle) is stored whole: parts go to the store only
+/// when buffered whole, so no request to the store waits for the client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_slower_than_the_s3_timeout_is_stored_whole() {
+    use hoist_registry::{RepoName, Storage};
+    let Some(weed) = SeaweedFs::shared() else {
+        return;
+    };
+    let s = short_timeout_storage(weed);
+    let repo = RepoName::parse("slow/writer").unwrap();
+    let blob = data(42, 12 * MIB + 777);
+    let digest = Digest::sha256(&blob);
+    let chunks: Vec<bytes::Bytes> = blob
+        .chunks(MIB)
+        .map(bytes::Bytes::copy_from_slice)
+        .collect();
+    let n = chunks.len();
+    use futures_util::StreamExt;
+    let body =
+        futures_util::stream::iter(chunks.into_iter().enumerate()).then(move |(i, c)| async move {
+            // One MiB every 0.6 s: the first part (8 MiB) fills over several timeouts; one
+            // pause of 1.5 s records what arrived.
+            let pause = if i == n / 2 { 1500 } else { 600 };
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+            Ok::<_, std::io::Error>(c)
+        });
+    let id = s.upload_start(&repo).await.unwrap();
+    let at = s
+        .upload_append(&repo, &id, Some(0), Box::pin(body))
+        .await
+        .unwrap();
+    assert_eq!(at, blob.len() as u64);
+    assert_eq!(
+        s.upload_commit(&repo, &id, &digest).await.unwrap(),
+        blob.len() as u64
+    );
+    let mut body = s
+        .blob_read(&repo, &digest, None)
+        .await
+        .unwrap()
+        .unwrap()
+        .body;
+    let mut back = Vec::new();
+    while let Some(b) = futures_util::StreamExt::next(&mut body).await {
+        back.extend_from_slice(&b.unwrap());
+    }
+    assert!(back == blob, "the blob read back differs");
+}

@@ -64,7 +64,7 @@ pub use gc::{DEFAULT_GRACE, GcOptions, GcReport, INVENTORY_EVERY, Inventory, col
 pub use health::READY_TIMEOUT;
 pub use metrics::Metrics;
 pub use names::{Reference, RepoName, parse_digest, validate_tag};
-pub use object::{ObjectStorage, S3Config};
+pub use object::{DEFAULT_S3_TIMEOUT, ObjectStorage, S3Config};
 pub use serve::{DEFAULT_SHUTDOWN_GRACE, DEFAULT_UPLOAD_TTL, Server, ServerBuilder, Timeouts, Tls};
 pub use server::{DEFAULT_BODY_TIMEOUT, Registry};
 pub use storage::{

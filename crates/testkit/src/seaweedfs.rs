@@ -189,6 +189,7 @@ impl SeaweedFs {
             secret_access_key: Some(SECRET_KEY.into()),
             session_token: None,
             allow_http: false,
+            timeout: None,
         }
     }
 

@@ -53,6 +53,9 @@ pub struct GcArgs {
     /// Allow a plain-http S3 endpoint that is not a loopback address.
     #[arg(long, env = "HOIST_S3_ALLOW_HTTP", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     s3_allow_http: Option<bool>,
+    /// How long the S3 store may keep a request waiting [default: the config file's, else 30s].
+    #[arg(long, env = "HOIST_S3_TIMEOUT", value_name = "DURATION")]
+    s3_timeout: Option<Dur>,
     /// The registry's config file (for `root` or `storage`, the s3 settings, and
     /// `delete-untagged`).
     #[arg(long, env = "HOIST_CONFIG", value_name = "FILE")]
@@ -85,6 +88,7 @@ fn gc(a: &GcArgs) -> anyhow::Result<()> {
         s3_access_key_id: a.s3_access_key_id.clone(),
         s3_secret_access_key: a.s3_secret_access_key.clone(),
         s3_allow_http: a.s3_allow_http,
+        s3_timeout: a.s3_timeout,
         delete_untagged: a.delete_untagged,
         ..Settings::default()
     };

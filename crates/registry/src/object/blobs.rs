@@ -28,9 +28,10 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
+use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 use hoist_image::Digest;
-use object_store::{GetOptions, GetRange, PutMode, PutOptions, UpdateVersion};
+use object_store::{GetOptions, GetRange, GetResult, PutMode, PutOptions, UpdateVersion};
 use serde::{Deserialize, Serialize};
 
 use super::{Inner, Versioned, get_versioned, is_not_found, now_ms, store_err};
@@ -449,6 +450,7 @@ async fn open_read(
 }
 
 /// A ranged read of one segment.
+#[derive(Clone)]
 struct Piece {
     key: String,
     from: u64,
@@ -477,20 +479,109 @@ fn pieces(segments: &[Segment], start: u64, len: u64) -> Vec<Piece> {
     out
 }
 
-/// Start the GET of one piece.
-async fn open(
-    s: &Inner,
-    p: &Piece,
-) -> object_store::Result<impl futures_util::Stream<Item = io::Result<Bytes>> + use<>> {
+/// Times a piece's read is started again after its body broke off (the store closed the
+/// connection, or sent nothing for the timeout while hoist waited) with no byte received
+/// since the last restart. Each restart is a ranged GET from the first byte not received,
+/// of the same version of the segment (If-Match on its ETag).
+const RESUMES: u32 = 3;
+
+/// The GET of `p` (of version `e_tag` when given), its answer waited for at most the
+/// store's timeout.
+async fn get(s: &Inner, p: &Piece, e_tag: Option<&str>) -> object_store::Result<GetResult> {
     let path = s.layout.relative(&p.key);
-    let mut opts = GetOptions::default();
+    let mut opts = GetOptions {
+        if_match: e_tag.map(str::to_string),
+        ..GetOptions::default()
+    };
     if p.from > 0 || p.to < p.size {
         opts.range = Some(GetRange::Bounded(p.from..p.to));
     }
-    let key = p.key.clone();
-    let r = s.store.get_opts(&path, opts).await?;
-    Ok(r.into_stream()
-        .map_err(move |e| io::Error::other(format!("{key}: {e}"))))
+    match tokio::time::timeout(s.timeout, s.reads.get_opts(&path, opts)).await {
+        Ok(r) => r,
+        Err(_) => Err(object_store::Error::Generic {
+            store: "S3",
+            source: format!("GET {path}: no answer in {:?}", s.timeout).into(),
+        }),
+    }
+}
+
+/// A piece's bytes as the store sends them, the read started again where it broke off.
+struct Reading {
+    s: Arc<Inner>,
+    /// What is left to read (`from` moves as bytes arrive).
+    piece: Piece,
+    e_tag: Option<String>,
+    body: BoxStream<'static, object_store::Result<Bytes>>,
+    /// Restarts since the last byte received.
+    stalls: u32,
+}
+
+impl Reading {
+    /// The next bytes; `None` at the end of the piece.
+    async fn next(&mut self) -> io::Result<Option<Bytes>> {
+        loop {
+            if self.piece.from >= self.piece.to {
+                return Ok(None);
+            }
+            let left = self.piece.to - self.piece.from;
+            let why = match tokio::time::timeout(self.s.timeout, self.body.next()).await {
+                Ok(Some(Ok(b))) if b.len() as u64 > left => {
+                    return Err(self.failed(format!(
+                        "{} bytes more than the {left} asked for",
+                        b.len() as u64 - left
+                    )));
+                }
+                Ok(Some(Ok(b))) if b.is_empty() => continue,
+                Ok(Some(Ok(b))) => {
+                    self.piece.from += b.len() as u64;
+                    self.stalls = 0;
+                    return Ok(Some(b));
+                }
+                Ok(Some(Err(
+                    e @ (object_store::Error::NotFound { .. }
+                    | object_store::Error::Precondition { .. }),
+                ))) => return Err(self.failed(e.to_string())),
+                Ok(Some(Err(e))) => e.to_string(),
+                Ok(None) => format!("the body ended {left} bytes short"),
+                Err(_) => format!("nothing received in {:?}", self.s.timeout),
+            };
+            if self.stalls >= RESUMES {
+                return Err(self.failed(format!("{why} ({RESUMES} restarts without progress)")));
+            }
+            self.stalls += 1;
+            tracing::debug!(segment = %self.piece.key, at = self.piece.from, error = %why, "segment read broke off; resuming");
+            self.body = match get(&self.s, &self.piece, self.e_tag.as_deref()).await {
+                Ok(r) => r.into_stream(),
+                Err(e) => Box::pin(futures_util::stream::once(async { Err(e) })),
+            };
+        }
+    }
+
+    fn failed(&self, why: String) -> io::Error {
+        io::Error::other(format!(
+            "{}/{} at byte {}: {why}",
+            self.s.name, self.piece.key, self.piece.from
+        ))
+    }
+}
+
+/// Start the GET of one piece; its body resumes where it breaks off.
+async fn open(
+    s: &Arc<Inner>,
+    p: &Piece,
+) -> object_store::Result<impl futures_util::Stream<Item = io::Result<Bytes>> + use<>> {
+    let r = get(s, p, None).await?;
+    let reading = Reading {
+        s: s.clone(),
+        piece: p.clone(),
+        e_tag: r.meta.e_tag.clone(),
+        body: r.into_stream(),
+        stalls: 0,
+    };
+    Ok(futures_util::stream::try_unfold(
+        reading,
+        |mut r| async move { Ok(r.next().await?.map(|b| (b, r))) },
+    ))
 }
 
 /// The pieces' bytes one after the other, each GET started when the previous one ends.

@@ -37,7 +37,9 @@ use bytes::Bytes;
 use hoist_image::{Descriptor, Digest};
 use object_store::multipart::MultipartStore;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload, UpdateVersion};
+use object_store::{
+    ClientOptions, ObjectStore, ObjectStoreExt, PutMode, PutPayload, UpdateVersion,
+};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::names::RepoName;
@@ -54,6 +56,12 @@ pub(crate) use uploads::MIN_SEGMENT;
 const POINTER_CACHE_BYTES: usize = 8 << 20;
 /// Manifest bytes a node remembers.
 const MANIFEST_CACHE_BYTES: usize = 64 << 20;
+/// How long the store may keep a request waiting (to connect, for its answer, between two
+/// pieces of a body) before the request is taken as stalled: `object_store`'s default
+/// request timeout.
+pub const DEFAULT_S3_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest a connection to the store may take to open: `object_store`'s default.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A registry stored in an object store. Cheap to clone.
 #[derive(Clone)]
@@ -71,6 +79,13 @@ impl std::fmt::Debug for ObjectStorage {
 
 pub(crate) struct Inner {
     store: Arc<dyn ObjectStore>,
+    /// The same store, for the bodies of blob reads: a client reading a blob sets their
+    /// pace, so no timeout of its HTTP client runs while the body waits for the reader;
+    /// [`blobs`] bounds only the waits on the store (`timeout`), and resumes a body the
+    /// store broke off.
+    reads: Arc<dyn ObjectStore>,
+    /// How long a wait on the store may last (see [`DEFAULT_S3_TIMEOUT`]).
+    timeout: Duration,
     multipart: Arc<dyn MultipartStore>,
     layout: Layout,
     /// What the store is, for log lines (`s3://bucket/prefix`, never credentials).
@@ -104,6 +119,11 @@ pub struct S3Config {
     pub session_token: Option<String>,
     /// Allow a plain-http endpoint that is not a loopback address (loopback always may).
     pub allow_http: bool,
+    /// How long the store may keep a request waiting: to connect, for its answer, between
+    /// two pieces of a body while hoist waits for them [default: [`DEFAULT_S3_TIMEOUT`]].
+    /// A client reading a blob slowly is not the store keeping hoist waiting: its pauses
+    /// do not count.
+    pub timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for S3Config {
@@ -120,6 +140,7 @@ impl std::fmt::Debug for S3Config {
             )
             .field("session_token", &self.session_token.as_ref().map(|_| "***"))
             .field("allow_http", &self.allow_http)
+            .field("timeout", &self.timeout)
             .finish()
     }
 }
@@ -155,6 +176,25 @@ impl S3Config {
             ..S3Config::default()
         })
     }
+}
+
+/// The HTTP client settings of an S3 store: the `AWS_*` variables `object_store` reads
+/// (a proxy, certificates, ...), plain http when the endpoint is http, and no timeouts but
+/// the connect timeout (each use adds its own, see [`ObjectStorage::s3`]).
+fn client_options(endpoint: Option<&str>, timeout: Duration) -> ClientOptions {
+    use object_store::ClientConfigKey;
+    let mut o = ClientOptions::new();
+    for (k, v) in std::env::vars() {
+        if let Some(k) = k.to_ascii_lowercase().strip_prefix("aws_")
+            && let Ok(key) = k.parse::<ClientConfigKey>()
+        {
+            o = o.with_config(key, v);
+        }
+    }
+    o.with_allow_http(endpoint.is_some_and(|e| e.starts_with("http://")))
+        .with_timeout_disabled()
+        .with_read_timeout_disabled()
+        .with_connect_timeout(timeout.min(CONNECT_TIMEOUT))
 }
 
 /// Whether an endpoint URL names a loopback host (plain http is fine there).
@@ -201,7 +241,7 @@ impl ObjectStorage {
                 ))
                 .into());
             }
-            b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
+            b = b.with_endpoint(e);
         }
         let region = config
             .region
@@ -235,17 +275,32 @@ impl ObjectStorage {
         if let Some(t) = &config.session_token {
             b = b.with_token(t);
         }
-        let store = b.build().map_err(|e| {
-            Error::from(ErrorKind::Config(format!(
-                "S3 bucket {}: {e}",
-                config.bucket
-            )))
-        })?;
+        let timeout = config.timeout.unwrap_or(DEFAULT_S3_TIMEOUT);
+        let client = client_options(endpoint.as_deref(), timeout);
+        let build = |options: ClientOptions| {
+            b.clone().with_client_options(options).build().map_err(|e| {
+                Error::from(ErrorKind::Config(format!(
+                    "S3 bucket {}: {e}",
+                    config.bucket
+                )))
+            })
+        };
+        // Requests: each read of the answer may wait `timeout` (reqwest's read timeout
+        // also covers the request until its answer begins). No timeout of the whole: a
+        // large part on a slow link is not stalled.
+        let store = build(client.clone().with_read_timeout(timeout))?;
+        // Blob bodies: no timeout in the client at all (reqwest's read timeout counts a
+        // reader's pause as the store's silence); blobs.rs times the waits on the store.
+        let reads = build(client)?;
         let name = match config.prefix.as_str() {
             "" => format!("s3://{}", config.bucket),
             p => format!("s3://{}/{p}", config.bucket),
         };
-        Ok(Self::with_name(Arc::new(store), &config.prefix, name))
+        let mut s = Self::with_name(Arc::new(store), &config.prefix, name);
+        let inner = Arc::get_mut(&mut s.inner).expect("not shared yet");
+        inner.reads = Arc::new(reads);
+        inner.timeout = timeout;
+        Ok(s)
     }
 
     /// A registry in any object store that also has the multipart API (an S3 client,
@@ -263,6 +318,8 @@ impl ObjectStorage {
         ObjectStorage {
             inner: Arc::new(Inner {
                 store: store.clone(),
+                reads: store.clone(),
+                timeout: DEFAULT_S3_TIMEOUT,
                 multipart: store,
                 layout: Layout::new(prefix),
                 name,
