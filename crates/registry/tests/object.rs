@@ -615,3 +615,86 @@ async fn a_removal_stopped_after_its_tombstone_is_finished_later() {
     assert!(s.blobs().await.unwrap().is_empty());
     assert!(keys(&store, "reg/repos").await.is_empty(), "links gone");
 }
+
+/// A commit whose node died after fencing the session (`committing` recorded, nothing
+/// published yet) is finished by the client's retry through another node: `PUT ?digest=`
+/// with an empty body. Bytes sent to the fenced session are still refused.
+#[tokio::test]
+async fn a_commit_retried_after_its_node_died_finishes() {
+    let (store, b) = setup();
+    let r = repo("retried/commit");
+    let blob = data(11, 3 * MIB);
+    let d = Digest::sha256(&blob);
+    let id = b.upload_start(&r).await.unwrap();
+    b.upload_append(&r, &id, Some(0), body(vec![blob.clone()]))
+        .await
+        .unwrap();
+    // What node a left when it died in the middle of its commit.
+    let key = Path::from(format!("reg/uploads/{id}"));
+    let raw = store.get(&key).await.unwrap().bytes().await.unwrap();
+    let mut st: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    st["committing"] = true.into();
+    store
+        .put(&key, serde_json::to_vec(&st).unwrap().into())
+        .await
+        .unwrap();
+    let e = b
+        .upload_append(&r, &id, Some(blob.len() as u64), body(vec![vec![1]]))
+        .await
+        .unwrap_err();
+    assert!(matches!(e.kind(), ErrorKind::UploadBusy { .. }), "{e}");
+    // The retried PUT: an empty body, then the commit.
+    let n = b
+        .upload_append(&r, &id, Some(blob.len() as u64), body(vec![]))
+        .await
+        .unwrap();
+    assert_eq!(n, blob.len() as u64);
+    assert_eq!(
+        b.upload_commit(&r, &id, &d).await.unwrap(),
+        blob.len() as u64
+    );
+    assert!(read_all(&b, &r, &d, None).await == blob);
+    assert!(
+        keys(&store, "reg/uploads").await.is_empty(),
+        "session ended"
+    );
+}
+
+/// A write of the session that lands while a request is in the middle of its append, and
+/// changes only the bookkeeping of multipart uploads (a node killed with that write in
+/// flight), does not refuse the request: its bytes are recorded on top of it, and the
+/// other upload stays recorded for the end of the session to abort.
+#[tokio::test]
+async fn a_late_write_of_a_dead_node_does_not_refuse_an_append() {
+    let (store, s) = setup();
+    let r = repo("late/write");
+    let id = s.upload_start(&r).await.unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(1);
+    let held: ByteStream = Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (b, rx))
+    }));
+    let blob = data(12, MIB);
+    tx.send(Ok(Bytes::from(blob.clone()))).await.unwrap();
+    let (s2, r2, id2) = (s.clone(), r.clone(), id.clone());
+    let append = tokio::spawn(async move { s2.upload_append(&r2, &id2, Some(0), held).await });
+    // The append has the session loaded (its first chunk arrived); the dead node's write
+    // lands.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let key = Path::from(format!("reg/uploads/{id}"));
+    let raw = store.get(&key).await.unwrap().bytes().await.unwrap();
+    let mut st: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    st["pending"] = serde_json::json!([{"key": format!("data/{id}/dead"), "upload": "dead"}]);
+    st["rev"] = "written by a node that died".into();
+    store
+        .put(&key, serde_json::to_vec(&st).unwrap().into())
+        .await
+        .unwrap();
+    drop(tx);
+    assert_eq!(append.await.unwrap().unwrap(), MIB as u64);
+    let raw = store.get(&key).await.unwrap().bytes().await.unwrap();
+    let st: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(st["pending"][0]["upload"], "dead", "{st}");
+    let d = Digest::sha256(&blob);
+    s.upload_commit(&r, &id, &d).await.unwrap();
+    assert!(read_all(&s, &r, &d, None).await == blob);
+}

@@ -4,9 +4,12 @@
 //! written so far (objects under `data/<id>/`, in order), their total size, and the
 //! serialized SHA-256 state after those bytes. Every change is a compare-and-swap on the
 //! state's ETag (If-Match), so of two requests writing one session at once on two nodes,
-//! the first to record its bytes wins and the other is refused (409, UploadBusy); a chunk
-//! that no longer starts at the recorded size is refused up front (416). The loser removes
-//! what it wrote. A node refuses a second writer of a session it is writing itself at once.
+//! the first to record its bytes wins and the other is refused with the size recorded now
+//! (416, where its client resumes), as is a chunk that no longer starts at the recorded
+//! size, up front. The loser removes what it wrote. A write that changed only the record
+//! of multipart uploads (of a node that died with it in flight) refuses nobody: the change
+//! is made again on top of it. A node refuses a second writer of a session it is writing
+//! itself at once (409, UploadBusy).
 //!
 //! An append streams the request body into a new segment: buffered up to [`PART`], then
 //! sent as a part of a multipart upload (one part in flight while the next one fills), or
@@ -23,8 +26,10 @@
 //! end of the session aborts it even when the node that started it died.
 //!
 //! Commit checks the digest against the SHA-256 state (no bytes read back; another
-//! algorithm reads the segments once), fences appends (`committing`), and publishes a
-//! pointer to the segments at the content address ([`super::blobs`]).
+//! algorithm reads the segments once), fences appends (`committing`: bytes are refused,
+//! an empty body is not, so a commit retried on another node after the first one's node
+//! died goes through), and publishes a pointer to the segments at the content address
+//! ([`super::blobs`]); a commit that finds `committing` set finishes it.
 //!
 //! Garbage collection never removes a session or its segments: expiry does.
 
@@ -191,11 +196,19 @@ async fn swap(
     }
 }
 
-/// The answer for a request whose compare-and-swap lost: the session is gone, or another
-/// request wrote it meanwhile.
-async fn lost(s: &Inner, repo: &RepoName, id: &str) -> Error {
+/// The answer for a request that started at `start` and whose compare-and-swap lost: the
+/// session is gone (404); another request recorded bytes meanwhile (416 with the size it
+/// has now, where the client resumes); or a commit started, or the session keeps changing
+/// (409).
+async fn lost(s: &Inner, repo: &RepoName, id: &str, start: u64) -> Error {
     match load(s, repo, id).await {
         Err(e) if e.is_not_found() => e,
+        Ok(now) if !now.state.committing && now.state.size != start => ErrorKind::OffsetMismatch {
+            id: id.to_string(),
+            start,
+            received: now.state.size,
+        }
+        .into(),
         _ => ErrorKind::UploadBusy { id: id.to_string() }.into(),
     }
 }
@@ -240,9 +253,6 @@ pub(crate) async fn append(
 ) -> Result<u64> {
     let _busy = s.busy(id)?;
     let Versioned { state, version } = load(s, repo, id).await?;
-    if state.committing {
-        return Err(ErrorKind::UploadBusy { id: id.to_string() }.into());
-    }
     if let Some(start) = start.filter(|&st| st != state.size) {
         return Err(ErrorKind::OffsetMismatch {
             id: id.to_string(),
@@ -251,11 +261,15 @@ pub(crate) async fn append(
         }
         .into());
     }
+    if state.committing {
+        return no_bytes(id, state.size, &mut body).await;
+    }
     let hasher = hasher_from(s, id, &state)?;
     let mut w = Writer {
         s: s.clone(),
         repo: repo.clone(),
         id: id.to_string(),
+        started: state.size,
         state,
         version,
         hasher,
@@ -281,6 +295,27 @@ pub(crate) async fn append(
         }
         .into()),
     }
+}
+
+/// The append to a session whose commit started: refused if its body has bytes. An empty
+/// one (the `PUT ?digest=` of a commit retried after the node running it died, or lost
+/// the client) changes nothing, and the commit that follows finishes the one started.
+async fn no_bytes(id: &str, size: u64, body: &mut ByteStream) -> Result<u64> {
+    while let Some(b) = body.next().await {
+        match b {
+            Ok(b) if b.is_empty() => {}
+            Ok(_) => return Err(ErrorKind::UploadBusy { id: id.to_string() }.into()),
+            Err(source) => {
+                return Err(ErrorKind::BodyFailed {
+                    id: id.to_string(),
+                    received: size,
+                    source,
+                }
+                .into());
+            }
+        }
+    }
+    Ok(size)
 }
 
 /// A segment being written.
@@ -328,6 +363,8 @@ struct Writer {
     s: Arc<Inner>,
     repo: RepoName,
     id: String,
+    /// The session's size when the request began.
+    started: u64,
     state: State,
     version: UpdateVersion,
     hasher: sha2::Sha256,
@@ -433,22 +470,17 @@ impl Writer {
                 .create_multipart(&o.path)
                 .await
                 .map_err(|e| store_err(&o.path, e))?;
-            let mut next = self.state.clone();
-            next.pending.push(Pending {
+            let pending = Pending {
                 key: o.key.clone(),
                 upload: upload.clone(),
-            });
-            next.rev = random_hex();
-            match swap(&s, &self.id, &self.version, &next).await {
-                Ok(Ok(v)) => {
-                    self.state = next;
-                    self.version = v;
-                }
+            };
+            match self.record(|next| next.pending.push(pending.clone())).await {
+                Ok(Ok(())) => {}
                 other => {
                     let _ = s.multipart.abort_multipart(&o.path, &upload).await;
                     return Err(match other {
                         Err(e) => e,
-                        _ => lost(&s, &self.repo, &self.id).await,
+                        _ => lost(&s, &self.repo, &self.id, self.started).await,
                     });
                 }
             }
@@ -511,22 +543,23 @@ impl Writer {
                 e,
             ));
         }
-        let mut next = self.state.clone();
-        if o.carry.is_some() {
-            next.segments.pop();
-        }
-        next.segments.push(Segment {
-            key: o.key.clone(),
-            size: o.len,
-        });
-        next.size = next.segments.iter().map(|x| x.size).sum();
-        next.sha256 = hasher_state(&self.hasher);
-        next.pending.retain(|p| p.key != o.key);
-        next.rev = random_hex();
-        match swap(&s, &self.id, &self.version, &next).await? {
-            Ok(v) => {
-                self.state = next;
-                self.version = v;
+        let sha256 = hasher_state(&self.hasher);
+        let recorded = self
+            .record(|next| {
+                if o.carry.is_some() {
+                    next.segments.pop();
+                }
+                next.segments.push(Segment {
+                    key: o.key.clone(),
+                    size: o.len,
+                });
+                next.size = next.segments.iter().map(|x| x.size).sum();
+                next.sha256 = sha256.clone();
+                next.pending.retain(|p| p.key != o.key);
+            })
+            .await?;
+        match recorded {
+            Ok(()) => {
                 if let Some(c) = &o.carry {
                     s.delete_quietly(&s.layout.relative(&c.key)).await;
                 }
@@ -534,9 +567,40 @@ impl Writer {
             }
             Err(Lost) => {
                 s.delete_quietly(&o.path).await;
-                Err(lost(&s, &self.repo, &self.id).await)
+                Err(lost(&s, &self.repo, &self.id, self.started).await)
             }
         }
+    }
+
+    /// Record `change` in the session: applied to the state as this request last wrote
+    /// (or read) it, and swapped in. When another write got there first but left the
+    /// session's bytes as they were (it only recorded a multipart upload: a request that
+    /// is about to lose its race, or a node that died with that write in flight), the
+    /// change is applied again on top of it; `Lost` when the bytes moved on, a commit
+    /// started, or the session kept changing.
+    async fn record(
+        &mut self,
+        change: impl Fn(&mut State),
+    ) -> Result<std::result::Result<(), Lost>> {
+        for _ in 0..blobs::CAS_TRIES {
+            let mut next = self.state.clone();
+            change(&mut next);
+            next.rev = random_hex();
+            if let Ok(v) = swap(&self.s, &self.id, &self.version, &next).await? {
+                self.state = next;
+                self.version = v;
+                return Ok(Ok(()));
+            }
+            let fresh = load(&self.s, &self.repo, &self.id).await?;
+            let same_bytes =
+                fresh.state.size == self.state.size && fresh.state.segments == self.state.segments;
+            if fresh.state.committing || !same_bytes {
+                return Ok(Err(Lost));
+            }
+            self.state = fresh.state;
+            self.version = fresh.version;
+        }
+        Ok(Err(Lost))
     }
 
     /// Drop the open segment (a failed or lost append): its multipart upload is aborted.
@@ -579,7 +643,7 @@ pub(crate) async fn commit(
         next.committing = true;
         next.rev = random_hex();
         if swap(s, id, &version, &next).await?.is_err() {
-            return Err(lost(s, repo, id).await);
+            return Err(lost(s, repo, id, state.size).await);
         }
     }
     let ours = BlobPointer::segments(state.size, state.segments.clone());
