@@ -720,19 +720,26 @@ async fn readyz_follows_the_object_store() {
     assert!(n.is_running());
 }
 
+/// The S3 timeout of the slow-client tests (a request to the store that times out on a
+/// loaded machine is retried).
+const SHORT_S3_TIMEOUT: Duration = Duration::from_secs(1);
+/// A pause of the slow clients: longer than [`SHORT_S3_TIMEOUT`].
+const LONG_PAUSE: Duration = Duration::from_millis(1500);
+
 /// The object storage of a node, in-process, with a short S3 timeout: what a node runs
 /// with `--s3-timeout 1s`.
 fn short_timeout_storage(weed: &SeaweedFs) -> hoist_registry::ObjectStorage {
     hoist_registry::ObjectStorage::s3(&S3Config {
-        timeout: Some(Duration::from_secs(1)),
+        timeout: Some(SHORT_S3_TIMEOUT),
         ..weed.store()
     })
     .unwrap()
 }
 
 /// A blob read by a client slower than the S3 timeout (it pauses longer than the timeout,
-/// more times than `object_store` retries a GET) arrives whole: the reader's pauses are not
-/// the store's silence. Its bytes are read through the storage as a node serves them.
+/// in one segment more often than `object_store` retries a GET) arrives whole: the
+/// reader's pauses are not the store's silence. Its bytes are read through the storage as
+/// a node serves them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_slower_than_the_s3_timeout_gets_the_whole_blob() {
     use hoist_registry::{RepoName, Storage};
@@ -757,8 +764,8 @@ async fn a_reader_slower_than_the_s3_timeout_gets_the_whole_blob() {
         s.upload_commit(&repo, &id, &digest).await.unwrap(),
         blob.len() as u64
     );
-    // Pauses of 1.2 s (the timeout is 1 s): 11 in the first segment (object_store retries
-    // a broken GET 10 times), 2 in the second.
+    // Pauses longer than the timeout: 11 in the first segment (object_store retries a
+    // GET whose body broke 10 times), 2 in the second.
     let pause_before = |n: usize, at: usize| (at < 6 * MIB && n < 11) || (at >= 6 * MIB && n < 13);
     let mut body = s
         .blob_read(&repo, &digest, None)
@@ -774,7 +781,7 @@ async fn a_reader_slower_than_the_s3_timeout_gets_the_whole_blob() {
         got += b.len();
         if pause_before(pauses, got) {
             pauses += 1;
-            tokio::time::sleep(Duration::from_millis(1200)).await;
+            tokio::time::sleep(LONG_PAUSE).await;
         }
     }
     assert_eq!(pauses, 13, "the reads paused as planned");
@@ -803,10 +810,14 @@ async fn an_upload_slower_than_the_s3_timeout_is_stored_whole() {
     use futures_util::StreamExt;
     let body =
         futures_util::stream::iter(chunks.into_iter().enumerate()).then(move |(i, c)| async move {
-            // One MiB every 0.6 s: the first part (8 MiB) fills over several timeouts; one
-            // pause of 1.5 s records what arrived.
-            let pause = if i == n / 2 { 1500 } else { 600 };
-            tokio::time::sleep(Duration::from_millis(pause)).await;
+            // One MiB every 0.6 s: the first part (8 MiB) fills over more than two
+            // timeouts; one pause longer than the timeout records what arrived.
+            let pause = if i == n / 2 {
+                LONG_PAUSE
+            } else {
+                Duration::from_millis(600)
+            };
+            tokio::time::sleep(pause).await;
             Ok::<_, std::io::Error>(c)
         });
     let id = s.upload_start(&repo).await.unwrap();

@@ -485,6 +485,9 @@ fn pieces(segments: &[Segment], start: u64, len: u64) -> Vec<Piece> {
 /// of the same version of the segment (If-Match on its ETag).
 const RESUMES: u32 = 3;
 
+/// The `store` of the error of a GET the store did not answer in time.
+const NO_ANSWER: &str = "S3 (timed out)";
+
 /// The GET of `p` (of version `e_tag` when given), its answer waited for at most the
 /// store's timeout.
 async fn get(s: &Inner, p: &Piece, e_tag: Option<&str>) -> object_store::Result<GetResult> {
@@ -499,7 +502,7 @@ async fn get(s: &Inner, p: &Piece, e_tag: Option<&str>) -> object_store::Result<
     match tokio::time::timeout(s.timeout, s.reads.get_opts(&path, opts)).await {
         Ok(r) => r,
         Err(_) => Err(object_store::Error::Generic {
-            store: "S3",
+            store: NO_ANSWER,
             source: format!("GET {path}: no answer in {:?}", s.timeout).into(),
         }),
     }
@@ -570,7 +573,20 @@ async fn open(
     s: &Arc<Inner>,
     p: &Piece,
 ) -> object_store::Result<impl futures_util::Stream<Item = io::Result<Bytes>> + use<>> {
-    let r = get(s, p, None).await?;
+    // Asked again (up to RESUMES times) when no answer came in time.
+    let mut r = get(s, p, None).await;
+    for _ in 0..RESUMES {
+        match &r {
+            Err(object_store::Error::Generic {
+                store: NO_ANSWER, ..
+            }) => {
+                tracing::debug!(segment = %p.key, "no answer to a segment's GET; asking again");
+                r = get(s, p, None).await;
+            }
+            _ => break,
+        }
+    }
+    let r = r?;
     let reading = Reading {
         s: s.clone(),
         piece: p.clone(),
