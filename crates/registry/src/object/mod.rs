@@ -285,9 +285,9 @@ impl ObjectStorage {
                 )))
             })
         };
-        // Requests: each read of the answer may wait `timeout` (reqwest's read timeout
-        // also covers the request until its answer begins). No timeout of the whole: a
-        // large part on a slow link is not stalled.
+        // Every other request: reqwest's read timeout, from the start of the request until
+        // its answer begins (sending a part included, as the whole-request timeout did),
+        // then for each read of the answer's body.
         let store = build(client.clone().with_read_timeout(timeout))?;
         // Blob bodies: no timeout in the client at all (reqwest's read timeout counts a
         // reader's pause as the store's silence); blobs.rs times the waits on the store.
@@ -296,30 +296,34 @@ impl ObjectStorage {
             "" => format!("s3://{}", config.bucket),
             p => format!("s3://{}/{p}", config.bucket),
         };
-        let mut s = Self::with_name(Arc::new(store), &config.prefix, name);
-        let inner = Arc::get_mut(&mut s.inner).expect("not shared yet");
-        inner.reads = Arc::new(reads);
-        inner.timeout = timeout;
-        Ok(s)
+        Ok(Self::with_name(
+            Arc::new(store),
+            Arc::new(reads),
+            timeout,
+            &config.prefix,
+            name,
+        ))
     }
 
     /// A registry in any object store that also has the multipart API (an S3 client,
     /// `object_store::memory::InMemory` for tests), under `prefix`.
     pub fn new<S: ObjectStore + MultipartStore>(store: Arc<S>, prefix: &str) -> ObjectStorage {
         let name = format!("{store}/{prefix}");
-        Self::with_name(store, prefix, name)
+        Self::with_name(store.clone(), store, DEFAULT_S3_TIMEOUT, prefix, name)
     }
 
     fn with_name<S: ObjectStore + MultipartStore>(
         store: Arc<S>,
+        reads: Arc<dyn ObjectStore>,
+        timeout: Duration,
         prefix: &str,
         name: String,
     ) -> ObjectStorage {
         ObjectStorage {
             inner: Arc::new(Inner {
                 store: store.clone(),
-                reads: store.clone(),
-                timeout: DEFAULT_S3_TIMEOUT,
+                reads,
+                timeout,
                 multipart: store,
                 layout: Layout::new(prefix),
                 name,
