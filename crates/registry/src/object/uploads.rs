@@ -591,7 +591,11 @@ impl Writer {
                 self.version = v;
                 return Ok(Ok(()));
             }
-            let fresh = load(&self.s, &self.repo, &self.id).await?;
+            let fresh = match load(&self.s, &self.repo, &self.id).await {
+                Ok(fresh) => fresh,
+                Err(e) if e.is_not_found() => return Ok(Err(Lost)),
+                Err(e) => return Err(e),
+            };
             let same_bytes =
                 fresh.state.size == self.state.size && fresh.state.segments == self.state.segments;
             if fresh.state.committing || !same_bytes {
