@@ -18,6 +18,11 @@ static CONTEXTS: Mutex<Vec<CCtx<'static>>> = Mutex::new(Vec::new());
 
 /// Input read per call (libzstd copies it into its job buffers).
 const READ_SIZE: usize = 1 << 20;
+/// Output gathered before it is written: the size of the sinks' own buffers (a layout's
+/// `BufWriter`, the cache's direct writes), so a write goes past a `BufWriter` instead of
+/// being copied into it. libzstd's suggested 128 KiB pieces were copied once more on the
+/// way to every file.
+const WRITE_SIZE: usize = 1 << 20;
 
 fn zstd_err(what: &str, code: usize) -> io::Error {
     io::Error::other(format!("zstd {what}: {}", zstd_safe::get_error_name(code)))
@@ -54,7 +59,9 @@ pub fn encode<R: Read, W: Write>(
     cctx.set_parameter(CParameter::NbWorkers(workers))
         .map_err(|c| zstd_err("workers", c))?;
     let mut input = vec![0u8; READ_SIZE];
-    let mut output = vec![0u8; CCtx::out_size()];
+    let mut output = vec![0u8; WRITE_SIZE];
+    // Bytes of `output` filled and not yet written.
+    let mut filled = 0;
     loop {
         let n = match src.read(&mut input) {
             Ok(0) => break,
@@ -64,22 +71,32 @@ pub fn encode<R: Read, W: Write>(
         };
         let mut inb = InBuffer::around(&input[..n]);
         while inb.pos() < n {
-            let mut outb = OutBuffer::around(&mut output[..]);
+            let before = inb.pos();
+            let mut outb = OutBuffer::around_pos(&mut output[..], filled);
             cctx.compress_stream2(
                 &mut outb,
                 &mut inb,
                 zstd_safe::zstd_sys::ZSTD_EndDirective::ZSTD_e_continue,
             )
             .map_err(|c| zstd_err("compress", c))?;
-            sink.write_all(outb.as_slice())?;
+            filled = outb.pos();
+            // Written when full, or when libzstd took no input (it waits for room).
+            if filled == WRITE_SIZE || (inb.pos() == before && filled > 0) {
+                sink.write_all(&output[..filled])?;
+                filled = 0;
+            }
         }
     }
     loop {
-        let mut outb = OutBuffer::around(&mut output[..]);
+        let mut outb = OutBuffer::around_pos(&mut output[..], filled);
         let left = cctx
             .end_stream(&mut outb)
             .map_err(|c| zstd_err("end of frame", c))?;
-        sink.write_all(outb.as_slice())?;
+        filled = outb.pos();
+        if left == 0 || filled == WRITE_SIZE {
+            sink.write_all(&output[..filled])?;
+            filled = 0;
+        }
         if left == 0 {
             break;
         }
