@@ -10,7 +10,15 @@ use std::io::{self, Read, Write};
 use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
-use flate2::Crc;
+use crc_fast::{CrcAlgorithm, Digest as Crc};
+
+/// A new CRC-32 (gzip's, CRC-32/ISO-HDLC) in crc-fast: its AVX-512 VPCLMULQDQ code (chosen
+/// at run time; the value is the same on every machine) ran at 10-12 GB/s on this project's
+/// 2-core EPYC against 3.8-4.4 GB/s for flate2's (zlib-rs PCLMULQDQ), which was 1.6% of a
+/// cold push's CPU.
+fn new_crc() -> Crc {
+    Crc::new(CrcAlgorithm::Crc32IsoHdlc)
+}
 
 /// Size of the blocks compressed independently (pigz's default, 128 KiB, loses more ratio
 /// at block boundaries; 1 MiB blocks cost under 0.1% against one stream).
@@ -82,7 +90,7 @@ where
             }
         };
         let out = compress(&job);
-        let mut crc = Crc::new();
+        let mut crc = new_crc();
         crc.update(&job.data);
         let d = Done {
             index: job.index,
@@ -147,7 +155,7 @@ fn feed<R: Read, W: Write>(
         sink,
         next: 0,
         pending: BTreeMap::new(),
-        crc: Crc::new(),
+        crc: new_crc(),
         free: Vec::new(),
     };
     let mut cur = Vec::with_capacity(BLOCK_SIZE);
@@ -188,7 +196,7 @@ fn feed<R: Read, W: Write>(
         w.accept(done.recv().map_err(|_| gone())?)?;
     }
     Ok(Totals {
-        crc: w.crc.sum(),
+        crc: w.crc.finalize() as u32,
         len,
     })
 }
