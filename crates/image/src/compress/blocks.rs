@@ -30,6 +30,9 @@ pub(crate) struct Job {
     pub data: Vec<u8>,
     /// True for the final block (possibly empty).
     pub last: bool,
+    /// An earlier block's output buffer, written and emptied, for this block's output
+    /// (empty at first): pages already mapped, not a fresh allocation.
+    pub out: Vec<u8>,
 }
 
 struct Done {
@@ -50,13 +53,14 @@ pub(crate) struct Totals {
 
 /// Run `compress` on every block of `src` on `workers` threads, writing the results to
 /// `sink` in order. At most `2 * workers` blocks are in flight (read and not yet written),
-/// which bounds memory to about `4 * workers` MiB. `compress` receives the job; the
-/// engine computes the CRC-32 of the input on the workers and combines it in order.
+/// which bounds memory to about `4 * workers` MiB. `compress` receives the job and a buffer
+/// to put its output in (`job.out`, taken out of it); the engine computes the CRC-32 of
+/// the input on the workers and combines it in order.
 pub(crate) fn run<R, W, F>(src: R, sink: W, workers: usize, compress: F) -> io::Result<Totals>
 where
     R: Read,
     W: Write,
-    F: Fn(&Job) -> io::Result<Vec<u8>> + Sync,
+    F: Fn(&Job, Vec<u8>) -> io::Result<Vec<u8>> + Sync,
 {
     let workers = workers.max(1);
     let in_flight_max = 2 * workers;
@@ -79,17 +83,18 @@ where
 
 fn worker<F>(jobs: &Mutex<Receiver<Job>>, done: SyncSender<Done>, compress: &F)
 where
-    F: Fn(&Job) -> io::Result<Vec<u8>>,
+    F: Fn(&Job, Vec<u8>) -> io::Result<Vec<u8>>,
 {
     loop {
-        let job = {
+        let mut job = {
             let Ok(rx) = jobs.lock() else { return };
             match rx.recv() {
                 Ok(job) => job,
                 Err(_) => return,
             }
         };
-        let out = compress(&job);
+        let spare = std::mem::take(&mut job.out);
+        let out = compress(&job, spare);
         let mut crc = new_crc();
         crc.update(&job.data);
         let d = Done {
@@ -127,6 +132,8 @@ struct Writer<W> {
     pending: BTreeMap<u64, Done>,
     crc: Crc,
     free: Vec<Vec<u8>>,
+    /// Output buffers written, for the next jobs.
+    free_out: Vec<Vec<u8>>,
 }
 
 impl<W: Write> Writer<W> {
@@ -134,7 +141,9 @@ impl<W: Write> Writer<W> {
     fn accept(&mut self, d: Done) -> io::Result<()> {
         self.pending.insert(d.index, d);
         while let Some(d) = self.pending.remove(&self.next) {
-            self.sink.write_all(&d.out?)?;
+            let out = d.out?;
+            self.sink.write_all(&out)?;
+            self.free_out.push(out);
             self.crc.combine(&d.crc);
             self.free.push(d.data);
             self.next += 1;
@@ -157,6 +166,7 @@ fn feed<R: Read, W: Write>(
         pending: BTreeMap::new(),
         crc: new_crc(),
         free: Vec::new(),
+        free_out: Vec::new(),
     };
     let mut cur = Vec::with_capacity(BLOCK_SIZE);
     read_block(&mut src, &mut cur)?;
@@ -180,6 +190,7 @@ fn feed<R: Read, W: Write>(
             index,
             data: cur,
             last,
+            out: w.free_out.pop().unwrap_or_default(),
         };
         jobs.send(job).map_err(|_| gone())?;
         index += 1;

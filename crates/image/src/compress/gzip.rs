@@ -80,7 +80,7 @@ fn encode_with<R: Read, W: Write>(
         ));
     }
     sink.write_all(&header(level))?;
-    let totals = blocks::run(src, &mut sink, workers, |job| {
+    let totals = blocks::run(src, &mut sink, workers, |job, out| {
         before_block(job.index);
         if job.data.is_empty() && job.index > 0 {
             // The stream so far ends with a non-final block: close it with an empty
@@ -90,7 +90,7 @@ fn encode_with<R: Read, W: Write>(
         if igzip {
             igzip_deflate(&job.data, job.last)
         } else {
-            super::libdeflate::deflate(&job.data, level, job.last)
+            super::libdeflate::deflate_into(&job.data, level, job.last, out)
         }
     })?;
     let mut trailer = [0u8; 8];
