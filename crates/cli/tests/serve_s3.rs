@@ -651,7 +651,8 @@ async fn expiry_aborts_the_multipart_upload_a_killed_node_left() {
         .await
         .expect("the killed node's multipart upload is live");
     // Another node expires sessions idle for a second, at start and every 250 ms: the
-    // session goes, with its multipart upload and its data.
+    // session goes, with its multipart upload and its data. The expiry removes the state
+    // first, then the rest: each is waited for.
     let _b = node_with(&bucket, tmp.path(), 1, &["--upload-ttl", "1s"]);
     let deadline = Instant::now() + Duration::from_secs(60);
     while store.head(&state_key).await.is_ok() {
@@ -661,30 +662,36 @@ async fn expiry_aborts_the_multipart_upload_a_killed_node_left() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let e = store
-        .put_part(
-            &part_key,
-            &pending.1,
-            2,
-            bytes::Bytes::from_static(b"x").into(),
-        )
-        .await
-        .expect_err("the multipart upload was not aborted");
+    let e = loop {
+        let part = bytes::Bytes::from_static(b"x").into();
+        match store.put_part(&part_key, &pending.1, 2, part).await {
+            Err(e) => break e,
+            Ok(_) => assert!(
+                Instant::now() < deadline,
+                "the multipart upload was not aborted"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert!(
         matches!(e, object_store::Error::NotFound { .. }),
         "a part of the aborted upload: {e}"
     );
-    let left: Vec<_> = {
-        use futures_util::StreamExt as _;
-        store
-            .list(Some(&object_store::path::Path::from(format!(
-                "{}/registry/data/{id}",
-                bucket.prefix
-            ))))
-            .collect()
-            .await
-    };
-    assert!(left.is_empty(), "the session's data is left: {left:?}");
+    let data = object_store::path::Path::from(format!("{}/registry/data/{id}", bucket.prefix));
+    loop {
+        let left: Vec<_> = {
+            use futures_util::StreamExt as _;
+            store.list(Some(&data)).collect().await
+        };
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the session's data is left: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
