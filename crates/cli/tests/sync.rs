@@ -10,6 +10,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use hoist_image::Digest;
+use hoist_testkit::api::Raw;
 use hoist_testkit::distribution::Distribution;
 use hoist_testkit::faults::{Fault, Match, Proxy, Rule};
 use hoist_testkit::mirror;
@@ -28,54 +29,6 @@ fn hoist(state: &Path) -> Command {
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-const ALL_MANIFESTS: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
-
-/// Raw registry questions, not through hoist.
-struct Raw {
-    c: reqwest::Client,
-    rt: tokio::runtime::Runtime,
-}
-
-impl Raw {
-    fn new() -> Raw {
-        Raw {
-            c: reqwest::Client::new(),
-            rt: tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap(),
-        }
-    }
-
-    /// The digest of `repo:reference` at `host` (`None`: not there).
-    fn digest(&self, host: &str, repo: &str, reference: &str) -> Option<Digest> {
-        self.rt.block_on(async {
-            let r = self
-                .c
-                .head(format!("http://{host}/v2/{repo}/manifests/{reference}"))
-                .header("accept", ALL_MANIFESTS)
-                .send()
-                .await
-                .unwrap();
-            (r.status() == 200).then(|| {
-                Digest::parse(r.headers()["docker-content-digest"].to_str().unwrap()).unwrap()
-            })
-        })
-    }
-
-    fn has_blob(&self, host: &str, repo: &str, d: &Digest) -> bool {
-        self.rt.block_on(async {
-            self.c
-                .head(format!("http://{host}/v2/{repo}/blobs/{d}"))
-                .send()
-                .await
-                .unwrap()
-                .status()
-                == 200
-        })
-    }
 }
 
 #[test]
@@ -373,28 +326,18 @@ fn copy_with_referrers_keeps_signatures_and_sboms_at_a_registry_without_the_api(
         // Each referrer byte for byte, listed under its subject's fallback tag with its
         // artifact type (distribution has no referrers API).
         for r in mine {
-            let get = |host: &str, repo: &str, reference: &str| {
-                raw.rt.block_on(async {
-                    raw.c
-                        .get(format!("http://{host}/v2/{repo}/manifests/{reference}"))
-                        .header("accept", ALL_MANIFESTS)
-                        .send()
-                        .await
-                        .unwrap()
-                        .bytes()
-                        .await
-                        .unwrap()
-                })
-            };
             assert_eq!(
-                get(&dh, &to, &r.digest.to_string()),
-                get(&sh, repo, &r.digest.to_string()),
+                raw.manifest(&dh, &to, &r.digest.to_string()),
+                raw.manifest(&sh, repo, &r.digest.to_string()),
                 "{}",
                 r.digest
             );
-            let index: serde_json::Value =
-                serde_json::from_slice(&get(&dh, &to, &format!("sha256-{}", r.subject.hex())))
-                    .unwrap();
+            let index: serde_json::Value = serde_json::from_slice(&raw.manifest(
+                &dh,
+                &to,
+                &format!("sha256-{}", r.subject.hex()),
+            ))
+            .unwrap();
             assert!(
                 index["manifests"]
                     .as_array()

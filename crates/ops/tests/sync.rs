@@ -7,9 +7,9 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use hoist_image::Digest;
 use hoist_ops::sync::{self, Endpoint, Outcome, Pair, Report, TagFilter};
 use hoist_ops::{Context, Location, Platforms};
+use hoist_testkit::api::{ALL_MANIFESTS, Raw};
 use hoist_testkit::distribution::Distribution;
 use hoist_testkit::faults::{Fault, Match, Proxy, Rule};
 use hoist_testkit::mirror::{self, Source};
@@ -33,71 +33,6 @@ fn run(pairs: &[Pair], opts: &sync::Options, ctx: &Context) -> Report {
     assert!(failed.is_empty(), "{failed:#?}");
     r
 }
-
-/// Raw registry requests, for checks that do not go through hoist.
-struct Raw {
-    c: reqwest::Client,
-    rt: tokio::runtime::Runtime,
-}
-
-impl Raw {
-    fn new() -> Raw {
-        Raw {
-            c: reqwest::Client::new(),
-            rt: tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap(),
-        }
-    }
-
-    fn get(&self, url: &str, accept: &str) -> (u16, Vec<u8>) {
-        self.rt.block_on(async {
-            let r = self
-                .c
-                .get(url)
-                .header("accept", accept)
-                .send()
-                .await
-                .unwrap();
-            (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
-        })
-    }
-
-    fn json(&self, url: &str, accept: &str) -> serde_json::Value {
-        let (status, body) = self.get(url, accept);
-        assert_eq!(status, 200, "{url}: {}", String::from_utf8_lossy(&body));
-        serde_json::from_slice(&body).unwrap()
-    }
-
-    /// The digest a tag has (`None`: no such tag).
-    fn digest(&self, host: &str, repo: &str, reference: &str) -> Option<Digest> {
-        self.rt.block_on(async {
-            let r = self
-                .c
-                .head(format!("http://{host}/v2/{repo}/manifests/{reference}"))
-                .header("accept", ALL_MANIFESTS)
-                .send()
-                .await
-                .unwrap();
-            (r.status() == 200).then(|| {
-                Digest::parse(r.headers()["docker-content-digest"].to_str().unwrap()).unwrap()
-            })
-        })
-    }
-
-    fn tags(&self, host: &str, repo: &str) -> Vec<String> {
-        let v = self.json(&format!("http://{host}/v2/{repo}/tags/list"), "*/*");
-        let mut t: Vec<String> = v["tags"]
-            .as_array()
-            .map(|a| a.iter().map(|t| t.as_str().unwrap().to_string()).collect())
-            .unwrap_or_default();
-        t.sort();
-        t
-    }
-}
-
-const ALL_MANIFESTS: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
 
 /// Every image of `src` is at `dst` (prefix `from` renamed `to`) with its digest and
 /// passes the oracle; every referrer is there byte for byte, listed through the
