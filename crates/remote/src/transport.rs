@@ -731,9 +731,11 @@ impl Client {
             }
             self.inner.counters.requests.fetch_add(1, Ordering::Relaxed);
             tracing::trace!(what = %what, attempt, "request");
+            let sent = Instant::now();
             let (delay, err) = match rb.send().await {
                 Ok(resp) => {
                     let status = resp.status();
+                    tracing::trace!(what = %what, status = status.as_u16(), us = sent.elapsed().as_micros() as u64, "answered");
                     self.observe_rate_limit(&st, resp.headers());
                     if status == StatusCode::UNAUTHORIZED && !reauthed {
                         reauthed = true;

@@ -444,7 +444,20 @@ impl<'a> Upload<'a> {
                     let (url, min) = start(&c, &r, &s).await?;
                     Ok(((url.clone(), min), Some(url)))
                 };
-                let ((u, min_chunk), id) = self.sessions.open(self.repo, post).await?;
+                let opening = self.sessions.open(self.repo, post);
+                // A blob that goes in one request is read (from its registry, or the
+                // disk) while the session opens, not after: a round trip less on every
+                // small blob's way. Its bytes serve every later attempt.
+                let ((u, min_chunk), id) = if self.whole_read_ahead() {
+                    let (opened, read) =
+                        tokio::join!(opening, read_all(self.src.clone(), self.size));
+                    let (value, id) = opened?;
+                    self.session = id;
+                    self.src = BlobSource::Bytes(read?);
+                    (value, id)
+                } else {
+                    opening.await?
+                };
                 self.session = id;
                 if let Some(m) = min_chunk {
                     self.chunk = Some(self.chunk.unwrap_or(m).max(m));
@@ -465,6 +478,13 @@ impl<'a> Upload<'a> {
                 }
             },
         )
+    }
+
+    /// Is this blob put in one request, and not yet in memory?
+    fn whole_read_ahead(&self) -> bool {
+        self.size <= self.monolithic_max
+            && self.chunk.is_none()
+            && !matches!(self.src, BlobSource::Bytes(_))
     }
 
     async fn whole(&mut self, location: Url) -> Result<State> {
