@@ -198,7 +198,7 @@ impl Client {
         let mut attempt = first;
         loop {
             self.inner.counters.requests.fetch_add(1, Ordering::Relaxed);
-            let r = st.http.get(url.clone()).send().await;
+            let r = st.http.plain.get(url.clone()).send().await;
             let (delay, err) = match r {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
@@ -219,13 +219,20 @@ impl Client {
                             let err = Response {
                                 inner: resp,
                                 what: what.clone(),
+                                idle: None,
                             }
                             .into_error()
                             .await;
                             (ra, err)
                         }
                         _ => {
-                            return Err(Response { inner: resp, what }.into_error().await);
+                            return Err(Response {
+                                inner: resp,
+                                what,
+                                idle: None,
+                            }
+                            .into_error()
+                            .await);
                         }
                     }
                 }
@@ -335,6 +342,7 @@ impl Client {
                         form.append_pair("scope", &scopes.join(" "));
                     }
                     st.http
+                        .plain
                         .post(realm.clone())
                         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
                         .body(form.finish())
@@ -351,7 +359,7 @@ impl Client {
                             q.append_pair("account", username);
                         }
                     }
-                    let mut r = st.http.get(u);
+                    let mut r = st.http.plain.get(u);
                     if let Some(b) = cred.basic_header() {
                         r = r.header(header::AUTHORIZATION, b);
                     }
@@ -435,6 +443,7 @@ impl Client {
             v.set_sensitive(true);
             let r = st
                 .http
+                .plain
                 .get(url.clone())
                 .header(header::AUTHORIZATION, v)
                 .send()

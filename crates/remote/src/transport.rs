@@ -184,16 +184,22 @@ impl ClientBuilder {
         for f in &self.ca_files {
             roots.extend(crate::tls::read_ca_file(f)?);
         }
-        let make = |verify: bool| {
+        // `streaming`: for requests with a streamed body, without reqwest's read timeout,
+        // which runs from the start of a request until its answer begins and so would cut
+        // a body that takes longer than that to send while its bytes flow; `send` bounds
+        // those requests by idleness itself (see `Idle`).
+        let make = |verify: bool, streaming: bool| {
             let mut b = reqwest::Client::builder()
                 .user_agent(self.user_agent.clone())
                 .connect_timeout(self.connect_timeout)
-                .read_timeout(self.read_timeout)
                 .pool_max_idle_per_host(32)
                 .tcp_nodelay(true)
                 // reqwest follows redirects (blob GETs to storage), and drops
                 // Authorization when the host changes.
                 .redirect(reqwest::redirect::Policy::limited(5));
+            if !streaming {
+                b = b.read_timeout(self.read_timeout);
+            }
             if verify {
                 let tls =
                     crate::tls::Verifier::new(roots.clone()).client_config(self.http1_only)?;
@@ -208,17 +214,24 @@ impl ClientBuilder {
                 Error::invalid_input("HTTP client settings", e.without_url().to_string())
             })
         };
-        let http = make(!self.skip_tls_verify)?;
-        // A second client, without verification, only when some registry needs it.
+        let http = Clients {
+            plain: make(!self.skip_tls_verify, false)?,
+            streaming: make(!self.skip_tls_verify, true)?,
+        };
+        // Clients without verification, only when some registry needs them.
         let unverified = if self.skip_tls_verify || self.insecure.is_empty() {
             http.clone()
         } else {
-            make(false)?
+            Clients {
+                plain: make(false, false)?,
+                streaming: make(false, true)?,
+            }
         };
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
                 unverified,
+                read_timeout: self.read_timeout,
                 keychain: self.keychain,
                 insecure: self.insecure,
                 retry: self.retry,
@@ -237,10 +250,12 @@ pub struct Client {
 }
 
 pub(crate) struct Inner {
-    /// Verifies certificates (unless told to skip verification everywhere).
-    http: reqwest::Client,
-    /// Does not: for insecure registries.
-    unverified: reqwest::Client,
+    /// Verify certificates (unless told to skip verification everywhere).
+    http: Clients,
+    /// Do not: for insecure registries.
+    unverified: Clients,
+    /// How long a request may go without progress (see [`ClientBuilder::read_timeout`]).
+    read_timeout: Duration,
     pub(crate) keychain: Arc<dyn Keychain>,
     insecure: HashSet<String>,
     pub(crate) retry: RetryPolicy,
@@ -258,6 +273,17 @@ impl std::fmt::Debug for Inner {
     }
 }
 
+/// The HTTP clients of one verification mode.
+#[derive(Debug, Clone)]
+pub(crate) struct Clients {
+    /// For every request without a streamed body: reqwest's read timeout bounds the wait
+    /// for the answer and each read of its body.
+    pub(crate) plain: reqwest::Client,
+    /// For requests with a streamed body: no timeout of reqwest's but the connect one;
+    /// `send` times the body's progress and the answer ([`Idle`]).
+    streaming: reqwest::Client,
+}
+
 /// How long https gets to answer a registry that may fall back to http before http is
 /// tried alongside (crane's `fallbackDelay`).
 pub const FALLBACK_DELAY: Duration = Duration::from_millis(300);
@@ -272,8 +298,8 @@ pub(crate) struct RegistryState {
     pub(crate) fallback: bool,
     /// Plain http is tried first (a loopback registry with a port; see `Client::ping`).
     pub(crate) http_first: bool,
-    /// The HTTP client for this registry (verifying certificates, or not).
-    pub(crate) http: reqwest::Client,
+    /// The HTTP clients for this registry (verifying certificates, or not).
+    pub(crate) http: Clients,
     pub(crate) registry: String,
     pub(crate) credential: tokio::sync::OnceCell<Credential>,
     pub(crate) auth: tokio::sync::Mutex<AuthState>,
@@ -350,6 +376,9 @@ impl Body {
 pub(crate) struct Response {
     pub(crate) inner: reqwest::Response,
     pub(crate) what: String,
+    /// Bounds each read of the body, for an answer of the streaming client (which has
+    /// no read timeout of its own); `None` for the others (reqwest's bounds them).
+    pub(crate) idle: Option<Duration>,
 }
 
 impl Response {
@@ -373,7 +402,12 @@ impl Response {
             .split_once(' ')
             .map(|(m, u)| (m.to_string(), u.to_string()))
             .unwrap_or_default();
-        let body = read_capped(self.inner, MAX_ERROR_BODY).await;
+        let body = match self.idle {
+            None => read_capped(self.inner, MAX_ERROR_BODY).await,
+            Some(t) => tokio::time::timeout(t, read_capped(self.inner, MAX_ERROR_BODY))
+                .await
+                .unwrap_or_default(),
+        };
         Error::new(ErrorKind::Protocol {
             method,
             url,
@@ -408,11 +442,114 @@ impl Response {
     }
     /// The next piece of the body.
     pub(crate) async fn chunk(&mut self) -> Result<Option<Bytes>> {
-        self.inner
-            .chunk()
-            .await
-            .map_err(|e| transport_error(&self.what, &e))
+        let next = match self.idle {
+            None => self.inner.chunk().await,
+            Some(t) => match tokio::time::timeout(t, self.inner.chunk()).await {
+                Ok(r) => r,
+                Err(_) => return Err(stalled(&self.what, t)),
+            },
+        };
+        next.map_err(|e| transport_error(&self.what, &e))
     }
+}
+
+/// A request with a streamed body in flight: when its body last gave bytes to send. The
+/// request fails (a retryable timeout) once neither its body nor its answer moved for the
+/// read timeout: the bound reqwest's read timeout gives other requests, without cutting a
+/// body that takes longer than that to send while its bytes flow (reqwest's would: it
+/// runs from the start of the request until the answer begins).
+struct Idle {
+    timeout: Duration,
+    start: Instant,
+    /// Milliseconds from `start` to the body's last piece.
+    last: Arc<AtomicU64>,
+}
+
+impl Idle {
+    fn new(timeout: Duration) -> Idle {
+        Idle {
+            timeout,
+            start: Instant::now(),
+            last: Arc::default(),
+        }
+    }
+
+    /// `body`, noting each piece it gives.
+    fn track(&self, body: reqwest::Body) -> reqwest::Body {
+        reqwest::Body::wrap(Tracked {
+            inner: body,
+            start: self.start,
+            last: self.last.clone(),
+        })
+    }
+
+    /// When the request counts as stalled, as of now.
+    fn deadline(&self) -> Instant {
+        self.start + Duration::from_millis(self.last.load(Ordering::Relaxed)) + self.timeout
+    }
+
+    /// The answer to `send`, or a timeout once the request stalled.
+    async fn bound(
+        &self,
+        send: impl std::future::Future<Output = reqwest::Result<reqwest::Response>>,
+        what: &str,
+    ) -> Result<reqwest::Response> {
+        tokio::pin!(send);
+        loop {
+            tokio::select! {
+                biased;
+                r = &mut send => return r.map_err(|e| transport_error(what, &e)),
+                _ = tokio::time::sleep_until(self.deadline().into()) => {
+                    if Instant::now() >= self.deadline() {
+                        return Err(stalled(what, self.timeout));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A request body that notes when it last gave a piece (see [`Idle`]).
+struct Tracked {
+    inner: reqwest::Body,
+    start: Instant,
+    last: Arc<AtomicU64>,
+}
+
+impl http_body::Body for Tracked {
+    type Data = Bytes;
+    type Error = reqwest::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<std::result::Result<http_body::Frame<Bytes>, reqwest::Error>>> {
+        let r = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Ok(_))) = &r {
+            let at = self.start.elapsed().as_millis() as u64;
+            self.last.store(at, Ordering::Relaxed);
+        }
+        r
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The error of a request that made no progress for `timeout` (retryable, as reqwest's
+/// timeouts are).
+fn stalled(what: &str, timeout: Duration) -> Error {
+    Error::new(ErrorKind::Transport {
+        what: what.to_string(),
+        message: format!("no progress for {}s: timed out", timeout.as_secs_f64()),
+        timeout: true,
+        cause: TransportCause::Timeout,
+    })
 }
 
 pub(crate) async fn read_capped(mut r: reqwest::Response, max: usize) -> Vec<u8> {
@@ -700,7 +837,13 @@ impl Client {
                 url = rebased;
                 what = format!("{method} {}", redact::url(&url));
             }
-            let mut rb = st.http.request(method.clone(), url.clone());
+            let idle = matches!(body, Body::Stream(_)).then(|| Idle::new(self.inner.read_timeout));
+            let http = if idle.is_some() {
+                &st.http.streaming
+            } else {
+                &st.http.plain
+            };
+            let mut rb = http.request(method.clone(), url.clone());
             for (k, v) in headers {
                 rb = rb.header(*k, v);
             }
@@ -727,12 +870,21 @@ impl Client {
                 || method == Method::PATCH
                 || method == Method::POST
             {
-                rb = rb.body(body.take());
+                let b = body.take();
+                rb = rb.body(match &idle {
+                    Some(i) => i.track(b),
+                    None => b,
+                });
             }
             self.inner.counters.requests.fetch_add(1, Ordering::Relaxed);
             tracing::trace!(what = %what, attempt, "request");
             let sent = Instant::now();
-            let (delay, err) = match rb.send().await {
+            let answer = match &idle {
+                None => rb.send().await.map_err(|e| transport_error(&what, &e)),
+                Some(i) => i.bound(rb.send(), &what).await,
+            };
+            let idle = idle.map(|i| i.timeout);
+            let (delay, err) = match answer {
                 Ok(resp) => {
                     let status = resp.status();
                     tracing::trace!(what = %what, status = status.as_u16(), us = sent.elapsed().as_micros() as u64, "answered");
@@ -753,16 +905,20 @@ impl Client {
                         let err = Response {
                             inner: resp,
                             what: what.clone(),
+                            idle,
                         }
                         .into_error()
                         .await;
                         (ra, err)
                     } else {
-                        return Ok(Response { inner: resp, what });
+                        return Ok(Response {
+                            inner: resp,
+                            what,
+                            idle,
+                        });
                     }
                 }
-                Err(e) => {
-                    let err = transport_error(&what, &e);
+                Err(err) => {
                     // The ping reached this registry: a refused connection now is a
                     // restart, worth waiting for. A name that stopped resolving or a
                     // certificate that is not trusted is not.
@@ -818,6 +974,53 @@ mod tests {
         let url = c.url(repo, path)?;
         c.send(repo, &pull_scope(repo), Method::GET, url, &[], Body::Empty)
             .await
+    }
+
+    /// A streamed body `pieces` x 64 KiB, one piece every `every`, after a first pause.
+    fn slow_body(pieces: usize, first: Duration, every: Duration) -> Body {
+        let s = futures_util::stream::unfold(0usize, move |i| async move {
+            if i == pieces {
+                return None;
+            }
+            tokio::time::sleep(if i == 0 { first } else { every }).await;
+            Some((
+                Ok::<_, std::io::Error>(Bytes::from(vec![7u8; 64 << 10])),
+                i + 1,
+            ))
+        });
+        Body::Stream(reqwest::Body::wrap_stream(s))
+    }
+
+    /// The read timeout bounds a request's idleness, not its length: a body that takes
+    /// four times the timeout to send while its bytes flow gets through whole, and one
+    /// that stops moving for longer than the timeout fails as a (retryable) timeout.
+    #[tokio::test]
+    async fn a_streamed_body_longer_than_the_read_timeout_is_not_cut() {
+        let stub = Stub::start(|_| Reply::status(202));
+        let c = Client::builder()
+            .retry(fast_retries(0))
+            .read_timeout(Duration::from_secs(1))
+            .build()
+            .unwrap();
+        let repo = Repository::new(stub.host(), "a").unwrap();
+        let scope = push_scope(&repo);
+        let patch = |body| {
+            let url = c.url(&repo, "blobs/uploads/x").unwrap();
+            c.send(&repo, &scope, Method::PATCH, url, &[], body)
+        };
+        // 4 s in all, a piece every 250 ms.
+        let r = patch(slow_body(17, Duration::ZERO, Duration::from_millis(250)))
+            .await
+            .expect("a body whose bytes keep flowing is sent whole");
+        assert_eq!(r.status(), 202);
+        let seen = stub.requests();
+        let last = seen.iter().rfind(|s| s.method == "PATCH").unwrap();
+        assert_eq!(last.body.len(), 17 << 16);
+        // A body that stalls (3 s before its second piece) is cut as a timeout.
+        let stalled = slow_body(2, Duration::ZERO, Duration::from_secs(3));
+        let e = patch(stalled).await.expect_err("a stalled body times out");
+        assert!(e.is_temporary(), "{e}");
+        assert!(e.to_string().contains("no progress for 1s"), "{e}");
     }
 
     #[tokio::test]
