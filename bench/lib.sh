@@ -58,22 +58,24 @@ bench_workdir() {
 # free_port: prints a loopback TCP port that was free a moment ago.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# start_distribution VAR ROOT [STORAGE]: starts $REGISTRY_BIN in the background on a free
-# loopback port, with its config in ROOT/config.yml and its storage in ROOT/data (extra
-# storage settings in STORAGE, e.g. "delete: {enabled: true}, "); adds its pid to PIDS,
-# sets VAR to its address (127.0.0.1:PORT) and VAR_PID to its pid, and waits until it
+# start_distribution VAR ROOT [STORAGE] [log]: starts $REGISTRY_BIN in the background on a
+# free loopback port, with its config in ROOT/config.yml and its storage in ROOT/data (extra
+# storage settings in STORAGE, e.g. "delete: {enabled: true}, "); with `log`, its access log
+# is on and appended to ROOT/access.log (one line per request answered). Adds its pid to
+# PIDS, sets VAR to its address (127.0.0.1:PORT) and VAR_PID to its pid, and waits until it
 # answers (exits when it never does).
 start_distribution() {
-  local root=$2 port
+  local root=$2 port off=true out=/dev/null
+  if [ "${4:-}" = log ]; then off=false out=$root/access.log; fi
   mkdir -p "$root"
   port=$(free_port)
   cat >"$root/config.yml" <<YML
 version: 0.1
-log: {level: error, accesslog: {disabled: true}}
+log: {level: error, accesslog: {disabled: $off}}
 storage: {filesystem: {rootdirectory: $root/data}, ${3:-}cache: {blobdescriptor: inmemory}}
 http: {addr: 127.0.0.1:$port}
 YML
-  "$REGISTRY_BIN" serve "$root/config.yml" >/dev/null 2>&1 &
+  "$REGISTRY_BIN" serve "$root/config.yml" >>"$out" 2>/dev/null &
   PIDS+=($!)
   printf -v "$1" '%s' "127.0.0.1:$port"
   printf -v "$1_PID" '%s' "$!"

@@ -115,25 +115,6 @@ digest_of() {
     "http://$1/v2/$2/manifests/$3" | tr -d '\r' | awk -F': ' 'tolower($1)=="docker-content-digest" {print $2}'
 }
 
-# start_logged VAR ROOT: start_distribution with the access log on, appended to
-# ROOT/access.log (one line per request answered).
-start_logged() {
-  local root=$2 port
-  mkdir -p "$root"
-  port=$(free_port)
-  cat >"$root/config.yml" <<YML
-version: 0.1
-log: {level: error, accesslog: {disabled: false}}
-storage: {filesystem: {rootdirectory: $root/data}, cache: {blobdescriptor: inmemory}}
-http: {addr: 127.0.0.1:$port}
-YML
-  "$REGISTRY_BIN" serve "$root/config.yml" >>"$root/access.log" 2>/dev/null &
-  PIDS+=($!)
-  printf -v "$1" '%s' "127.0.0.1:$port"
-  printf -v "$1_PID" '%s' "$!"
-  wait_v2 "127.0.0.1:$port" || { echo "$BENCH: the registry at 127.0.0.1:$port did not start" >&2; exit 1; }
-}
-
 # requests ROOT: the requests the registry of ROOT answered so far.
 requests() { wc -l <"$1/access.log"; }
 
@@ -152,14 +133,14 @@ chmod +x "$W/skopeo-sync.sh"
 for kind in $DATA; do
   kill_servers
   rm -rf "$W/src"
-  start_logged SRC "$W/src"
+  start_distribution SRC "$W/src" "" log
   SRC_PID_KEEP=$SRC_PID
   populate "$kind"
   for run in $(seq "$RUNS"); do
     echo "$kind: run $run/$RUNS" >&2
     for tool in hoist skopeo; do
       rm -rf "$W/dst" "$W/state.jsonl"
-      start_logged DST "$W/dst"
+      start_distribution DST "$W/dst" "" log
       SERVERS="$SRC_PID_KEEP $DST_PID"
       for pass in cold unchanged; do
         src0=$(requests "$W/src") dst0=$(requests "$W/dst")
