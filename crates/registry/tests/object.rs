@@ -698,3 +698,90 @@ async fn a_late_write_of_a_dead_node_does_not_refuse_an_append() {
     s.upload_commit(&r, &id, &d).await.unwrap();
     assert!(read_all(&s, &r, &d, None).await == blob);
 }
+
+/// A node that died between publishing a blob and removing the session's state leaves a
+/// committing session whose segments are the blob's. Expiring that session removes the
+/// state and keeps the blob whole, whether the state recorded the digest it commits or was
+/// written before digests were recorded (the SHA-256 of its bytes stands in).
+#[tokio::test]
+async fn expiring_a_session_whose_commit_published_keeps_the_blob() {
+    let (store, s) = setup();
+    let r = repo("dead/publisher");
+    for (seed, recorded) in [(13, false), (14, true)] {
+        let blob = data(seed, 7 * MIB);
+        let d = Digest::sha256(&blob);
+        let id = s.upload_start(&r).await.unwrap();
+        s.upload_append(&r, &id, Some(0), body(vec![blob.clone()]))
+            .await
+            .unwrap();
+        let key = Path::from(format!("reg/uploads/{id}"));
+        let raw = store.get(&key).await.unwrap().bytes().await.unwrap();
+        s.upload_commit(&r, &id, &d).await.unwrap();
+        // The state as the dead node left it: committing, the blob published.
+        let mut st: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+        st["committing"] = true.into();
+        if recorded {
+            st["digest"] = d.to_string().into();
+        }
+        store
+            .put(&key, serde_json::to_vec(&st).unwrap().into())
+            .await
+            .unwrap();
+        // The client's DELETE of it is refused: the session is the commit's.
+        let e = s.upload_cancel(&r, &id).await.unwrap_err();
+        assert!(matches!(e.kind(), ErrorKind::UploadBusy { .. }), "{e}");
+        let gone = s.uploads_expire(Duration::ZERO).await.unwrap();
+        assert_eq!((gone.sessions, gone.bytes), (1, 0), "seed {seed}");
+        assert!(keys(&store, "reg/uploads").await.is_empty());
+        // Read through another node: nothing cached.
+        let other = ObjectStorage::new(store.clone(), "reg");
+        assert!(read_all(&other, &r, &d, None).await == blob, "seed {seed}");
+    }
+}
+
+/// A removal stopped midway (its node died after fencing the session) leaves an ending
+/// session: unknown to every request, and finished by the next expiry, which aborts its
+/// multipart upload and removes its segments.
+#[tokio::test]
+async fn a_removal_stopped_midway_is_finished_by_expiry() {
+    let (store, s) = setup();
+    let r = repo("dead/remover");
+    let id = s.upload_start(&r).await.unwrap();
+    s.upload_append(&r, &id, Some(0), body(vec![data(15, 3 * MIB)]))
+        .await
+        .unwrap();
+    // A multipart upload the session has pending, with a part sent.
+    let part_key = Path::from(format!("reg/data/{id}/pending"));
+    let upload = store.create_multipart(&part_key).await.unwrap();
+    let part = store
+        .put_part(&part_key, &upload, 0, Bytes::from(data(16, MIB)).into())
+        .await
+        .unwrap();
+    let key = Path::from(format!("reg/uploads/{id}"));
+    let raw = store.get(&key).await.unwrap().bytes().await.unwrap();
+    let mut st: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    st["pending"] = serde_json::json!([{"key": format!("data/{id}/pending"), "upload": upload}]);
+    st["ending"] = true.into();
+    store
+        .put(&key, serde_json::to_vec(&st).unwrap().into())
+        .await
+        .unwrap();
+    assert!(s.upload_size(&r, &id).await.unwrap_err().is_not_found());
+    let e = s
+        .upload_append(&r, &id, Some(3 * MIB as u64), body(vec![vec![1]]))
+        .await
+        .unwrap_err();
+    assert!(e.is_not_found(), "{e}");
+    assert!(s.upload_cancel(&r, &id).await.unwrap_err().is_not_found());
+    let gone = s.uploads_expire(Duration::ZERO).await.unwrap();
+    assert_eq!((gone.sessions, gone.bytes), (1, 3 * MIB as u64));
+    assert!(keys(&store, "reg/uploads").await.is_empty());
+    assert!(keys(&store, "reg/data").await.is_empty());
+    assert!(
+        store
+            .complete_multipart(&part_key, &upload, vec![part])
+            .await
+            .is_err(),
+        "the multipart upload was aborted"
+    );
+}

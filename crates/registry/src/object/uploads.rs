@@ -31,6 +31,14 @@
 //! died goes through), and publishes a pointer to the segments at the content address
 //! ([`super::blobs`]); a commit that finds `committing` set finishes it.
 //!
+//! Removing a session (a cancel, a digest that does not match, expiry) fences it first
+//! (`ending`: from then on every request treats it as unknown), then aborts its multipart
+//! uploads and removes its segments, and removes the state last. A node that dies midway
+//! leaves an ending state, which the next expiry finishes, so nothing is left that no state
+//! names. The segments of a session whose commit published its blob are the blob's: a
+//! committing session (its node died before removing the state) loses only its state and
+//! leftovers when the blob's pointer names its segments.
+//!
 //! Garbage collection never removes a session or its segments: expiry does.
 
 use std::sync::Arc;
@@ -84,6 +92,12 @@ struct State {
     /// A commit started: no more appends.
     #[serde(default)]
     committing: bool,
+    /// The digest being committed, recorded with `committing`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    digest: Option<String>,
+    /// The session is being removed: unknown to every request; expiry finishes the removal.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    ending: bool,
     /// A random tag of this version, to recognise it when a conditional write's answer
     /// was lost and the write is read back.
     rev: String,
@@ -134,15 +148,23 @@ fn hasher_from(s: &Inner, id: &str, state: &State) -> Result<sha2::Sha256> {
     sha2::Sha256::deserialize(arr).map_err(|e| corrupt(format!("sha256 state: {e:?}")))
 }
 
-/// The session's state, checked to belong to `repo`.
+/// The session's state, checked to belong to `repo` and not to be ending.
 async fn load(s: &Inner, repo: &RepoName, id: &str) -> Result<Versioned> {
     if !is_session_id(id) {
         return Err(unknown(id));
     }
+    match read(s, id).await? {
+        Some(v) if v.state.repo == repo.as_str() && !v.state.ending => Ok(v),
+        _ => Err(unknown(id)),
+    }
+}
+
+/// The session's state as stored, ending or not; `None` when there is none.
+async fn read(s: &Inner, id: &str) -> Result<Option<Versioned>> {
     let key = s.layout.upload(id);
     let r = match s.store.get(&key).await {
         Ok(r) => r,
-        Err(e) if is_not_found(&e) => return Err(unknown(id)),
+        Err(e) if is_not_found(&e) => return Ok(None),
         Err(e) => return Err(store_err(&key, e)),
     };
     let version = UpdateVersion {
@@ -156,10 +178,7 @@ async fn load(s: &Inner, repo: &RepoName, id: &str) -> Result<Versioned> {
             message: format!("not an upload state: {e}"),
         })
     })?;
-    if state.repo != repo.as_str() {
-        return Err(unknown(id));
-    }
-    Ok(Versioned { state, version })
+    Ok(Some(Versioned { state, version }))
 }
 
 /// Replace the session's state by `next` if it is still at `version`.
@@ -223,6 +242,8 @@ pub(crate) async fn start(s: &Inner, repo: &RepoName) -> Result<String> {
         sha256: hasher_state(&sha2::Sha256::default()),
         pending: Vec::new(),
         committing: false,
+        digest: None,
+        ending: false,
         rev: random_hex(),
     };
     let key = s.layout.upload(&id);
@@ -632,7 +653,14 @@ pub(crate) async fn commit(
         alg => blobs::hash_segments(s, &state.segments, alg).await?,
     };
     if &actual != digest {
-        discard(s, id, &state).await?;
+        // A session whose commit started stays the commit's.
+        if !state.committing {
+            let current = Versioned {
+                state: state.clone(),
+                version,
+            };
+            discard(s, id, current, OnChange::Retry).await?;
+        }
         return Err(ErrorKind::DigestMismatch {
             id: id.to_string(),
             expected: digest.clone(),
@@ -645,6 +673,7 @@ pub(crate) async fn commit(
         // From here on appends (on any node) are refused.
         let mut next = state.clone();
         next.committing = true;
+        next.digest = Some(digest.to_string());
         next.rev = random_hex();
         if swap(s, id, &version, &next).await?.is_err() {
             return Err(lost(s, repo, id, state.size).await);
@@ -674,17 +703,57 @@ async fn finish(s: &Inner, id: &str, state: &State) {
     s.delete_quietly(&s.layout.upload(id)).await;
 }
 
-/// End a session and remove everything it wrote; returns the bytes it held.
-async fn discard(s: &Inner, id: &str, state: &State) -> Result<u64> {
-    // The state first: from then on the session is unknown to every node.
-    s.delete(&s.layout.upload(id)).await?;
+/// What a removal does when the session changed since it was read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OnChange {
+    /// Leave it (expiry: a session written since is not idle).
+    Skip,
+    /// Remove it as it is now, unless a commit started meanwhile (a cancel, a digest that
+    /// does not match).
+    Retry,
+}
+
+/// End a session and remove what it wrote; the bytes removed, or `None` when it was left
+/// (see [`OnChange`]). The session is fenced first (`ending`), so no request adds to it
+/// while it goes, and its state is removed last, so a node dying midway leaves it for the
+/// next expiry to finish.
+async fn discard(
+    s: &Inner,
+    id: &str,
+    mut current: Versioned,
+    on_change: OnChange,
+) -> Result<Option<u64>> {
+    let mut tries = 0;
+    while !current.state.ending {
+        let mut next = current.state.clone();
+        next.ending = true;
+        next.rev = random_hex();
+        if swap(s, id, &current.version, &next).await?.is_ok() {
+            current.state = next;
+            break;
+        }
+        tries += 1;
+        match read(s, id).await? {
+            None => return Ok(Some(0)), // removed meanwhile
+            Some(fresh) if fresh.state.ending => current = fresh,
+            Some(_) if on_change == OnChange::Skip => return Ok(None),
+            Some(fresh) if fresh.state.committing => return Ok(None),
+            Some(_) if tries >= blobs::CAS_TRIES => {
+                return Err(ErrorKind::UploadBusy { id: id.to_string() }.into());
+            }
+            Some(fresh) => current = fresh,
+        }
+    }
+    let state = current.state;
     for p in &state.pending {
         let _ = s
             .multipart
             .abort_multipart(&s.layout.relative(&p.key), &p.upload)
             .await;
     }
-    // Its recorded segments, and whatever a request that lost a race left.
+    // What is under the session's prefix (its segments, and whatever a request that lost a
+    // race left), and the segments it recorded, except those a published blob owns.
+    let owned = owned_by_blob(s, id, &state).await?;
     let prefix = s.layout.session_data(id);
     let mut listed = s.store.list(Some(&prefix));
     let mut keys = Vec::new();
@@ -694,22 +763,56 @@ async fn discard(s: &Inner, id: &str, state: &State) -> Result<u64> {
             Err(e) => return Err(store_err(&prefix, e)),
         }
     }
-    for seg in &state.segments {
-        let p = s.layout.relative(&seg.key);
-        if !keys.contains(&p) {
-            keys.push(p);
+    let recorded: Vec<Path> = state
+        .segments
+        .iter()
+        .map(|seg| s.layout.relative(&seg.key))
+        .collect();
+    if owned {
+        keys.retain(|k| !recorded.contains(k));
+    } else {
+        for p in recorded {
+            if !keys.contains(&p) {
+                keys.push(p);
+            }
         }
     }
     for k in keys {
         s.delete_quietly(&k).await;
     }
-    Ok(state.size)
+    s.delete(&s.layout.upload(id)).await?;
+    Ok(Some(if owned { 0 } else { state.size }))
+}
+
+/// Whether the segments of a committing session are a published blob's: the pointer of
+/// the digest it commits (recorded with `committing`; the SHA-256 of its bytes for a state
+/// written before the digest was recorded) names them, live or being collected.
+async fn owned_by_blob(s: &Inner, id: &str, state: &State) -> Result<bool> {
+    if !state.committing || state.segments.is_empty() {
+        return Ok(false);
+    }
+    let digest = match state.digest.as_deref().map(Digest::parse) {
+        Some(Ok(d)) => d,
+        Some(Err(_)) | None => Hasher::Sha256(hasher_from(s, id, state)?).finish(),
+    };
+    Ok(blobs::stored(s, &digest)
+        .await?
+        .and_then(|st| st.pointer)
+        .is_some_and(|p| p.segments == state.segments))
 }
 
 pub(crate) async fn cancel(s: &Arc<Inner>, repo: &RepoName, id: &str) -> Result<()> {
     let _busy = s.busy(id)?;
-    let Versioned { state, .. } = load(s, repo, id).await?;
-    discard(s, id, &state).await.map(drop)
+    let current = load(s, repo, id).await?;
+    // A session whose commit started is the commit's (its node may be publishing it now).
+    let busy = || Error::from(ErrorKind::UploadBusy { id: id.to_string() });
+    if current.state.committing {
+        return Err(busy());
+    }
+    match discard(s, id, current, OnChange::Retry).await? {
+        Some(_) => Ok(()),
+        None => Err(busy()),
+    }
 }
 
 pub(crate) async fn expire(s: &Arc<Inner>, idle: Duration) -> Result<Expired> {
@@ -742,12 +845,18 @@ pub(crate) async fn expire(s: &Arc<Inner>, idle: Duration) -> Result<Expired> {
         if r.meta.e_tag != meta.e_tag {
             continue; // written since it was listed
         }
+        let version = UpdateVersion {
+            e_tag: r.meta.e_tag.clone(),
+            version: r.meta.version.clone(),
+        };
         let raw = r.bytes().await.map_err(|e| store_err(&meta.location, e))?;
         let age = now_secs().saturating_sub(meta.last_modified.timestamp().max(0) as u64);
         match serde_json::from_slice::<State>(&raw) {
-            Ok(state) => {
-                out.bytes += discard(s, &id, &state).await?;
-            }
+            Ok(state) => match discard(s, &id, Versioned { state, version }, OnChange::Skip).await?
+            {
+                Some(bytes) => out.bytes += bytes,
+                None => continue, // written since it was read
+            },
             Err(_) => s.delete(&meta.location).await?,
         }
         out.sessions += 1;
