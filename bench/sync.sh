@@ -16,6 +16,14 @@
 # run; the requests each registry answered in run 1 (from their access logs: a count that
 # load does not blur). After run 1 every tag's digest at each destination is checked
 # against the source.
+#
+# Nothing is deleted until the bench ends: each kind has its own source and each run its
+# own destination directory. On ext4 without a journal (this kind of machine's `/`), the
+# kernel does not reuse an inode freed in the last minutes and checks every recently freed
+# one each time a file or directory is created, so deleting a destination's ~1,000 files
+# and directories before the next run made the registries' CPU for the same requests grow
+# run after run (0.38 -> 1.18 CPU-s over 16 syncs; bench/runs/2026-12-05-0640-sync-
+# registry-cpu.md). BENCH_TMP=/dev/shm puts everything on tmpfs instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
@@ -63,23 +71,20 @@ PY
 
 # populate KIND: the base image and REPOS x TAGS images on it, in $SRC.
 populate() {
-  local kind=$1 base=$W/base
+  local kind=$1 base
   case $kind in
     text | random)
-      rm -rf "$W/base.oci"
-      "$HOIST" random "oci:$W/base.oci:v1" --layers "$BASE_LAYERS" \
+      "$HOIST" random "oci:$W/base-$kind.oci:v1" --layers "$BASE_LAYERS" \
         --size "$(bytes "$BASE_SIZE")" --mode "$kind" --seed 1 >/dev/null
-      "$HOIST" -q push "oci:$W/base.oci:v1" "$SRC/base/img:v1" >/dev/null
-      rm -rf "$W/base.oci"
+      "$HOIST" -q push "oci:$W/base-$kind.oci:v1" "$SRC/base/img:v1" >/dev/null
       fact "$kind" data "base: $BASE_LAYERS x $BASE_SIZE \`hoist random --mode $kind --seed 1\`; own layer per image: $OWN_SIZE of $kind"
       ;;
     real)
       local line layers=() total
       total=$(( $(bytes "$BASE_SIZE") * BASE_LAYERS ))
-      line=$(python3 bench/real_image.py "$W/layers" --size "$total" --layers "$BASE_LAYERS")
-      for f in "$W"/layers/layer-*.tar; do layers+=(--layer "$f"); done
+      line=$(python3 bench/real_image.py "$W/layers-$kind" --size "$total" --layers "$BASE_LAYERS")
+      for f in "$W/layers-$kind"/layer-*.tar; do layers+=(--layer "$f"); done
       "$HOIST" -q append scratch "${layers[@]}" -t "docker://$SRC/base/img:v1" >/dev/null
-      rm -rf "$W/layers"
       fact "$kind" data "base: $line; own layer per image: $OWN_SIZE of text"
       ;;
     *) echo "$BENCH: unknown data kind $kind (expected text, random or real)" >&2; exit 1 ;;
@@ -87,12 +92,11 @@ populate() {
   local i j
   for i in $(seq 0 $((REPOS - 1))); do
     for j in $(seq 1 "$TAGS"); do
-      rm -rf "$base"
+      base=$W/own-$kind/$i-$j
       own_layer "$kind" "$base" $((i * 100 + j))
       "$HOIST" -q append "docker://$SRC/base/img:v1" -f "$base" -t "docker://$SRC/bench/app$i:v$j" >/dev/null
     done
   done
-  rm -rf "$base"
   fact "$kind" images "$REPOS repositories x $TAGS tags, $BASE_LAYERS shared base layers"
 }
 
@@ -132,25 +136,25 @@ chmod +x "$W/skopeo-sync.sh"
 
 for kind in $DATA; do
   kill_servers
-  rm -rf "$W/src"
-  start_distribution SRC "$W/src" "" log
+  src=$W/src-$kind
+  start_distribution SRC "$src" "" log
   SRC_PID_KEEP=$SRC_PID
   populate "$kind"
   for run in $(seq "$RUNS"); do
     echo "$kind: run $run/$RUNS" >&2
     for tool in hoist skopeo; do
-      rm -rf "$W/dst" "$W/state.jsonl"
-      start_distribution DST "$W/dst" "" log
+      dst=$W/dst-$kind-$run-$tool
+      start_distribution DST "$dst" "" log
       SERVERS="$SRC_PID_KEEP $DST_PID"
       for pass in cold unchanged; do
-        src0=$(requests "$W/src") dst0=$(requests "$W/dst")
+        src0=$(requests "$src") dst0=$(requests "$dst")
         case $tool in
-          hoist) timed "$kind" "hoist-$pass" "$run" "$HOIST" --quiet sync "$SRC/bench" "$DST/bench" --state "$W/state.jsonl" ;;
+          hoist) timed "$kind" "hoist-$pass" "$run" "$HOIST" --quiet sync "$SRC/bench" "$DST/bench" --state "$dst/state.jsonl" ;;
           skopeo) timed "$kind" "skopeo-$pass" "$run" "${NO_BLOB_CACHE[@]}" "$W/skopeo-sync.sh" "$SRC" "$DST" "$REPOS" ;;
         esac
         # (a registry logs a request just after answering it: a moment for the last line)
         [ "$run" = 1 ] && sleep 0.1 && fact "$kind" "requests-$tool-$pass" \
-          "source $(($(requests "$W/src") - src0)), destination $(($(requests "$W/dst") - dst0)) (run 1)"
+          "source $(($(requests "$src") - src0)), destination $(($(requests "$dst") - dst0)) (run 1)"
       done
       [ "$run" = 1 ] && check_mirror "$DST"
       SERVERS=
