@@ -2505,6 +2505,80 @@ dfast_hash4(const u8 *p)
 	return (get_unaligned_le32(p) * 0x9E3779B1U) >> (32 - DFAST_SHORT_ORDER);
 }
 
+/*
+ * hoist: one step of the double-fast parser at @ip, before @match_end: a match,
+ * or a run of literals.  Returns the position after them.  With @fast, the
+ * caller guarantees that @ip + DEFLATE_MAX_MATCH_LEN + 1 < @match_end, so a
+ * match can be of any length and the positions it indexes are before
+ * @match_end: the checks of both are left out.
+ */
+static forceinline const u8 *
+dfast_step(struct libdeflate_compressor *c, const u8 *in, const u8 *ip,
+	   const u8 *in_end, const u8 *match_end, u32 *misses,
+	   struct deflate_sequence **seq_p, bool fast)
+{
+	u32 * const ltab = c->p.d.long_tab;
+	u32 * const stab = c->p.d.short_tab;
+	struct deflate_sequence *seq = *seq_p;
+	u32 cur = ip - in;
+	u32 hl = dfast_hash8(ip);
+	u32 hs = dfast_hash4(ip);
+	u32 cand_l = ltab[hl];
+	u32 cand_s = stab[hs];
+	u64 here = get_unaligned_le64(ip);
+	u32 lok, sok, len, max_len;
+
+	ltab[hl] = cur;
+	stab[hs] = cur;
+
+	/* A candidate is usable at an offset of 1..32768. */
+	lok = ((u32)(cur - cand_l - 1) < DEFLATE_MAX_MATCH_OFFSET) &
+	      (get_unaligned_le64(in + cand_l) == here);
+	sok = ((u32)(cur - cand_s - 1) < DEFLATE_MAX_MATCH_OFFSET) &
+	      (load_u32_unaligned(in + cand_s) == (u32)here);
+
+	if (!(lok | sok)) {
+		u32 step = 1 + (++*misses >> DFAST_SKIP_SHIFT);
+
+		do {
+			deflate_choose_literal(c, *ip++, false, seq);
+		} while (--step && ip < match_end);
+		return ip;
+	}
+	if (!lok) {
+		/* A short match: is there a long one at ip + 1? */
+		u32 hl1 = dfast_hash8(ip + 1);
+		u32 cand_l1 = ltab[hl1];
+
+		ltab[hl1] = cur + 1;
+		if (((u32)(cur - cand_l1) < DEFLATE_MAX_MATCH_OFFSET) &
+		    (get_unaligned_le64(in + cand_l1) ==
+		     get_unaligned_le64(ip + 1))) {
+			deflate_choose_literal(c, *ip++, false, seq);
+			cur++;
+			cand_l = cand_l1;
+			lok = 1;
+		}
+	}
+	max_len = fast ? DEFLATE_MAX_MATCH_LEN :
+			 MIN((size_t)(in_end - ip), DEFLATE_MAX_MATCH_LEN);
+	{
+		u32 cand = lok ? cand_l : cand_s;
+
+		len = lz_extend(ip, in + cand, lok ? 8 : 4, max_len);
+		deflate_choose_match(c, len, cur - cand, false, &seq);
+	}
+	*seq_p = seq;
+	*misses = 0;
+	/* Index two positions of the match, as zstd does. */
+	if (fast || ip + len < match_end) {
+		ltab[dfast_hash8(ip + 2)] = cur + 2;
+		ltab[dfast_hash8(ip + len - 2)] = cur + len - 2;
+		stab[dfast_hash4(ip + len - 1)] = cur + len - 1;
+	}
+	return ip + len;
+}
+
 static void
 deflate_compress_double_fast(struct libdeflate_compressor * restrict c,
 			     const u8 *in, size_t in_nbytes,
@@ -2514,13 +2588,15 @@ deflate_compress_double_fast(struct libdeflate_compressor * restrict c,
 	const u8 * const in_end = in + in_nbytes;
 	/* No matching in the last 16 bytes: 8-byte loads at ip + 1 must fit. */
 	const u8 * const match_end = in_nbytes > 16 ? in_end - 16 : in;
-	u32 * const ltab = c->p.d.long_tab;
-	u32 * const stab = c->p.d.short_tab;
+	/* Before fast_end, no match reaches match_end (see dfast_step()). */
+	const u8 * const fast_end =
+		match_end - in > DEFLATE_MAX_MATCH_LEN + 1 ?
+		match_end - (DEFLATE_MAX_MATCH_LEN + 1) : in;
 	u32 misses = 0;
 
 	/* Position 0 is a valid candidate: loads from it are always in bounds. */
-	memset(ltab, 0, sizeof(c->p.d.long_tab));
-	memset(stab, 0, sizeof(c->p.d.short_tab));
+	memset(c->p.d.long_tab, 0, sizeof(c->p.d.long_tab));
+	memset(c->p.d.short_tab, 0, sizeof(c->p.d.short_tab));
 
 	do {
 		/* Starting a new DEFLATE block */
@@ -2528,14 +2604,18 @@ deflate_compress_double_fast(struct libdeflate_compressor * restrict c,
 		const u8 * const in_block_begin = ip;
 		const u8 * const in_max_block_end = choose_max_block_end(
 				ip, in_end, FAST_SOFT_MAX_BLOCK_LENGTH);
+		const u8 * const fast_block_end = MIN(in_max_block_end,
+						      fast_end);
 		struct deflate_sequence *seq = c->p.d.sequences;
+		struct deflate_sequence * const seq_end =
+			&c->p.d.sequences[FAST_SEQ_STORE_LENGTH];
 
 		deflate_begin_sequences(c, seq);
 
-		do {
-			u32 cur, cand_l, cand_s, hl, hs, lok, sok, len, max_len;
-			u64 here;
-
+		while (ip < fast_block_end && seq < seq_end)
+			ip = dfast_step(c, in, ip, in_end, match_end, &misses,
+					&seq, true);
+		while (ip < in_max_block_end && seq < seq_end) {
 			if (unlikely(ip >= match_end)) {
 				do {
 					deflate_choose_literal(c, *ip++, false,
@@ -2543,71 +2623,9 @@ deflate_compress_double_fast(struct libdeflate_compressor * restrict c,
 				} while (ip < in_max_block_end);
 				break;
 			}
-			max_len = MIN((size_t)(in_end - ip),
-				      DEFLATE_MAX_MATCH_LEN);
-			cur = ip - in;
-			hl = dfast_hash8(ip);
-			hs = dfast_hash4(ip);
-			cand_l = ltab[hl];
-			cand_s = stab[hs];
-			ltab[hl] = cur;
-			stab[hs] = cur;
-
-			/* A candidate is usable at an offset of 1..32768. */
-			here = get_unaligned_le64(ip);
-			lok = ((u32)(cur - cand_l - 1) <
-			       DEFLATE_MAX_MATCH_OFFSET) &
-			      (get_unaligned_le64(in + cand_l) == here);
-			sok = ((u32)(cur - cand_s - 1) <
-			       DEFLATE_MAX_MATCH_OFFSET) &
-			      (load_u32_unaligned(in + cand_s) == (u32)here);
-
-			if (!(lok | sok)) {
-				u32 step = 1 + (++misses >> DFAST_SKIP_SHIFT);
-
-				do {
-					deflate_choose_literal(c, *ip++, false,
-							       seq);
-				} while (--step && ip < match_end);
-				continue;
-			}
-			if (!lok) {
-				/* A short match: is there a long one at ip + 1? */
-				u32 hl1 = dfast_hash8(ip + 1);
-				u32 cand_l1 = ltab[hl1];
-
-				ltab[hl1] = cur + 1;
-				if (((u32)(cur - cand_l1) <
-				     DEFLATE_MAX_MATCH_OFFSET) &
-				    (get_unaligned_le64(in + cand_l1) ==
-				     get_unaligned_le64(ip + 1))) {
-					deflate_choose_literal(c, *ip++, false,
-							       seq);
-					cur++;
-					max_len = MIN((size_t)(in_end - ip),
-						      DEFLATE_MAX_MATCH_LEN);
-					cand_l = cand_l1;
-					lok = 1;
-				}
-			}
-			{
-				u32 cand = lok ? cand_l : cand_s;
-
-				len = lz_extend(ip, in + cand, lok ? 8 : 4,
-						max_len);
-				deflate_choose_match(c, len, cur - cand, false,
-						     &seq);
-			}
-			misses = 0;
-			/* Index two positions of the match, as zstd does. */
-			if (ip + len < match_end) {
-				ltab[dfast_hash8(ip + 2)] = cur + 2;
-				ltab[dfast_hash8(ip + len - 2)] = cur + len - 2;
-				stab[dfast_hash4(ip + len - 1)] = cur + len - 1;
-			}
-			ip += len;
-		} while (ip < in_max_block_end &&
-			 seq < &c->p.d.sequences[FAST_SEQ_STORE_LENGTH]);
+			ip = dfast_step(c, in, ip, in_end, match_end, &misses,
+					&seq, false);
+		}
 
 		deflate_finish_block(c, os, in_block_begin,
 				     ip - in_block_begin,
