@@ -135,15 +135,16 @@ impl Encoding {
     }
 
     /// A short stable name of the settings that change the output bytes (not the thread
-    /// count, which never does): `gzip.2-6`, `gzip.3-1`, `gzip.isal-1`, `zstd-3`, `none`.
+    /// count, which never does): `gzip.2-6`, `gzip.4-1`, `gzip.isal-1`, `zstd-3`, `none`.
     /// Used as a cache key, so the name changes whenever the bytes of a setting do, and a
     /// cache never mixes them: `.2` names the libdeflate encoder (the first, zlib-rs, wrote
-    /// other bytes at every level), `.3` its level 1 with hoist's double-fast parser.
+    /// other bytes at every level), `.4` its level 1 with hoist's double-fast parser (whose
+    /// first version, with 32-bit table entries, wrote other bytes as `.3`).
     pub fn key(&self) -> String {
         match (self.compression, self.effective_level()) {
             (Compression::None, _) => "none".to_string(),
             (Compression::Gzip, _) if self.fast => "gzip.isal-1".to_string(),
-            (Compression::Gzip, 1) => "gzip.3-1".to_string(),
+            (Compression::Gzip, 1) => "gzip.4-1".to_string(),
             (Compression::Gzip, level) => format!("gzip.2-{level}"),
             (c, level) => format!("{c}-{level}"),
         }

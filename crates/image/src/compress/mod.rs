@@ -58,7 +58,8 @@
 //! files, bench/runs/2026-12-04-2055-compress.md): level 1 uses 1.7x (text), 2.0x (real)
 //! and 4.9x (incompressible) less CPU than pigz -1 for 0.91x, 0.98x and 1.0x its bytes, and
 //! 1.06-1.12x the CPU of `--fast` (igzip) for 5% (text) and 1% (real) fewer bytes. Its
-//! cache key is `gzip.3-1` (libdeflate's level 1 wrote other bytes under `gzip.2-1`).
+//! cache key is `gzip.4-1` (libdeflate's level 1 wrote other bytes under `gzip.2-1`, the
+//! parser's first version, with 32-bit table entries, under `gzip.3-1`).
 //!
 //! ## zstd
 //! [`zstd::encode`] uses libzstd's multithreaded mode, always with 2 workers or more: its
