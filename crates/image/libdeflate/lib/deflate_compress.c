@@ -2014,7 +2014,30 @@ deflate_flush_block(struct libdeflate_compressor *c,
 						 codes->lens.litlen[lit]);
 					FLUSH_BITS();
 				}
-				if (litrunlen-- != 0) {
+				if (length != 0) {
+					/*
+					 * hoist: 0-3 literals without a branch on
+					 * their count (it cannot be predicted).  A
+					 * match of 3 or more bytes follows them, so
+					 * the 3 bytes read are in the input.
+					 */
+					u32 m;
+
+					m = -(u32)(litrunlen > 0);
+					lit = in_next[0];
+					ADD_BITS(codes->codewords.litlen[lit] & m,
+						 codes->lens.litlen[lit] & m);
+					m = -(u32)(litrunlen > 1);
+					lit = in_next[1];
+					ADD_BITS(codes->codewords.litlen[lit] & m,
+						 codes->lens.litlen[lit] & m);
+					m = -(u32)(litrunlen > 2);
+					lit = in_next[2];
+					ADD_BITS(codes->codewords.litlen[lit] & m,
+						 codes->lens.litlen[lit] & m);
+					in_next += litrunlen;
+					FLUSH_BITS();
+				} else if (litrunlen-- != 0) {
 					lit = *in_next++;
 					ADD_BITS(codes->codewords.litlen[lit],
 						 codes->lens.litlen[lit]);
