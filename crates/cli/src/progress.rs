@@ -401,8 +401,10 @@ mod tests {
         }
 
         fn check(&self) {
-            let (length, pos) = self.bars.total_state();
+            // The total is read under this lock: events come from many tasks, and a total
+            // read before another task's check could be older than the one it recorded.
             let mut s = self.seen.lock().unwrap();
+            let (length, pos) = self.bars.total_state();
             s.events += 1;
             assert!(
                 pos >= s.last,
