@@ -841,27 +841,23 @@ pub(crate) async fn expire(s: &Arc<Inner>, idle: Duration) -> Result<Expired> {
         let Ok(_busy) = s.busy(&id) else {
             continue; // being written by a request of this node
         };
-        let r = match s.store.get(&meta.location).await {
-            Ok(r) => r,
-            Err(e) if is_not_found(&e) => continue,
-            Err(e) => return Err(store_err(&meta.location, e)),
-        };
-        if r.meta.e_tag != meta.e_tag {
-            continue; // written since it was listed
-        }
-        let version = UpdateVersion {
-            e_tag: r.meta.e_tag.clone(),
-            version: r.meta.version.clone(),
-        };
-        let raw = r.bytes().await.map_err(|e| store_err(&meta.location, e))?;
         let age = now_secs().saturating_sub(meta.last_modified.timestamp().max(0) as u64);
-        match serde_json::from_slice::<State>(&raw) {
-            Ok(state) => match discard(s, &id, Versioned { state, version }, OnChange::Skip).await?
-            {
-                Some(bytes) => out.bytes += bytes,
-                None => continue, // written since it was read
-            },
-            Err(_) => s.delete(&meta.location).await?,
+        match read(s, &id).await {
+            Ok(Some(current)) => {
+                if current.version.e_tag != meta.e_tag {
+                    continue; // written since it was listed
+                }
+                match discard(s, &id, current, OnChange::Skip).await? {
+                    Some(bytes) => out.bytes += bytes,
+                    None => continue, // written since it was read
+                }
+            }
+            Ok(None) => continue,
+            // Not a state at all: nothing names it or writes it, so it goes alone.
+            Err(e) if matches!(e.kind(), ErrorKind::Corrupt { .. }) => {
+                s.delete(&meta.location).await?;
+            }
+            Err(e) => return Err(e),
         }
         out.sessions += 1;
         tracing::info!(upload = %id, age_s = age, store = %s.name, "upload session expired");
