@@ -636,3 +636,93 @@ fn rate_limits_slow_the_sync_down_and_retry_after_is_honoured() {
         );
     }
 }
+
+/// Told as the sync goes: when images were listed and when each ended.
+#[derive(Default)]
+struct Events(std::sync::Mutex<Vec<Event>>);
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Event {
+    Planned(usize),
+    Done(String),
+}
+impl sync::Watch for Events {
+    fn planned(&self, images: usize) {
+        self.0.lock().unwrap().push(Event::Planned(images));
+    }
+    fn image(&self, image: &sync::Image) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(Event::Done(image.source.clone()));
+    }
+}
+
+#[test]
+fn images_start_while_other_repositories_are_still_listed() {
+    let src = TestRegistry::start();
+    let dst = TestRegistry::start();
+    let opts = mirror::Options {
+        repos: 4,
+        tags: vec!["a".into(), "b".into()],
+        extras: false,
+        ..Default::default()
+    };
+    let fixture = mirror::populate(&src.url(), &opts);
+    // The last repository's tags come late: the others' images go meanwhile.
+    let src_proxy = Proxy::start(
+        src.addr(),
+        vec![Rule::new(
+            Match::method("GET").path("/team/app3/tags/list"),
+            Fault::Stall(Duration::from_millis(1500)),
+            u64::MAX,
+        )],
+    );
+    let events = std::sync::Arc::new(Events::default());
+    let sopts = sync::Options {
+        watch: events.clone(),
+        ..Default::default()
+    };
+    let p = pair(
+        &format!("{}/team", src_proxy.addr()),
+        &format!("{}/team", dst.host()),
+    );
+    let r = run(&[p], &sopts, &ctx());
+    assert_eq!(r.copied(), fixture.images.len());
+    // The report keeps the listing's order: repositories, then tags, sorted.
+    let listed: Vec<String> = r.images.iter().map(|i| i.source.clone()).collect();
+    let want: Vec<String> = fixture
+        .images
+        .iter()
+        .map(|(repo, tag, _)| format!("{}/{repo}:{tag}", src_proxy.addr()))
+        .collect();
+    assert_eq!(listed, want);
+    let ev = events.0.lock().unwrap().clone();
+    let planned: Vec<usize> = ev
+        .iter()
+        .filter_map(|e| match e {
+            Event::Planned(n) => Some(*n),
+            Event::Done(_) => None,
+        })
+        .collect();
+    // One call per repository, as its tags arrive; app3's last.
+    assert_eq!(planned, vec![2; 4], "{ev:?}");
+    let last = ev
+        .iter()
+        .rposition(|e| matches!(e, Event::Planned(_)))
+        .unwrap();
+    let before: Vec<&Event> = ev[..last]
+        .iter()
+        .filter(|e| matches!(e, Event::Done(_)))
+        .collect();
+    // (all six, on an idle machine: 1.5 s is long for them)
+    assert!(
+        !before.is_empty(),
+        "no image done before app3 was listed: {ev:?}"
+    );
+    assert!(
+        before
+            .iter()
+            .all(|e| !matches!(e, Event::Done(s) if s.contains("/team/app3:"))),
+        "{ev:?}"
+    );
+}

@@ -388,7 +388,7 @@ impl Images {
 impl sync::Watch for Images {
     fn planned(&self, images: usize) {
         if let Some(b) = &self.bar {
-            b.set_length(images as u64);
+            b.inc_length(images as u64);
         }
     }
     fn image(&self, i: &Image) {

@@ -5,8 +5,9 @@
 //! repository the catalog lists under the prefix, `HOST/REPO` for every tag of one
 //! repository, `HOST/REPO:TAG` for one tag) and which tags ([`TagFilter`]), platforms and
 //! whether referrers (signatures, attestations, SBOMs) go along. [`sync`] lists what the
-//! pairs stand for, then works on [`Options::images`] images at once, over one
-//! [`Mirror`](hoist_remote::mirror::Mirror) for the whole run:
+//! pairs stand for and works on [`Options::images`] images at once, over one
+//! [`Mirror`](hoist_remote::mirror::Mirror) for the whole run; a repository's images
+//! start as soon as its tags are listed, while other repositories are still listed:
 //!
 //! - an unchanged tag costs a `HEAD` of the tag at each side and nothing else (with
 //!   referrers, also a `GET` of the manifest at the destination and a referrers listing
@@ -35,6 +36,7 @@ use hoist_image::{Digest, Manifest, Platform};
 use hoist_remote::mirror::{self, Journal, Mirror, Moved, NoJournal};
 use hoist_remote::{Client, Repository};
 use tokio::sync::Semaphore;
+use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio::task::JoinSet;
 
 pub use config::{Config, OneOrMany, Spec};
@@ -91,7 +93,8 @@ impl Pair {
 
 /// Told as a sync goes; every method has a no-op default. Called from many tasks.
 pub trait Watch: Send + Sync {
-    /// The images to work on are listed (this many).
+    /// More images to work on are listed (this many more): called as each repository's
+    /// tags arrive, while the images listed before are already being worked on.
     fn planned(&self, _images: usize) {}
     /// One image is done (copied, unchanged, or failed).
     fn image(&self, _image: &Image) {}
@@ -273,149 +276,207 @@ pub fn sync(pairs: &[Pair], opts: &Options, ctx: &Context) -> Result<Report> {
     })
 }
 
+/// Where an image was listed: pair, repository (sorted), tag (in the filter's order).
+/// The report lists images in this order.
+type Key = (usize, usize, usize);
+
+/// What the listing sends as it goes: the images of one repository as soon as its tags
+/// are known (so they start while other repositories are still listed), or a
+/// repository (or pair) that could not be listed.
+enum Listed {
+    Jobs(Vec<(Key, Job)>),
+    Failed(Key, Image),
+}
+
 async fn run(
     pairs: Arc<Vec<Pair>>,
     opts: Options,
     mirror: Mirror,
     state: Option<Arc<State>>,
 ) -> Report {
-    let client = mirror.client().clone();
-    let mut report = Report::default();
-    let mut jobs = Vec::new();
-    for (i, p) in pairs.iter().enumerate() {
-        let (js, failed) = plan(&client, i, p, opts.images).await;
-        jobs.extend(js);
-        report.images.extend(failed);
-    }
-    opts.watch.planned(jobs.len());
+    let (tx, mut listed) = unbounded_channel();
+    let lister = {
+        let (client, pairs, width) = (mirror.client().clone(), pairs.clone(), opts.images);
+        tokio::spawn(async move {
+            for i in 0..pairs.len() {
+                list(&client, &pairs, i, width, &tx).await;
+            }
+        })
+    };
     let gate = Arc::new(Semaphore::new(opts.images));
     let mut set = JoinSet::new();
-    let n = jobs.len();
-    for (k, job) in jobs.into_iter().enumerate() {
-        let (mirror, gate, pairs, state, watch) = (
-            mirror.clone(),
-            gate.clone(),
-            pairs.clone(),
-            state.clone(),
-            opts.watch.clone(),
-        );
-        let dry_run = opts.dry_run;
-        set.spawn(async move {
-            let _turn = gate.acquire_owned().await.expect("never closed");
-            let r = image(&mirror, &pairs[job.pair], &job, state.as_deref(), dry_run).await;
-            watch.image(&r);
-            (k, r)
-        });
-    }
-    let mut done: Vec<Option<Image>> = vec![None; n];
-    while let Some(r) = set.join_next().await {
-        match r {
-            Ok((k, img)) => done[k] = Some(img),
-            Err(e) => report.images.push(Image::failed(
-                "sync".into(),
-                String::new(),
-                &format!("an image task ended: {e}"),
-            )),
+    let mut done: Vec<(Key, Image)> = Vec::new();
+    loop {
+        tokio::select! {
+            l = listed.recv() => match l {
+                Some(Listed::Jobs(jobs)) => {
+                    opts.watch.planned(jobs.len());
+                    for (key, job) in jobs {
+                        let (mirror, gate, pairs, state, watch) = (
+                            mirror.clone(),
+                            gate.clone(),
+                            pairs.clone(),
+                            state.clone(),
+                            opts.watch.clone(),
+                        );
+                        let dry_run = opts.dry_run;
+                        set.spawn(async move {
+                            let _turn = gate.acquire_owned().await.expect("never closed");
+                            let r = image(&mirror, &pairs[job.pair], &job, state.as_deref(), dry_run).await;
+                            watch.image(&r);
+                            (key, r)
+                        });
+                    }
+                }
+                Some(Listed::Failed(key, img)) => done.push((key, img)),
+                // Every pair is listed.
+                None => break,
+            },
+            Some(r) = set.join_next() => done.push(ended(r)),
         }
     }
-    report.images.extend(done.into_iter().flatten());
-    report
+    while let Some(r) = set.join_next().await {
+        done.push(ended(r));
+    }
+    if let Err(e) = lister.await {
+        done.push((
+            (usize::MAX, 0, 0),
+            Image::failed(
+                "sync".into(),
+                String::new(),
+                &format!("the listing ended: {e}"),
+            ),
+        ));
+    }
+    done.sort_by_key(|(k, _)| *k);
+    Report {
+        images: done.into_iter().map(|(_, i)| i).collect(),
+        ..Report::default()
+    }
 }
 
-/// The images of one pair, and the repositories that could not be listed (as failed).
-/// The tags of the repositories are listed `width` at a time.
-async fn plan(client: &Client, i: usize, p: &Pair, width: usize) -> (Vec<Job>, Vec<Image>) {
-    let mut jobs = Vec::new();
-    let mut failed = Vec::new();
+/// An image task's result, or why it has none (it panicked).
+fn ended(r: std::result::Result<(Key, Image), tokio::task::JoinError>) -> (Key, Image) {
+    r.unwrap_or_else(|e| {
+        let why = format!("an image task ended: {e}");
+        (
+            (usize::MAX, 0, 0),
+            Image::failed("sync".into(), String::new(), &why),
+        )
+    })
+}
+
+/// List the images of pair `i` into `tx`, a repository at a time as its tags arrive
+/// (`width` tag listings at once), with the repositories that could not be listed
+/// (as failed).
+async fn list(
+    client: &Client,
+    pairs: &Arc<Vec<Pair>>,
+    i: usize,
+    width: usize,
+    tx: &UnboundedSender<Listed>,
+) {
+    let p = &pairs[i];
+    // The receiver goes only with the whole run.
+    let send = |l: Listed| drop(tx.send(l));
     let names = match p.source.repositories(client).await {
         Ok(n) => n,
         Err(e) => {
-            failed.push(Image::failed(
-                p.source.to_string(),
-                p.destination.to_string(),
-                &e,
+            send(Listed::Failed(
+                (i, 0, 0),
+                Image::failed(p.source.to_string(), p.destination.to_string(), &e),
             ));
-            return (jobs, failed);
+            return;
         }
     };
-    let mut repos = Vec::new();
-    for name in names {
-        let r = Repository::new(&p.source.registry, &name)
+    let gate = Arc::new(Semaphore::new(width.max(1)));
+    let mut set = JoinSet::new();
+    let mut listing = std::collections::HashMap::new();
+    for (r, name) in names.into_iter().enumerate() {
+        let repos = Repository::new(&p.source.registry, &name)
             .map_err(Error::from)
             .and_then(|src| Ok((src, p.destination.destination_of(&p.source, &name)?)));
-        match r {
-            Ok(r) => repos.push(r),
-            Err(e) => failed.push(Image::failed(
-                format!("{}/{name}", p.source.registry),
-                p.destination.to_string(),
-                &e,
-            )),
-        }
-    }
-    let mut listed: Vec<Option<hoist_remote::Result<Vec<String>>>> = Vec::new();
-    listed.resize_with(repos.len(), || None);
-    match &p.source.tag {
-        Some(t) => listed
-            .iter_mut()
-            .for_each(|l| *l = Some(Ok(vec![t.clone()]))),
-        None => {
-            let gate = Arc::new(Semaphore::new(width.max(1)));
-            let mut set = JoinSet::new();
-            for (k, (src, _)) in repos.iter().enumerate() {
-                let (client, src, gate) = (client.clone(), src.clone(), gate.clone());
-                set.spawn(async move {
-                    let _turn = gate.acquire_owned().await.expect("never closed");
-                    (k, hoist_remote::ops::list_tags(&client, &src).await)
-                });
-            }
-            while let Some(r) = set.join_next().await {
-                // A listing task only ends by returning (it does not panic).
-                if let Ok((k, tags)) = r {
-                    listed[k] = Some(tags);
-                }
-            }
-        }
-    }
-    for ((src, dst), tags) in repos.into_iter().zip(listed) {
-        let tags = match tags {
-            Some(Ok(mut tags)) => {
-                if p.source.tag.is_none() {
-                    if p.referrers {
-                        // The referrers copy keeps these itself.
-                        tags.retain(|t| !hoist_remote::referrers::is_fallback_tag(t));
-                    }
-                    tags = p.tags.select(&tags);
-                }
-                tags
-            }
-            Some(Err(e)) => {
-                failed.push(Image::failed(
-                    src.to_string(),
-                    dst.to_string(),
-                    &format!("listing the tags of {src}: {e}"),
-                ));
-                continue;
-            }
-            None => {
-                failed.push(Image::failed(
-                    src.to_string(),
-                    dst.to_string(),
-                    &format!("listing the tags of {src}: the task ended"),
+        let (src, dst) = match repos {
+            Ok(r) => r,
+            Err(e) => {
+                send(Listed::Failed(
+                    (i, r, 0),
+                    Image::failed(
+                        format!("{}/{name}", p.source.registry),
+                        p.destination.to_string(),
+                        &e,
+                    ),
                 ));
                 continue;
             }
         };
-        for tag in tags {
-            jobs.push(Job {
-                pair: i,
-                src: src.clone(),
-                dst_tag: p.destination.tag.clone().unwrap_or_else(|| tag.clone()),
-                tag,
-                dst: dst.clone(),
-            });
+        if let Some(t) = &p.source.tag {
+            send(jobs(pairs, (i, r), &src, &dst, vec![t.clone()]));
+            continue;
+        }
+        let (client, gate, tx, pairs) = (client.clone(), gate.clone(), tx.clone(), pairs.clone());
+        let names = (src.to_string(), dst.to_string());
+        let task = set.spawn(async move {
+            let tags = {
+                let _turn = gate.acquire_owned().await.expect("never closed");
+                hoist_remote::ops::list_tags(&client, &src).await
+            };
+            let p = &pairs[i];
+            let l = match tags {
+                Ok(mut tags) => {
+                    if p.referrers {
+                        // The referrers copy keeps these itself.
+                        tags.retain(|t| !hoist_remote::referrers::is_fallback_tag(t));
+                    }
+                    jobs(&pairs, (i, r), &src, &dst, p.tags.select(&tags))
+                }
+                Err(e) => Listed::Failed(
+                    (i, r, 0),
+                    Image::failed(
+                        src.to_string(),
+                        dst.to_string(),
+                        &format!("listing the tags of {src}: {e}"),
+                    ),
+                ),
+            };
+            drop(tx.send(l));
+        });
+        listing.insert(task.id(), (r, names));
+    }
+    while let Some(ended) = set.join_next_with_id().await {
+        if let Err(e) = ended
+            && let Some((r, (src, dst))) = listing.remove(&e.id())
+        {
+            let why = format!("listing the tags of {src}: the task ended: {e}");
+            send(Listed::Failed((i, r, 0), Image::failed(src, dst, &why)));
         }
     }
-    (jobs, failed)
+}
+
+/// The images of the tags `tags` of repository `(pair, repository)`.
+fn jobs(
+    pairs: &[Pair],
+    (i, r): (usize, usize),
+    src: &Repository,
+    dst: &Repository,
+    tags: Vec<String>,
+) -> Listed {
+    let to = &pairs[i].destination.tag;
+    let jobs = tags
+        .into_iter()
+        .enumerate()
+        .map(|(t, tag)| {
+            let job = Job {
+                pair: i,
+                src: src.clone(),
+                dst_tag: to.clone().unwrap_or_else(|| tag.clone()),
+                tag,
+                dst: dst.clone(),
+            };
+            ((i, r, t), job)
+        })
+        .collect();
+    Listed::Jobs(jobs)
 }
 
 /// Sync one image: `HEAD` both sides; copy (and its referrers) unless they agree.
