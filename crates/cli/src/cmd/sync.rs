@@ -346,7 +346,9 @@ struct Images {
 impl Images {
     fn new(quiet: bool, dry_run: bool) -> Images {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
-            let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            // The length grows as repositories are listed (`inc_length` adds to a known
+            // length only).
+            let pb = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
             pb.set_style(
                 ProgressStyle::with_template(
                     "{spinner} images {pos}/{len} [{bar:30}] {msg} {elapsed}",
