@@ -303,29 +303,22 @@ async fn run(
             }
         })
     };
-    let gate = Arc::new(Semaphore::new(opts.images));
+    let shared = Arc::new(Shared {
+        gate: Semaphore::new(opts.images),
+        mirror,
+        pairs,
+        state,
+        opts,
+    });
     let mut set = JoinSet::new();
     let mut done: Vec<(Key, Image)> = Vec::new();
     loop {
         tokio::select! {
             l = listed.recv() => match l {
                 Some(Listed::Jobs(jobs)) => {
-                    opts.watch.planned(jobs.len());
+                    shared.opts.watch.planned(jobs.len());
                     for (key, job) in jobs {
-                        let (mirror, gate, pairs, state, watch) = (
-                            mirror.clone(),
-                            gate.clone(),
-                            pairs.clone(),
-                            state.clone(),
-                            opts.watch.clone(),
-                        );
-                        let dry_run = opts.dry_run;
-                        set.spawn(async move {
-                            let _turn = gate.acquire_owned().await.expect("never closed");
-                            let r = image(&mirror, &pairs[job.pair], &job, state.as_deref(), dry_run).await;
-                            watch.image(&r);
-                            (key, r)
-                        });
+                        set.spawn(work(key, job, shared.clone()));
                     }
                 }
                 Some(Listed::Failed(key, img)) => done.push((key, img)),
@@ -353,6 +346,25 @@ async fn run(
         images: done.into_iter().map(|(_, i)| i).collect(),
         ..Report::default()
     }
+}
+
+/// What every image's task shares.
+struct Shared {
+    /// Images worked on at once.
+    gate: Semaphore,
+    mirror: Mirror,
+    pairs: Arc<Vec<Pair>>,
+    state: Option<Arc<State>>,
+    opts: Options,
+}
+
+/// One image, on its turn; told to the watch when done.
+async fn work(key: Key, job: Job, s: Arc<Shared>) -> (Key, Image) {
+    let _turn = s.gate.acquire().await.expect("never closed");
+    let pair = &s.pairs[job.pair];
+    let r = image(&s.mirror, pair, &job, s.state.as_deref(), s.opts.dry_run).await;
+    s.opts.watch.image(&r);
+    (key, r)
 }
 
 /// An image task's result, or why it has none (it panicked).
