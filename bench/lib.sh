@@ -228,7 +228,7 @@ report() {
   {
     echo "# $title"
     echo
-    echo "Command: \`DATA=\"$DATA\" RUNS=$RUNS ${BENCH_ENV:-}bash $BENCH\`"
+    echo "Command: \`${BENCH_TMP:+BENCH_TMP=$BENCH_TMP }DATA=\"$DATA\" RUNS=$RUNS ${BENCH_ENV:-}bash $BENCH\`"
     echo
     machine
     echo
