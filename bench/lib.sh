@@ -106,13 +106,24 @@ timed() {
   local kind=$1 label=$2 run=$3; shift 3
   local s0 s1 t0 t1
   s0=$(server_ticks)
+  m0=$(machine_ticks)
   t0=$(date +%s%N)
   /usr/bin/time -f '%e %U %S %M' -o "$W/time.txt" "$@" >"$W/out.txt" 2>"$W/err.txt" || {
     echo "$BENCH: FAILED: $label ($kind, run $run): $*" >&2; cat "$W/err.txt" >&2; exit 1; }
   t1=$(date +%s%N)
+  m1=$(machine_ticks)
   s1=$(server_ticks)
   wall_ns "$W/time.txt" $((t1 - t0))
   time_row "$kind" "$label" "$run" "$W/time.txt" "$s0" "$s1"
+  # shellcheck disable=SC2086
+  set -- $m0 $m1
+  echo "$kind $label $run $(( ($3 - $1) * 100 / ($4 - $2 > 0 ? $4 - $2 : 1) ))" >>"$W/busy"
+}
+
+# machine_ticks: "BUSY TOTAL" clock ticks of all CPUs so far (/proc/stat: busy is all but
+# idle and iowait, so processes, the kernel's interrupts and softirqs, and steal).
+machine_ticks() {
+  awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat
 }
 
 # wall_ns TIMEFILE NS: replaces the wall time of a `/usr/bin/time -f '%e ...'` report
@@ -232,7 +243,7 @@ report() {
     echo
     machine
     echo
-    python3 - "$W/results" "$W/facts" "$pairs" <<'PY'
+    python3 - "$W/results" "$W/facts" "$pairs" "$W/busy" <<'PY'
 import collections, os, statistics, sys
 CORES = os.cpu_count()
 rows = collections.defaultdict(dict)  # (kind, label) -> run -> (wall, cpu, rss, srv)
@@ -252,14 +263,21 @@ try:
 except FileNotFoundError:
     pass
 pairs = [p.split(":") for p in sys.argv[3].split()]
+busy = collections.defaultdict(list)  # (kind, label) -> [% of all CPUs busy, per run]
+try:
+    for line in open(sys.argv[4]):
+        kind, label, run, pct = line.split()
+        busy[(kind, label)].append(int(pct))
+except FileNotFoundError:
+    pass
 mmm = lambda xs, d=2: f"{min(xs):.{d}f} / {statistics.median(xs):.{d}f} / {max(xs):.{d}f}"
 for kind in kinds:
     print(f"## {kind}\n")
     for k, v in facts[kind].items():
         print(f"- {k}: {v}")
     print()
-    print("| measurement | wall s min / median / max | client CPU s (median) | registry CPU s (median) | CPU floor s | wall / floor | peak RSS MiB (median) |")
-    print("|---|---|---|---|---|---|---|")
+    print("| measurement | wall s min / median / max | client CPU s (median) | registry CPU s (median) | CPU floor s | wall / floor | machine busy % (median) | peak RSS MiB (median) |")
+    print("|---|---|---|---|---|---|---|---|")
     for (k, label) in order:
         if k != kind:
             continue
@@ -270,10 +288,14 @@ for kind in kinds:
         # The shortest wall time any schedule of this CPU on these cores could have.
         floor = ((cpu + (reg if srv else 0)) / CORES)
         print(f"| {label} | {mmm([x[0] for x in r], 3)} | {cpu:.2f} | {reg:.2f} | {floor:.2f} | "
-              f"{wall / floor if floor > 0 else float('nan'):.2f} | {statistics.median(x[2] for x in r) / 1024:.0f} |".replace("nan", "-"))
+              f"{wall / floor if floor > 0 else float('nan'):.2f} | "
+              f"{statistics.median(busy[(k, label)]) if busy[(k, label)] else float('nan'):.0f} | "
+              f"{statistics.median(x[2] for x in r) / 1024:.0f} |".replace("nan", "-"))
     print()
     print(f"CPU floor: (client + registry CPU) / {CORES} cores, the wall time if every core were busy with "
-          "them throughout; wall / floor near 1 means CPU-bound, higher means waiting (I/O, latency, other load).")
+          "them throughout; wall / floor near 1 means CPU-bound, higher means waiting (I/O, latency, other load). "
+          "Machine busy: the share of all cores busy meanwhile (any process, the kernel's interrupts and softirqs, "
+          "which the per-process CPU leaves out), from /proc/stat.")
     print()
     for h, p in pairs:
         a, b = rows.get((kind, h)), rows.get((kind, p))
