@@ -427,7 +427,7 @@ async fn list(
             continue;
         }
         let (client, gate, tx, pairs) = (client.clone(), gate.clone(), tx.clone(), pairs.clone());
-        let names = (src.to_string(), dst.to_string());
+        let labels = (src.to_string(), dst.to_string());
         let task = set.spawn(async move {
             let tags = {
                 let _turn = gate.acquire_owned().await.expect("never closed");
@@ -453,7 +453,7 @@ async fn list(
             };
             drop(tx.send(l));
         });
-        listing.insert(task.id(), (r, names));
+        listing.insert(task.id(), (r, labels));
     }
     while let Some(ended) = set.join_next_with_id().await {
         if let Err(e) = ended
