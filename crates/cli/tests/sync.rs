@@ -525,3 +525,55 @@ fn the_overall_bar_is_drawn_on_a_terminal_and_never_without_one() {
     );
     assert!(!text(&plain.stdout).contains('\x1b'));
 }
+
+/// The bar's length is what is listed so far, not what is done: drawn while images are
+/// held, it shows fewer done than listed ("0/3 [", never "0/0 [").
+#[test]
+fn the_bar_counts_the_images_listed_before_they_are_done() {
+    let src = TestRegistry::start();
+    let dst = TestRegistry::start();
+    let fixture = mirror::populate(
+        &src.url(),
+        &mirror::Options {
+            repos: 2,
+            extras: false,
+            ..Default::default()
+        },
+    );
+    // Every manifest written waits 600 ms: the bar (redrawn every 200 ms) is drawn
+    // while no image is done.
+    let dst_proxy = Proxy::start(
+        dst.addr(),
+        vec![Rule::new(
+            Match::method("PUT").path("/manifests/"),
+            Fault::Stall(Duration::from_millis(600)),
+            u64::MAX,
+        )],
+    );
+    let t = tempfile::tempdir().unwrap();
+    let tty = on_a_terminal(hoist(&t.path().join("s.jsonl")).args([
+        &format!("{}/team", src.host()),
+        &format!("{}/team", dst_proxy.addr()),
+    ]));
+    let screen = text(&tty.stdout);
+    assert!(tty.status.success(), "{screen}");
+    let counts: Vec<(usize, usize)> = screen
+        .split("images ")
+        .skip(1)
+        .filter_map(|s| {
+            let (done, rest) = s.split_once('/')?;
+            let (total, _) = rest.split_once(" [")?;
+            Some((done.parse().ok()?, total.parse().ok()?))
+        })
+        .collect();
+    assert!(
+        counts.iter().any(|&(done, total)| done < total),
+        "never fewer done than listed: {counts:?}"
+    );
+    assert!(
+        counts
+            .iter()
+            .all(|&(done, total)| done <= total && total <= fixture.images.len()),
+        "{counts:?}"
+    );
+}
