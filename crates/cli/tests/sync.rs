@@ -207,12 +207,9 @@ fn a_sync_killed_with_sigkill_continues_without_copying_finished_images_again() 
     );
 }
 
-fn run_sync(state: &Path, args: &[&str]) -> Output {
-    hoist(state).args(args).output().unwrap()
-}
-
-#[test]
-fn failed_images_are_reported_and_make_the_exit_status_non_zero() {
+/// A source with `team/app0` and `team/app1` (three tags each, no index or referrers),
+/// and an empty destination.
+fn two_repositories() -> (TestRegistry, TestRegistry, mirror::Source) {
     let src = TestRegistry::start();
     let dst = TestRegistry::start();
     let fixture = mirror::populate(
@@ -223,6 +220,16 @@ fn failed_images_are_reported_and_make_the_exit_status_non_zero() {
             ..Default::default()
         },
     );
+    (src, dst, fixture)
+}
+
+fn run_sync(state: &Path, args: &[&str]) -> Output {
+    hoist(state).args(args).output().unwrap()
+}
+
+#[test]
+fn failed_images_are_reported_and_make_the_exit_status_non_zero() {
+    let (src, dst, fixture) = two_repositories();
     let src_proxy = Proxy::start(src.addr(), vec![]);
     // Manifests read as Docker Hub counts them: 4 per window of 2 s (the images
     // read theirs at once: some are refused, and sent again after `Retry-After`).
@@ -476,16 +483,7 @@ fn on_a_terminal(cmd: &Command) -> Output {
 
 #[test]
 fn the_overall_bar_is_drawn_on_a_terminal_and_never_without_one() {
-    let src = TestRegistry::start();
-    let dst = TestRegistry::start();
-    let fixture = mirror::populate(
-        &src.url(),
-        &mirror::Options {
-            repos: 2,
-            extras: false,
-            ..Default::default()
-        },
-    );
+    let (src, dst, fixture) = two_repositories();
     let total = fixture.images.len();
     let t = tempfile::tempdir().unwrap();
     // The bar: "images DONE/TOTAL [=====>    ] SENT ELAPSED", redrawn in place.
@@ -530,16 +528,7 @@ fn the_overall_bar_is_drawn_on_a_terminal_and_never_without_one() {
 /// held, it shows fewer done than listed ("0/3 [", never "0/0 [").
 #[test]
 fn the_bar_counts_the_images_listed_before_they_are_done() {
-    let src = TestRegistry::start();
-    let dst = TestRegistry::start();
-    let fixture = mirror::populate(
-        &src.url(),
-        &mirror::Options {
-            repos: 2,
-            extras: false,
-            ..Default::default()
-        },
-    );
+    let (src, dst, fixture) = two_repositories();
     // Every manifest written waits 600 ms: the bar (redrawn every 200 ms) is drawn
     // while no image is done.
     let dst_proxy = Proxy::start(
