@@ -115,9 +115,10 @@ timed() {
   s1=$(server_ticks)
   wall_ns "$W/time.txt" $((t1 - t0))
   time_row "$kind" "$label" "$run" "$W/time.txt" "$s0" "$s1"
-  # shellcheck disable=SC2086
-  set -- $m0 $m1
-  echo "$kind $label $run $(( ($3 - $1) * 100 / ($4 - $2 > 0 ? $4 - $2 : 1) ))" >>"$W/busy"
+  local b0 n0 b1 n1
+  read -r b0 n0 <<<"$m0"
+  read -r b1 n1 <<<"$m1"
+  echo "$kind $label $run $(( (b1 - b0) * 100 / (n1 - n0 > 0 ? n1 - n0 : 1) ))" >>"$W/busy"
 }
 
 # machine_ticks: "BUSY TOTAL" clock ticks of all CPUs so far (/proc/stat: busy is all but
